@@ -1,0 +1,130 @@
+//! Workflows that misbehave in every way a guest can: the host's limits, trap classification
+//! and non-determinism detection are tested with them.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reprise_guest::prelude::*;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Never returns: exhausts the host's CPU (fuel or epoch) limit.
+#[workflow]
+fn spin() {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+/// Non-tail recursion `depth` deep: overflows the wasm stack when `depth` is large.
+fn descend(depth: u64) -> u64 {
+    if black_box(depth) == 0 {
+        return 0;
+    }
+    let frame = black_box([depth; 16]);
+    black_box(descend(depth - 1)) + frame[black_box(depth as usize) % 16]
+}
+
+/// Recurses `depth` deep and returns a sum over the frames.
+#[workflow]
+fn recurse(depth: u64) -> u64 {
+    descend(depth)
+}
+
+/// Panics with `msg`: the panic hook reports it before the abort traps.
+#[workflow]
+fn panic(msg: String) {
+    panic!("{msg}");
+}
+
+/// Executes the `unreachable` instruction: a bare trap.
+#[workflow]
+fn unreachable() {
+    core::arch::wasm32::unreachable()
+}
+
+/// A step recorded under the name `first`.
+#[step]
+fn first() -> Result<u32, String> {
+    Ok(1)
+}
+
+/// A step recorded under the name `second`.
+#[step]
+fn second() -> Result<u32, String> {
+    Ok(2)
+}
+
+/// Runs step `first` and traps on the first execution; on recovery it runs step `second`
+/// at the same position instead, which the host must detect as non-determinism.
+#[workflow]
+fn nondeterministic() -> Result<u32, String> {
+    if workflow_info().recovery_attempt == 0 {
+        first()?;
+        core::arch::wasm32::unreachable()
+    }
+    Ok(second()?)
+}
+
+/// Returns a string of `bytes` 'x's: output size limits.
+#[workflow]
+fn big_output(bytes: u32) -> String {
+    "x".repeat(usize::try_from(bytes).unwrap_or(usize::MAX))
+}
+
+/// Returns its input unchanged: input encoding tests.
+#[workflow]
+fn echo(v: Value) -> Value {
+    v
+}
+
+/// Sleeps durably for `ms` milliseconds, then returns "awake".
+#[workflow]
+fn sleepy(ms: u64) -> String {
+    sleep(Duration::from_millis(ms));
+    "awake".to_owned()
+}
+
+/// What `clock` saw: the durable clock and random values next to what plain std APIs return,
+/// which the host makes deterministic too.
+#[derive(Serialize)]
+struct Clock {
+    now_ms: u64,
+    random: u64,
+    system_time_ms: u64,
+    hash_map: Vec<(u32, u32)>,
+}
+
+/// Reads the time and randomness through the durable API and through std (WASI clocks and the
+/// random seed of `HashMap`'s hasher).
+#[workflow]
+fn clock() -> Result<Clock, String> {
+    let system_time_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_millis();
+    let map: HashMap<u32, u32> = (0..16).map(|i| (i, i * i)).collect();
+    Ok(Clock {
+        now_ms: now_ms(),
+        random: random_u64(),
+        system_time_ms: u64::try_from(system_time_ms).unwrap_or(u64::MAX),
+        hash_map: map.into_iter().collect(),
+    })
+}
+
+reprise_guest::export!(
+    workflows = [
+        spin,
+        recurse,
+        panic,
+        unreachable,
+        nondeterministic,
+        big_output,
+        echo,
+        sleepy,
+        clock,
+    ],
+    steps = [first, second],
+);

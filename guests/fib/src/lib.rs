@@ -1,0 +1,65 @@
+//! Fibonacci, one durable step per iteration: the smallest useful workflow, used by the
+//! guide, the crash-recovery tests and the benchmarks.
+
+use std::time::Duration;
+
+use reprise_guest::prelude::*;
+
+/// One Fibonacci iteration: `(a, b)` → `(b, a + b)`. A step, so each value is recorded.
+#[step]
+fn fib_step(a: u64, b: u64) -> Result<(u64, u64), String> {
+    let next = a
+        .checked_add(b)
+        .ok_or_else(|| format!("fib overflows u64 after {b}"))?;
+    Ok((b, next))
+}
+
+/// The `n`-th Fibonacci number (`fib(0) = 0`, `fib(1) = 1`), one step per iteration.
+#[workflow]
+fn fib(n: u32) -> Result<u64, String> {
+    fib_with_delay(n, None)
+}
+
+/// Like `fib`, with a durable sleep of `step_delay_ms` after each step: a crash-recovery test
+/// kills the host between steps, and on recovery the finished steps are replayed.
+#[workflow]
+fn fib_slow(n: u32, step_delay_ms: u64) -> Result<u64, String> {
+    fib_with_delay(n, Some(Duration::from_millis(step_delay_ms)))
+}
+
+fn fib_with_delay(n: u32, delay: Option<Duration>) -> Result<u64, String> {
+    let (mut a, mut b) = (0u64, 1u64);
+    for i in 0..n {
+        (a, b) = fib_step(a, b)?;
+        info!("fib({}) = {a}", i + 1);
+        if let Some(delay) = delay {
+            sleep(delay);
+        }
+    }
+    Ok(a)
+}
+
+/// A trivial step, for measuring the cost of a step.
+#[step]
+fn tick(i: u32) -> Result<u32, String> {
+    Ok(i)
+}
+
+/// Runs `n` trivial steps and returns how many ran: step overhead benchmarks.
+#[workflow]
+fn count(n: u32) -> Result<u32, String> {
+    let mut done = 0;
+    for i in 0..n {
+        done += u32::from(tick(i)? == i);
+    }
+    Ok(done)
+}
+
+/// A workflow without steps: the cost of starting and finishing a workflow.
+#[workflow]
+fn empty() {}
+
+reprise_guest::export!(
+    workflows = [fib, fib_slow, count, empty],
+    steps = [fib_step, tick]
+);

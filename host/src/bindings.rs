@@ -1,0 +1,13 @@
+//! Host bindings generated from `wit/`: the one contract between host and guests.
+
+wasmtime::component::bindgen!({
+    world: "guest",
+    path: "../wit",
+    imports: { default: async | trappable },
+    exports: { default: async },
+});
+
+pub use reprise::workflow::types::{
+    LogLevel, RetryPolicy, StepDefinition, StepEnd, StepFailure, StepOptions, StepOutcome,
+    StepStart, WorkflowInfo,
+};

@@ -1,0 +1,277 @@
+//! `reprise bench`: the figures the project promises, measured on the embedded database at
+//! each durability level — empty-workflow latency and throughput, per-step checkpoint
+//! overhead, instantiation time, and one crash-recovery replay of a 100-step workflow.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::Serialize;
+
+use super::component::component_bytes;
+use crate::engine::{EngineOptions, LoadedComponent};
+use crate::runtime::durable::Role;
+use crate::runtime::{Runtime, RuntimeOptions};
+use crate::sandbox::HostState;
+use crate::store::{Durability, SqliteStore, StepRecord, Store, WorkflowStatus, now_ms};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A component defining `empty()` and `count(n)` with n `tick` steps (guests/fib does).
+    #[arg(default_value = "guests/fib")]
+    component: PathBuf,
+    /// `synced`, `process`, or `both`.
+    #[arg(long = "level", default_value = "both")]
+    level: String,
+    /// Sequential runs per latency figure.
+    #[arg(long, default_value_t = 200)]
+    iterations: u32,
+    /// Workflows in flight for the throughput figure.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+/// One durability level's figures.
+#[derive(Debug, Serialize)]
+struct Figures {
+    durability: String,
+    instantiate_us: f64,
+    empty_workflow_latency_us: f64,
+    empty_workflows_per_sec_sequential: f64,
+    empty_workflows_per_sec_concurrent: f64,
+    ten_step_workflow_latency_us: f64,
+    per_step_overhead_us: f64,
+    replay_100_steps_ms: f64,
+    commits_per_concurrent_workflow: f64,
+}
+
+pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let bytes = component_bytes(&args.component)?;
+    let levels: Vec<Durability> = match args.level.as_str() {
+        "both" => vec![Durability::Synced, Durability::Process],
+        other => vec![other.parse().map_err(|e: String| anyhow::anyhow!(e))?],
+    };
+    let mut all = Vec::new();
+    for level in levels {
+        let figures = measure(&bytes, level, args).await?;
+        if !args.json {
+            print_figures(&figures);
+        }
+        all.push(figures);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn measure(
+    bytes: &[u8],
+    durability: Durability,
+    args: &BenchArgs,
+) -> anyhow::Result<Figures> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("bench.db");
+    let sqlite = Arc::new(SqliteStore::open(&path.to_string_lossy(), durability).await?);
+    let store: Arc<dyn Store> = sqlite.clone();
+    let runtime = Runtime::new(
+        store.clone(),
+        &EngineOptions::default(),
+        RuntimeOptions::default(),
+    )?;
+    let component = runtime.register(bytes).await?;
+    for needed in ["empty", "count"] {
+        anyhow::ensure!(
+            component.has_workflow(needed),
+            "the bench component must define workflow {needed:?}"
+        );
+    }
+    let iterations = args.iterations.max(1);
+
+    let instantiate = time_instantiation(&runtime, &component, 1_000).await?;
+
+    // Warm up caches and the database file.
+    run_sequential(&runtime, &component, "empty", "null", 10).await?;
+    let empty = run_sequential(&runtime, &component, "empty", "null", iterations).await?;
+    let ten = run_sequential(&runtime, &component, "count", "10", iterations).await?;
+
+    let concurrent_count = (iterations as usize * 5).max(args.concurrency);
+    let commits_before = sqlite.commits();
+    let concurrent =
+        run_concurrent(&runtime, &component, concurrent_count, args.concurrency).await?;
+    let commits = sqlite.commits() - commits_before;
+
+    let replay = time_replay(&runtime, &component, 100, 5).await?;
+
+    let empty_us = micros(empty) / iterations as f64;
+    let ten_us = micros(ten) / iterations as f64;
+    Ok(Figures {
+        durability: durability.to_string(),
+        instantiate_us: instantiate,
+        empty_workflow_latency_us: empty_us,
+        empty_workflows_per_sec_sequential: 1e6 / empty_us,
+        empty_workflows_per_sec_concurrent: concurrent_count as f64 / concurrent.as_secs_f64(),
+        ten_step_workflow_latency_us: ten_us,
+        per_step_overhead_us: (ten_us - empty_us) / 10.0,
+        replay_100_steps_ms: replay.as_secs_f64() * 1e3,
+        commits_per_concurrent_workflow: commits as f64 / concurrent_count as f64,
+    })
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Mean microseconds to create a store and instantiate the component.
+async fn time_instantiation(
+    runtime: &Runtime,
+    component: &LoadedComponent,
+    n: u32,
+) -> anyhow::Result<f64> {
+    let engine = runtime.engine();
+    let start = Instant::now();
+    for _ in 0..n {
+        let state = HostState::new(
+            "bench",
+            0,
+            runtime.options().limits.memory_bytes,
+            Role::Inspect,
+        );
+        let mut store = engine.store(state, 1_000_000)?;
+        engine.instantiate(component, &mut store).await?;
+    }
+    Ok(micros(start.elapsed()) / n as f64)
+}
+
+async fn run_sequential(
+    runtime: &Runtime,
+    component: &LoadedComponent,
+    workflow: &str,
+    input: &str,
+    n: u32,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    for _ in 0..n {
+        let record = runtime.run(component, workflow, input, None).await?;
+        anyhow::ensure!(
+            record.status == WorkflowStatus::Success,
+            "bench workflow failed: {:?}",
+            record.error
+        );
+    }
+    Ok(start.elapsed())
+}
+
+async fn run_concurrent(
+    runtime: &Runtime,
+    component: &Arc<LoadedComponent>,
+    total: usize,
+    concurrency: usize,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut started = 0;
+    let mut finished = 0;
+    while finished < total {
+        while started < total && tasks.len() < concurrency.max(1) {
+            let (runtime, component) = (runtime.clone(), component.clone());
+            tasks.spawn(async move { runtime.run(&component, "empty", "null", None).await });
+            started += 1;
+        }
+        if let Some(joined) = tasks.join_next().await {
+            let record = joined??;
+            anyhow::ensure!(
+                record.status == WorkflowStatus::Success,
+                "bench workflow failed"
+            );
+            finished += 1;
+        }
+    }
+    Ok(start.elapsed())
+}
+
+/// Mean time to recover a workflow whose `steps` steps were committed before a crash: the
+/// instance replays every recorded outcome and finishes.
+async fn time_replay(
+    runtime: &Runtime,
+    component: &LoadedComponent,
+    steps: u32,
+    repeats: u32,
+) -> anyhow::Result<Duration> {
+    let mut total = Duration::ZERO;
+    for _ in 0..repeats {
+        let inserted = runtime
+            .start(component, "count", &steps.to_string(), None)
+            .await?;
+        let id = inserted.record.id;
+        runtime
+            .store()
+            .begin_execution(&id, &runtime.options().executor_id)
+            .await?;
+        for i in 0..steps {
+            let now = now_ms();
+            runtime
+                .store()
+                .record_step(&StepRecord {
+                    workflow_id: id.clone(),
+                    function_id: i,
+                    name: "tick".into(),
+                    output: Some(i.to_string()),
+                    error: None,
+                    attempts: 1,
+                    started_at: now,
+                    completed_at: now,
+                })
+                .await?;
+        }
+        let start = Instant::now();
+        let record = runtime.drive(&id).await?;
+        total += start.elapsed();
+        anyhow::ensure!(
+            record.status == WorkflowStatus::Success,
+            "replayed workflow failed: {:?}",
+            record.error
+        );
+    }
+    Ok(total / repeats)
+}
+
+fn print_figures(f: &Figures) {
+    println!("durability: {}", f.durability);
+    println!(
+        "  instantiate                      {:>10.1} µs",
+        f.instantiate_us
+    );
+    println!(
+        "  empty workflow latency           {:>10.1} µs",
+        f.empty_workflow_latency_us
+    );
+    println!(
+        "  empty workflows/s (sequential)   {:>10.0}",
+        f.empty_workflows_per_sec_sequential
+    );
+    println!(
+        "  empty workflows/s (concurrent)   {:>10.0}",
+        f.empty_workflows_per_sec_concurrent
+    );
+    println!(
+        "  commits per concurrent workflow  {:>10.2}",
+        f.commits_per_concurrent_workflow
+    );
+    println!(
+        "  10-step workflow latency         {:>10.1} µs",
+        f.ten_step_workflow_latency_us
+    );
+    println!(
+        "  per-step overhead                {:>10.1} µs",
+        f.per_step_overhead_us
+    );
+    println!(
+        "  recovery replay, 100 steps       {:>10.2} ms",
+        f.replay_100_steps_ms
+    );
+}

@@ -1,0 +1,196 @@
+//! The command line: one file per subcommand.
+
+mod bench;
+mod component;
+mod inspect;
+mod recover;
+mod run;
+mod table;
+mod workflow;
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::engine::EngineOptions;
+use crate::limits::InstanceLimits;
+use crate::runtime::{Runtime, RuntimeOptions};
+use crate::store::{Durability, SqliteStore, Store};
+
+/// Durable workflows in WebAssembly: every step checkpointed, every failure recovered.
+#[derive(Debug, Parser)]
+#[command(name = "reprise", version, about)]
+pub struct Cli {
+    /// Database: a SQLite file path or `sqlite://path`.
+    #[arg(
+        long,
+        global = true,
+        env = "REPRISE_DATABASE_URL",
+        default_value = "reprise.db"
+    )]
+    database: String,
+    /// `synced` (survives power loss; an fsync per commit) or `process` (survives a host crash).
+    #[arg(
+        long,
+        global = true,
+        env = "REPRISE_DURABILITY",
+        default_value = "synced"
+    )]
+    durability: Durability,
+    /// Who owns the workflows started here; `recover` resumes only this executor's.
+    #[arg(
+        long,
+        global = true,
+        env = "REPRISE_EXECUTOR_ID",
+        default_value = "local"
+    )]
+    executor_id: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one workflow to its end and print its output.
+    Run(run::RunArgs),
+    /// Resume every PENDING workflow of this executor (after a crash or a kill).
+    Recover(recover::RecoverArgs),
+    /// List the workflows and steps a component defines.
+    Inspect(inspect::InspectArgs),
+    /// Look at workflows and their steps.
+    #[command(subcommand)]
+    Workflow(workflow::WorkflowCommand),
+    /// Measure throughput, per-step overhead, instantiation and replay.
+    Bench(bench::BenchArgs),
+}
+
+/// Limits and recovery settings shared by the commands that run workflows.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Memory limit per instance, e.g. `64MiB`, `1GiB`, or bytes.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    memory_limit: u64,
+    /// Fuel per execution (about one unit per wasm instruction); bounds infinite loops.
+    #[arg(long, default_value_t = InstanceLimits::DEFAULT_FUEL)]
+    fuel: u64,
+    /// Largest output a workflow or step may return, e.g. `16MiB`.
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    max_output: u64,
+    /// Recoveries after the first execution before MAX_RECOVERY_ATTEMPTS_EXCEEDED.
+    #[arg(long, default_value_t = 100)]
+    max_recovery_attempts: u32,
+    /// Instance config values the guest can read (`key=value`, repeatable).
+    #[arg(long = "config", value_parser = parse_key_value)]
+    config: Vec<(String, String)>,
+}
+
+impl LimitArgs {
+    fn runtime_options(&self, executor_id: &str) -> RuntimeOptions {
+        RuntimeOptions {
+            executor_id: executor_id.to_string(),
+            limits: InstanceLimits {
+                memory_bytes: self.memory_limit,
+                fuel: self.fuel,
+                max_output_bytes: self.max_output,
+            },
+            max_recovery_attempts: self.max_recovery_attempts,
+            instance: "default".into(),
+            config: self.config.iter().cloned().collect::<BTreeMap<_, _>>(),
+        }
+    }
+}
+
+impl Cli {
+    async fn open_store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let store = SqliteStore::open(&self.database, self.durability).await?;
+        Ok(Arc::new(store))
+    }
+
+    async fn runtime(&self, limits: &LimitArgs) -> anyhow::Result<Runtime> {
+        let store = self.open_store().await?;
+        let runtime = Runtime::new(
+            store,
+            &EngineOptions::default(),
+            limits.runtime_options(&self.executor_id),
+        )?;
+        Ok(runtime)
+    }
+}
+
+/// Parses `64MiB`, `1GiB`, `512KiB`, `1000000` into bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (try 64MiB)"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB or GiB)")),
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{text:?} is not key=value"))
+}
+
+/// Exit code for a workflow that ended without success.
+const EXIT_WORKFLOW_FAILED: u8 = 1;
+/// Exit code for bad input or an unusable database: nothing ran.
+const EXIT_ERROR: u8 = 2;
+
+/// Runs the CLI; the binary's whole body.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(dispatch(&cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+async fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Run(args) => run::run(cli, args).await,
+        Command::Recover(args) => recover::recover(cli, args).await,
+        Command::Inspect(args) => inspect::inspect(args).await,
+        Command::Workflow(command) => workflow::workflow(cli, command).await,
+        Command::Bench(args) => bench::bench(args).await,
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,guest=info,reprise=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}

@@ -1,0 +1,74 @@
+//! `reprise run`: run one workflow to its end on the embedded database and print its output.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::component::component_bytes;
+use super::{Cli, EXIT_WORKFLOW_FAILED, LimitArgs};
+use crate::store::{WorkflowRecord, WorkflowStatus};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A component (`.wasm`) or a guest crate directory to build.
+    component: PathBuf,
+    /// The workflow to run.
+    workflow: String,
+    /// Its input as JSON.
+    #[arg(default_value = "null")]
+    input: String,
+    /// Workflow id: an existing id joins that workflow (resuming it if PENDING) instead of
+    /// starting another.
+    #[arg(long)]
+    id: Option<String>,
+    /// Print the whole workflow record as JSON instead of the output alone.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+pub async fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let bytes = component_bytes(&args.component)?;
+    let runtime = cli.runtime(&args.limits).await?;
+    let component = runtime.register(&bytes).await?;
+    let inserted = runtime
+        .start(&component, &args.workflow, &args.input, args.id.clone())
+        .await?;
+    if !inserted.created {
+        let existing = &inserted.record;
+        if existing.app_version != component.digest {
+            eprintln!(
+                "note: workflow {} runs on the version it started on ({}), not on the given component",
+                existing.id, existing.app_version
+            );
+        }
+        eprintln!(
+            "joining existing workflow {} ({})",
+            existing.id, existing.status
+        );
+    }
+    let record = runtime.drive(&inserted.record.id).await?;
+    report(&record, args.json)
+}
+
+/// Prints a finished workflow: its output on stdout, or its error on stderr.
+pub fn report(record: &WorkflowRecord, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(record)?);
+    } else if let Some(output) = &record.output {
+        println!("{output}");
+    }
+    if record.status == WorkflowStatus::Success {
+        eprintln!("workflow {} {}", record.id, record.status);
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "workflow {} {}: {}",
+        record.id,
+        record.status,
+        record.error.as_deref().unwrap_or("(no error recorded)")
+    );
+    Ok(ExitCode::from(EXIT_WORKFLOW_FAILED))
+}

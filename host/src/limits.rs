@@ -1,0 +1,183 @@
+//! Per-instance resource limits and the classification of traps.
+//!
+//! A guest that grows its memory past its limit gets a typed [`OutOfMemory`] error instead of
+//! an anonymous `unreachable`, so the host can record *why* an instance died and recover it.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Limits applied to every instance (workflow or isolated step) the host creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceLimits {
+    /// Largest linear memory an instance may grow to, in bytes.
+    pub memory_bytes: u64,
+    /// Fuel (roughly, wasm instructions) one execution may burn before it traps; bounds
+    /// infinite loops deterministically.
+    pub fuel: u64,
+    /// Largest workflow or step output, in bytes, the host accepts from a guest.
+    pub max_output_bytes: u64,
+}
+
+impl InstanceLimits {
+    /// 64 MiB of memory.
+    pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
+    /// About ten seconds of a busy loop on these machines.
+    pub const DEFAULT_FUEL: u64 = 10_000_000_000;
+    /// 16 MiB per output.
+    pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 16 << 20;
+}
+
+impl Default for InstanceLimits {
+    fn default() -> Self {
+        InstanceLimits {
+            memory_bytes: Self::DEFAULT_MEMORY_BYTES,
+            fuel: Self::DEFAULT_FUEL,
+            max_output_bytes: Self::DEFAULT_MAX_OUTPUT_BYTES,
+        }
+    }
+}
+
+/// The error a guest's memory growth returns past its limit; downcast from a call's error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "out of memory: guest asked to grow linear memory to {desired} bytes, limit is {limit} bytes"
+)]
+pub struct OutOfMemory {
+    pub desired: usize,
+    pub limit: usize,
+}
+
+/// Enforces [`InstanceLimits::memory_bytes`] with a typed error.
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    limit: usize,
+}
+
+impl MemoryLimiter {
+    pub fn new(limit_bytes: u64) -> Self {
+        MemoryLimiter {
+            limit: usize::try_from(limit_bytes).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            return Err(wasmtime::Error::new(OutOfMemory {
+                desired,
+                limit: self.limit,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// Why an instance stopped abnormally. Stored with the workflow as `trap_class`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrapClass {
+    OutOfMemory,
+    StackOverflow,
+    /// A Rust panic (reported by the guest's panic hook before the abort).
+    Panic,
+    /// `unreachable` without a panic report.
+    Unreachable,
+    /// Fuel ran out.
+    CpuLimit,
+    Other,
+}
+
+impl TrapClass {
+    /// The spelling stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrapClass::OutOfMemory => "out_of_memory",
+            TrapClass::StackOverflow => "stack_overflow",
+            TrapClass::Panic => "panic",
+            TrapClass::Unreachable => "unreachable",
+            TrapClass::CpuLimit => "cpu_limit",
+            TrapClass::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for TrapClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A classified trap with a message fit for a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassifiedTrap {
+    pub class: TrapClass,
+    pub message: String,
+}
+
+impl fmt::Display for ClassifiedTrap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.class, self.message)
+    }
+}
+
+/// Rust guests keep a shadow stack at the bottom of linear memory that grows down from 1 MiB;
+/// overflowing it wraps the stack pointer below zero, so the fault lands just under (or, with
+/// an offset, just over) 4 GiB. Wasmtime reports the address only in the trap's text.
+fn shadow_stack_overflow(err: &wasmtime::Error) -> bool {
+    const WRAP: u64 = 1 << 32;
+    const WINDOW: u64 = 16 << 20;
+    let text = format!("{err:#}");
+    let Some(rest) = text.split("memory fault at wasm address 0x").nth(1) else {
+        return false;
+    };
+    let hex: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+    u64::from_str_radix(&hex, 16)
+        .map(|address| address.abs_diff(WRAP) <= WINDOW)
+        .unwrap_or(false)
+}
+
+/// Classifies the error of a call into a guest. `panic_message` is what the guest's panic hook
+/// reported during that call, if anything.
+pub fn classify(err: &wasmtime::Error, panic_message: Option<&str>) -> ClassifiedTrap {
+    if let Some(oom) = err.downcast_ref::<OutOfMemory>() {
+        return ClassifiedTrap {
+            class: TrapClass::OutOfMemory,
+            message: oom.to_string(),
+        };
+    }
+    let class = match err.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::OutOfFuel) => TrapClass::CpuLimit,
+        Some(wasmtime::Trap::StackOverflow) => TrapClass::StackOverflow,
+        Some(wasmtime::Trap::MemoryOutOfBounds) if shadow_stack_overflow(err) => {
+            return ClassifiedTrap {
+                class: TrapClass::StackOverflow,
+                message: "guest stack overflow: its stack in linear memory grew below address 0"
+                    .into(),
+            };
+        }
+        Some(wasmtime::Trap::UnreachableCodeReached) if panic_message.is_some() => TrapClass::Panic,
+        Some(wasmtime::Trap::UnreachableCodeReached) => TrapClass::Unreachable,
+        _ => TrapClass::Other,
+    };
+    let message = match (class, panic_message) {
+        (TrapClass::Panic, Some(panic)) => format!("guest panicked: {panic}"),
+        (TrapClass::CpuLimit, _) => "guest exhausted its CPU budget (fuel)".to_string(),
+        _ => format!("{err:#}"),
+    };
+    ClassifiedTrap { class, message }
+}

@@ -1,0 +1,258 @@
+//! The storage contract: what the runtime needs from a database, and nothing about WebAssembly.
+//!
+//! Tables mirror DBOS's system database (`workflow_status`, `operation_outputs`) plus the
+//! components table that pins code by content digest. Every value is stored as JSON text so it
+//! stays readable with `sqlite3`.
+
+mod sqlite;
+
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use sqlite::{Durability, SqliteStore};
+
+/// Errors from the storage layer; each names what failed so the CLI can say it plainly.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or created at all.
+    #[error("cannot open database {url}: {source}")]
+    Open {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Schema migration failed (a newer or foreign database).
+    #[error("cannot migrate database schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Another process holds the write lock longer than the busy timeout.
+    #[error("database is locked by another process (busy timeout exceeded): {0}")]
+    Locked(sqlx::Error),
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+    /// A step outcome is already recorded at this position: another execution of the same
+    /// workflow got there first.
+    #[error("workflow {workflow_id}: step {function_id} is already recorded by another execution")]
+    StepAlreadyRecorded {
+        workflow_id: String,
+        function_id: u32,
+    },
+    /// The workflow does not exist.
+    #[error("no workflow with id {0}")]
+    UnknownWorkflow(String),
+    /// A stored value does not parse (a hand-edited or corrupted row).
+    #[error("corrupt row in {table}: {message}")]
+    Corrupt {
+        table: &'static str,
+        message: String,
+    },
+    /// The background writer stopped (the store was closed or its task panicked).
+    #[error("database writer has stopped")]
+    WriterGone,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            let message = db.message();
+            if message.contains("database is locked") || message.contains("database is busy") {
+                return StoreError::Locked(err);
+            }
+        }
+        StoreError::Database(err)
+    }
+}
+
+/// Lifecycle of a workflow, named as in DBOS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum WorkflowStatus {
+    Enqueued,
+    Pending,
+    Success,
+    Error,
+    Cancelled,
+    MaxRecoveryAttemptsExceeded,
+}
+
+impl WorkflowStatus {
+    /// Terminal statuses never run again on their own.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, WorkflowStatus::Enqueued | WorkflowStatus::Pending)
+    }
+
+    /// The spelling stored in the database and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkflowStatus::Enqueued => "ENQUEUED",
+            WorkflowStatus::Pending => "PENDING",
+            WorkflowStatus::Success => "SUCCESS",
+            WorkflowStatus::Error => "ERROR",
+            WorkflowStatus::Cancelled => "CANCELLED",
+            WorkflowStatus::MaxRecoveryAttemptsExceeded => "MAX_RECOVERY_ATTEMPTS_EXCEEDED",
+        }
+    }
+}
+
+impl fmt::Display for WorkflowStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for WorkflowStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.to_ascii_uppercase().as_str() {
+            "ENQUEUED" => WorkflowStatus::Enqueued,
+            "PENDING" => WorkflowStatus::Pending,
+            "SUCCESS" => WorkflowStatus::Success,
+            "ERROR" => WorkflowStatus::Error,
+            "CANCELLED" => WorkflowStatus::Cancelled,
+            "MAX_RECOVERY_ATTEMPTS_EXCEEDED" => WorkflowStatus::MaxRecoveryAttemptsExceeded,
+            other => return Err(format!("unknown workflow status {other:?}")),
+        })
+    }
+}
+
+/// A workflow about to be created.
+#[derive(Debug, Clone)]
+pub struct NewWorkflow {
+    pub id: String,
+    pub name: String,
+    /// JSON text.
+    pub input: String,
+    pub executor_id: String,
+    /// Content digest of the component (the application version).
+    pub app_version: String,
+    pub instance: String,
+    /// JSON object of the instance's config values.
+    pub config: String,
+    pub max_recovery_attempts: u32,
+}
+
+/// A workflow's row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkflowRecord {
+    pub id: String,
+    pub name: String,
+    pub status: WorkflowStatus,
+    pub input: String,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    /// Class of the last trap (`out_of_memory`, `stack_overflow`, `panic`, …), if any.
+    pub trap_class: Option<String>,
+    pub trap_message: Option<String>,
+    pub executor_id: String,
+    pub app_version: String,
+    pub instance: String,
+    pub config: String,
+    /// How many executions have begun (1 after the first start; n+1 after n recoveries).
+    pub executions: u32,
+    pub max_recovery_attempts: u32,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The final failure of a step, as stored (JSON) and replayed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepFailureRecord {
+    pub message: String,
+    pub attempt_errors: Vec<String>,
+    pub retries_exhausted: bool,
+}
+
+/// A step's recorded outcome at one position of a workflow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepRecord {
+    pub workflow_id: String,
+    /// Position in call order, from 0.
+    pub function_id: u32,
+    pub name: String,
+    /// JSON text of the value, when the step succeeded.
+    pub output: Option<String>,
+    /// The failure, when it did not.
+    pub error: Option<StepFailureRecord>,
+    /// Attempts made in the execution that recorded it.
+    pub attempts: u32,
+    pub started_at: i64,
+    pub completed_at: i64,
+}
+
+/// How a workflow ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkflowEnd {
+    /// JSON text of the output.
+    Success(String),
+    Error(String),
+    MaxRecoveryAttemptsExceeded(String),
+}
+
+/// Filter for listings; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct WorkflowFilter {
+    pub status: Option<WorkflowStatus>,
+    pub name: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// The result of an idempotent insert.
+#[derive(Debug, Clone)]
+pub struct Inserted {
+    /// False when a workflow with that id already existed; `record` is then the existing one.
+    pub created: bool,
+    pub record: WorkflowRecord,
+}
+
+/// What the runtime needs from a database. One implementation per backend.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a component's bytes by digest; storing the same digest twice is a no-op.
+    async fn put_component(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// The bytes of a stored component.
+    async fn get_component(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Creates the workflow unless its id exists (idempotency).
+    async fn insert_workflow(&self, new: &NewWorkflow) -> Result<Inserted, StoreError>;
+    async fn get_workflow(&self, id: &str) -> Result<Option<WorkflowRecord>, StoreError>;
+    /// Newest first.
+    async fn list_workflows(
+        &self,
+        filter: &WorkflowFilter,
+    ) -> Result<Vec<WorkflowRecord>, StoreError>;
+    /// A workflow's recorded steps in call order.
+    async fn steps(&self, workflow_id: &str) -> Result<Vec<StepRecord>, StoreError>;
+    /// Marks the start of an execution (first run or recovery) by `executor_id`, durably, and
+    /// returns the new execution count. Sets status PENDING.
+    async fn begin_execution(
+        &self,
+        workflow_id: &str,
+        executor_id: &str,
+    ) -> Result<u32, StoreError>;
+    /// Commits a step outcome. Concurrent calls share one commit.
+    async fn record_step(&self, step: &StepRecord) -> Result<(), StoreError>;
+    /// Records the class and message of the trap that ended an execution.
+    async fn record_trap(
+        &self,
+        workflow_id: &str,
+        class: &str,
+        message: &str,
+    ) -> Result<(), StoreError>;
+    /// Ends a workflow.
+    async fn finish_workflow(&self, workflow_id: &str, end: &WorkflowEnd)
+    -> Result<(), StoreError>;
+    /// PENDING workflows owned by an executor, oldest first.
+    async fn pending_workflows(&self, executor_id: &str)
+    -> Result<Vec<WorkflowRecord>, StoreError>;
+}
+
+/// Milliseconds since the Unix epoch, the unit of every stored timestamp.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,1675 @@
+//! The embedded SQLite backend: one file, no server, checkpoints that survive a crash.
+//!
+//! SQLite allows one writer at a time and a commit costs an fsync, so every write goes through a
+//! single background task that owns the only writing connection. It takes whatever requests are
+//! queued (up to [`MAX_BATCH`]), runs them in one transaction and commits once: concurrent
+//! workflows' checkpoints share one fsync (group commit) instead of queueing on the file lock.
+//! A request that arrives alone runs in autocommit mode, which saves the BEGIN and COMMIT round
+//! trips on the sequential path. Reads go through a small pool of read-only connections, which
+//! WAL lets run beside the writer.
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sqlx::error::{DatabaseError, ErrorKind};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Connection, Row};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{
+    Inserted, NewWorkflow, StepFailureRecord, StepRecord, Store, StoreError, WorkflowEnd,
+    WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
+};
+
+/// Most requests committed together: bounds the time one transaction holds the write lock and
+/// the memory of one batch, while still letting hundreds of workflows share an fsync.
+const MAX_BATCH: usize = 512;
+/// How long to wait for another process's write lock before reporting `StoreError::Locked`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Readers needed at once are few (CLI listings, recovery scans, replays).
+const READ_POOL_SIZE: u32 = 4;
+/// Requests that may wait for the writer before callers feel back-pressure.
+const QUEUE_DEPTH: usize = 4 * MAX_BATCH;
+
+/// Embedded migrations; the path is relative to host/Cargo.toml.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// How much of a commit must reach the disk before a step counts as recorded: the trade between
+/// surviving a power cut and per-step latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Every commit is fsynced (`synchronous=FULL`): a recorded step survives a power cut or an
+    /// OS crash. Costs one fsync per commit, shared by all requests of a batch.
+    #[default]
+    Synced,
+    /// Commits survive the process crashing but not the machine (`synchronous=NORMAL` in WAL):
+    /// the last commits before a power cut may be lost. Much faster on slow disks.
+    Process,
+}
+
+impl Durability {
+    /// The spelling used in configuration and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Synced => "synced",
+            Durability::Process => "process",
+        }
+    }
+
+    fn synchronous(self) -> SqliteSynchronous {
+        match self {
+            Durability::Synced => SqliteSynchronous::Full,
+            Durability::Process => SqliteSynchronous::Normal,
+        }
+    }
+}
+
+impl fmt::Display for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "synced" => Ok(Durability::Synced),
+            "process" => Ok(Durability::Process),
+            other => Err(format!(
+                "unknown durability {other:?}: expected \"synced\" or \"process\""
+            )),
+        }
+    }
+}
+
+/// A [`Store`] in one SQLite file, for a single host process (or a few on one machine).
+///
+/// Dropping it stops the writer once the requests already queued are done; use
+/// [`SqliteStore::close`] to wait for that.
+pub struct SqliteStore {
+    reads: SqlitePool,
+    writes: mpsc::Sender<Request>,
+    writer: JoinHandle<()>,
+    commits: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("commits", &self.commits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating on first use) the database at `url_or_path` and brings its schema up to
+    /// date, so a fresh path is all a user needs to start.
+    ///
+    /// Accepts `sqlite://path`, `sqlite:path` or a plain file path. Must be called inside a Tokio
+    /// runtime: it spawns the writer task there.
+    pub async fn open(url_or_path: &str, durability: Durability) -> Result<Self, StoreError> {
+        let base = if url_or_path.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url_or_path).map_err(|source| StoreError::Open {
+                url: url_or_path.to_owned(),
+                source,
+            })?
+        } else {
+            SqliteConnectOptions::new().filename(url_or_path)
+        };
+        Self::open_with(url_or_path, base, durability).await
+    }
+
+    /// `open` once the location is parsed; tests add pragmas to `base` here.
+    async fn open_with(
+        url_or_path: &str,
+        base: SqliteConnectOptions,
+        durability: Durability,
+    ) -> Result<Self, StoreError> {
+        let open_error = |source| StoreError::Open {
+            url: url_or_path.to_owned(),
+            source,
+        };
+        let options = base
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(durability.synchronous())
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        check_parent_directory(options.get_filename()).map_err(open_error)?;
+
+        let mut writer = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(open_error)?;
+        MIGRATOR.run(&mut writer).await?;
+
+        // Readers can never take the write lock by accident, so they never contend with the
+        // writer for it.
+        let options = options.create_if_missing(false);
+        let reads = SqlitePoolOptions::new()
+            .max_connections(READ_POOL_SIZE)
+            .min_connections(0)
+            .connect_with(options.clone().pragma("query_only", "ON"))
+            .await
+            .map_err(open_error)?;
+
+        let commits = Arc::new(AtomicU64::new(0));
+        let (writes, queue) = mpsc::channel(QUEUE_DEPTH);
+        let writer = Writer {
+            options,
+            conn: Some(writer),
+            commits: Arc::clone(&commits),
+        };
+        let writer = tokio::spawn(writer.run(queue));
+        tracing::debug!(url = url_or_path, %durability, "opened sqlite store");
+        Ok(SqliteStore {
+            reads,
+            writes,
+            writer,
+            commits,
+        })
+    }
+
+    /// Transactions committed by the writer so far. Requests per commit shows how well group
+    /// commit is working; useful for tests and metrics.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Finishes the queued writes, then closes every connection, so the WAL is checkpointed and
+    /// the file is left tidy before the process exits.
+    pub async fn close(self) {
+        let SqliteStore {
+            reads,
+            writes,
+            writer,
+            ..
+        } = self;
+        drop(writes);
+        if let Err(err) = writer.await {
+            tracing::error!(error = %err, "sqlite writer task failed");
+        }
+        reads.close().await;
+    }
+
+    /// Sends a request to the writer and waits until it is committed (or failed).
+    async fn write<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(request(reply))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+/// Refuses a path whose directory is missing up front: SQLite would only say "unable to open
+/// database file", which does not tell the user what is wrong.
+fn check_parent_directory(file: &Path) -> Result<(), sqlx::Error> {
+    let Some(parent) = file.parent() else {
+        return Ok(());
+    };
+    if parent.as_os_str().is_empty() || parent.is_dir() {
+        return Ok(());
+    }
+    Err(sqlx::Error::InvalidArgument(format!(
+        "directory {} does not exist",
+        parent.display()
+    )))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer
+// ---------------------------------------------------------------------------------------------
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A write, owning its data so it can cross to the writer task.
+enum Request {
+    PutComponent {
+        digest: String,
+        bytes: Vec<u8>,
+        reply: Reply<()>,
+    },
+    InsertWorkflow {
+        new: NewWorkflow,
+        reply: Reply<Inserted>,
+    },
+    BeginExecution {
+        workflow_id: String,
+        executor_id: String,
+        reply: Reply<u32>,
+    },
+    RecordStep {
+        step: StepRow,
+        reply: Reply<()>,
+    },
+    RecordTrap {
+        workflow_id: String,
+        class: String,
+        message: String,
+        reply: Reply<()>,
+    },
+    Finish {
+        workflow_id: String,
+        end: WorkflowEnd,
+        reply: Reply<()>,
+    },
+}
+
+/// A step as stored: the failure already serialised by the caller, off the writer's path.
+struct StepRow {
+    workflow_id: String,
+    function_id: u32,
+    name: String,
+    output: Option<String>,
+    error: Option<String>,
+    attempts: u32,
+    started_at: i64,
+    completed_at: i64,
+}
+
+/// A request that has run inside the open transaction; its answer is held back until the
+/// commit decides whether it stands.
+enum Outcome {
+    Unit(Reply<()>, Result<(), StoreError>),
+    Count(Reply<u32>, Result<u32, StoreError>),
+    // Boxed: an insert's record is large and rare next to the steps that fill most batches.
+    Inserted(Reply<Inserted>, Box<Result<Inserted, StoreError>>),
+}
+
+impl Outcome {
+    fn error(&self) -> Option<&StoreError> {
+        match self {
+            Outcome::Unit(_, Err(e)) | Outcome::Count(_, Err(e)) => Some(e),
+            Outcome::Inserted(_, result) => result.as_ref().as_ref().err(),
+            _ => None,
+        }
+    }
+
+    /// Replaces a success with `err`: the transaction that held it did not commit. A request
+    /// that had already failed keeps its own, more precise error.
+    fn fail(&mut self, err: impl FnOnce() -> StoreError) {
+        match self {
+            Outcome::Unit(_, r @ Ok(_)) => *r = Err(err()),
+            Outcome::Count(_, r @ Ok(_)) => *r = Err(err()),
+            Outcome::Inserted(_, r) if r.is_ok() => **r = Err(err()),
+            _ => {}
+        }
+    }
+
+    /// A caller that stopped waiting does not matter to anyone else, so send errors are ignored.
+    fn send(self) {
+        match self {
+            Outcome::Unit(reply, result) => drop(reply.send(result)),
+            Outcome::Count(reply, result) => drop(reply.send(result)),
+            Outcome::Inserted(reply, result) => drop(reply.send(*result)),
+        }
+    }
+}
+
+impl Request {
+    /// Answers without running: the batch failed before this request's turn.
+    fn reject(self, err: StoreError) {
+        match self {
+            Request::PutComponent { reply, .. }
+            | Request::RecordStep { reply, .. }
+            | Request::RecordTrap { reply, .. }
+            | Request::Finish { reply, .. } => drop(reply.send(Err(err))),
+            Request::InsertWorkflow { reply, .. } => drop(reply.send(Err(err))),
+            Request::BeginExecution { reply, .. } => drop(reply.send(Err(err))),
+        }
+    }
+
+    /// Runs the request's statements in the writer's open transaction.
+    async fn apply(self, conn: &mut SqliteConnection) -> Outcome {
+        match self {
+            Request::PutComponent {
+                digest,
+                bytes,
+                reply,
+            } => Outcome::Unit(reply, put_component(conn, digest, bytes).await),
+            Request::InsertWorkflow { new, reply } => {
+                Outcome::Inserted(reply, Box::new(insert_workflow(conn, new).await))
+            }
+            Request::BeginExecution {
+                workflow_id,
+                executor_id,
+                reply,
+            } => Outcome::Count(reply, begin_execution(conn, workflow_id, executor_id).await),
+            Request::RecordStep { step, reply } => {
+                Outcome::Unit(reply, record_step(conn, step).await)
+            }
+            Request::RecordTrap {
+                workflow_id,
+                class,
+                message,
+                reply,
+            } => Outcome::Unit(reply, record_trap(conn, workflow_id, class, message).await),
+            Request::Finish {
+                workflow_id,
+                end,
+                reply,
+            } => Outcome::Unit(reply, finish_workflow(conn, workflow_id, end).await),
+        }
+    }
+}
+
+/// The background task that owns the writing connection until every sender is gone.
+struct Writer {
+    /// To reconnect when the connection can no longer be trusted.
+    options: SqliteConnectOptions,
+    /// `None` after a failure, until the next batch reconnects.
+    conn: Option<SqliteConnection>,
+    commits: Arc<AtomicU64>,
+}
+
+impl Writer {
+    async fn run(mut self, mut queue: mpsc::Receiver<Request>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        // `recv_many` waits for the first request, then takes whatever else is already queued.
+        while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            if self.conn.is_none() {
+                match SqliteConnection::connect_with(&self.options).await {
+                    Ok(conn) => self.conn = Some(conn),
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot reopen the sqlite writer connection");
+                        reject_all(&mut batch, StoreError::from(err));
+                        continue;
+                    }
+                }
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                continue;
+            };
+            if !write_batch(conn, &mut batch, &self.commits).await {
+                // A transaction SQLite rolled back on its own leaves sqlx believing it is
+                // still open, and a crashed worker stays crashed: start afresh rather than fail
+                // every later write.
+                tracing::warn!("reopening the sqlite writer connection after a failure");
+                if let Some(conn) = self.conn.take() {
+                    drop(conn.close().await);
+                }
+            }
+        }
+        if let Some(conn) = self.conn.take()
+            && let Err(err) = conn.close().await
+        {
+            tracing::warn!(error = %err, "closing the sqlite writer connection failed");
+        }
+        tracing::debug!("sqlite writer stopped");
+    }
+}
+
+/// Answers every request of `batch` with `cause` (one gets the original, the others a copy).
+fn reject_all(batch: &mut Vec<Request>, cause: StoreError) {
+    let copy = echo(&cause);
+    if let Some(last) = batch.pop() {
+        for request in batch.drain(..) {
+            request.reject(copy());
+        }
+        last.reject(cause);
+    }
+}
+
+/// Whether the connection is still fit for the next batch: no transaction left open, worker
+/// alive.
+fn still_usable(conn: &SqliteConnection, errors: &[Option<&StoreError>]) -> bool {
+    !errors.iter().flatten().any(|err| is_crash(err)) && !conn.is_in_transaction()
+}
+
+/// Whether the connection's worker thread is gone, taking the connection with it.
+fn is_crash(err: &StoreError) -> bool {
+    matches!(
+        err,
+        StoreError::Database(sqlx::Error::WorkerCrashed)
+            | StoreError::Locked(sqlx::Error::WorkerCrashed)
+    )
+}
+
+/// Runs `batch` in one transaction with one commit, then answers every request. Returns whether
+/// the connection is still usable.
+async fn write_batch(
+    conn: &mut SqliteConnection,
+    batch: &mut Vec<Request>,
+    commits: &AtomicU64,
+) -> bool {
+    let size = batch.len();
+    if size == 1
+        && let Some(request) = batch.pop()
+    {
+        return write_alone(conn, request, commits).await;
+    }
+    // IMMEDIATE takes the write lock up front (waiting up to the busy timeout), so a statement
+    // in the middle of the batch never meets a lock it cannot wait for.
+    let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => tx,
+        Err(err) => {
+            tracing::warn!(error = %err, size, "cannot begin a write transaction");
+            let cause = StoreError::from(err);
+            // A failed BEGIN leaves no transaction behind; only a dead worker needs a reconnect.
+            let usable = !is_crash(&cause);
+            reject_all(batch, cause);
+            return usable;
+        }
+    };
+
+    let mut outcomes = Vec::with_capacity(size);
+    let mut requests = batch.drain(..);
+    let mut poisoned = None;
+    for request in requests.by_ref() {
+        let outcome = request.apply(&mut tx).await;
+        // A constraint error only undoes its own statement; anything else (I/O, disk full,
+        // out of memory) may have rolled back the whole transaction behind our back.
+        if let Some(err) = outcome.error().filter(|e| poisons_transaction(e)) {
+            poisoned = Some(echo(err));
+            outcomes.push(outcome);
+            break;
+        }
+        outcomes.push(outcome);
+    }
+
+    if let Some(copy) = poisoned {
+        tracing::warn!(error = %copy(), size, "write batch failed; rolling it back");
+        for request in requests {
+            request.reject(copy());
+        }
+        if let Err(err) = tx.rollback().await {
+            tracing::debug!(error = %err, "rollback after a failed batch");
+        }
+        let usable = still_usable(
+            conn,
+            &outcomes.iter().map(Outcome::error).collect::<Vec<_>>(),
+        );
+        // The request that failed keeps its own error; `fail` only replaces successes.
+        for mut outcome in outcomes {
+            outcome.fail(&copy);
+            outcome.send();
+        }
+        return usable;
+    }
+    drop(requests);
+
+    match tx.commit().await {
+        Ok(()) => {
+            commits.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(size, "committed write batch");
+            for outcome in outcomes {
+                outcome.send();
+            }
+            true
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, size, "commit failed; every write in the batch is lost");
+            let cause = StoreError::from(err);
+            let copy = echo(&cause);
+            let mut original = Some(cause);
+            // One request gets the original error, the others a copy.
+            let last_ok = outcomes
+                .iter()
+                .rposition(|outcome| outcome.error().is_none());
+            for (i, mut outcome) in outcomes.into_iter().enumerate() {
+                if Some(i) == last_ok {
+                    outcome.fail(|| original.take().unwrap_or_else(&copy));
+                } else {
+                    outcome.fail(&copy);
+                }
+                outcome.send();
+            }
+            // Whether SQLite kept the transaction open after a failed COMMIT depends on the
+            // error; the connection is not worth the doubt.
+            false
+        }
+    }
+}
+
+/// Runs a lone request in autocommit mode: each statement is its own transaction and commit.
+///
+/// Same durability as an explicit transaction, but without the BEGIN and COMMIT round trips to
+/// the connection's worker thread, which would dominate a sequential workflow's step latency.
+/// Every request's statements are safe on their own: at most one of them writes.
+async fn write_alone(conn: &mut SqliteConnection, request: Request, commits: &AtomicU64) -> bool {
+    let outcome = request.apply(conn).await;
+    let error = outcome.error();
+    if error.is_none() {
+        commits.fetch_add(1, Ordering::Relaxed);
+    }
+    let usable = still_usable(conn, &[error]);
+    outcome.send();
+    usable
+}
+
+/// Whether `err` may have ended the writer's transaction rather than just its own statement.
+fn poisons_transaction(err: &StoreError) -> bool {
+    let (StoreError::Database(err) | StoreError::Locked(err)) = err else {
+        // Our own verdicts (unknown workflow, duplicate step, corrupt row) change nothing.
+        return false;
+    };
+    match err {
+        // SQLite documents that these primary codes leave the transaction open: SQLITE_ERROR,
+        // SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_RANGE.
+        sqlx::Error::Database(db) => {
+            !matches!(primary_code(db.as_ref()), Some(1 | 18 | 19 | 20 | 25))
+        }
+        // Failures while binding or decoding happen on our side of the connection.
+        sqlx::Error::Encode(_)
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::RowNotFound => false,
+        _ => true,
+    }
+}
+
+fn primary_code(db: &dyn DatabaseError) -> Option<i32> {
+    db.code()?.parse::<i32>().ok().map(|code| code & 0xff)
+}
+
+/// Makes copies of a batch-wide failure, one for each request it affects (`sqlx::Error` is not
+/// `Clone`), keeping the `Locked` classification so callers can still tell contention from
+/// damage.
+fn echo(cause: &StoreError) -> impl Fn() -> StoreError + use<> {
+    let (locked, text) = match cause {
+        StoreError::Locked(err) => (true, err.to_string()),
+        StoreError::Database(err) => (false, err.to_string()),
+        other => (false, other.to_string()),
+    };
+    move || {
+        let copy = sqlx::Error::Io(io::Error::other(format!("write batch failed: {text}")));
+        if locked {
+            StoreError::Locked(copy)
+        } else {
+            StoreError::Database(copy)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statements
+// ---------------------------------------------------------------------------------------------
+
+/// The `workflow_status` columns in the order [`workflow_from_row`] reads them by name.
+macro_rules! workflow_columns {
+    () => {
+        "workflow_id, name, status, input, output, error, trap_class, trap_message, executor_id, \
+         app_version, instance, config, executions, max_recovery_attempts, created_at, updated_at"
+    };
+}
+
+macro_rules! step_columns {
+    () => {
+        "workflow_id, function_id, name, output, error, attempts, started_at, completed_at"
+    };
+}
+
+async fn put_component(
+    conn: &mut SqliteConnection,
+    digest: String,
+    bytes: Vec<u8>,
+) -> Result<(), StoreError> {
+    let size = bytes.len() as i64;
+    sqlx::query(
+        "INSERT OR IGNORE INTO components (digest, bytes, size, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .bind(digest)
+    .bind(bytes)
+    .bind(size)
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_workflow(
+    conn: &mut SqliteConnection,
+    new: NewWorkflow,
+) -> Result<Inserted, StoreError> {
+    let now = now_ms();
+    let id = new.id.clone();
+    // RETURNING yields the row only when it was inserted, so the common case is one statement.
+    let inserted = sqlx::query(concat!(
+        "INSERT INTO workflow_status (workflow_id, name, status, input, executor_id, app_version, \
+         instance, config, executions, max_recovery_attempts, created_at, updated_at) \
+         VALUES (?1, ?2, 'PENDING', ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?9) \
+         ON CONFLICT (workflow_id) DO NOTHING RETURNING ",
+        workflow_columns!()
+    ))
+    .bind(new.id)
+    .bind(new.name)
+    .bind(new.input)
+    .bind(new.executor_id)
+    .bind(new.app_version)
+    .bind(new.instance)
+    .bind(new.config)
+    .bind(i64::from(new.max_recovery_attempts))
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = inserted {
+        return Ok(Inserted {
+            created: true,
+            record: workflow_from_row(&row)?,
+        });
+    }
+    let existing = sqlx::query(concat!(
+        "SELECT ",
+        workflow_columns!(),
+        " FROM workflow_status WHERE workflow_id = ?1"
+    ))
+    .bind(id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    match existing {
+        Some(row) => Ok(Inserted {
+            created: false,
+            record: workflow_from_row(&row)?,
+        }),
+        // Only possible if the row vanished between the two statements of one transaction.
+        None => Err(StoreError::Corrupt {
+            table: "workflow_status",
+            message: format!("workflow {id} conflicts on insert but cannot be read"),
+        }),
+    }
+}
+
+async fn begin_execution(
+    conn: &mut SqliteConnection,
+    workflow_id: String,
+    executor_id: String,
+) -> Result<u32, StoreError> {
+    let row = sqlx::query(
+        "UPDATE workflow_status SET executions = executions + 1, executor_id = ?1, \
+         status = 'PENDING', updated_at = ?2 WHERE workflow_id = ?3 RETURNING executions",
+    )
+    .bind(executor_id)
+    .bind(now_ms())
+    .bind(workflow_id.as_str())
+    .fetch_optional(conn)
+    .await?;
+    match row {
+        Some(row) => to_u32(
+            get(&row, "workflow_status", "executions")?,
+            "workflow_status",
+            "executions",
+        ),
+        None => Err(StoreError::UnknownWorkflow(workflow_id)),
+    }
+}
+
+async fn record_step(conn: &mut SqliteConnection, step: StepRow) -> Result<(), StoreError> {
+    let workflow_id = step.workflow_id.clone();
+    let function_id = step.function_id;
+    let result = sqlx::query(
+        "INSERT INTO operation_outputs (workflow_id, function_id, name, output, error, attempts, \
+         started_at, completed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .bind(step.workflow_id)
+    .bind(i64::from(step.function_id))
+    .bind(step.name)
+    .bind(step.output)
+    .bind(step.error)
+    .bind(i64::from(step.attempts))
+    .bind(step.started_at)
+    .bind(step.completed_at)
+    .execute(conn)
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(db)) if db.kind() == ErrorKind::UniqueViolation => {
+            Err(StoreError::StepAlreadyRecorded {
+                workflow_id,
+                function_id,
+            })
+        }
+        Err(sqlx::Error::Database(db)) if db.kind() == ErrorKind::ForeignKeyViolation => {
+            Err(StoreError::UnknownWorkflow(workflow_id))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn record_trap(
+    conn: &mut SqliteConnection,
+    workflow_id: String,
+    class: String,
+    message: String,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE workflow_status SET trap_class = ?1, trap_message = ?2, updated_at = ?3 \
+         WHERE workflow_id = ?4",
+    )
+    .bind(class)
+    .bind(message)
+    .bind(now_ms())
+    .bind(workflow_id.as_str())
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::UnknownWorkflow(workflow_id));
+    }
+    Ok(())
+}
+
+async fn finish_workflow(
+    conn: &mut SqliteConnection,
+    workflow_id: String,
+    end: WorkflowEnd,
+) -> Result<(), StoreError> {
+    let (status, output, error) = match end {
+        WorkflowEnd::Success(output) => (WorkflowStatus::Success, Some(output), None),
+        WorkflowEnd::Error(error) => (WorkflowStatus::Error, None, Some(error)),
+        WorkflowEnd::MaxRecoveryAttemptsExceeded(error) => (
+            WorkflowStatus::MaxRecoveryAttemptsExceeded,
+            None,
+            Some(error),
+        ),
+    };
+    // The first ending wins: a late duplicate execution must not rewrite a finished workflow.
+    let done = sqlx::query(
+        "UPDATE workflow_status SET status = ?1, output = ?2, error = ?3, updated_at = ?4 \
+         WHERE workflow_id = ?5 AND status IN ('ENQUEUED', 'PENDING')",
+    )
+    .bind(status.as_str())
+    .bind(output)
+    .bind(error)
+    .bind(now_ms())
+    .bind(workflow_id.as_str())
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 1 {
+        return Ok(());
+    }
+    let exists = sqlx::query("SELECT 1 FROM workflow_status WHERE workflow_id = ?1")
+        .bind(workflow_id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    if exists.is_none() {
+        return Err(StoreError::UnknownWorkflow(workflow_id));
+    }
+    tracing::debug!(workflow_id, %status, "workflow already finished; keeping its first ending");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row mapping
+// ---------------------------------------------------------------------------------------------
+
+/// Reads one column; a value of the wrong type is a corrupt row, not a database failure.
+fn get<'r, T>(row: &'r SqliteRow, table: &'static str, column: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(column).map_err(|err| StoreError::Corrupt {
+        table,
+        message: format!("column {column}: {err}"),
+    })
+}
+
+fn to_u32(value: i64, table: &'static str, column: &str) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt {
+        table,
+        message: format!("column {column}: {value} is not a count"),
+    })
+}
+
+fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord, StoreError> {
+    const T: &str = "workflow_status";
+    let id: String = get(row, T, "workflow_id")?;
+    let status: String = get(row, T, "status")?;
+    let status = WorkflowStatus::from_str(&status).map_err(|message| StoreError::Corrupt {
+        table: T,
+        message: format!("workflow {id}: {message}"),
+    })?;
+    Ok(WorkflowRecord {
+        name: get(row, T, "name")?,
+        status,
+        input: get(row, T, "input")?,
+        output: get(row, T, "output")?,
+        error: get(row, T, "error")?,
+        trap_class: get(row, T, "trap_class")?,
+        trap_message: get(row, T, "trap_message")?,
+        executor_id: get(row, T, "executor_id")?,
+        app_version: get(row, T, "app_version")?,
+        instance: get(row, T, "instance")?,
+        config: get(row, T, "config")?,
+        executions: to_u32(get(row, T, "executions")?, T, "executions")?,
+        max_recovery_attempts: to_u32(
+            get(row, T, "max_recovery_attempts")?,
+            T,
+            "max_recovery_attempts",
+        )?,
+        created_at: get(row, T, "created_at")?,
+        updated_at: get(row, T, "updated_at")?,
+        id,
+    })
+}
+
+fn step_from_row(row: &SqliteRow) -> Result<StepRecord, StoreError> {
+    const T: &str = "operation_outputs";
+    let workflow_id: String = get(row, T, "workflow_id")?;
+    let function_id = to_u32(get(row, T, "function_id")?, T, "function_id")?;
+    let error: Option<String> = get(row, T, "error")?;
+    let error = error
+        .map(|json| serde_json::from_str::<StepFailureRecord>(&json))
+        .transpose()
+        .map_err(|err| StoreError::Corrupt {
+            table: T,
+            message: format!("workflow {workflow_id} step {function_id}: bad error JSON: {err}"),
+        })?;
+    Ok(StepRecord {
+        function_id,
+        name: get(row, T, "name")?,
+        output: get(row, T, "output")?,
+        error,
+        attempts: to_u32(get(row, T, "attempts")?, T, "attempts")?,
+        started_at: get(row, T, "started_at")?,
+        completed_at: get(row, T, "completed_at")?,
+        workflow_id,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The trait
+// ---------------------------------------------------------------------------------------------
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn put_component(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let (digest, bytes) = (digest.to_owned(), bytes.to_vec());
+        self.write(|reply| Request::PutComponent {
+            digest,
+            bytes,
+            reply,
+        })
+        .await
+    }
+
+    async fn get_component(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT bytes FROM components WHERE digest = ?1")
+            .bind(digest)
+            .fetch_optional(&self.reads)
+            .await?;
+        row.map(|row| get(&row, "components", "bytes")).transpose()
+    }
+
+    async fn insert_workflow(&self, new: &NewWorkflow) -> Result<Inserted, StoreError> {
+        let new = new.clone();
+        self.write(|reply| Request::InsertWorkflow { new, reply })
+            .await
+    }
+
+    async fn get_workflow(&self, id: &str) -> Result<Option<WorkflowRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            workflow_columns!(),
+            " FROM workflow_status WHERE workflow_id = ?1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reads)
+        .await?;
+        row.as_ref().map(workflow_from_row).transpose()
+    }
+
+    async fn list_workflows(
+        &self,
+        filter: &WorkflowFilter,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        // One fixed statement per filter shape, so each is prepared once and can use its index.
+        let sql = match (&filter.status, &filter.name) {
+            (None, None) => concat!(
+                "SELECT ",
+                workflow_columns!(),
+                " FROM workflow_status ORDER BY created_at DESC, rowid DESC LIMIT ?1"
+            ),
+            (Some(_), None) => concat!(
+                "SELECT ",
+                workflow_columns!(),
+                " FROM workflow_status WHERE status = ?2 \
+                 ORDER BY created_at DESC, rowid DESC LIMIT ?1"
+            ),
+            (None, Some(_)) => concat!(
+                "SELECT ",
+                workflow_columns!(),
+                " FROM workflow_status WHERE name = ?3 \
+                 ORDER BY created_at DESC, rowid DESC LIMIT ?1"
+            ),
+            (Some(_), Some(_)) => concat!(
+                "SELECT ",
+                workflow_columns!(),
+                " FROM workflow_status WHERE status = ?2 AND name = ?3 \
+                 ORDER BY created_at DESC, rowid DESC LIMIT ?1"
+            ),
+        };
+        // A negative LIMIT means no limit in SQLite.
+        let limit = filter.limit.map_or(-1, i64::from);
+        let mut query = sqlx::query(sql).bind(limit);
+        // Unused numbered parameters stay NULL; binding them keeps the argument count fixed.
+        query = query.bind(filter.status.map(WorkflowStatus::as_str));
+        query = query.bind(filter.name.as_deref());
+        let rows = query.fetch_all(&self.reads).await?;
+        rows.iter().map(workflow_from_row).collect()
+    }
+
+    async fn steps(&self, workflow_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            step_columns!(),
+            " FROM operation_outputs WHERE workflow_id = ?1 ORDER BY function_id"
+        ))
+        .bind(workflow_id)
+        .fetch_all(&self.reads)
+        .await?;
+        rows.iter().map(step_from_row).collect()
+    }
+
+    async fn begin_execution(
+        &self,
+        workflow_id: &str,
+        executor_id: &str,
+    ) -> Result<u32, StoreError> {
+        let (workflow_id, executor_id) = (workflow_id.to_owned(), executor_id.to_owned());
+        self.write(|reply| Request::BeginExecution {
+            workflow_id,
+            executor_id,
+            reply,
+        })
+        .await
+    }
+
+    async fn record_step(&self, step: &StepRecord) -> Result<(), StoreError> {
+        let error = match &step.error {
+            Some(failure) => {
+                Some(
+                    serde_json::to_string(failure).map_err(|err| StoreError::Corrupt {
+                        table: "operation_outputs",
+                        message: format!("cannot encode step failure: {err}"),
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let step = StepRow {
+            workflow_id: step.workflow_id.clone(),
+            function_id: step.function_id,
+            name: step.name.clone(),
+            output: step.output.clone(),
+            error,
+            attempts: step.attempts,
+            started_at: step.started_at,
+            completed_at: step.completed_at,
+        };
+        self.write(|reply| Request::RecordStep { step, reply })
+            .await
+    }
+
+    async fn record_trap(
+        &self,
+        workflow_id: &str,
+        class: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let (workflow_id, class, message) =
+            (workflow_id.to_owned(), class.to_owned(), message.to_owned());
+        self.write(|reply| Request::RecordTrap {
+            workflow_id,
+            class,
+            message,
+            reply,
+        })
+        .await
+    }
+
+    async fn finish_workflow(
+        &self,
+        workflow_id: &str,
+        end: &WorkflowEnd,
+    ) -> Result<(), StoreError> {
+        let (workflow_id, end) = (workflow_id.to_owned(), end.clone());
+        self.write(|reply| Request::Finish {
+            workflow_id,
+            end,
+            reply,
+        })
+        .await
+    }
+
+    async fn pending_workflows(
+        &self,
+        executor_id: &str,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            workflow_columns!(),
+            " FROM workflow_status WHERE status = 'PENDING' AND executor_id = ?1 \
+             ORDER BY created_at, rowid"
+        ))
+        .bind(executor_id)
+        .fetch_all(&self.reads)
+        .await?;
+        rows.iter().map(workflow_from_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_workflow(id: &str) -> NewWorkflow {
+        NewWorkflow {
+            id: id.to_owned(),
+            name: "greet".to_owned(),
+            input: r#"{"who":"world"}"#.to_owned(),
+            executor_id: "exec-a".to_owned(),
+            app_version: "sha256:abc".to_owned(),
+            instance: "default".to_owned(),
+            config: "{}".to_owned(),
+            max_recovery_attempts: 3,
+        }
+    }
+
+    fn step(workflow_id: &str, function_id: u32) -> StepRecord {
+        StepRecord {
+            workflow_id: workflow_id.to_owned(),
+            function_id,
+            name: format!("step-{function_id}"),
+            output: Some(format!("{function_id}")),
+            error: None,
+            attempts: 1,
+            started_at: 1_000 + i64::from(function_id),
+            completed_at: 2_000 + i64::from(function_id),
+        }
+    }
+
+    async fn open_temp(durability: Durability) -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("reprise.db");
+        let store = SqliteStore::open(path.to_str().expect("utf-8 path"), durability)
+            .await
+            .expect("open store");
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn insert_is_idempotent_and_returns_the_original() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        let first = store
+            .insert_workflow(&new_workflow("wf-1"))
+            .await
+            .expect("insert");
+        assert!(first.created);
+        assert_eq!(first.record.status, WorkflowStatus::Pending);
+        assert_eq!(first.record.executions, 0);
+        assert_eq!(first.record.created_at, first.record.updated_at);
+
+        let mut again = new_workflow("wf-1");
+        again.input = r#"{"who":"someone else"}"#.to_owned();
+        let second = store.insert_workflow(&again).await.expect("insert again");
+        assert!(!second.created);
+        assert_eq!(second.record, first.record);
+        assert_eq!(
+            store.get_workflow("wf-1").await.expect("get"),
+            Some(first.record)
+        );
+        assert_eq!(store.get_workflow("nope").await.expect("get"), None);
+    }
+
+    #[tokio::test]
+    async fn steps_round_trip_including_failures() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        store
+            .insert_workflow(&new_workflow("wf"))
+            .await
+            .expect("insert");
+        let failed = StepRecord {
+            output: None,
+            error: Some(StepFailureRecord {
+                message: "boom".to_owned(),
+                attempt_errors: vec!["timeout".to_owned(), "boom".to_owned()],
+                retries_exhausted: true,
+            }),
+            attempts: 2,
+            ..step("wf", 1)
+        };
+        // Recorded out of order on purpose: `steps` sorts by position.
+        store.record_step(&failed).await.expect("record failure");
+        store
+            .record_step(&step("wf", 0))
+            .await
+            .expect("record success");
+        let steps = store.steps("wf").await.expect("steps");
+        assert_eq!(steps, vec![step("wf", 0), failed]);
+        assert!(store.steps("other").await.expect("steps").is_empty());
+    }
+
+    #[tokio::test]
+    async fn duplicate_step_is_rejected() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        store
+            .insert_workflow(&new_workflow("wf"))
+            .await
+            .expect("insert");
+        store.record_step(&step("wf", 0)).await.expect("first");
+        let err = store
+            .record_step(&step("wf", 0))
+            .await
+            .expect_err("duplicate");
+        assert!(
+            matches!(&err, StoreError::StepAlreadyRecorded { workflow_id, function_id: 0 } if workflow_id == "wf"),
+            "{err:?}"
+        );
+        // The failure was the request's own: the writer goes on.
+        store.record_step(&step("wf", 1)).await.expect("next step");
+        let err = store
+            .record_step(&step("ghost", 0))
+            .await
+            .expect_err("no workflow");
+        assert!(
+            matches!(err, StoreError::UnknownWorkflow(ref id) if id == "ghost"),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn begin_execution_counts_and_takes_ownership() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        store
+            .insert_workflow(&new_workflow("wf"))
+            .await
+            .expect("insert");
+        assert_eq!(
+            store.begin_execution("wf", "exec-a").await.expect("begin"),
+            1
+        );
+        assert_eq!(
+            store.begin_execution("wf", "exec-b").await.expect("begin"),
+            2
+        );
+        let record = store
+            .get_workflow("wf")
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(record.executions, 2);
+        assert_eq!(record.executor_id, "exec-b");
+        assert!(
+            store
+                .pending_workflows("exec-a")
+                .await
+                .expect("pending")
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .pending_workflows("exec-b")
+                .await
+                .expect("pending")
+                .len(),
+            1
+        );
+        let err = store
+            .begin_execution("ghost", "exec-a")
+            .await
+            .expect_err("unknown");
+        assert!(
+            matches!(err, StoreError::UnknownWorkflow(ref id) if id == "ghost"),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn finish_keeps_the_first_terminal_state() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        store
+            .insert_workflow(&new_workflow("wf"))
+            .await
+            .expect("insert");
+        store
+            .record_trap("wf", "panic", "oh no")
+            .await
+            .expect("trap");
+        store
+            .finish_workflow("wf", &WorkflowEnd::Success("42".to_owned()))
+            .await
+            .expect("finish");
+        store
+            .finish_workflow("wf", &WorkflowEnd::Error("late".to_owned()))
+            .await
+            .expect("second finish is not an error");
+        let record = store
+            .get_workflow("wf")
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(record.status, WorkflowStatus::Success);
+        assert_eq!(record.output.as_deref(), Some("42"));
+        assert_eq!(record.error, None);
+        assert_eq!(record.trap_class.as_deref(), Some("panic"));
+        assert_eq!(record.trap_message.as_deref(), Some("oh no"));
+        assert!(
+            store
+                .pending_workflows("exec-a")
+                .await
+                .expect("pending")
+                .is_empty()
+        );
+        let err = store
+            .finish_workflow("ghost", &WorkflowEnd::Error("x".to_owned()))
+            .await
+            .expect_err("unknown");
+        assert!(matches!(err, StoreError::UnknownWorkflow(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn listing_filters_and_orders_newest_first() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        for id in ["a", "b", "c"] {
+            store
+                .insert_workflow(&new_workflow(id))
+                .await
+                .expect("insert");
+        }
+        let mut other = new_workflow("d");
+        other.name = "other".to_owned();
+        store.insert_workflow(&other).await.expect("insert");
+        store
+            .finish_workflow("b", &WorkflowEnd::Error("bad".to_owned()))
+            .await
+            .expect("finish");
+
+        let ids = |records: Vec<WorkflowRecord>| -> Vec<String> {
+            records.into_iter().map(|r| r.id).collect()
+        };
+        let all = store
+            .list_workflows(&WorkflowFilter::default())
+            .await
+            .expect("list");
+        assert_eq!(ids(all), ["d", "c", "b", "a"]);
+        let filter = WorkflowFilter {
+            limit: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(
+            ids(store.list_workflows(&filter).await.expect("list")),
+            ["d", "c"]
+        );
+        let filter = WorkflowFilter {
+            status: Some(WorkflowStatus::Pending),
+            ..Default::default()
+        };
+        assert_eq!(
+            ids(store.list_workflows(&filter).await.expect("list")),
+            ["d", "c", "a"]
+        );
+        let filter = WorkflowFilter {
+            name: Some("greet".to_owned()),
+            ..Default::default()
+        };
+        assert_eq!(
+            ids(store.list_workflows(&filter).await.expect("list")),
+            ["c", "b", "a"]
+        );
+        let filter = WorkflowFilter {
+            status: Some(WorkflowStatus::Pending),
+            name: Some("greet".to_owned()),
+            limit: Some(1),
+        };
+        assert_eq!(
+            ids(store.list_workflows(&filter).await.expect("list")),
+            ["c"]
+        );
+        assert_eq!(
+            ids(store.pending_workflows("exec-a").await.expect("pending")),
+            ["a", "c", "d"]
+        );
+    }
+
+    #[tokio::test]
+    async fn components_are_stored_once() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        store
+            .put_component("sha256:1", b"first")
+            .await
+            .expect("put");
+        store
+            .put_component("sha256:1", b"ignored")
+            .await
+            .expect("put again");
+        assert_eq!(
+            store
+                .get_component("sha256:1")
+                .await
+                .expect("get")
+                .as_deref(),
+            Some(&b"first"[..])
+        );
+        assert_eq!(store.get_component("sha256:2").await.expect("get"), None);
+    }
+
+    #[tokio::test]
+    async fn corrupt_rows_are_reported_as_corrupt() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("reprise.db");
+        let path = path.to_str().expect("utf-8 path");
+        let store = SqliteStore::open(path, Durability::Process)
+            .await
+            .expect("open");
+        store
+            .insert_workflow(&new_workflow("wf"))
+            .await
+            .expect("insert");
+        store.record_step(&step("wf", 0)).await.expect("record");
+        store.close().await;
+
+        let mut conn = SqliteConnection::connect(&format!("sqlite:{path}"))
+            .await
+            .expect("raw");
+        sqlx::query("UPDATE workflow_status SET status = 'SLEEPING'")
+            .execute(&mut conn)
+            .await
+            .expect("edit");
+        sqlx::query("UPDATE operation_outputs SET error = 'not json'")
+            .execute(&mut conn)
+            .await
+            .expect("edit");
+        conn.close().await.expect("close raw");
+
+        let store = SqliteStore::open(path, Durability::Process)
+            .await
+            .expect("reopen");
+        let err = store.get_workflow("wf").await.expect_err("bad status");
+        assert!(
+            matches!(
+                err,
+                StoreError::Corrupt {
+                    table: "workflow_status",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let err = store.steps("wf").await.expect_err("bad json");
+        assert!(
+            matches!(
+                err,
+                StoreError::Corrupt {
+                    table: "operation_outputs",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_steps_share_commits() {
+        let (_dir, store) = open_temp(Durability::Synced).await;
+        let store = Arc::new(store);
+        store
+            .insert_workflow(&new_workflow("wf"))
+            .await
+            .expect("insert");
+        let before = store.commits();
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.record_step(&step("wf", i)).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task").expect("record");
+        }
+        let commits = store.commits() - before;
+        assert_eq!(store.steps("wf").await.expect("steps").len(), 200);
+        assert!(commits < 50, "200 steps took {commits} commits");
+    }
+
+    #[tokio::test]
+    async fn a_failing_request_does_not_sink_its_batch() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        let store = Arc::new(store);
+        store
+            .insert_workflow(&new_workflow("wf"))
+            .await
+            .expect("insert");
+        store.record_step(&step("wf", 0)).await.expect("record");
+        let before = store.commits();
+        // Spawned together on this single-threaded runtime, they queue up and share a batch.
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.record_step(&step("wf", i % 10)).await })
+            })
+            .collect();
+        let mut duplicates = 0;
+        for task in tasks {
+            match task.await.expect("task") {
+                Ok(()) => {}
+                Err(StoreError::StepAlreadyRecorded { .. }) => duplicates += 1,
+                Err(err) => panic!("unexpected {err:?}"),
+            }
+        }
+        // Step 0 existed, steps 1..10 were each sent twice: 2 + 9 duplicates.
+        assert_eq!(duplicates, 11);
+        assert!(store.commits() - before < 10, "the steps were not batched");
+        assert_eq!(store.steps("wf").await.expect("steps").len(), 10);
+    }
+
+    #[tokio::test]
+    async fn mixed_requests_in_one_batch_each_get_their_own_answer() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        store
+            .insert_workflow(&new_workflow("old"))
+            .await
+            .expect("insert");
+        let before = store.commits();
+        // Polled in order by one task, the requests are all queued before the writer wakes.
+        let end = WorkflowEnd::Success("1".to_owned());
+        let (new, old) = (new_workflow("new"), new_workflow("old"));
+        let (new_step, stray_step) = (step("new", 0), step("ghost", 0));
+        let (fresh, again, began, stepped, ghost_step, trapped, ghost_trap, finished) = tokio::join!(
+            store.insert_workflow(&new),
+            store.insert_workflow(&old),
+            store.begin_execution("new", "exec-b"),
+            store.record_step(&new_step),
+            store.record_step(&stray_step),
+            store.record_trap("old", "panic", "boom"),
+            store.record_trap("ghost", "panic", "boom"),
+            store.finish_workflow("new", &end),
+        );
+        assert_eq!(
+            store.commits() - before,
+            1,
+            "expected a single group commit"
+        );
+        assert!(fresh.expect("fresh").created);
+        assert!(!again.expect("again").created);
+        assert_eq!(began.expect("began"), 1);
+        stepped.expect("stepped");
+        assert!(
+            matches!(ghost_step, Err(StoreError::UnknownWorkflow(_))),
+            "{ghost_step:?}"
+        );
+        trapped.expect("trapped");
+        assert!(
+            matches!(ghost_trap, Err(StoreError::UnknownWorkflow(_))),
+            "{ghost_trap:?}"
+        );
+        finished.expect("finished");
+
+        let new = store
+            .get_workflow("new")
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!((new.status, new.executions), (WorkflowStatus::Success, 1));
+        assert_eq!(
+            store.steps("new").await.expect("steps"),
+            vec![step("new", 0)]
+        );
+        let old = store
+            .get_workflow("old")
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(old.trap_class.as_deref(), Some("panic"));
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_fails_as_a_whole_is_rolled_back_and_the_writer_recovers() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("reprise.db");
+        let path = path.to_str().expect("utf-8 path");
+        // A tiny size cap makes SQLite fail with SQLITE_FULL, which may roll back the whole
+        // transaction rather than one statement.
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .pragma("max_page_count", "64");
+        let store = SqliteStore::open_with(path, base, Durability::Process)
+            .await
+            .expect("open");
+        store
+            .insert_workflow(&new_workflow("wf"))
+            .await
+            .expect("insert");
+        let huge = vec![7u8; 1 << 20];
+        let (first, second) = (step("wf", 0), step("wf", 1));
+        let (a, full, b) = tokio::join!(
+            store.record_step(&first),
+            store.put_component("sha256:huge", &huge),
+            store.record_step(&second),
+        );
+        assert!(matches!(full, Err(StoreError::Database(_))), "{full:?}");
+        assert!(a.is_err() && b.is_err(), "{a:?} {b:?}");
+        assert!(store.steps("wf").await.expect("steps").is_empty());
+        // Later writes still work.
+        store
+            .record_step(&first)
+            .await
+            .expect("record after failure");
+        store
+            .record_step(&second)
+            .await
+            .expect("record after failure");
+        assert_eq!(store.steps("wf").await.expect("steps").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn missing_directory_is_an_open_error_naming_the_path() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("no-such-dir").join("reprise.db");
+        let path = path.to_str().expect("utf-8 path");
+        for url in [
+            path.to_owned(),
+            format!("sqlite://{path}"),
+            format!("sqlite:{path}"),
+        ] {
+            let err = SqliteStore::open(&url, Durability::Synced)
+                .await
+                .expect_err("must fail");
+            assert!(
+                matches!(&err, StoreError::Open { url: u, .. } if *u == url),
+                "{err:?}"
+            );
+            let message = err.to_string();
+            assert!(message.contains(path), "{message}");
+            assert!(message.contains("does not exist"), "{message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_database_is_an_open_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("garbage.db");
+        std::fs::write(&path, vec![0x42u8; 8192]).expect("write garbage");
+        let err = SqliteStore::open(path.to_str().expect("utf-8"), Durability::Synced)
+            .await
+            .expect_err("must fail");
+        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_the_data() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("reprise.db");
+        let url = format!("sqlite://{}", path.display());
+        let store = SqliteStore::open(&url, Durability::Synced)
+            .await
+            .expect("open");
+        store
+            .insert_workflow(&new_workflow("wf"))
+            .await
+            .expect("insert");
+        store.begin_execution("wf", "exec-a").await.expect("begin");
+        store.record_step(&step("wf", 0)).await.expect("record");
+        // Dropped without `close`: what was acknowledged is committed regardless.
+        drop(store);
+
+        let store = SqliteStore::open(path.to_str().expect("utf-8"), Durability::Synced)
+            .await
+            .expect("reopen");
+        let record = store.get_workflow("wf").await.expect("get").expect("kept");
+        assert_eq!(record.executions, 1);
+        assert_eq!(store.steps("wf").await.expect("steps"), vec![step("wf", 0)]);
+        let again = store
+            .insert_workflow(&new_workflow("wf"))
+            .await
+            .expect("insert");
+        assert!(!again.created);
+    }
+
+    #[test]
+    fn durability_parses_and_prints() {
+        assert_eq!(Durability::default(), Durability::Synced);
+        for d in [Durability::Synced, Durability::Process] {
+            assert_eq!(d.to_string().parse::<Durability>(), Ok(d));
+        }
+        assert_eq!("PROCESS".parse::<Durability>(), Ok(Durability::Process));
+        assert!("fast".parse::<Durability>().is_err());
+        assert_eq!(
+            serde_json::to_string(&Durability::Process).expect("json"),
+            "\"process\""
+        );
+        assert_eq!(
+            serde_json::from_str::<Durability>("\"synced\"").expect("json"),
+            Durability::Synced
+        );
+    }
+
+    /// Sequential step latency; run with
+    /// `cargo test -p reprise --lib store::sqlite::tests::step_latency -- --ignored --nocapture`.
+    #[tokio::test]
+    #[ignore = "timing measurement, not a check"]
+    async fn step_latency() {
+        for durability in [Durability::Process, Durability::Synced] {
+            let (_dir, store) = open_temp(durability).await;
+            store
+                .insert_workflow(&new_workflow("wf"))
+                .await
+                .expect("insert");
+            let n = if durability == Durability::Process {
+                5_000
+            } else {
+                300
+            };
+            let start = std::time::Instant::now();
+            for i in 0..n {
+                store.record_step(&step("wf", i)).await.expect("record");
+            }
+            let per = start.elapsed() / n;
+            println!("{durability}: {per:?} per sequential record_step ({n} steps)");
+        }
+    }
+}
