@@ -231,8 +231,43 @@ fn end_step(output: &Result<Vec<u8>, String>) -> StepEnd {
     durable::end_step(output.as_deref().map_err(String::as_str))
 }
 
-/// Runs an inline step through the host: `begin-step`, then attempts until `end-step` says
-/// done (or the recorded outcome straight away on a replay). The expansion of `#[step]`.
+/// A step called inside another step (or inside an isolated instance) is a plain call, as in
+/// DBOS: only the outermost step is recorded.
+fn nested_call<A, T, E: Display>(
+    def: &StepDef,
+    args: A,
+    body: impl Fn(A) -> Result<T, E>,
+) -> Result<T, StepError> {
+    body(args).map_err(|e| StepError::Failed {
+        step: def.name.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// The step protocol: `begin-step` (a replay returns the recorded outcome at once), then one
+/// `attempt` per `end-step` answer until the host says done.
+fn drive_step<T: DeserializeOwned>(
+    def: &StepDef,
+    mut attempt_once: impl FnMut(&AttemptInfo) -> Result<Vec<u8>, String>,
+) -> Result<T, StepError> {
+    let mut attempt = match durable::begin_step(def.name, def.config.options()) {
+        StepStart::Replay(recorded) => return outcome(def.name, recorded),
+        StepStart::Execute(attempt) => attempt,
+    };
+    loop {
+        let output = {
+            let _status = StatusGuard::set(def.name, &attempt);
+            attempt_once(&attempt)
+        };
+        match end_step(&output) {
+            StepEnd::Done(recorded) => return outcome(def.name, recorded),
+            StepEnd::Retry(next) => attempt = next,
+        }
+    }
+}
+
+/// Runs an inline step through the host: each attempt runs the body in this instance. The
+/// expansion of `#[step]`.
 pub fn call_step<A, T, E>(
     def: &StepDef,
     args: A,
@@ -244,30 +279,13 @@ where
     E: Display,
 {
     if in_step() {
-        // A step inside a step is a plain call: only the outermost one is recorded.
-        return body(args).map_err(|e| StepError::Failed {
-            step: def.name.to_owned(),
-            message: e.to_string(),
-        });
+        return nested_call(def, args, body);
     }
-    let mut attempt = match durable::begin_step(def.name, def.config.options()) {
-        StepStart::Replay(recorded) => return outcome(def.name, recorded),
-        StepStart::Execute(attempt) => attempt,
-    };
-    loop {
-        let output = {
-            let _status = StatusGuard::set(def.name, &attempt);
-            attempt_output(body(args.clone()))
-        };
-        match end_step(&output) {
-            StepEnd::Done(recorded) => return outcome(def.name, recorded),
-            StepEnd::Retry(next) => attempt = next,
-        }
-    }
+    drive_step(def, |_| attempt_output(body(args.clone())))
 }
 
-/// Runs an isolated step through the host: like [`call_step`], but each attempt is the host
-/// running the step's body in a fresh instance via `run-isolated`, with the arguments as JSON.
+/// Runs an isolated step through the host: each attempt is the host running the step's body in
+/// a fresh instance via `run-isolated`, with the arguments as JSON.
 pub fn call_isolated_step<A, T, E>(
     def: &StepDef,
     args: A,
@@ -279,31 +297,14 @@ where
     E: Display,
 {
     if in_step() {
-        // Already isolated (or inside another step): a plain call, as for inline steps.
-        return body(args).map_err(|e| StepError::Failed {
-            step: def.name.to_owned(),
-            message: e.to_string(),
-        });
+        return nested_call(def, args, body);
     }
-    let mut attempt = match durable::begin_step(def.name, def.config.options()) {
-        StepStart::Replay(recorded) => return outcome(def.name, recorded),
-        StepStart::Execute(attempt) => attempt,
-    };
     let input = serde_json::to_vec(&args)
         .map_err(|e| format!("the step's arguments did not serialize: {e}"));
-    loop {
-        let output = match &input {
-            Ok(input) => {
-                let _status = StatusGuard::set(def.name, &attempt);
-                durable::run_isolated(def.name, input, attempt)
-            }
-            Err(e) => Err(e.clone()),
-        };
-        match end_step(&output) {
-            StepEnd::Done(recorded) => return outcome(def.name, recorded),
-            StepEnd::Retry(next) => attempt = next,
-        }
-    }
+    drive_step(def, |attempt| match &input {
+        Ok(input) => durable::run_isolated(def.name, input, *attempt),
+        Err(e) => Err(e.clone()),
+    })
 }
 
 /// Runs a step's body once from the JSON array of its arguments: what a `StepDef`'s `run`

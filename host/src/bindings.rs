@@ -7,7 +7,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use reprise::workflow::types::{
+pub use self::reprise::workflow::types::{
     LogLevel, RetryPolicy, StepDefinition, StepEnd, StepFailure, StepOptions, StepOutcome,
     StepStart, WorkflowInfo,
 };

@@ -33,23 +33,20 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let bytes = component_bytes(&args.component)?;
     let runtime = cli.runtime(&args.limits).await?;
     let component = runtime.register(&bytes).await?;
-    let inserted = runtime
-        .start(&component, &args.workflow, &args.input, args.id.clone())
-        .await?;
-    if !inserted.created {
-        let existing = &inserted.record;
+    if let Some(id) = &args.id
+        && let Some(existing) = runtime.store().get_workflow(id).await?
+    {
         if existing.app_version != component.digest {
             eprintln!(
-                "note: workflow {} runs on the version it started on ({}), not on the given component",
-                existing.id, existing.app_version
+                "note: workflow {id} runs on the version it started on ({}), not on the given component",
+                existing.app_version
             );
         }
-        eprintln!(
-            "joining existing workflow {} ({})",
-            existing.id, existing.status
-        );
+        eprintln!("joining existing workflow {id} ({})", existing.status);
     }
-    let record = runtime.drive(&inserted.record.id).await?;
+    let record = runtime
+        .run(&component, &args.workflow, &args.input, args.id.clone())
+        .await?;
     report(&record, args.json)
 }
 

@@ -12,7 +12,7 @@ use crate::runtime::durable::{
 use crate::runtime::history::{History, NonDeterminism};
 use crate::runtime::{RuntimeError, Shared};
 use crate::sandbox::HostState;
-use crate::store::{WorkflowEnd, WorkflowRecord};
+use crate::store::{StepRecord, WorkflowEnd, WorkflowRecord};
 
 /// How an execution ended.
 #[derive(Debug)]
@@ -23,18 +23,18 @@ pub(crate) enum ExecutionEnd {
     Trapped(ClassifiedTrap),
 }
 
-/// Runs execution number `execution` (1-based) of a workflow on its component.
+/// Runs the workflow's current execution (`workflow.executions`, 1-based) on its component,
+/// replaying `steps`.
 pub(crate) async fn execute(
     shared: &Arc<Shared>,
     component: Arc<LoadedComponent>,
     workflow: &WorkflowRecord,
-    execution: u32,
+    steps: Vec<StepRecord>,
 ) -> Result<ExecutionEnd, RuntimeError> {
-    let steps = shared.store.steps(&workflow.id).await?;
     let info = WorkflowInfo {
         id: workflow.id.clone(),
         name: workflow.name.clone(),
-        recovery_attempt: execution.saturating_sub(1),
+        recovery_attempt: workflow.executions.saturating_sub(1),
         executor_id: shared.options.executor_id.clone(),
         app_version: workflow.app_version.clone(),
         instance: workflow.instance.clone(),

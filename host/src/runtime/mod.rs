@@ -16,6 +16,7 @@ use crate::engine::{Engine, EngineError, EngineOptions, LoadedComponent};
 use crate::limits::InstanceLimits;
 use crate::store::{Inserted, NewWorkflow, Store, StoreError, WorkflowEnd, WorkflowRecord};
 pub use events::RuntimeEvent;
+use recovery::Begin;
 
 /// Why the runtime could not do what was asked. Guest failures are not errors here: they end
 /// up in the workflow's status.
@@ -111,21 +112,19 @@ impl Shared {
         Ok(self.engine.load(&bytes).await?)
     }
 
-    pub(crate) async fn finish(&self, id: &str, end: &WorkflowEnd) -> Result<(), RuntimeError> {
-        self.store.finish_workflow(id, end).await?;
-        let status = match end {
-            WorkflowEnd::Success(_) => crate::store::WorkflowStatus::Success,
-            WorkflowEnd::Error(_) => crate::store::WorkflowStatus::Error,
-            WorkflowEnd::MaxRecoveryAttemptsExceeded(_) => {
-                crate::store::WorkflowStatus::MaxRecoveryAttemptsExceeded
-            }
-        };
-        tracing::debug!(workflow_id = id, %status, "workflow finished");
+    /// Ends a workflow; returns its final row (the first ending, if another came first).
+    pub(crate) async fn finish(
+        &self,
+        id: &str,
+        end: &WorkflowEnd,
+    ) -> Result<WorkflowRecord, RuntimeError> {
+        let record = self.store.finish_workflow(id, end).await?;
+        tracing::debug!(workflow_id = id, status = %record.status, "workflow finished");
         self.emit(|| RuntimeEvent::WorkflowFinished {
             workflow_id: id.to_string(),
-            status,
+            status: record.status,
         });
-        Ok(())
+        Ok(record)
     }
 }
 
@@ -200,6 +199,17 @@ impl Runtime {
         input: &str,
         id: Option<String>,
     ) -> Result<Inserted, RuntimeError> {
+        self.insert(component, workflow, input, id, false).await
+    }
+
+    async fn insert(
+        &self,
+        component: &LoadedComponent,
+        workflow: &str,
+        input: &str,
+        id: Option<String>,
+        begin_execution: bool,
+    ) -> Result<Inserted, RuntimeError> {
         if !component.has_workflow(workflow) {
             return Err(RuntimeError::UnknownWorkflow {
                 name: workflow.to_string(),
@@ -218,13 +228,14 @@ impl Runtime {
             instance: options.instance.clone(),
             config: serde_json::to_string(&options.config).unwrap_or_else(|_| "{}".into()),
             max_recovery_attempts: options.max_recovery_attempts,
+            begin_execution,
         };
         Ok(self.shared.store.insert_workflow(&new).await?)
     }
 
     /// Runs a workflow to a terminal status, recovering it after traps.
     pub async fn drive(&self, workflow_id: &str) -> Result<WorkflowRecord, RuntimeError> {
-        recovery::drive(&self.shared, workflow_id).await
+        recovery::drive(&self.shared, Begin::Id(workflow_id.to_string())).await
     }
 
     /// Starts (or joins, by id) a workflow and runs it to the end.
@@ -235,8 +246,12 @@ impl Runtime {
         input: &str,
         id: Option<String>,
     ) -> Result<WorkflowRecord, RuntimeError> {
-        let inserted = self.start(component, workflow, input, id).await?;
-        self.drive(&inserted.record.id).await
+        let inserted = self.insert(component, workflow, input, id, true).await?;
+        if inserted.created {
+            recovery::drive(&self.shared, Begin::Created(inserted.record)).await
+        } else {
+            self.drive(&inserted.record.id).await
+        }
     }
 
     /// Resumes every PENDING workflow this executor owns and waits for them.

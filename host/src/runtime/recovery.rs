@@ -8,57 +8,85 @@ use crate::runtime::executor::{ExecutionEnd, execute};
 use crate::runtime::{RuntimeError, Shared};
 use crate::store::{WorkflowEnd, WorkflowRecord, WorkflowStatus};
 
+/// How a drive begins: what the caller already knows saves reads on the hot path.
+pub(crate) enum Begin {
+    /// Only the id is known: read the workflow, begin an execution if it is not terminal.
+    Id(String),
+    /// The workflow was just created with its first execution begun in the same commit, so
+    /// it has no recorded steps.
+    Created(WorkflowRecord),
+}
+
 /// Runs a workflow until it reaches a terminal status, recovering it after every trap.
 pub(crate) async fn drive(
     shared: &Arc<Shared>,
-    workflow_id: &str,
+    begin: Begin,
 ) -> Result<WorkflowRecord, RuntimeError> {
+    let (mut workflow, mut fresh) = match begin {
+        Begin::Id(id) => (shared.workflow(&id).await?, false),
+        Begin::Created(record) => (record, true),
+    };
     loop {
-        let workflow = shared.workflow(workflow_id).await?;
         if workflow.status.is_terminal() {
             return Ok(workflow);
         }
-        // One first execution plus `max_recovery_attempts` recoveries, as DBOS counts them.
-        if workflow.executions > workflow.max_recovery_attempts {
-            let last = workflow
-                .trap_message
-                .as_deref()
-                .map(|m| {
-                    format!(
-                        " (last trap: {} — {m})",
-                        workflow.trap_class.as_deref().unwrap_or("other")
-                    )
-                })
-                .unwrap_or_default();
-            let end = WorkflowEnd::MaxRecoveryAttemptsExceeded(format!(
-                "workflow {workflow_id} exceeded {} recovery attempts{last}",
-                workflow.max_recovery_attempts
-            ));
-            shared.finish(workflow_id, &end).await?;
-            continue;
+        let id = workflow.id.clone();
+        if !fresh {
+            // One first execution plus `max_recovery_attempts` recoveries, as DBOS counts them.
+            if workflow.executions > workflow.max_recovery_attempts {
+                let end = WorkflowEnd::MaxRecoveryAttemptsExceeded(exceeded_message(&workflow));
+                workflow = shared.finish(&id, &end).await?;
+                continue;
+            }
+            workflow.executions = shared
+                .store
+                .begin_execution(&id, &shared.options.executor_id)
+                .await?;
         }
         let component = shared.component(&workflow.app_version).await?;
-        let execution = shared
-            .store
-            .begin_execution(workflow_id, &shared.options.executor_id)
-            .await?;
-        tracing::debug!(workflow_id, execution, name = %workflow.name, "execution started");
-        match execute(shared, component, &workflow, execution).await? {
-            ExecutionEnd::Finished(end) => shared.finish(workflow_id, &end).await?,
+        let steps = if fresh {
+            Vec::new()
+        } else {
+            shared.store.steps(&id).await?
+        };
+        fresh = false;
+        let execution = workflow.executions;
+        tracing::debug!(workflow_id = %id, execution, name = %workflow.name, "execution started");
+        match execute(shared, component, &workflow, steps).await? {
+            ExecutionEnd::Finished(end) => workflow = shared.finish(&id, &end).await?,
             ExecutionEnd::Trapped(trap) => {
-                tracing::warn!(workflow_id, execution, class = %trap.class, "workflow instance trapped, recovering: {}", trap.message);
+                tracing::warn!(workflow_id = %id, execution, class = %trap.class, "workflow instance trapped, recovering: {}", trap.message);
                 shared
                     .store
-                    .record_trap(workflow_id, trap.class.as_str(), &trap.message)
+                    .record_trap(&id, trap.class.as_str(), &trap.message)
                     .await?;
                 shared.emit(|| RuntimeEvent::ExecutionTrapped {
-                    workflow_id: workflow_id.to_string(),
+                    workflow_id: id.clone(),
                     execution,
                     class: trap.class,
                 });
+                workflow.trap_class = Some(trap.class.as_str().to_string());
+                workflow.trap_message = Some(trap.message);
             }
         }
     }
+}
+
+fn exceeded_message(workflow: &WorkflowRecord) -> String {
+    let last = workflow
+        .trap_message
+        .as_deref()
+        .map(|m| {
+            format!(
+                " (last trap: {} — {m})",
+                workflow.trap_class.as_deref().unwrap_or("other")
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "workflow {} exceeded {} recovery attempts{last}",
+        workflow.id, workflow.max_recovery_attempts
+    )
 }
 
 /// Resumes every PENDING workflow of this executor, concurrently, and waits for all of them.
@@ -73,7 +101,7 @@ pub(crate) async fn recover_pending(
     let mut tasks = tokio::task::JoinSet::new();
     for workflow in pending {
         let shared = shared.clone();
-        tasks.spawn(async move { drive(&shared, &workflow.id).await });
+        tasks.spawn(async move { drive(&shared, Begin::Id(workflow.id)).await });
     }
     let mut recovered = Vec::new();
     while let Some(joined) = tasks.join_next().await {

@@ -132,6 +132,9 @@ pub struct NewWorkflow {
     /// JSON object of the instance's config values.
     pub config: String,
     pub max_recovery_attempts: u32,
+    /// Begin the first execution in the same commit (executions = 1): saves a round trip when
+    /// the caller runs the workflow at once.
+    pub begin_execution: bool,
 }
 
 /// A workflow's row.
@@ -241,9 +244,13 @@ pub trait Store: Send + Sync + 'static {
         class: &str,
         message: &str,
     ) -> Result<(), StoreError>;
-    /// Ends a workflow.
-    async fn finish_workflow(&self, workflow_id: &str, end: &WorkflowEnd)
-    -> Result<(), StoreError>;
+    /// Ends a workflow and returns its final row. A workflow that already ended keeps its first
+    /// ending, which is returned.
+    async fn finish_workflow(
+        &self,
+        workflow_id: &str,
+        end: &WorkflowEnd,
+    ) -> Result<WorkflowRecord, StoreError>;
     /// PENDING workflows owned by an executor, oldest first.
     async fn pending_workflows(&self, executor_id: &str)
     -> Result<Vec<WorkflowRecord>, StoreError>;

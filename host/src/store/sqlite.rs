@@ -265,7 +265,7 @@ enum Request {
     Finish {
         workflow_id: String,
         end: WorkflowEnd,
-        reply: Reply<()>,
+        reply: Reply<WorkflowRecord>,
     },
 }
 
@@ -288,6 +288,10 @@ enum Outcome {
     Count(Reply<u32>, Result<u32, StoreError>),
     // Boxed: an insert's record is large and rare next to the steps that fill most batches.
     Inserted(Reply<Inserted>, Box<Result<Inserted, StoreError>>),
+    Record(
+        Reply<WorkflowRecord>,
+        Box<Result<WorkflowRecord, StoreError>>,
+    ),
 }
 
 impl Outcome {
@@ -295,6 +299,7 @@ impl Outcome {
         match self {
             Outcome::Unit(_, Err(e)) | Outcome::Count(_, Err(e)) => Some(e),
             Outcome::Inserted(_, result) => result.as_ref().as_ref().err(),
+            Outcome::Record(_, result) => result.as_ref().as_ref().err(),
             _ => None,
         }
     }
@@ -306,6 +311,7 @@ impl Outcome {
             Outcome::Unit(_, r @ Ok(_)) => *r = Err(err()),
             Outcome::Count(_, r @ Ok(_)) => *r = Err(err()),
             Outcome::Inserted(_, r) if r.is_ok() => **r = Err(err()),
+            Outcome::Record(_, r) if r.is_ok() => **r = Err(err()),
             _ => {}
         }
     }
@@ -316,6 +322,7 @@ impl Outcome {
             Outcome::Unit(reply, result) => drop(reply.send(result)),
             Outcome::Count(reply, result) => drop(reply.send(result)),
             Outcome::Inserted(reply, result) => drop(reply.send(*result)),
+            Outcome::Record(reply, result) => drop(reply.send(*result)),
         }
     }
 }
@@ -326,8 +333,8 @@ impl Request {
         match self {
             Request::PutComponent { reply, .. }
             | Request::RecordStep { reply, .. }
-            | Request::RecordTrap { reply, .. }
-            | Request::Finish { reply, .. } => drop(reply.send(Err(err))),
+            | Request::RecordTrap { reply, .. } => drop(reply.send(Err(err))),
+            Request::Finish { reply, .. } => drop(reply.send(Err(err))),
             Request::InsertWorkflow { reply, .. } => drop(reply.send(Err(err))),
             Request::BeginExecution { reply, .. } => drop(reply.send(Err(err))),
         }
@@ -362,7 +369,10 @@ impl Request {
                 workflow_id,
                 end,
                 reply,
-            } => Outcome::Unit(reply, finish_workflow(conn, workflow_id, end).await),
+            } => Outcome::Record(
+                reply,
+                Box::new(finish_workflow(conn, workflow_id, end).await),
+            ),
         }
     }
 }
@@ -643,7 +653,7 @@ async fn insert_workflow(
     let inserted = sqlx::query(concat!(
         "INSERT INTO workflow_status (workflow_id, name, status, input, executor_id, app_version, \
          instance, config, executions, max_recovery_attempts, created_at, updated_at) \
-         VALUES (?1, ?2, 'PENDING', ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?9) \
+         VALUES (?1, ?2, 'PENDING', ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?9, ?9) \
          ON CONFLICT (workflow_id) DO NOTHING RETURNING ",
         workflow_columns!()
     ))
@@ -656,6 +666,7 @@ async fn insert_workflow(
     .bind(new.config)
     .bind(i64::from(new.max_recovery_attempts))
     .bind(now)
+    .bind(i64::from(new.begin_execution))
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = inserted {
@@ -767,7 +778,7 @@ async fn finish_workflow(
     conn: &mut SqliteConnection,
     workflow_id: String,
     end: WorkflowEnd,
-) -> Result<(), StoreError> {
+) -> Result<WorkflowRecord, StoreError> {
     let (status, output, error) = match end {
         WorkflowEnd::Success(output) => (WorkflowStatus::Success, Some(output), None),
         WorkflowEnd::Error(error) => (WorkflowStatus::Error, None, Some(error)),
@@ -778,29 +789,34 @@ async fn finish_workflow(
         ),
     };
     // The first ending wins: a late duplicate execution must not rewrite a finished workflow.
-    let done = sqlx::query(
+    let finished = sqlx::query(concat!(
         "UPDATE workflow_status SET status = ?1, output = ?2, error = ?3, updated_at = ?4 \
-         WHERE workflow_id = ?5 AND status IN ('ENQUEUED', 'PENDING')",
-    )
+         WHERE workflow_id = ?5 AND status IN ('ENQUEUED', 'PENDING') RETURNING ",
+        workflow_columns!()
+    ))
     .bind(status.as_str())
     .bind(output)
     .bind(error)
     .bind(now_ms())
     .bind(workflow_id.as_str())
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    if done.rows_affected() == 1 {
-        return Ok(());
+    if let Some(row) = finished {
+        return workflow_from_row(&row);
     }
-    let exists = sqlx::query("SELECT 1 FROM workflow_status WHERE workflow_id = ?1")
-        .bind(workflow_id.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-    if exists.is_none() {
+    let existing = sqlx::query(concat!(
+        "SELECT ",
+        workflow_columns!(),
+        " FROM workflow_status WHERE workflow_id = ?1"
+    ))
+    .bind(workflow_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = existing else {
         return Err(StoreError::UnknownWorkflow(workflow_id));
-    }
+    };
     tracing::debug!(workflow_id, %status, "workflow already finished; keeping its first ending");
-    Ok(())
+    workflow_from_row(&row)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1036,7 +1052,7 @@ impl Store for SqliteStore {
         &self,
         workflow_id: &str,
         end: &WorkflowEnd,
-    ) -> Result<(), StoreError> {
+    ) -> Result<WorkflowRecord, StoreError> {
         let (workflow_id, end) = (workflow_id.to_owned(), end.clone());
         self.write(|reply| Request::Finish {
             workflow_id,
@@ -1077,6 +1093,7 @@ mod tests {
             instance: "default".to_owned(),
             config: "{}".to_owned(),
             max_recovery_attempts: 3,
+            begin_execution: false,
         }
     }
 
