@@ -114,10 +114,9 @@ async fn json_of_the_wrong_type_fails_the_workflow_naming_the_mismatch() {
 async fn a_database_path_that_cannot_be_opened_names_the_path() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("missing-dir").join("reprise.db");
-    let err = SqliteStore::open(&path.to_string_lossy(), Durability::Synced)
-        .await
-        .err()
-        .expect("a database in a missing directory cannot be opened");
+    let Err(err) = SqliteStore::open(&path.to_string_lossy(), Durability::Synced).await else {
+        panic!("a database in a missing directory cannot be opened");
+    };
     assert!(err.to_string().contains("missing-dir"), "{err}");
 }
 

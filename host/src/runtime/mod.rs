@@ -248,7 +248,7 @@ impl Runtime {
     ) -> Result<WorkflowRecord, RuntimeError> {
         let inserted = self.insert(component, workflow, input, id, true).await?;
         if inserted.created {
-            recovery::drive(&self.shared, Begin::Created(inserted.record)).await
+            recovery::drive(&self.shared, Begin::Created(Box::new(inserted.record))).await
         } else {
             self.drive(&inserted.record.id).await
         }

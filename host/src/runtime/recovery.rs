@@ -14,7 +14,7 @@ pub(crate) enum Begin {
     Id(String),
     /// The workflow was just created with its first execution begun in the same commit, so
     /// it has no recorded steps.
-    Created(WorkflowRecord),
+    Created(Box<WorkflowRecord>),
 }
 
 /// Runs a workflow until it reaches a terminal status, recovering it after every trap.
@@ -24,7 +24,7 @@ pub(crate) async fn drive(
 ) -> Result<WorkflowRecord, RuntimeError> {
     let (mut workflow, mut fresh) = match begin {
         Begin::Id(id) => (shared.workflow(&id).await?, false),
-        Begin::Created(record) => (record, true),
+        Begin::Created(record) => (*record, true),
     };
     loop {
         if workflow.status.is_terminal() {
