@@ -275,3 +275,30 @@ async fn starting_an_existing_id_returns_that_workflow_and_runs_nothing() {
     assert_eq!(h.executions_of("fib-10", "fib_step"), executed);
     assert_eq!(h.replays_of("fib-10", "fib_step"), 0);
 }
+
+#[tokio::test]
+async fn run_with_the_id_of_a_pending_workflow_resumes_it() {
+    let mut h = Harness::new(options(3)).await;
+    let component = h.component("fib").await;
+    let started = h
+        .runtime
+        .start(&component, "fib", "12", Some("resume-me".into()))
+        .await
+        .expect("start");
+    assert!(started.created);
+    assert_eq!(
+        started.record.status,
+        WorkflowStatus::Pending,
+        "created, not yet run"
+    );
+
+    let done = h
+        .runtime
+        .run(&component, "fib", "12", Some("resume-me".into()))
+        .await
+        .expect("run");
+    assert_eq!(done.status, WorkflowStatus::Success);
+    assert_eq!(done.output.as_deref(), Some("144"));
+    assert_eq!(done.executions, 1);
+    assert_eq!(h.executions_of("resume-me", "fib_step"), 12);
+}
