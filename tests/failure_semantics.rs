@@ -4,19 +4,17 @@
 
 mod common;
 
-use common::{Harness, options};
+use common::{Harness, options, with_limits};
 use reprise::{InstanceLimits, RuntimeEvent, RuntimeOptions, TrapClass, WorkflowStatus};
 
 const LIMIT: u64 = 32 << 20;
 
 fn limited(max_recovery_attempts: u32) -> RuntimeOptions {
-    RuntimeOptions {
-        limits: InstanceLimits {
-            memory_bytes: LIMIT,
-            ..InstanceLimits::default()
-        },
-        ..options(max_recovery_attempts)
-    }
+    let limits = InstanceLimits {
+        memory_bytes: LIMIT,
+        ..InstanceLimits::default()
+    };
+    with_limits(limits, max_recovery_attempts)
 }
 
 #[tokio::test]
@@ -241,13 +239,13 @@ async fn out_of_memory_is_deterministic_and_a_larger_limit_succeeds() {
         "same byte count every run: {messages:?}"
     );
 
-    let roomy = RuntimeOptions {
-        limits: InstanceLimits {
+    let roomy = with_limits(
+        InstanceLimits {
             memory_bytes: 256 << 20,
             ..InstanceLimits::default()
         },
-        ..options(0)
-    };
+        0,
+    );
     let mut h = Harness::new(roomy).await;
     let wf = h.run("memhog", "step_oom", "40").await;
     assert_eq!(wf.status, WorkflowStatus::Success, "{wf:?}");

@@ -3,16 +3,12 @@
 
 mod common;
 
-use common::{Harness, options};
-use reprise::{InstanceLimits, RuntimeOptions, WorkflowStatus};
+use common::{Harness, options, with_limits};
+use reprise::{InstanceLimits, WorkflowStatus};
 
 /// Each trap recovered once, then given up on: two executions, both classified.
 async fn trapped(workflow: &str, input: &str, limits: InstanceLimits) -> reprise::WorkflowRecord {
-    let mut h = Harness::new(RuntimeOptions {
-        limits,
-        ..options(1)
-    })
-    .await;
+    let mut h = Harness::new(with_limits(limits, 1)).await;
     let wf = h.run("chaos", workflow, input).await;
     assert_eq!(
         wf.status,
@@ -86,11 +82,7 @@ async fn output_over_the_cap_is_an_error_and_nothing_is_recorded_as_output() {
         max_output_bytes: 1024,
         ..InstanceLimits::default()
     };
-    let mut h = Harness::new(RuntimeOptions {
-        limits,
-        ..options(1)
-    })
-    .await;
+    let mut h = Harness::new(with_limits(limits, 1)).await;
     let wf = h.run("chaos", "big_output", "4096").await;
     assert_eq!(wf.status, WorkflowStatus::Error, "{wf:?}");
     assert_eq!(wf.output, None);

@@ -1,4 +1,5 @@
-//! The errors a workflow sees: why a step produced no value, and a catch-all workflow error.
+//! The errors a workflow sees: why a step or a child workflow produced no value, and a
+//! catch-all workflow error.
 
 use std::fmt;
 
@@ -68,6 +69,112 @@ impl std::error::Error for StepError {}
 /// Lets `?` turn a step error into a workflow's `String` error: the error's `Display` text.
 impl From<StepError> for String {
     fn from(e: StepError) -> String {
+        e.to_string()
+    }
+}
+
+/// Why a child workflow (see [`Child`](crate::Child)) produced no value for its parent.
+///
+/// Like a step's outcome, starting and awaiting a child are recorded: a replay returns the
+/// same error as the first run. It implements `std::error::Error`, and both `String` and
+/// [`Error`] convert from it, so `?` works in a workflow returning either.
+///
+/// ```ignore
+/// match handle.result() {
+///     Ok(receipt) => info!("published {receipt}"),
+///     Err(ChildError::Failed { id, status, .. }) => info!("child {id} ended {status}"),
+///     Err(other) => return Err(other.into()),
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildError {
+    /// The child ran and ended without an output.
+    Failed {
+        /// The child's workflow id.
+        id: String,
+        /// How it ended: `ERROR`, `CANCELLED` or `MAX_RECOVERY_ATTEMPTS_EXCEEDED`.
+        status: String,
+        /// Its error, as the host recorded it.
+        message: String,
+    },
+    /// The child was not started: the host refused it (an unknown workflow or queue, a
+    /// duplicate deduplication id), its input did not serialize, or the call was made inside
+    /// a step.
+    NotStarted {
+        /// The workflow name the parent asked for.
+        workflow: String,
+        /// Why it was not started.
+        message: String,
+    },
+    /// The child succeeded, but its output did not deserialize into the type the parent
+    /// expects from it.
+    Decode {
+        /// The child's workflow id.
+        id: String,
+        /// The deserializer's message.
+        message: String,
+    },
+    /// The child was not awaited: [`ChildHandle::result`](crate::ChildHandle::result) was
+    /// called inside a step. Says nothing of the child itself.
+    NotAwaited {
+        /// The child's workflow id.
+        id: String,
+        /// Why it was not awaited.
+        message: String,
+    },
+}
+
+impl ChildError {
+    /// The child's workflow id; `None` when it was not started (there is none).
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            ChildError::Failed { id, .. }
+            | ChildError::Decode { id, .. }
+            | ChildError::NotAwaited { id, .. } => Some(id),
+            ChildError::NotStarted { .. } => None,
+        }
+    }
+
+    /// The error message, without the child's id or status.
+    pub fn message(&self) -> &str {
+        match self {
+            ChildError::Failed { message, .. }
+            | ChildError::NotStarted { message, .. }
+            | ChildError::Decode { message, .. }
+            | ChildError::NotAwaited { message, .. } => message,
+        }
+    }
+}
+
+impl fmt::Display for ChildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChildError::Failed {
+                id,
+                status,
+                message,
+            } => write!(f, "child workflow '{id}' ended {status}: {message}"),
+            ChildError::NotStarted { workflow, message } => {
+                write!(f, "child workflow '{workflow}' was not started: {message}")
+            }
+            ChildError::Decode { id, message } => {
+                write!(
+                    f,
+                    "child workflow '{id}': its output does not decode: {message}"
+                )
+            }
+            ChildError::NotAwaited { id, message } => {
+                write!(f, "child workflow '{id}' was not awaited: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ChildError {}
+
+/// Lets `?` turn a child's error into a workflow's `String` error: the error's `Display` text.
+impl From<ChildError> for String {
+    fn from(e: ChildError) -> String {
         e.to_string()
     }
 }

@@ -36,14 +36,36 @@
 //!   JSON array of them.
 //! * A workflow returns either a plain value or a `Result<T, E>` whose error `E` is anything
 //!   that implements `Display`: an `Err` ends the workflow with the `ERROR` status and that
-//!   message. Both `String` and this crate's [`Error`] accept a [`StepError`] through `?`.
+//!   message. Both `String` and this crate's [`Error`] accept a [`StepError`] and a
+//!   [`ChildError`] through `?`.
 //! * Step arguments are `Clone` (an inline step may run more than once: each attempt gets a
 //!   fresh copy) and deserializable (the host may run any listed step on its own, from its JSON
 //!   arguments); an isolated step's arguments are also serializable.
 //! * Every workflow and every step the host should know of is listed in [`export!`].
+//!
+//! # Child workflows
+//!
+//! A workflow can start other workflows of its component as children, at once
+//! ([`start_child`]) or on a queue ([`Child`]), and await their outputs through the returned
+//! [`ChildHandle`]. Starting and awaiting are recorded like steps (a replay never starts a
+//! child twice), so they follow the same rules: made from the workflow's body (not inside a
+//! step), in a deterministic order.
+//!
+//! ```ignore
+//! #[workflow]
+//! fn fan_out(n: u32) -> Result<Vec<u64>, String> {
+//!     let handles = (1..=n)
+//!         .map(|i| start_child::<u64, _>("fib", &i))        // the children run concurrently
+//!         .collect::<Result<Vec<_>, _>>()?;
+//!     let batch: ChildHandle<String> = Child::new("publish").queue("publishers").start(&("t", 1))?;
+//!     batch.result()?;                                      // Result<String, ChildError>
+//!     Ok(handles.iter().map(|h| h.result()).collect::<Result<_, _>>()?)
+//! }
+//! ```
 
 #![warn(missing_docs)]
 
+mod child;
 mod error;
 mod runtime;
 
@@ -75,7 +97,8 @@ pub mod __private {
     pub use serde_json;
 }
 
-pub use error::{Error, MaxStepRetriesExceeded, StepError};
+pub use child::{Child, ChildHandle, start_child};
+pub use error::{ChildError, Error, MaxStepRetriesExceeded, StepError};
 pub use runtime::{
     StepStatus, WorkflowInfo, now_ms, random_u64, sleep, step_status, workflow_info,
 };
@@ -142,8 +165,9 @@ pub type Result<T, E = Error> = core::result::Result<T, E>;
 /// Everything a workflow module needs, in one import: `use reprise_guest::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Error, MaxStepRetriesExceeded, StepError, StepStatus, WorkflowInfo, bail, debug, error,
-        info, now_ms, random_u64, sleep, step, step_status, trace, warn, workflow, workflow_info,
+        Child, ChildError, ChildHandle, Error, MaxStepRetriesExceeded, StepError, StepStatus,
+        WorkflowInfo, bail, debug, error, info, now_ms, random_u64, sleep, start_child, step,
+        step_status, trace, warn, workflow, workflow_info,
     };
 }
 

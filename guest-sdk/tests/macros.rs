@@ -95,6 +95,33 @@ fn conversions() -> Result<u32, String> {
     Ok(flaky(1)?)
 }
 
+/// Unused by the tests: checks that the child API's types line up in a workflow and that `?`
+/// converts a child error into each supported error type.
+#[workflow]
+fn children(n: u32) -> Result<Vec<u64>, String> {
+    let handles = (1..=n)
+        .map(|i| start_child::<u64, _>("same", &i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let queued: ChildHandle<String> = Child::new("two-args")
+        .queue("q")
+        .priority(1)
+        .deduplication_id("d")
+        .id("i")
+        .start(&(7, "x"))?;
+    fn into_error(h: &ChildHandle<String>) -> reprise_guest::Result<String> {
+        Ok(h.result()?)
+    }
+    into_error(&queued).map_err(String::from)?;
+    match ChildHandle::<()>::from_id(queued.id()).result() {
+        Err(ChildError::Failed { status, .. }) => info!("ended {status}"),
+        other => other?,
+    }
+    Ok(handles
+        .iter()
+        .map(ChildHandle::result)
+        .collect::<Result<_, _>>()?)
+}
+
 mod nested {
     use reprise_guest::prelude::*;
 
@@ -117,6 +144,7 @@ reprise_guest::export!(
         failing,
         same,
         conversions,
+        children,
         nested::nested_flow
     ],
     steps = [
@@ -313,4 +341,66 @@ fn step_errors_display_and_convert() {
     assert_eq!(chained.to_string(), "outer: inner");
     assert!(chained.downcast_ref::<Outer>().is_some());
     assert_eq!(String::from(Error::msg("plain")), "plain");
+}
+
+#[test]
+fn child_calls_inside_a_step_are_refused() {
+    #[step]
+    fn starts_child() -> Result<String, String> {
+        match start_child::<u64, _>("fib", &3) {
+            Err(e @ ChildError::NotStarted { .. }) => Err(e.to_string()),
+            other => Ok(format!("{other:?}")),
+        }
+    }
+    #[step]
+    fn awaits_child() -> Result<String, String> {
+        match ChildHandle::<u64>::from_id("c-1").result() {
+            Err(e @ ChildError::NotAwaited { .. }) => Err(e.to_string()),
+            other => Ok(format!("{other:?}")),
+        }
+    }
+    let steps = [__reprise_step_starts_child, __reprise_step_awaits_child];
+    let run = |name: &str| run_step(&steps, name.into(), b"[]".to_vec(), attempt(1));
+    assert!(
+        matches!(run("starts_child"), Err(ExportStepError::Failed(m))
+        if m == "child workflow 'fib' was not started: called inside step 'starts_child': \
+                 start child workflows from the workflow's body, not from a step")
+    );
+    assert!(
+        matches!(run("awaits_child"), Err(ExportStepError::Failed(m))
+        if m.starts_with("child workflow 'c-1' was not awaited: called inside step 'awaits_child'"))
+    );
+}
+
+#[test]
+fn child_errors_display_and_convert() {
+    let failed = ChildError::Failed {
+        id: "c-1".into(),
+        status: "ERROR".into(),
+        message: "boom".into(),
+    };
+    assert_eq!(failed.to_string(), "child workflow 'c-1' ended ERROR: boom");
+    assert_eq!((failed.id(), failed.message()), (Some("c-1"), "boom"));
+    assert_eq!(
+        String::from(failed.clone()),
+        "child workflow 'c-1' ended ERROR: boom"
+    );
+    assert!(Error::from(failed).downcast_ref::<ChildError>().is_some());
+    let not_started = ChildError::NotStarted {
+        workflow: "fib".into(),
+        message: "unknown queue 'q'".into(),
+    };
+    assert_eq!(
+        not_started.to_string(),
+        "child workflow 'fib' was not started: unknown queue 'q'"
+    );
+    assert_eq!(not_started.id(), None);
+    let decode = ChildError::Decode {
+        id: "c-2".into(),
+        message: "expected u64".into(),
+    };
+    assert_eq!(
+        decode.to_string(),
+        "child workflow 'c-2': its output does not decode: expected u64"
+    );
 }

@@ -3,10 +3,14 @@
 
 pub mod bindings;
 pub mod cli;
+pub mod config;
 pub mod engine;
 pub mod limits;
+pub mod metrics;
+pub mod queue;
 pub mod runtime;
 pub mod sandbox;
+pub mod server;
 pub mod store;
 
 pub use engine::{Definitions, EngineOptions, LoadedComponent};

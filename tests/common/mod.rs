@@ -1,14 +1,17 @@
-//! Shared test harness: real guests built by tests/build.rs, a real SQLite file per test, and
+//! Shared test harness: real guests built by tests/support/build.rs, a real SQLite file per test, and
 //! a log of what the runtime actually executed.
 #![allow(dead_code)]
+
+pub mod server;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use reprise::runtime::InstanceOptions;
 use reprise::store::{StepRecord, Store};
 use reprise::{
-    Durability, EngineOptions, LoadedComponent, Runtime, RuntimeEvent, RuntimeOptions, SqliteStore,
-    WorkflowRecord,
+    Durability, EngineOptions, InstanceLimits, LoadedComponent, Runtime, RuntimeEvent,
+    RuntimeOptions, SqliteStore, WorkflowRecord,
 };
 use tokio::sync::broadcast;
 
@@ -127,8 +130,15 @@ impl Harness {
 
 /// Options with a small recovery bound, as the experiments use.
 pub fn options(max_recovery_attempts: u32) -> RuntimeOptions {
-    RuntimeOptions {
+    with_limits(InstanceLimits::default(), max_recovery_attempts)
+}
+
+/// Options with these limits and recovery bound on the default instance.
+pub fn with_limits(limits: InstanceLimits, max_recovery_attempts: u32) -> RuntimeOptions {
+    let instance = InstanceOptions {
+        limits,
         max_recovery_attempts,
-        ..RuntimeOptions::default()
-    }
+        ..InstanceOptions::default()
+    };
+    RuntimeOptions::single("local", instance)
 }

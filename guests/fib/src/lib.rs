@@ -1,5 +1,6 @@
 //! Fibonacci, one durable step per iteration: the smallest useful workflow, used by the
-//! guide, the crash-recovery tests and the benchmarks.
+//! guide, the crash-recovery tests and the benchmarks; `fib_children` runs `fib` as child
+//! workflows.
 
 use std::time::Duration;
 
@@ -39,6 +40,20 @@ fn fib_with_delay(n: u32, delay: Option<Duration>) -> Result<u64, String> {
     Ok(a)
 }
 
+/// Starts a child `fib(i)` for each `i` in `1..=n` at once (no queue), awaits them all, and
+/// returns their outputs in order: child workflows without queues.
+#[workflow]
+fn fib_children(n: u32) -> Result<Vec<u64>, String> {
+    let handles = (1..=n)
+        .map(|i| start_child::<u64, _>("fib", &i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut outputs = Vec::with_capacity(handles.len());
+    for handle in &handles {
+        outputs.push(handle.result()?);
+    }
+    Ok(outputs)
+}
+
 /// A trivial step, for measuring the cost of a step.
 #[step]
 fn tick(i: u32) -> Result<u32, String> {
@@ -60,6 +75,6 @@ fn count(n: u32) -> Result<u32, String> {
 fn empty() {}
 
 reprise_guest::export!(
-    workflows = [fib, fib_slow, count, empty],
+    workflows = [fib, fib_slow, fib_children, count, empty],
     steps = [fib_step, tick]
 );

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::component::component_bytes;
 use crate::engine::{EngineOptions, LoadedComponent};
+use crate::limits::InstanceLimits;
 use crate::runtime::durable::Role;
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::sandbox::HostState;
@@ -138,7 +139,7 @@ async fn time_instantiation(
         let state = HostState::new(
             "bench",
             0,
-            runtime.options().limits.memory_bytes,
+            InstanceLimits::DEFAULT_MEMORY_BYTES,
             Role::Inspect,
         );
         let mut store = engine.store(state, 1_000_000)?;

@@ -2,9 +2,11 @@
 
 mod bench;
 mod component;
+mod enqueue;
 mod inspect;
 mod recover;
 mod run;
+mod serve;
 mod table;
 mod workflow;
 
@@ -16,7 +18,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::engine::EngineOptions;
 use crate::limits::InstanceLimits;
-use crate::runtime::{Runtime, RuntimeOptions};
+use crate::runtime::{InstanceOptions, Runtime, RuntimeOptions};
 use crate::store::{Durability, SqliteStore, Store};
 
 /// Durable workflows in WebAssembly: every step checkpointed, every failure recovered.
@@ -62,6 +64,10 @@ enum Command {
     /// Look at workflows and their steps.
     #[command(subcommand)]
     Workflow(workflow::WorkflowCommand),
+    /// Run a long-lived host: queues, the admin HTTP API, recovery at start, graceful drain.
+    Serve(serve::ServeArgs),
+    /// Enqueue workflows on a running `reprise serve` (and optionally await their results).
+    Enqueue(enqueue::EnqueueArgs),
     /// Measure throughput, per-step overhead, instantiation and replay.
     Bench(bench::BenchArgs),
 }
@@ -88,17 +94,18 @@ pub struct LimitArgs {
 
 impl LimitArgs {
     fn runtime_options(&self, executor_id: &str) -> RuntimeOptions {
-        RuntimeOptions {
-            executor_id: executor_id.to_string(),
-            limits: InstanceLimits {
-                memory_bytes: self.memory_limit,
-                fuel: self.fuel,
-                max_output_bytes: self.max_output,
+        RuntimeOptions::single(
+            executor_id,
+            InstanceOptions {
+                limits: InstanceLimits {
+                    memory_bytes: self.memory_limit,
+                    fuel: self.fuel,
+                    max_output_bytes: self.max_output,
+                },
+                max_recovery_attempts: self.max_recovery_attempts,
+                config: self.config.iter().cloned().collect::<BTreeMap<_, _>>(),
             },
-            max_recovery_attempts: self.max_recovery_attempts,
-            instance: "default".into(),
-            config: self.config.iter().cloned().collect::<BTreeMap<_, _>>(),
-        }
+        )
     }
 }
 
@@ -181,6 +188,8 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Recover(args) => recover::recover(cli, args).await,
         Command::Inspect(args) => inspect::inspect(args).await,
         Command::Workflow(command) => workflow::workflow(cli, command).await,
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Enqueue(args) => enqueue::enqueue(args).await,
         Command::Bench(args) => bench::bench(args).await,
     }
 }

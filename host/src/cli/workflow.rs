@@ -51,6 +51,7 @@ pub async fn workflow(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<Ex
                 status: *status,
                 name: name.clone(),
                 limit: Some(*limit),
+                ..WorkflowFilter::default()
             };
             let workflows = store.list_workflows(&filter).await?;
             if *json {

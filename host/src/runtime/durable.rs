@@ -1,21 +1,26 @@
 //! The host side of the WIT `durable` interface — the only bridge from guest calls to the
 //! store. Every outcome is committed here before the guest sees it.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
 
 use crate::bindings::reprise::workflow::{durable, types};
 use crate::bindings::{
-    AttemptInfo, LogLevel, StepEnd, StepError, StepFailure, StepOptions, StepOutcome, StepStart,
-    WorkflowInfo,
+    AttemptInfo, ChildFailure, ChildOptions, LogLevel, StepEnd, StepError, StepFailure,
+    StepOptions, StepOutcome, StepStart, WorkflowInfo,
 };
 use crate::engine::LoadedComponent;
-use crate::limits::classify;
-use crate::runtime::Shared;
+use crate::limits::{InstanceLimits, classify};
 use crate::runtime::events::RuntimeEvent;
 use crate::runtime::history::{History, Position};
+use crate::runtime::{Begin, RuntimeError, Shared, StartRequest};
 use crate::sandbox::HostState;
-use crate::store::{StepFailureRecord, StepRecord, StoreError, now_ms};
+use crate::store::{StepFailureRecord, StepRecord, StoreError, WorkflowStatus, now_ms};
 
 /// What an instance is for; decides which durable calls it may make.
 pub enum Role {
@@ -34,6 +39,8 @@ pub struct WorkflowContext {
     pub(crate) info: WorkflowInfo,
     pub(crate) created_at: i64,
     pub(crate) history: History,
+    pub(crate) limits: InstanceLimits,
+    cancel: CancellationToken,
     pending: Option<PendingStep>,
 }
 
@@ -44,6 +51,8 @@ impl WorkflowContext {
         info: WorkflowInfo,
         created_at: i64,
         history: History,
+        limits: InstanceLimits,
+        cancel: CancellationToken,
     ) -> Self {
         WorkflowContext {
             shared,
@@ -51,7 +60,25 @@ impl WorkflowContext {
             info,
             created_at,
             history,
+            limits,
+            cancel,
             pending: None,
+        }
+    }
+
+    /// Stops the execution at a durable call once the workflow is cancelled.
+    fn check_cancelled(&self) -> wasmtime::Result<()> {
+        if self.cancel.is_cancelled() {
+            return Err(wasmtime::Error::new(Cancelled));
+        }
+        Ok(())
+    }
+
+    /// Waits for `work` unless the workflow is cancelled first.
+    async fn unless_cancelled<T>(&self, work: impl Future<Output = T>) -> wasmtime::Result<T> {
+        tokio::select! {
+            value = work => Ok(value),
+            _ = self.cancel.cancelled() => Err(wasmtime::Error::new(Cancelled)),
         }
     }
 
@@ -61,48 +88,106 @@ impl WorkflowContext {
 
     /// Commits a step outcome; a store failure ends the execution (the workflow stays PENDING).
     async fn record(&self, step: StepRecord) -> wasmtime::Result<()> {
+        let started = Instant::now();
         self.shared
             .store
             .record_step(&step)
             .await
-            .map_err(|e| wasmtime::Error::new(HostFailure(e)))
+            .map_err(|e| wasmtime::Error::new(HostFailure(e)))?;
+        self.shared.metrics.checkpoint(started.elapsed());
+        Ok(())
     }
 
     /// Records (or replays) a value the workflow must see identically on replay: the clock,
-    /// random numbers, a sleep's wake-up time.
-    async fn recorded_value(
-        &mut self,
-        name: &str,
-        fresh: impl FnOnce() -> u64,
-    ) -> wasmtime::Result<u64> {
+    /// random numbers, a sleep's wake-up time, a child's id or result. `produce` runs only
+    /// when nothing is recorded at this position; it gets the position.
+    async fn recorded<T, F, Fut>(&mut self, name: &str, produce: F) -> wasmtime::Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(u32) -> Fut,
+        Fut: Future<Output = wasmtime::Result<T>>,
+    {
+        self.check_cancelled()?;
+        if let Some(outer) = &self.pending {
+            return Err(violation(format!(
+                "{name} was called inside step {:?}; only workflow code may make durable calls",
+                outer.name
+            )));
+        }
         match self.history.claim(name).map_err(wasmtime::Error::new)? {
-            Position::Replay(step) => step
-                .output
-                .as_deref()
-                .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| {
+            Position::Replay(step) => {
+                self.shared.metrics.step_replayed();
+                let text = step.output.as_deref().unwrap_or("null");
+                serde_json::from_str(text).map_err(|e| {
                     wasmtime::Error::new(HostFailure(StoreError::Corrupt {
                         table: "operation_outputs",
-                        message: format!("{name} at {} holds no number", step.function_id),
+                        message: format!("{name} at {}: {e}", step.function_id),
                     }))
-                }),
+                })
+            }
             Position::Execute(function_id) => {
-                let value = fresh();
-                let now = now_ms();
+                let started_at = now_ms();
+                let value = produce(function_id).await?;
+                let output = serde_json::to_string(&value).map_err(|e| {
+                    violation(format!("{name} produced a value that is not JSON: {e}"))
+                })?;
                 self.record(StepRecord {
                     workflow_id: self.info.id.clone(),
                     function_id,
                     name: name.to_string(),
-                    output: Some(value.to_string()),
+                    output: Some(output),
                     error: None,
                     attempts: 1,
-                    started_at: now,
-                    completed_at: now,
+                    started_at,
+                    completed_at: now_ms(),
                 })
                 .await?;
                 Ok(value)
             }
         }
+    }
+}
+
+/// The workflow was cancelled: the execution stops at this durable call.
+#[derive(Debug, thiserror::Error)]
+#[error("workflow was cancelled")]
+pub struct Cancelled;
+
+/// How a child's end is recorded in the parent's history: `{"ok": output}` or
+/// `{"err": {"status": …, "message": …}}`.
+#[derive(Debug, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ChildResult {
+    Ok(serde_json::Value),
+    Err { status: String, message: String },
+}
+
+/// Creates a child workflow (or finds the one a crashed execution created with the same id)
+/// and makes sure it runs. Bad requests become the guest's error; store failures are ours.
+async fn start_child_workflow(
+    shared: &Arc<Shared>,
+    component: &LoadedComponent,
+    request: StartRequest,
+) -> wasmtime::Result<Result<String, String>> {
+    match shared.submit(component, request, true).await {
+        Ok(inserted) => {
+            let child = inserted.record;
+            let unqueued = child.queue_name.is_none();
+            if inserted.created && unqueued {
+                shared.spawn_drive(Begin::Created(Box::new(child.clone())));
+            } else if !inserted.created
+                && unqueued
+                && child.status == WorkflowStatus::Pending
+                && !shared.is_running(&child.id)
+            {
+                // Created by an execution that crashed before recording the start.
+                shared.spawn_drive(Begin::Id(child.id.clone()));
+            }
+            Ok(Ok(child.id))
+        }
+        Err(RuntimeError::Store(err @ StoreError::Duplicate { .. })) => Ok(Err(err.to_string())),
+        Err(RuntimeError::Store(err)) => Err(wasmtime::Error::new(HostFailure(err))),
+        Err(err) => Ok(Err(err.to_string())),
     }
 }
 
@@ -202,6 +287,7 @@ impl durable::Host for HostState {
         options: StepOptions,
     ) -> wasmtime::Result<StepStart> {
         let ctx = self.workflow("begin-step")?;
+        ctx.check_cancelled()?;
         if let Some(outer) = &ctx.pending {
             return Err(violation(format!(
                 "step {name:?} was called inside step {:?}; steps cannot nest",
@@ -211,6 +297,7 @@ impl durable::Host for HostState {
         match ctx.history.claim(&name).map_err(wasmtime::Error::new)? {
             Position::Replay(step) => {
                 let function_id = step.function_id;
+                ctx.shared.metrics.step_replayed();
                 ctx.event(|workflow_id| RuntimeEvent::StepReplayed {
                     workflow_id,
                     function_id,
@@ -234,6 +321,7 @@ impl durable::Host for HostState {
                     started_at: now_ms(),
                 };
                 let info = pending.attempt_info();
+                ctx.shared.metrics.step_executed();
                 ctx.event(|workflow_id| RuntimeEvent::StepExecuting {
                     workflow_id,
                     function_id,
@@ -248,7 +336,7 @@ impl durable::Host for HostState {
 
     async fn end_step(&mut self, output: Result<Vec<u8>, String>) -> wasmtime::Result<StepEnd> {
         let ctx = self.workflow("end-step")?;
-        let cap = ctx.shared.options.limits.max_output_bytes;
+        let cap = ctx.limits.max_output_bytes;
         let Some(mut pending) = ctx.pending.take() else {
             return Err(violation("end-step without begin-step".into()));
         };
@@ -265,7 +353,8 @@ impl durable::Host for HostState {
                         max_attempts = pending.max_attempts, delay_ms = delay.as_millis() as u64,
                         "step attempt failed, retrying: {message}"
                     );
-                    tokio::time::sleep(delay).await;
+                    ctx.shared.metrics.step_retried();
+                    ctx.unless_cancelled(tokio::time::sleep(delay)).await?;
                     pending.attempt += 1;
                     let info = pending.attempt_info();
                     ctx.event(|workflow_id| RuntimeEvent::StepExecuting {
@@ -329,7 +418,7 @@ impl durable::Host for HostState {
             ctx.info.clone(),
             ctx.created_at,
         );
-        let limits = shared.options.limits;
+        let limits = ctx.limits;
         let state = HostState::new(
             &seed,
             created_at,
@@ -361,6 +450,7 @@ impl durable::Host for HostState {
                 Err(err) => {
                     let trap = classify(&err, store.data().panic_message.as_deref());
                     let workflow_id = store.data().workflow_id();
+                    shared.metrics.isolated_trapped(trap.class);
                     shared.emit(|| RuntimeEvent::IsolatedStepTrapped {
                         workflow_id,
                         name: name.clone(),
@@ -373,16 +463,19 @@ impl durable::Host for HostState {
     }
 
     async fn sleep(&mut self, duration_ms: u64) -> wasmtime::Result<()> {
-        let wake_at = if self.in_step() {
-            now_ms() as u64 + duration_ms
-        } else {
-            let ctx = self.workflow("sleep")?;
-            ctx.recorded_value("reprise.sleep", || now_ms() as u64 + duration_ms)
-                .await?
-        };
+        if self.in_step() {
+            tokio::time::sleep(Duration::from_millis(duration_ms)).await;
+            return Ok(());
+        }
+        let ctx = self.workflow("sleep")?;
+        let wake_at: u64 = ctx
+            .recorded("reprise.sleep", |_| async move {
+                Ok(now_ms() as u64 + duration_ms)
+            })
+            .await?;
         let remaining = wake_at.saturating_sub(now_ms() as u64);
-        tokio::time::sleep(Duration::from_millis(remaining)).await;
-        Ok(())
+        ctx.unless_cancelled(tokio::time::sleep(Duration::from_millis(remaining)))
+            .await
     }
 
     async fn now_ms(&mut self) -> wasmtime::Result<u64> {
@@ -390,7 +483,8 @@ impl durable::Host for HostState {
             return Ok(now_ms() as u64);
         }
         let ctx = self.workflow("now-ms")?;
-        ctx.recorded_value("reprise.now", || now_ms() as u64).await
+        ctx.recorded("reprise.now", |_| async { Ok(now_ms() as u64) })
+            .await
     }
 
     async fn random_u64(&mut self) -> wasmtime::Result<u64> {
@@ -398,7 +492,98 @@ impl durable::Host for HostState {
             return Ok(fresh_random());
         }
         let ctx = self.workflow("random-u64")?;
-        ctx.recorded_value("reprise.random", fresh_random).await
+        ctx.recorded("reprise.random", |_| async { Ok(fresh_random()) })
+            .await
+    }
+
+    async fn start_child(
+        &mut self,
+        workflow: String,
+        input: Vec<u8>,
+        options: ChildOptions,
+    ) -> wasmtime::Result<Result<String, String>> {
+        let ctx = self.workflow("start-child")?;
+        let (shared, component, parent, instance) = (
+            ctx.shared.clone(),
+            ctx.component.clone(),
+            ctx.info.id.clone(),
+            ctx.info.instance.clone(),
+        );
+        let name = format!("reprise.start-child:{workflow}");
+        ctx.recorded(&name, |function_id| async move {
+            let Ok(input) = String::from_utf8(input) else {
+                return Ok(Err(format!(
+                    "input of child workflow {workflow:?} is not UTF-8"
+                )));
+            };
+            let request = StartRequest {
+                id: Some(
+                    options
+                        .id
+                        .unwrap_or_else(|| format!("{parent}-{function_id}")),
+                ),
+                queue: options.queue,
+                priority: options.priority.unwrap_or(0),
+                deduplication_id: options.deduplication_id,
+                parent: Some(parent),
+                instance,
+                ..StartRequest::new(workflow, input)
+            };
+            start_child_workflow(&shared, &component, request).await
+        })
+        .await
+    }
+
+    async fn await_child(&mut self, id: String) -> wasmtime::Result<Result<Vec<u8>, ChildFailure>> {
+        let ctx = self.workflow("await-child")?;
+        let shared = ctx.shared.clone();
+        let cancel = ctx.cancel.clone();
+        let name = format!("reprise.await-child:{id}");
+        let child_id = id.clone();
+        let result: ChildResult = ctx
+            .recorded(&name, |_| async move {
+                let ended = tokio::select! {
+                    ended = shared.wait(&id, None) => ended,
+                    _ = cancel.cancelled() => return Err(wasmtime::Error::new(Cancelled)),
+                };
+                Ok(match ended {
+                    Ok(Some(child)) if child.status == WorkflowStatus::Success => {
+                        let text = child.output.as_deref().unwrap_or("null");
+                        ChildResult::Ok(
+                            serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
+                        )
+                    }
+                    Ok(Some(child)) => ChildResult::Err {
+                        status: child.status.to_string(),
+                        message: child.error.unwrap_or_default(),
+                    },
+                    Ok(None) => ChildResult::Err {
+                        status: "UNKNOWN".into(),
+                        message: format!("stopped waiting for workflow {id}"),
+                    },
+                    Err(RuntimeError::UnknownWorkflowId(_)) => ChildResult::Err {
+                        status: "UNKNOWN".into(),
+                        message: format!("no workflow with id {id}"),
+                    },
+                    Err(err) => {
+                        return Err(wasmtime::Error::new(HostFailure(StoreError::Corrupt {
+                            table: "workflow_status",
+                            message: err.to_string(),
+                        })));
+                    }
+                })
+            })
+            .await?;
+        Ok(match result {
+            ChildResult::Ok(value) => {
+                Ok(serde_json::to_vec(&value).unwrap_or_else(|_| b"null".to_vec()))
+            }
+            ChildResult::Err { status, message } => Err(ChildFailure {
+                id: child_id,
+                status,
+                message,
+            }),
+        })
     }
 
     async fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use crate::bindings::{WorkflowError, WorkflowInfo};
 use crate::engine::LoadedComponent;
 use crate::limits::{ClassifiedTrap, classify};
+use tokio_util::sync::CancellationToken;
+
 use crate::runtime::durable::{
-    HostFailure, ProtocolViolation, Role, WorkflowContext, checked_json,
+    Cancelled, HostFailure, ProtocolViolation, Role, WorkflowContext, checked_json,
 };
 use crate::runtime::history::{History, NonDeterminism};
 use crate::runtime::{RuntimeError, Shared};
@@ -21,6 +23,8 @@ pub(crate) enum ExecutionEnd {
     Finished(WorkflowEnd),
     /// The instance trapped; the workflow stays PENDING.
     Trapped(ClassifiedTrap),
+    /// The workflow was cancelled while it ran; its status already says so.
+    Cancelled,
 }
 
 /// Runs the workflow's current execution (`workflow.executions`, 1-based) on its component,
@@ -30,7 +34,9 @@ pub(crate) async fn execute(
     component: Arc<LoadedComponent>,
     workflow: &WorkflowRecord,
     steps: Vec<StepRecord>,
+    cancel: CancellationToken,
 ) -> Result<ExecutionEnd, RuntimeError> {
+    let instance = shared.instance(&workflow.instance);
     let info = WorkflowInfo {
         id: workflow.id.clone(),
         name: workflow.name.clone(),
@@ -51,8 +57,10 @@ pub(crate) async fn execute(
         info,
         workflow.created_at,
         History::new(&workflow.id, steps),
+        instance.limits,
+        cancel,
     );
-    let limits = shared.options.limits;
+    let limits = instance.limits;
     let state = HostState::new(
         &workflow.id,
         workflow.created_at,
@@ -82,6 +90,9 @@ pub(crate) async fn execute(
             WorkflowEnd::Error(format!("component defines no workflow named {name:?}"))
         }
         Err(err) => {
+            if err.downcast_ref::<Cancelled>().is_some() {
+                return Ok(ExecutionEnd::Cancelled);
+            }
             if let Some(failure) = err.downcast_ref::<HostFailure>() {
                 return Err(RuntimeError::Checkpoint(failure.to_string()));
             }

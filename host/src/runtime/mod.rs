@@ -1,22 +1,28 @@
 //! Runs workflows durably: the runtime asks the engine for instances and the store for
 //! history, and nothing below it knows about anything above.
 
+mod completion;
 pub mod durable;
 pub mod events;
 mod executor;
 pub mod history;
 mod recovery;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::engine::{Engine, EngineError, EngineOptions, LoadedComponent};
 use crate::limits::InstanceLimits;
+use crate::metrics::Metrics;
 use crate::store::{Inserted, NewWorkflow, Store, StoreError, WorkflowEnd, WorkflowRecord};
+use completion::Completions;
 pub use events::RuntimeEvent;
-use recovery::Begin;
+pub use recovery::Begin;
 
 /// Why the runtime could not do what was asked. Guest failures are not errors here: they end
 /// up in the workflow's status.
@@ -35,6 +41,15 @@ pub enum RuntimeError {
     /// The input is not JSON; nothing was written.
     #[error("input is not valid JSON: {0}")]
     InvalidInput(String),
+    /// No queue of that name is configured; nothing was written.
+    #[error("no queue named {name:?}; configured queues: {}", if available.is_empty() { "none".to_string() } else { available.join(", ") })]
+    UnknownQueue {
+        name: String,
+        available: Vec<String>,
+    },
+    /// No instance of that name is configured; nothing was written.
+    #[error("no instance named {0:?}")]
+    UnknownInstance(String),
     /// A workflow refers to a component digest the database does not hold.
     #[error("component {0} is not stored in the database")]
     MissingComponent(String),
@@ -47,28 +62,92 @@ pub enum RuntimeError {
     Task(String),
 }
 
+/// How the workflows of one configured instance run: its limits, recovery bound and the config
+/// values its guest reads. DBOS's configured instances: one component, several settings.
+#[derive(Debug, Clone)]
+pub struct InstanceOptions {
+    pub limits: InstanceLimits,
+    /// Recoveries allowed after the first execution (DBOS's default: 100).
+    pub max_recovery_attempts: u32,
+    /// Config values the guest reads through `workflow-info`; captured when a workflow starts,
+    /// so a recovery sees what the start saw.
+    pub config: BTreeMap<String, String>,
+}
+
+impl Default for InstanceOptions {
+    fn default() -> Self {
+        InstanceOptions {
+            limits: InstanceLimits::default(),
+            max_recovery_attempts: 100,
+            config: BTreeMap::new(),
+        }
+    }
+}
+
 /// How this runtime runs workflows.
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
     /// Who owns the workflows this runtime starts; recovery resumes only its own.
     pub executor_id: String,
-    pub limits: InstanceLimits,
-    /// Recoveries allowed after the first execution (DBOS's default: 100).
-    pub max_recovery_attempts: u32,
-    /// Name of the configured instance (`default` for `reprise run`).
-    pub instance: String,
-    /// Config values the guest reads through `workflow-info`.
-    pub config: BTreeMap<String, String>,
+    /// Named instances. `reprise run` has one, named [`DEFAULT_INSTANCE`].
+    pub instances: BTreeMap<String, InstanceOptions>,
+}
+
+/// The instance `reprise run` and the convenience calls use.
+pub const DEFAULT_INSTANCE: &str = "default";
+
+impl RuntimeOptions {
+    /// One instance named `default`.
+    pub fn single(executor_id: impl Into<String>, instance: InstanceOptions) -> Self {
+        RuntimeOptions {
+            executor_id: executor_id.into(),
+            instances: BTreeMap::from([(DEFAULT_INSTANCE.to_string(), instance)]),
+        }
+    }
+
+    /// The largest memory limit of any instance, which sizes the engine's instance pool.
+    fn max_memory_bytes(&self) -> u64 {
+        self.instances
+            .values()
+            .map(|i| i.limits.memory_bytes)
+            .max()
+            .unwrap_or(InstanceLimits::DEFAULT_MEMORY_BYTES)
+    }
 }
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeOptions {
-            executor_id: "local".into(),
-            limits: InstanceLimits::default(),
-            max_recovery_attempts: 100,
-            instance: "default".into(),
-            config: BTreeMap::new(),
+        RuntimeOptions::single("local", InstanceOptions::default())
+    }
+}
+
+/// Everything a start needs beyond the component: which instance, queue and id.
+#[derive(Debug, Clone, Default)]
+pub struct StartRequest {
+    pub workflow: String,
+    /// JSON text.
+    pub input: String,
+    /// Instance name; [`DEFAULT_INSTANCE`] when empty.
+    pub instance: String,
+    /// Caller-chosen id (idempotency key); generated when `None`.
+    pub id: Option<String>,
+    /// Enqueue on this queue instead of starting at once.
+    pub queue: Option<String>,
+    /// Lower runs sooner within a queue.
+    pub priority: i32,
+    /// Refuse a second enqueue with this id while the first is active on the queue.
+    pub deduplication_id: Option<String>,
+    /// The workflow that started this one, for child workflows.
+    pub parent: Option<String>,
+}
+
+impl StartRequest {
+    /// A start of `workflow` on the default instance.
+    pub fn new(workflow: impl Into<String>, input: impl Into<String>) -> Self {
+        StartRequest {
+            workflow: workflow.into(),
+            input: input.into(),
+            ..StartRequest::default()
         }
     }
 }
@@ -78,7 +157,16 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) engine: Engine,
     pub(crate) options: RuntimeOptions,
+    pub(crate) metrics: Metrics,
     events: broadcast::Sender<RuntimeEvent>,
+    /// Background drives (started, dequeued, recovered workflows), drained at shutdown.
+    tasks: TaskTracker,
+    /// Cancellation signals of the workflows executing in this process.
+    running: Mutex<HashMap<String, CancellationToken>>,
+    /// Who waits for which workflow to end.
+    completions: Completions,
+    /// Configured queues and the signal that wakes each one's dispatcher.
+    queues: RwLock<BTreeMap<String, Arc<Notify>>>,
 }
 
 impl Shared {
@@ -94,6 +182,16 @@ impl Shared {
             .get_workflow(id)
             .await?
             .ok_or_else(|| RuntimeError::UnknownWorkflowId(id.to_string()))
+    }
+
+    /// The options of a workflow's instance. A workflow whose instance is no longer configured
+    /// runs with default limits (its config values were captured at its start).
+    pub(crate) fn instance(&self, name: &str) -> InstanceOptions {
+        self.options
+            .instances
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The component with this digest, from memory or from the database.
@@ -120,11 +218,154 @@ impl Shared {
     ) -> Result<WorkflowRecord, RuntimeError> {
         let record = self.store.finish_workflow(id, end).await?;
         tracing::debug!(workflow_id = id, status = %record.status, "workflow finished");
+        self.metrics.workflow_finished(record.status);
+        self.completions.complete(id);
         self.emit(|| RuntimeEvent::WorkflowFinished {
             workflow_id: id.to_string(),
             status: record.status,
         });
         Ok(record)
+    }
+
+    /// Validates and records a start: the component defines the workflow, the input is JSON,
+    /// the instance and queue exist. Nothing is written when a check fails. A start without a
+    /// queue has its first execution begun in the same commit when `begin` is true.
+    pub(crate) async fn submit(
+        &self,
+        component: &LoadedComponent,
+        request: StartRequest,
+        begin: bool,
+    ) -> Result<Inserted, RuntimeError> {
+        if !component.has_workflow(&request.workflow) {
+            return Err(RuntimeError::UnknownWorkflow {
+                name: request.workflow,
+                available: component.definitions.workflows.clone(),
+            });
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(&request.input)
+            .map_err(|e| RuntimeError::InvalidInput(e.to_string()))?;
+        let instance_name = if request.instance.is_empty() {
+            DEFAULT_INSTANCE.to_string()
+        } else {
+            request.instance
+        };
+        let instance = self
+            .options
+            .instances
+            .get(&instance_name)
+            .ok_or_else(|| RuntimeError::UnknownInstance(instance_name.clone()))?;
+        let wake = match &request.queue {
+            Some(queue) => Some(self.queue_signal(queue)?),
+            None => None,
+        };
+        let new = NewWorkflow {
+            id: request.id.unwrap_or_else(new_workflow_id),
+            name: request.workflow,
+            input: request.input,
+            executor_id: self.options.executor_id.clone(),
+            app_version: component.digest.clone(),
+            instance: instance_name,
+            config: serde_json::to_string(&instance.config).unwrap_or_else(|_| "{}".into()),
+            max_recovery_attempts: instance.max_recovery_attempts,
+            begin_execution: begin && request.queue.is_none(),
+            queue_name: request.queue,
+            priority: request.priority,
+            deduplication_id: request.deduplication_id,
+            parent_workflow_id: request.parent,
+        };
+        let inserted = self.store.insert_workflow(&new).await?;
+        if inserted.created {
+            self.metrics.workflow_started();
+            if let Some(wake) = wake {
+                wake.notify_one();
+            }
+        }
+        Ok(inserted)
+    }
+
+    /// The wake-up signal of a configured queue.
+    pub(crate) fn queue_signal(&self, queue: &str) -> Result<Arc<Notify>, RuntimeError> {
+        let queues = self
+            .queues
+            .read()
+            .map_err(|_| RuntimeError::Task("queue registry poisoned".into()))?;
+        queues
+            .get(queue)
+            .cloned()
+            .ok_or_else(|| RuntimeError::UnknownQueue {
+                name: queue.to_string(),
+                available: queues.keys().cloned().collect(),
+            })
+    }
+
+    /// Drives a workflow in the background, tracked so shutdown can wait for it. `guard` is
+    /// dropped when the drive ends (a queue slot, say).
+    pub(crate) fn spawn_drive_with<G: Send + 'static>(self: &Arc<Self>, begin: Begin, guard: G) {
+        let shared = self.clone();
+        self.tasks.spawn(async move {
+            let id = begin.id().to_string();
+            if let Err(err) = recovery::drive(&shared, begin).await {
+                tracing::error!(workflow_id = %id, "workflow could not be driven: {err}");
+            }
+            drop(guard);
+        });
+    }
+
+    pub(crate) fn spawn_drive(self: &Arc<Self>, begin: Begin) {
+        self.spawn_drive_with(begin, ());
+    }
+
+    /// Registers a workflow as executing here; its token is cancelled by [`Runtime::cancel`].
+    pub(crate) fn register_running(&self, id: &str) -> CancellationToken {
+        let token = CancellationToken::new();
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(id.to_string(), token.clone());
+        }
+        token
+    }
+
+    /// Whether the workflow is executing in this process.
+    pub(crate) fn is_running(&self, id: &str) -> bool {
+        self.running
+            .lock()
+            .map(|running| running.contains_key(id))
+            .unwrap_or(false)
+    }
+
+    pub(crate) fn unregister_running(&self, id: &str) {
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(id);
+        }
+    }
+
+    /// Waits until a workflow is terminal (in this process or any other) or `timeout` passes.
+    pub(crate) async fn wait(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Option<WorkflowRecord>, RuntimeError> {
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        loop {
+            // Register before reading, so a completion between the read and the wait is seen.
+            let done = self.completions.register(id);
+            let record = self.workflow(id).await?;
+            if record.status.is_terminal() {
+                return Ok(Some(record));
+            }
+            // Workflows finished by other processes are noticed by polling.
+            let poll = tokio::time::sleep(completion::POLL_INTERVAL);
+            let expired = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = done => {}
+                _ = poll => {}
+                _ = expired => return Ok(None),
+            }
+        }
     }
 }
 
@@ -142,7 +383,7 @@ impl Runtime {
         options: RuntimeOptions,
     ) -> Result<Self, RuntimeError> {
         let engine_options = EngineOptions {
-            max_memory_bytes: engine.max_memory_bytes.max(options.limits.memory_bytes),
+            max_memory_bytes: engine.max_memory_bytes.max(options.max_memory_bytes()),
             ..engine.clone()
         };
         let (events, _) = broadcast::channel(65_536);
@@ -151,7 +392,12 @@ impl Runtime {
                 store,
                 engine: Engine::new(&engine_options)?,
                 options,
+                metrics: Metrics::default(),
                 events,
+                tasks: TaskTracker::new(),
+                running: Mutex::new(HashMap::new()),
+                completions: Completions::default(),
+                queues: RwLock::new(BTreeMap::new()),
             }),
         })
     }
@@ -168,6 +414,11 @@ impl Runtime {
 
     pub fn options(&self) -> &RuntimeOptions {
         &self.shared.options
+    }
+
+    /// Counters and histograms of what this runtime did, for `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
     }
 
     /// Observes what the runtime does from now on.
@@ -190,8 +441,17 @@ impl Runtime {
         Ok(component)
     }
 
-    /// Creates a workflow (or returns the existing one with that id) after checking that the
-    /// component defines it and the input is JSON. Nothing is written when a check fails.
+    /// Declares a queue so starts may name it; returns the signal that wakes its dispatcher.
+    pub fn declare_queue(&self, name: &str) -> Arc<Notify> {
+        let mut queues = match self.shared.queues.write() {
+            Ok(queues) => queues,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        queues.entry(name.to_string()).or_default().clone()
+    }
+
+    /// Creates a workflow on the default instance (or returns the existing one with that id)
+    /// without running it.
     pub async fn start(
         &self,
         component: &LoadedComponent,
@@ -199,38 +459,26 @@ impl Runtime {
         input: &str,
         id: Option<String>,
     ) -> Result<Inserted, RuntimeError> {
-        self.insert(component, workflow, input, id, false).await
+        let request = StartRequest {
+            id,
+            ..StartRequest::new(workflow, input)
+        };
+        self.shared.submit(component, request, false).await
     }
 
-    async fn insert(
+    /// Creates a workflow and, unless it is enqueued, starts running it in the background.
+    /// An existing id returns that workflow untouched (idempotency).
+    pub async fn submit(
         &self,
         component: &LoadedComponent,
-        workflow: &str,
-        input: &str,
-        id: Option<String>,
-        begin_execution: bool,
+        request: StartRequest,
     ) -> Result<Inserted, RuntimeError> {
-        if !component.has_workflow(workflow) {
-            return Err(RuntimeError::UnknownWorkflow {
-                name: workflow.to_string(),
-                available: component.definitions.workflows.clone(),
-            });
+        let inserted = self.shared.submit(component, request, true).await?;
+        if inserted.created && inserted.record.queue_name.is_none() {
+            self.shared
+                .spawn_drive(Begin::Created(Box::new(inserted.record.clone())));
         }
-        serde_json::from_str::<serde::de::IgnoredAny>(input)
-            .map_err(|e| RuntimeError::InvalidInput(e.to_string()))?;
-        let options = &self.shared.options;
-        let new = NewWorkflow {
-            id: id.unwrap_or_else(new_workflow_id),
-            name: workflow.to_string(),
-            input: input.to_string(),
-            executor_id: options.executor_id.clone(),
-            app_version: component.digest.clone(),
-            instance: options.instance.clone(),
-            config: serde_json::to_string(&options.config).unwrap_or_else(|_| "{}".into()),
-            max_recovery_attempts: options.max_recovery_attempts,
-            begin_execution,
-        };
-        Ok(self.shared.store.insert_workflow(&new).await?)
+        Ok(inserted)
     }
 
     /// Runs a workflow to a terminal status, recovering it after traps.
@@ -238,7 +486,7 @@ impl Runtime {
         recovery::drive(&self.shared, Begin::Id(workflow_id.to_string())).await
     }
 
-    /// Starts (or joins, by id) a workflow and runs it to the end.
+    /// Starts (or joins, by id) a workflow on the default instance and runs it to the end.
     pub async fn run(
         &self,
         component: &LoadedComponent,
@@ -246,7 +494,11 @@ impl Runtime {
         input: &str,
         id: Option<String>,
     ) -> Result<WorkflowRecord, RuntimeError> {
-        let inserted = self.insert(component, workflow, input, id, true).await?;
+        let request = StartRequest {
+            id,
+            ..StartRequest::new(workflow, input)
+        };
+        let inserted = self.shared.submit(component, request, true).await?;
         if inserted.created {
             recovery::drive(&self.shared, Begin::Created(Box::new(inserted.record))).await
         } else {
@@ -254,9 +506,100 @@ impl Runtime {
         }
     }
 
+    /// Drives a workflow claimed from a queue in the background; `slot` is dropped when it
+    /// ends, which frees the queue's slot.
+    pub fn spawn_claimed<G: Send + 'static>(&self, record: WorkflowRecord, slot: G) {
+        self.shared
+            .spawn_drive_with(Begin::Created(Box::new(record)), slot);
+    }
+
+    /// Drives a workflow in the background as [`Runtime::drive`] would.
+    pub fn spawn(&self, workflow_id: &str) {
+        self.shared.spawn_drive(Begin::Id(workflow_id.to_string()));
+    }
+
+    /// Waits until the workflow is terminal, or `timeout` passes (`Ok(None)`).
+    pub async fn wait(
+        &self,
+        workflow_id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Option<WorkflowRecord>, RuntimeError> {
+        self.shared.wait(workflow_id, timeout).await
+    }
+
+    /// Cancels a workflow: it ends CANCELLED; if it runs here it stops at its next durable
+    /// call (a step, sleep or child await). A terminal workflow is left as it is.
+    pub async fn cancel(&self, workflow_id: &str) -> Result<WorkflowRecord, RuntimeError> {
+        let record = self.shared.store.cancel_workflow(workflow_id).await?;
+        if let Ok(running) = self.shared.running.lock()
+            && let Some(token) = running.get(workflow_id)
+        {
+            token.cancel();
+        }
+        self.shared.completions.complete(workflow_id);
+        Ok(record)
+    }
+
+    /// Resumes a cancelled or failed workflow from its last checkpoint, in the background.
+    pub async fn resume(&self, workflow_id: &str) -> Result<WorkflowRecord, RuntimeError> {
+        let record = self
+            .shared
+            .store
+            .resume_workflow(workflow_id, &self.shared.options.executor_id)
+            .await?;
+        self.spawn(workflow_id);
+        Ok(record)
+    }
+
+    /// Starts a copy of a workflow whose steps before `from_step` are replayed from the
+    /// original's records and the rest run anew.
+    pub async fn fork(
+        &self,
+        workflow_id: &str,
+        from_step: u32,
+        new_id: Option<String>,
+    ) -> Result<WorkflowRecord, RuntimeError> {
+        let new_id = new_id.unwrap_or_else(new_workflow_id);
+        let record = self
+            .shared
+            .store
+            .fork_workflow(workflow_id, &new_id, from_step)
+            .await?;
+        self.spawn(&new_id);
+        Ok(record)
+    }
+
     /// Resumes every PENDING workflow this executor owns and waits for them.
     pub async fn recover(&self) -> Result<Vec<WorkflowRecord>, RuntimeError> {
         recovery::recover_pending(&self.shared).await
+    }
+
+    /// Starts every PENDING workflow this executor owns in the background.
+    pub async fn spawn_recovery(&self) -> Result<usize, RuntimeError> {
+        let pending = self
+            .shared
+            .store
+            .pending_workflows(&self.shared.options.executor_id)
+            .await?;
+        let count = pending.len();
+        for workflow in pending {
+            self.shared.spawn_drive(Begin::Id(workflow.id));
+        }
+        Ok(count)
+    }
+
+    /// Workflows being driven in the background right now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.tasks.len()
+    }
+
+    /// Stops taking background work and waits up to `grace` for what runs to finish. Returns
+    /// whether everything finished; what did not stays PENDING and resumes at the next start.
+    pub async fn drain(&self, grace: Duration) -> bool {
+        self.shared.tasks.close();
+        tokio::time::timeout(grace, self.shared.tasks.wait())
+            .await
+            .is_ok()
     }
 }
 

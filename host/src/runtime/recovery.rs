@@ -9,12 +9,22 @@ use crate::runtime::{RuntimeError, Shared};
 use crate::store::{WorkflowEnd, WorkflowRecord, WorkflowStatus};
 
 /// How a drive begins: what the caller already knows saves reads on the hot path.
-pub(crate) enum Begin {
+pub enum Begin {
     /// Only the id is known: read the workflow, begin an execution if it is not terminal.
     Id(String),
-    /// The workflow was just created with its first execution begun in the same commit, so
-    /// it has no recorded steps.
+    /// The workflow was just created (or claimed from its queue) with its first execution
+    /// begun in the same commit, so it has no recorded steps.
     Created(Box<WorkflowRecord>),
+}
+
+impl Begin {
+    /// The workflow's id.
+    pub fn id(&self) -> &str {
+        match self {
+            Begin::Id(id) => id,
+            Begin::Created(record) => &record.id,
+        }
+    }
 }
 
 /// Runs a workflow until it reaches a terminal status, recovering it after every trap.
@@ -52,14 +62,19 @@ pub(crate) async fn drive(
         fresh = false;
         let execution = workflow.executions;
         tracing::debug!(workflow_id = %id, execution, name = %workflow.name, "execution started");
-        match execute(shared, component, &workflow, steps).await? {
+        let cancel = shared.register_running(&id);
+        let ended = execute(shared, component, &workflow, steps, cancel).await;
+        shared.unregister_running(&id);
+        match ended? {
             ExecutionEnd::Finished(end) => workflow = shared.finish(&id, &end).await?,
+            ExecutionEnd::Cancelled => workflow = shared.workflow(&id).await?,
             ExecutionEnd::Trapped(trap) => {
                 tracing::warn!(workflow_id = %id, execution, class = %trap.class, "workflow instance trapped, recovering: {}", trap.message);
                 shared
                     .store
                     .record_trap(&id, trap.class.as_str(), &trap.message)
                     .await?;
+                shared.metrics.trapped(trap.class);
                 shared.emit(|| RuntimeEvent::ExecutionTrapped {
                     workflow_id: id.clone(),
                     execution,

@@ -43,6 +43,24 @@ pub enum StoreError {
     /// The workflow does not exist.
     #[error("no workflow with id {0}")]
     UnknownWorkflow(String),
+    /// A new workflow's id is taken where reusing it would be wrong (a fork must not join an
+    /// existing workflow the way an idempotent start does).
+    #[error("a workflow with id {0} already exists")]
+    WorkflowExists(String),
+    /// Another workflow holding this deduplication id is still ENQUEUED or PENDING on the queue:
+    /// the caller asked for at most one at a time.
+    #[error("deduplication id {deduplication_id} is already active on queue {queue}")]
+    Duplicate {
+        queue: String,
+        deduplication_id: String,
+    },
+    /// The workflow cannot be resumed from its status (it succeeded: running it again would
+    /// repeat its effects for nothing).
+    #[error("workflow {workflow_id} is {status} and cannot be resumed")]
+    NotResumable {
+        workflow_id: String,
+        status: WorkflowStatus,
+    },
     /// A stored value does not parse (a hand-edited or corrupted row).
     #[error("corrupt row in {table}: {message}")]
     Corrupt {
@@ -132,9 +150,20 @@ pub struct NewWorkflow {
     /// JSON object of the instance's config values.
     pub config: String,
     pub max_recovery_attempts: u32,
-    /// Begin the first execution in the same commit (executions = 1): saves a round trip when
-    /// the caller runs the workflow at once.
+    /// Begin the first execution in the same commit (executions = 1, `started_at` = now): saves
+    /// a round trip when the caller runs the workflow at once. Ignored when `queue_name` is set,
+    /// since a queued workflow starts only when an executor claims it.
     pub begin_execution: bool,
+    /// Queue to wait on: the workflow is inserted ENQUEUED and runs when claimed with
+    /// [`Store::claim_queued`]. `None` starts it directly (PENDING).
+    pub queue_name: Option<String>,
+    /// Dispatch order within the queue: lower runs first.
+    pub priority: i32,
+    /// At most one ENQUEUED or PENDING workflow per queue may hold this id; inserting a second
+    /// fails with [`StoreError::Duplicate`]. Only meaningful with a queue.
+    pub deduplication_id: Option<String>,
+    /// The workflow that started this one as a child, so it can be found from its parent.
+    pub parent_workflow_id: Option<String>,
 }
 
 /// A workflow's row.
@@ -159,6 +188,13 @@ pub struct WorkflowRecord {
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
     pub updated_at: i64,
+    /// The queue the workflow was started on, kept after it is dispatched.
+    pub queue_name: Option<String>,
+    pub priority: i32,
+    pub deduplication_id: Option<String>,
+    /// When the first execution began (ms): `None` while ENQUEUED or not yet started.
+    pub started_at: Option<i64>,
+    pub parent_workflow_id: Option<String>,
 }
 
 /// The final failure of a step, as stored (JSON) and replayed.
@@ -201,6 +237,44 @@ pub struct WorkflowFilter {
     pub status: Option<WorkflowStatus>,
     pub name: Option<String>,
     pub limit: Option<u32>,
+    /// Only workflows started on this queue.
+    pub queue: Option<String>,
+    /// Only workflows created at or after this moment (ms since the Unix epoch).
+    pub created_after: Option<i64>,
+    /// Only workflows created before this moment (ms since the Unix epoch), exclusive, so
+    /// consecutive windows do not overlap.
+    pub created_before: Option<i64>,
+    /// Rows to skip, for paging through a long listing.
+    pub offset: Option<u32>,
+}
+
+/// A request to dispatch workflows waiting on one queue to one executor.
+#[derive(Debug, Clone)]
+pub struct QueueClaim {
+    pub queue: String,
+    /// The executor that will run what it claims; it becomes their owner for recovery.
+    pub executor_id: String,
+    /// Free local slots: the most workflows to claim.
+    pub max: u32,
+    /// Global limit on PENDING workflows of this queue across every executor.
+    pub concurrency: Option<u32>,
+    /// Global limit on how many workflows of this queue may start per window.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// At most `limit` starts in any window of `period_ms` milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub limit: u32,
+    pub period_ms: i64,
+}
+
+/// How many workflows of a queue wait and run, for metrics and the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueDepth {
+    pub queue: String,
+    pub enqueued: u64,
+    pub pending: u64,
 }
 
 /// The result of an idempotent insert.
@@ -254,6 +328,40 @@ pub trait Store: Send + Sync + 'static {
     /// PENDING workflows owned by an executor, oldest first.
     async fn pending_workflows(&self, executor_id: &str)
     -> Result<Vec<WorkflowRecord>, StoreError>;
+    /// Dispatches up to `claim.max` ENQUEUED workflows of a queue to an executor, lowest
+    /// priority value first, then oldest first, within the queue's global concurrency and rate
+    /// limits. Atomic across processes sharing the database: no workflow is claimed twice. The
+    /// claimed workflows are PENDING with their first execution begun (executions = 1), so the
+    /// caller runs them without calling `begin_execution`.
+    async fn claim_queued(&self, claim: &QueueClaim) -> Result<Vec<WorkflowRecord>, StoreError>;
+    /// ENQUEUED and PENDING counts of every queue that has any, by queue name.
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError>;
+    /// How many workflows are in each status; statuses with none are left out.
+    async fn count_by_status(&self) -> Result<Vec<(WorkflowStatus, u64)>, StoreError>;
+    /// Cancels an ENQUEUED or PENDING workflow and returns its row. A workflow that already
+    /// ended is left as it is (its row is returned), so cancelling twice is harmless. A running
+    /// execution notices on its next checkpoint.
+    async fn cancel_workflow(&self, id: &str) -> Result<WorkflowRecord, StoreError>;
+    /// Makes a cancelled, failed or stuck workflow PENDING again under `executor_id`, with its
+    /// execution count and error reset, so the caller can run it from its recorded steps. An
+    /// ENQUEUED one is started at once, skipping its queue. A SUCCESS is
+    /// [`StoreError::NotResumable`].
+    async fn resume_workflow(
+        &self,
+        id: &str,
+        executor_id: &str,
+    ) -> Result<WorkflowRecord, StoreError>;
+    /// Copies a workflow to `new_id` as a fresh PENDING workflow that keeps the recorded steps
+    /// before `from_step`, so it replays them and runs the rest anew. Off any queue.
+    async fn fork_workflow(
+        &self,
+        id: &str,
+        new_id: &str,
+        from_step: u32,
+    ) -> Result<WorkflowRecord, StoreError>;
+    /// The rows of the given workflows in the order asked (missing ones left out): one query to
+    /// wait on many workflows, including ones other processes run.
+    async fn workflow_statuses(&self, ids: &[String]) -> Result<Vec<WorkflowRecord>, StoreError>;
 }
 
 /// Milliseconds since the Unix epoch, the unit of every stored timestamp.

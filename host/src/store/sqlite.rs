@@ -23,13 +23,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Connection, Row};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{
-    Inserted, NewWorkflow, StepFailureRecord, StepRecord, Store, StoreError, WorkflowEnd,
-    WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
+    Inserted, NewWorkflow, QueueClaim, QueueDepth, StepFailureRecord, StepRecord, Store,
+    StoreError, WorkflowEnd, WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
 };
 
 /// Most requests committed together: bounds the time one transaction holds the write lock and
@@ -244,7 +244,9 @@ enum Request {
         reply: Reply<()>,
     },
     InsertWorkflow {
-        new: NewWorkflow,
+        // Boxed: a new workflow is the largest request by far, and every slot of the queue
+        // (filled mostly with steps) would otherwise be as large.
+        new: Box<NewWorkflow>,
         reply: Reply<Inserted>,
     },
     BeginExecution {
@@ -265,6 +267,25 @@ enum Request {
     Finish {
         workflow_id: String,
         end: WorkflowEnd,
+        reply: Reply<WorkflowRecord>,
+    },
+    ClaimQueued {
+        claim: QueueClaim,
+        reply: Reply<Vec<WorkflowRecord>>,
+    },
+    Cancel {
+        workflow_id: String,
+        reply: Reply<WorkflowRecord>,
+    },
+    Resume {
+        workflow_id: String,
+        executor_id: String,
+        reply: Reply<WorkflowRecord>,
+    },
+    Fork {
+        workflow_id: String,
+        new_id: String,
+        from_step: u32,
         reply: Reply<WorkflowRecord>,
     },
 }
@@ -292,12 +313,18 @@ enum Outcome {
         Reply<WorkflowRecord>,
         Box<Result<WorkflowRecord, StoreError>>,
     ),
+    Records(
+        Reply<Vec<WorkflowRecord>>,
+        Result<Vec<WorkflowRecord>, StoreError>,
+    ),
 }
 
 impl Outcome {
     fn error(&self) -> Option<&StoreError> {
         match self {
-            Outcome::Unit(_, Err(e)) | Outcome::Count(_, Err(e)) => Some(e),
+            Outcome::Unit(_, Err(e)) | Outcome::Count(_, Err(e)) | Outcome::Records(_, Err(e)) => {
+                Some(e)
+            }
             Outcome::Inserted(_, result) => result.as_ref().as_ref().err(),
             Outcome::Record(_, result) => result.as_ref().as_ref().err(),
             _ => None,
@@ -310,6 +337,7 @@ impl Outcome {
         match self {
             Outcome::Unit(_, r @ Ok(_)) => *r = Err(err()),
             Outcome::Count(_, r @ Ok(_)) => *r = Err(err()),
+            Outcome::Records(_, r @ Ok(_)) => *r = Err(err()),
             Outcome::Inserted(_, r) if r.is_ok() => **r = Err(err()),
             Outcome::Record(_, r) if r.is_ok() => **r = Err(err()),
             _ => {}
@@ -323,6 +351,7 @@ impl Outcome {
             Outcome::Count(reply, result) => drop(reply.send(result)),
             Outcome::Inserted(reply, result) => drop(reply.send(*result)),
             Outcome::Record(reply, result) => drop(reply.send(*result)),
+            Outcome::Records(reply, result) => drop(reply.send(result)),
         }
     }
 }
@@ -334,10 +363,25 @@ impl Request {
             Request::PutComponent { reply, .. }
             | Request::RecordStep { reply, .. }
             | Request::RecordTrap { reply, .. } => drop(reply.send(Err(err))),
-            Request::Finish { reply, .. } => drop(reply.send(Err(err))),
+            Request::Finish { reply, .. }
+            | Request::Cancel { reply, .. }
+            | Request::Resume { reply, .. }
+            | Request::Fork { reply, .. } => drop(reply.send(Err(err))),
+            Request::ClaimQueued { reply, .. } => drop(reply.send(Err(err))),
             Request::InsertWorkflow { reply, .. } => drop(reply.send(Err(err))),
             Request::BeginExecution { reply, .. } => drop(reply.send(Err(err))),
         }
+    }
+
+    /// Whether the request must run inside a transaction even when it arrives alone: its
+    /// statements only make sense together (a fork's row and its copied steps), or a read
+    /// that explains a write that matched nothing must see the same state. All are rare admin
+    /// operations, so the BEGIN and COMMIT round trips do not matter there.
+    fn needs_transaction(&self) -> bool {
+        matches!(
+            self,
+            Request::Cancel { .. } | Request::Resume { .. } | Request::Fork { .. }
+        )
     }
 
     /// Runs the request's statements in the writer's open transaction.
@@ -372,6 +416,29 @@ impl Request {
             } => Outcome::Record(
                 reply,
                 Box::new(finish_workflow(conn, workflow_id, end).await),
+            ),
+            Request::ClaimQueued { claim, reply } => {
+                Outcome::Records(reply, claim_queued(conn, claim).await)
+            }
+            Request::Cancel { workflow_id, reply } => {
+                Outcome::Record(reply, Box::new(cancel_workflow(conn, workflow_id).await))
+            }
+            Request::Resume {
+                workflow_id,
+                executor_id,
+                reply,
+            } => Outcome::Record(
+                reply,
+                Box::new(resume_workflow(conn, workflow_id, executor_id).await),
+            ),
+            Request::Fork {
+                workflow_id,
+                new_id,
+                from_step,
+                reply,
+            } => Outcome::Record(
+                reply,
+                Box::new(fork_workflow(conn, workflow_id, new_id, from_step).await),
             ),
         }
     }
@@ -458,6 +525,7 @@ async fn write_batch(
 ) -> bool {
     let size = batch.len();
     if size == 1
+        && !batch[0].needs_transaction()
         && let Some(request) = batch.pop()
     {
         return write_alone(conn, request, commits).await;
@@ -549,7 +617,8 @@ async fn write_batch(
 ///
 /// Same durability as an explicit transaction, but without the BEGIN and COMMIT round trips to
 /// the connection's worker thread, which would dominate a sequential workflow's step latency.
-/// Every request's statements are safe on their own: at most one of them writes.
+/// Only for requests whose statements are safe on their own (at most one of them writes); the
+/// others say so with [`Request::needs_transaction`].
 async fn write_alone(conn: &mut SqliteConnection, request: Request, commits: &AtomicU64) -> bool {
     let outcome = request.apply(conn).await;
     let error = outcome.error();
@@ -615,7 +684,8 @@ fn echo(cause: &StoreError) -> impl Fn() -> StoreError + use<> {
 macro_rules! workflow_columns {
     () => {
         "workflow_id, name, status, input, output, error, trap_class, trap_message, executor_id, \
-         app_version, instance, config, executions, max_recovery_attempts, created_at, updated_at"
+         app_version, instance, config, executions, max_recovery_attempts, created_at, updated_at, \
+         queue_name, priority, deduplication_id, started_at, parent_workflow_id"
     };
 }
 
@@ -645,48 +715,75 @@ async fn put_component(
 
 async fn insert_workflow(
     conn: &mut SqliteConnection,
-    new: NewWorkflow,
+    new: Box<NewWorkflow>,
 ) -> Result<Inserted, StoreError> {
+    let NewWorkflow {
+        id,
+        name,
+        input,
+        executor_id,
+        app_version,
+        instance,
+        config,
+        max_recovery_attempts,
+        begin_execution,
+        queue_name,
+        priority,
+        deduplication_id,
+        parent_workflow_id,
+    } = *new;
     let now = now_ms();
-    let id = new.id.clone();
+    // A queued workflow waits for a claim, whatever the caller asked.
+    let (status, executions, started_at) = match (&queue_name, begin_execution) {
+        (Some(_), _) => (WorkflowStatus::Enqueued, 0, None),
+        (None, true) => (WorkflowStatus::Pending, 1, Some(now)),
+        (None, false) => (WorkflowStatus::Pending, 0, None),
+    };
     // RETURNING yields the row only when it was inserted, so the common case is one statement.
+    // The conflict target is the id alone: a clash on the deduplication index is an error.
     let inserted = sqlx::query(concat!(
         "INSERT INTO workflow_status (workflow_id, name, status, input, executor_id, app_version, \
-         instance, config, executions, max_recovery_attempts, created_at, updated_at) \
-         VALUES (?1, ?2, 'PENDING', ?3, ?4, ?5, ?6, ?7, ?10, ?8, ?9, ?9) \
+         instance, config, executions, max_recovery_attempts, created_at, updated_at, \
+         queue_name, priority, deduplication_id, started_at, parent_workflow_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14, ?15, ?16) \
          ON CONFLICT (workflow_id) DO NOTHING RETURNING ",
         workflow_columns!()
     ))
-    .bind(new.id)
-    .bind(new.name)
-    .bind(new.input)
-    .bind(new.executor_id)
-    .bind(new.app_version)
-    .bind(new.instance)
-    .bind(new.config)
-    .bind(i64::from(new.max_recovery_attempts))
+    .bind(id.as_str())
+    .bind(name)
+    .bind(status.as_str())
+    .bind(input)
+    .bind(executor_id)
+    .bind(app_version)
+    .bind(instance)
+    .bind(config)
+    .bind(executions)
+    .bind(i64::from(max_recovery_attempts))
     .bind(now)
-    .bind(i64::from(new.begin_execution))
+    .bind(queue_name.as_deref())
+    .bind(priority)
+    .bind(deduplication_id.as_deref())
+    .bind(started_at)
+    .bind(parent_workflow_id)
     .fetch_optional(&mut *conn)
-    .await?;
+    .await;
+    let inserted = match inserted {
+        Ok(inserted) => inserted,
+        Err(sqlx::Error::Database(db)) if db.kind() == ErrorKind::UniqueViolation => {
+            return Err(duplicate_or(queue_name, deduplication_id, db));
+        }
+        Err(err) => return Err(err.into()),
+    };
     if let Some(row) = inserted {
         return Ok(Inserted {
             created: true,
             record: workflow_from_row(&row)?,
         });
     }
-    let existing = sqlx::query(concat!(
-        "SELECT ",
-        workflow_columns!(),
-        " FROM workflow_status WHERE workflow_id = ?1"
-    ))
-    .bind(id.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
-    match existing {
-        Some(row) => Ok(Inserted {
+    match select_workflow(conn, &id).await? {
+        Some(record) => Ok(Inserted {
             created: false,
-            record: workflow_from_row(&row)?,
+            record,
         }),
         // Only possible if the row vanished between the two statements of one transaction.
         None => Err(StoreError::Corrupt {
@@ -696,14 +793,49 @@ async fn insert_workflow(
     }
 }
 
+/// A unique violation other than the id's is the deduplication index's: the only other unique
+/// index on `workflow_status`. Without a deduplication id it cannot be, so it stays a database
+/// error.
+fn duplicate_or(
+    queue: Option<String>,
+    deduplication_id: Option<String>,
+    db: Box<dyn DatabaseError>,
+) -> StoreError {
+    match (queue, deduplication_id) {
+        (Some(queue), Some(deduplication_id)) => StoreError::Duplicate {
+            queue,
+            deduplication_id,
+        },
+        _ => StoreError::from(sqlx::Error::Database(db)),
+    }
+}
+
+/// One workflow's row, read on the writer's connection (so inside its transaction).
+async fn select_workflow(
+    conn: &mut SqliteConnection,
+    workflow_id: &str,
+) -> Result<Option<WorkflowRecord>, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        workflow_columns!(),
+        " FROM workflow_status WHERE workflow_id = ?1"
+    ))
+    .bind(workflow_id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(workflow_from_row).transpose()
+}
+
 async fn begin_execution(
     conn: &mut SqliteConnection,
     workflow_id: String,
     executor_id: String,
 ) -> Result<u32, StoreError> {
+    // `started_at` marks the first execution only; recoveries keep it.
     let row = sqlx::query(
         "UPDATE workflow_status SET executions = executions + 1, executor_id = ?1, \
-         status = 'PENDING', updated_at = ?2 WHERE workflow_id = ?3 RETURNING executions",
+         status = 'PENDING', started_at = coalesce(started_at, ?2), updated_at = ?2 \
+         WHERE workflow_id = ?3 RETURNING executions",
     )
     .bind(executor_id)
     .bind(now_ms())
@@ -804,19 +936,200 @@ async fn finish_workflow(
     if let Some(row) = finished {
         return workflow_from_row(&row);
     }
-    let existing = sqlx::query(concat!(
-        "SELECT ",
-        workflow_columns!(),
-        " FROM workflow_status WHERE workflow_id = ?1"
-    ))
-    .bind(workflow_id.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = existing else {
+    let Some(record) = select_workflow(conn, &workflow_id).await? else {
         return Err(StoreError::UnknownWorkflow(workflow_id));
     };
     tracing::debug!(workflow_id, %status, "workflow already finished; keeping its first ending");
-    workflow_from_row(&row)
+    Ok(record)
+}
+
+async fn claim_queued(
+    conn: &mut SqliteConnection,
+    claim: QueueClaim,
+) -> Result<Vec<WorkflowRecord>, StoreError> {
+    let now = now_ms();
+    let (rate_limit, window_start) = match claim.rate_limit {
+        Some(rate) => (
+            Some(i64::from(rate.limit)),
+            now.saturating_sub(rate.period_ms),
+        ),
+        None => (None, now),
+    };
+    // One statement, so it is atomic even in autocommit mode: an UPDATE takes the write lock
+    // before it reads, which serialises claimers across processes. The LIMIT is the number of
+    // free slots: local ones, the queue's global concurrency left (PENDING rows count against
+    // it) and its rate limit left (starts in the window); a NULL limit falls back to `max`, and
+    // `max(0, …)` keeps a full queue from meaning "no limit" (a negative LIMIT). The dispatch
+    // index yields rows already in priority, then FIFO order.
+    let rows = sqlx::query(concat!(
+        "UPDATE workflow_status SET status = 'PENDING', executor_id = ?2, executions = 1, \
+         started_at = ?3, updated_at = ?3 \
+         WHERE rowid IN (SELECT rowid FROM workflow_status \
+             WHERE queue_name = ?1 AND status = 'ENQUEUED' \
+             ORDER BY priority, created_at, rowid \
+             LIMIT max(0, min(?4, \
+                 coalesce(?5 - (SELECT count(*) FROM workflow_status \
+                     WHERE queue_name = ?1 AND status = 'PENDING'), ?4), \
+                 coalesce(?6 - (SELECT count(*) FROM workflow_status \
+                     WHERE queue_name = ?1 AND started_at >= ?7), ?4)))) \
+         RETURNING rowid AS claim_order, ",
+        workflow_columns!()
+    ))
+    .bind(claim.queue.as_str())
+    .bind(claim.executor_id)
+    .bind(now)
+    .bind(i64::from(claim.max))
+    .bind(claim.concurrency.map(i64::from))
+    .bind(rate_limit)
+    .bind(window_start)
+    .fetch_all(conn)
+    .await?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let order: i64 = get(row, "workflow_status", "claim_order")?;
+        claimed.push((order, workflow_from_row(row)?));
+    }
+    // RETURNING follows no order: restore the dispatch order for the caller.
+    claimed.sort_by_key(|(order, record)| (record.priority, record.created_at, *order));
+    if !claimed.is_empty() {
+        tracing::debug!(
+            queue = claim.queue,
+            count = claimed.len(),
+            "claimed queued workflows"
+        );
+    }
+    Ok(claimed.into_iter().map(|(_, record)| record).collect())
+}
+
+async fn cancel_workflow(
+    conn: &mut SqliteConnection,
+    workflow_id: String,
+) -> Result<WorkflowRecord, StoreError> {
+    let cancelled = sqlx::query(concat!(
+        "UPDATE workflow_status SET status = 'CANCELLED', updated_at = ?1 \
+         WHERE workflow_id = ?2 AND status IN ('ENQUEUED', 'PENDING') RETURNING ",
+        workflow_columns!()
+    ))
+    .bind(now_ms())
+    .bind(workflow_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = cancelled {
+        return workflow_from_row(&row);
+    }
+    // Already ended: cancelling is a no-op, and the row says how it ended.
+    select_workflow(conn, &workflow_id)
+        .await?
+        .ok_or(StoreError::UnknownWorkflow(workflow_id))
+}
+
+async fn resume_workflow(
+    conn: &mut SqliteConnection,
+    workflow_id: String,
+    executor_id: String,
+) -> Result<WorkflowRecord, StoreError> {
+    // executions = 0 gives the resumed workflow a fresh budget of recovery attempts; the trap
+    // columns stay as a record of what went wrong last time.
+    let resumed = sqlx::query(concat!(
+        "UPDATE workflow_status SET status = 'PENDING', executions = 0, error = NULL, \
+         executor_id = ?1, started_at = coalesce(started_at, ?2), updated_at = ?2 \
+         WHERE workflow_id = ?3 AND status <> 'SUCCESS' RETURNING ",
+        workflow_columns!()
+    ))
+    .bind(executor_id)
+    .bind(now_ms())
+    .bind(workflow_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await;
+    let resumed = match resumed {
+        Ok(resumed) => resumed,
+        // A cancelled workflow's deduplication id was taken by a newer one meanwhile.
+        Err(sqlx::Error::Database(db)) if db.kind() == ErrorKind::UniqueViolation => {
+            let (queue, deduplication_id) = match select_workflow(conn, &workflow_id).await? {
+                Some(record) => (record.queue_name, record.deduplication_id),
+                None => (None, None),
+            };
+            return Err(duplicate_or(queue, deduplication_id, db));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if let Some(row) = resumed {
+        return workflow_from_row(&row);
+    }
+    match select_workflow(conn, &workflow_id).await? {
+        Some(record) => Err(StoreError::NotResumable {
+            workflow_id,
+            status: record.status,
+        }),
+        None => Err(StoreError::UnknownWorkflow(workflow_id)),
+    }
+}
+
+async fn fork_workflow(
+    conn: &mut SqliteConnection,
+    workflow_id: String,
+    new_id: String,
+    from_step: u32,
+) -> Result<WorkflowRecord, StoreError> {
+    // The writer runs this inside a transaction (see `Request::needs_transaction`); the
+    // savepoint also undoes a half-done fork when a later request of the batch commits.
+    let mut savepoint = conn.begin().await?;
+    let result = fork_statements(&mut savepoint, workflow_id, new_id, from_step).await;
+    match result {
+        Ok(record) => {
+            savepoint.commit().await?;
+            Ok(record)
+        }
+        Err(err) => {
+            if let Err(rollback) = savepoint.rollback().await {
+                tracing::debug!(error = %rollback, "rollback of a failed fork");
+            }
+            Err(err)
+        }
+    }
+}
+
+async fn fork_statements(
+    conn: &mut SqliteConnection,
+    workflow_id: String,
+    new_id: String,
+    from_step: u32,
+) -> Result<WorkflowRecord, StoreError> {
+    // `WHERE` before `ON CONFLICT` also settles the parsing ambiguity of an upsert from SELECT.
+    let forked = sqlx::query(concat!(
+        "INSERT INTO workflow_status (workflow_id, name, status, input, executor_id, app_version, \
+         instance, config, executions, max_recovery_attempts, created_at, updated_at, priority) \
+         SELECT ?1, name, 'PENDING', input, executor_id, app_version, instance, config, 0, \
+         max_recovery_attempts, ?2, ?2, 0 FROM workflow_status WHERE workflow_id = ?3 \
+         ON CONFLICT (workflow_id) DO NOTHING RETURNING ",
+        workflow_columns!()
+    ))
+    .bind(new_id.as_str())
+    .bind(now_ms())
+    .bind(workflow_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = forked else {
+        // Nothing inserted: either there is nothing to copy or the new id is taken.
+        return Err(match select_workflow(conn, &workflow_id).await? {
+            None => StoreError::UnknownWorkflow(workflow_id),
+            Some(_) => StoreError::WorkflowExists(new_id),
+        });
+    };
+    let record = workflow_from_row(&row)?;
+    sqlx::query(concat!(
+        "INSERT INTO operation_outputs (",
+        step_columns!(),
+        ") SELECT ?1, function_id, name, output, error, attempts, started_at, completed_at \
+         FROM operation_outputs WHERE workflow_id = ?2 AND function_id < ?3"
+    ))
+    .bind(new_id.as_str())
+    .bind(workflow_id.as_str())
+    .bind(i64::from(from_step))
+    .execute(&mut *conn)
+    .await?;
+    tracing::debug!(workflow_id, new_id, from_step, "forked workflow");
+    Ok(record)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -838,6 +1151,20 @@ fn to_u32(value: i64, table: &'static str, column: &str) -> Result<u32, StoreErr
     u32::try_from(value).map_err(|_| StoreError::Corrupt {
         table,
         message: format!("column {column}: {value} is not a count"),
+    })
+}
+
+fn to_u64(value: i64, table: &'static str, column: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt {
+        table,
+        message: format!("column {column}: {value} is not a count"),
+    })
+}
+
+fn to_i32(value: i64, table: &'static str, column: &str) -> Result<i32, StoreError> {
+    i32::try_from(value).map_err(|_| StoreError::Corrupt {
+        table,
+        message: format!("column {column}: {value} is out of range"),
     })
 }
 
@@ -869,6 +1196,11 @@ fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord, StoreError> {
         )?,
         created_at: get(row, T, "created_at")?,
         updated_at: get(row, T, "updated_at")?,
+        queue_name: get(row, T, "queue_name")?,
+        priority: to_i32(get(row, T, "priority")?, T, "priority")?,
+        deduplication_id: get(row, T, "deduplication_id")?,
+        started_at: get(row, T, "started_at")?,
+        parent_workflow_id: get(row, T, "parent_workflow_id")?,
         id,
     })
 }
@@ -922,7 +1254,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_workflow(&self, new: &NewWorkflow) -> Result<Inserted, StoreError> {
-        let new = new.clone();
+        let new = Box::new(new.clone());
         self.write(|reply| Request::InsertWorkflow { new, reply })
             .await
     }
@@ -943,39 +1275,45 @@ impl Store for SqliteStore {
         &self,
         filter: &WorkflowFilter,
     ) -> Result<Vec<WorkflowRecord>, StoreError> {
-        // One fixed statement per filter shape, so each is prepared once and can use its index.
-        let sql = match (&filter.status, &filter.name) {
-            (None, None) => concat!(
-                "SELECT ",
-                workflow_columns!(),
-                " FROM workflow_status ORDER BY created_at DESC, rowid DESC LIMIT ?1"
-            ),
-            (Some(_), None) => concat!(
-                "SELECT ",
-                workflow_columns!(),
-                " FROM workflow_status WHERE status = ?2 \
-                 ORDER BY created_at DESC, rowid DESC LIMIT ?1"
-            ),
-            (None, Some(_)) => concat!(
-                "SELECT ",
-                workflow_columns!(),
-                " FROM workflow_status WHERE name = ?3 \
-                 ORDER BY created_at DESC, rowid DESC LIMIT ?1"
-            ),
-            (Some(_), Some(_)) => concat!(
-                "SELECT ",
-                workflow_columns!(),
-                " FROM workflow_status WHERE status = ?2 AND name = ?3 \
-                 ORDER BY created_at DESC, rowid DESC LIMIT ?1"
-            ),
+        // Built per filter shape, binding every value; each shape is prepared once and cached.
+        let mut query = QueryBuilder::<Sqlite>::new(concat!(
+            "SELECT ",
+            workflow_columns!(),
+            " FROM workflow_status"
+        ));
+        let mut joiner = " WHERE ";
+        let mut and = |query: &mut QueryBuilder<Sqlite>, clause: &str| {
+            query.push(joiner).push(clause);
+            joiner = " AND ";
         };
-        // A negative LIMIT means no limit in SQLite.
-        let limit = filter.limit.map_or(-1, i64::from);
-        let mut query = sqlx::query(sql).bind(limit);
-        // Unused numbered parameters stay NULL; binding them keeps the argument count fixed.
-        query = query.bind(filter.status.map(WorkflowStatus::as_str));
-        query = query.bind(filter.name.as_deref());
-        let rows = query.fetch_all(&self.reads).await?;
+        if let Some(status) = filter.status {
+            and(&mut query, "status = ");
+            query.push_bind(status.as_str());
+        }
+        if let Some(name) = &filter.name {
+            and(&mut query, "name = ");
+            query.push_bind(name.clone());
+        }
+        if let Some(queue) = &filter.queue {
+            and(&mut query, "queue_name = ");
+            query.push_bind(queue.clone());
+        }
+        if let Some(after) = filter.created_after {
+            and(&mut query, "created_at >= ");
+            query.push_bind(after);
+        }
+        if let Some(before) = filter.created_before {
+            and(&mut query, "created_at < ");
+            query.push_bind(before);
+        }
+        // A negative LIMIT means no limit in SQLite, and OFFSET needs a LIMIT before it.
+        query
+            .push(" ORDER BY created_at DESC, rowid DESC LIMIT ")
+            .push_bind(filter.limit.map_or(-1, i64::from));
+        if let Some(offset) = filter.offset {
+            query.push(" OFFSET ").push_bind(i64::from(offset));
+        }
+        let rows = query.build().fetch_all(&self.reads).await?;
         rows.iter().map(workflow_from_row).collect()
     }
 
@@ -1077,6 +1415,123 @@ impl Store for SqliteStore {
         .await?;
         rows.iter().map(workflow_from_row).collect()
     }
+
+    async fn claim_queued(&self, claim: &QueueClaim) -> Result<Vec<WorkflowRecord>, StoreError> {
+        if claim.max == 0 {
+            return Ok(Vec::new());
+        }
+        let claim = claim.clone();
+        self.write(|reply| Request::ClaimQueued { claim, reply })
+            .await
+    }
+
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
+        const T: &str = "workflow_status";
+        // Only active rows: the dispatch index answers without touching finished workflows.
+        let rows = sqlx::query(
+            "SELECT queue_name, sum(status = 'ENQUEUED') AS enqueued, \
+             sum(status = 'PENDING') AS pending FROM workflow_status \
+             WHERE queue_name IS NOT NULL AND status IN ('ENQUEUED', 'PENDING') \
+             GROUP BY queue_name ORDER BY queue_name",
+        )
+        .fetch_all(&self.reads)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QueueDepth {
+                    queue: get(row, T, "queue_name")?,
+                    enqueued: to_u64(get(row, T, "enqueued")?, T, "enqueued")?,
+                    pending: to_u64(get(row, T, "pending")?, T, "pending")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(WorkflowStatus, u64)>, StoreError> {
+        const T: &str = "workflow_status";
+        let rows = sqlx::query(
+            "SELECT status, count(*) AS workflows FROM workflow_status \
+             GROUP BY status ORDER BY status",
+        )
+        .fetch_all(&self.reads)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let status: String = get(row, T, "status")?;
+                let status = WorkflowStatus::from_str(&status)
+                    .map_err(|message| StoreError::Corrupt { table: T, message })?;
+                Ok((status, to_u64(get(row, T, "workflows")?, T, "workflows")?))
+            })
+            .collect()
+    }
+
+    async fn cancel_workflow(&self, id: &str) -> Result<WorkflowRecord, StoreError> {
+        let workflow_id = id.to_owned();
+        self.write(|reply| Request::Cancel { workflow_id, reply })
+            .await
+    }
+
+    async fn resume_workflow(
+        &self,
+        id: &str,
+        executor_id: &str,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let (workflow_id, executor_id) = (id.to_owned(), executor_id.to_owned());
+        self.write(|reply| Request::Resume {
+            workflow_id,
+            executor_id,
+            reply,
+        })
+        .await
+    }
+
+    async fn fork_workflow(
+        &self,
+        id: &str,
+        new_id: &str,
+        from_step: u32,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let (workflow_id, new_id) = (id.to_owned(), new_id.to_owned());
+        self.write(|reply| Request::Fork {
+            workflow_id,
+            new_id,
+            from_step,
+            reply,
+        })
+        .await
+    }
+
+    async fn workflow_statuses(&self, ids: &[String]) -> Result<Vec<WorkflowRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement shape for any number of ids: they travel as one JSON array.
+        let ids_json = serde_json::to_string(ids).map_err(|err| StoreError::Corrupt {
+            table: "workflow_status",
+            message: format!("cannot encode workflow ids: {err}"),
+        })?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            workflow_columns!(),
+            " FROM workflow_status WHERE workflow_id IN (SELECT value FROM json_each(?1))"
+        ))
+        .bind(ids_json)
+        .fetch_all(&self.reads)
+        .await?;
+        let mut records = rows
+            .iter()
+            .map(workflow_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        // Back to the order asked, which callers showing a list of workflows expect.
+        let position: std::collections::HashMap<&str, usize> = ids
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        records.sort_by_key(|record| position.get(record.id.as_str()).copied());
+        Ok(records)
+    }
 }
 
 #[cfg(test)]
@@ -1094,6 +1549,10 @@ mod tests {
             config: "{}".to_owned(),
             max_recovery_attempts: 3,
             begin_execution: false,
+            queue_name: None,
+            priority: 0,
+            deduplication_id: None,
+            parent_workflow_id: None,
         }
     }
 
@@ -1342,6 +1801,7 @@ mod tests {
             status: Some(WorkflowStatus::Pending),
             name: Some("greet".to_owned()),
             limit: Some(1),
+            ..Default::default()
         };
         assert_eq!(
             ids(store.list_workflows(&filter).await.expect("list")),

@@ -1,0 +1,82 @@
+//! `reprise enqueue`: hand workflows to a running `reprise serve` through the client crate and,
+//! with `--wait`, print each result as it completes, with its duration.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use reprise_client::{Client, StartOptions};
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The queue.
+    queue: String,
+    /// The workflow.
+    workflow: String,
+    /// JSON input; `{i}` in it is replaced by the copy's number (1..=count).
+    #[arg(default_value = "null")]
+    input: String,
+    /// How many copies to enqueue.
+    #[arg(long, default_value_t = 1)]
+    count: u32,
+    /// The instance to run on (needed when several define the workflow).
+    #[arg(long)]
+    instance: Option<String>,
+    /// Wait for every workflow and print its result as it completes.
+    #[arg(long)]
+    wait: bool,
+    /// The server.
+    #[arg(long, env = "REPRISE_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Bearer token.
+    #[arg(long, env = "REPRISE_TOKEN")]
+    token: Option<String>,
+}
+
+pub async fn enqueue(args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.server, args.token.clone())?;
+    let mut waiting = tokio::task::JoinSet::new();
+    for i in 1..=args.count.max(1) {
+        let text = args.input.replace("{i}", &i.to_string());
+        let input: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("input {text:?} is not valid JSON: {e}"))?;
+        let options = StartOptions {
+            queue: Some(args.queue.clone()),
+            instance: args.instance.clone(),
+            ..StartOptions::default()
+        };
+        let started = Instant::now();
+        let handle = client.start_with(&args.workflow, &input, &options).await?;
+        if !args.wait {
+            println!("{}", handle.id());
+            continue;
+        }
+        waiting.spawn(async move {
+            let status = handle.status_at_end().await;
+            (text, handle, status, started.elapsed())
+        });
+    }
+    let mut failed = 0;
+    while let Some(joined) = waiting.join_next().await {
+        let (input, handle, status, took) = joined?;
+        let status = status?;
+        let shown = status
+            .output
+            .as_deref()
+            .or(status.error.as_deref())
+            .unwrap_or("");
+        println!(
+            "{} {}({input}) {} {shown} in {} ms",
+            handle.id(),
+            args.workflow,
+            status.status,
+            took.as_millis()
+        );
+        failed += usize::from(status.status != "SUCCESS");
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::EXIT_WORKFLOW_FAILED)
+    })
+}

@@ -1,0 +1,132 @@
+//! `reprise serve`: a long-running host. Recovers this executor's PENDING workflows, serves its
+//! queues and the admin API, and on SIGINT/SIGTERM stops taking work, lets running workflows
+//! finish within the grace period, and exits 0; anything unfinished resumes at the next start.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::component::component_bytes;
+use crate::config::Config;
+use crate::engine::EngineOptions;
+use crate::queue::start_dispatchers;
+use crate::runtime::Runtime;
+use crate::server::{ServerState, router};
+use crate::store::SqliteStore;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The config file.
+    #[arg(long, default_value = "reprise.toml")]
+    config: PathBuf,
+    /// Listen here instead of the config's `server.listen` (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config)?;
+    let token = config.token().map_err(anyhow::Error::msg)?;
+    let store = SqliteStore::open(&config.database, config.durability).await?;
+    let runtime = Runtime::new(
+        Arc::new(store),
+        &EngineOptions::default(),
+        config.runtime_options(),
+    )?;
+
+    let mut components = BTreeMap::new();
+    for (name, path) in &config.components {
+        let bytes = component_bytes(path).with_context(|| format!("component {name:?}"))?;
+        let loaded = runtime
+            .register(&bytes)
+            .await
+            .with_context(|| format!("component {name:?} ({})", path.display()))?;
+        components.insert(name.clone(), loaded);
+    }
+    let instances = config
+        .all_instances()
+        .into_iter()
+        .filter_map(|(name, instance)| {
+            components
+                .get(&instance.component)
+                .map(|c| (name, c.clone()))
+        })
+        .collect();
+
+    let stop_dispatch = CancellationToken::new();
+    let dispatchers = start_dispatchers(&runtime, &config.queues, stop_dispatch.clone());
+    let recovered = runtime.spawn_recovery().await?;
+
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| config.server.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    let state = Arc::new(ServerState {
+        runtime: runtime.clone(),
+        instances,
+        token,
+        draining: AtomicBool::new(false),
+    });
+    let app = router(
+        state.clone(),
+        usize::try_from(config.server.max_body).unwrap_or(usize::MAX),
+    );
+    let stop_http = CancellationToken::new();
+    let http = tokio::spawn({
+        let stop = stop_http.clone();
+        async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        }
+    });
+    // Tests and scripts read the bound address (with port 0 it is chosen here) from stdout.
+    println!("reprise serve listening on http://{address}");
+    tracing::info!(%address, executor_id = %config.executor_id, recovered, queues = config.queues.len(), "serving");
+
+    shutdown_signal().await?;
+    tracing::info!(
+        in_flight = runtime.in_flight(),
+        "shutting down: no new work, draining"
+    );
+    state.draining.store(true, Ordering::Relaxed);
+    stop_dispatch.cancel();
+    for dispatcher in dispatchers {
+        let _ = dispatcher.await;
+    }
+    let drained = runtime.drain(config.server.grace_period).await;
+    if drained {
+        tracing::info!("all running workflows finished");
+    } else {
+        tracing::warn!(
+            in_flight = runtime.in_flight(),
+            "grace period over: unfinished workflows stay PENDING and resume at the next start"
+        );
+    }
+    stop_http.cancel();
+    if let Ok(Err(err)) = http.await {
+        tracing::warn!("admin server ended with an error: {err}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

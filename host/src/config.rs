@@ -1,0 +1,371 @@
+//! The `reprise.toml` model: components, named instances of them with their own config and
+//! limits, queues, and the admin server. Unknown keys are errors, so a typo is never ignored.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::limits::InstanceLimits;
+use crate::runtime::{InstanceOptions, RuntimeOptions};
+use crate::store::{Durability, RateLimit};
+
+/// Why a config file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A whole `reprise.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// SQLite file (relative to the config file) or `sqlite://` URL.
+    #[serde(default = "default_database")]
+    pub database: String,
+    #[serde(default)]
+    pub durability: Durability,
+    #[serde(default = "default_executor")]
+    pub executor_id: String,
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Component name → `.wasm` file or guest crate directory (relative to the config file).
+    #[serde(default)]
+    pub components: BTreeMap<String, PathBuf>,
+    /// Named instances of components with their own config values and limits. Every
+    /// component is also an instance of its own name with default settings, unless an instance
+    /// of that name is declared here.
+    #[serde(default)]
+    pub instances: BTreeMap<String, InstanceConfig>,
+    #[serde(default)]
+    pub queues: BTreeMap<String, QueueConfig>,
+}
+
+/// The admin HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Bearer token every endpoint but `/healthz` requires. `token_env` names an environment
+    /// variable holding it instead, to keep secrets out of the file.
+    pub token: Option<String>,
+    pub token_env: Option<String>,
+    /// How long SIGINT/SIGTERM waits for running workflows before exiting.
+    #[serde(default = "default_grace", deserialize_with = "duration")]
+    pub grace_period: Duration,
+    /// Largest request body accepted.
+    #[serde(default = "default_max_body", deserialize_with = "size")]
+    pub max_body: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            token: None,
+            token_env: None,
+            grace_period: default_grace(),
+            max_body: default_max_body(),
+        }
+    }
+}
+
+/// One configured instance (DBOS's configured instance): a component, config values, limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConfig {
+    /// Name of an entry of `[components]`.
+    pub component: String,
+    #[serde(default, deserialize_with = "optional_size")]
+    pub memory_limit: Option<u64>,
+    pub fuel: Option<u64>,
+    #[serde(default, deserialize_with = "optional_size")]
+    pub max_output: Option<u64>,
+    pub max_recovery_attempts: Option<u32>,
+    /// Values the guest reads through `workflow_info().config`.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+/// One queue's limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Most workflows of this queue running at once across all executors.
+    pub concurrency: Option<u32>,
+    /// Most running at once in this process.
+    pub worker_concurrency: Option<u32>,
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+/// At most `limit` starts per `period`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub limit: u32,
+    #[serde(deserialize_with = "duration")]
+    pub period: Duration,
+}
+
+impl RateLimitConfig {
+    /// The store's form of the limit.
+    pub fn to_store(&self) -> RateLimit {
+        RateLimit {
+            limit: self.limit,
+            period_ms: i64::try_from(self.period.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+fn default_database() -> String {
+    "reprise.db".into()
+}
+fn default_executor() -> String {
+    "local".into()
+}
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_body() -> u64 {
+    1 << 20
+}
+
+impl Config {
+    /// Reads and checks a config file; relative paths are resolved against its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut config: Config = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for file in config.components.values_mut() {
+            if file.is_relative() {
+                *file = base.join(&*file);
+            }
+        }
+        if !config.database.starts_with("sqlite:") && Path::new(&config.database).is_relative() {
+            config.database = base.join(&config.database).to_string_lossy().into_owned();
+        }
+        for (name, instance) in &config.instances {
+            if !config.components.contains_key(&instance.component) {
+                return Err(invalid(format!(
+                    "instance {name:?} names component {:?}, which [components] does not define",
+                    instance.component
+                )));
+            }
+        }
+        for (name, queue) in &config.queues {
+            if queue.concurrency == Some(0) || queue.worker_concurrency == Some(0) {
+                return Err(invalid(format!(
+                    "queue {name:?}: a concurrency of 0 would never run anything"
+                )));
+            }
+            if let Some(rate) = &queue.rate_limit
+                && (rate.limit == 0 || rate.period.is_zero())
+            {
+                return Err(invalid(format!(
+                    "queue {name:?}: rate_limit needs limit > 0 and period > 0"
+                )));
+            }
+        }
+        Ok(config)
+    }
+
+    /// The bearer token, from `token` or the variable `token_env` names.
+    pub fn token(&self) -> Result<Option<String>, String> {
+        match (&self.server.token, &self.server.token_env) {
+            (Some(token), _) => Ok(Some(token.clone())),
+            (None, Some(var)) => std::env::var(var)
+                .map(Some)
+                .map_err(|_| format!("server.token_env names {var}, which is not set")),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Every instance, explicit ones and one per component named after it.
+    pub fn all_instances(&self) -> BTreeMap<String, InstanceConfig> {
+        let mut all: BTreeMap<String, InstanceConfig> = self
+            .components
+            .keys()
+            .map(|name| {
+                let implicit = InstanceConfig {
+                    component: name.clone(),
+                    memory_limit: None,
+                    fuel: None,
+                    max_output: None,
+                    max_recovery_attempts: None,
+                    config: BTreeMap::new(),
+                };
+                (name.clone(), implicit)
+            })
+            .collect();
+        all.extend(self.instances.clone());
+        all
+    }
+
+    /// The runtime's options: one entry per instance.
+    pub fn runtime_options(&self) -> RuntimeOptions {
+        let defaults = InstanceOptions::default();
+        let instances = self
+            .all_instances()
+            .into_iter()
+            .map(|(name, i)| {
+                let options = InstanceOptions {
+                    limits: InstanceLimits {
+                        memory_bytes: i.memory_limit.unwrap_or(defaults.limits.memory_bytes),
+                        fuel: i.fuel.unwrap_or(defaults.limits.fuel),
+                        max_output_bytes: i.max_output.unwrap_or(defaults.limits.max_output_bytes),
+                    },
+                    max_recovery_attempts: i
+                        .max_recovery_attempts
+                        .unwrap_or(defaults.max_recovery_attempts),
+                    config: i.config,
+                };
+                (name, options)
+            })
+            .collect();
+        RuntimeOptions {
+            executor_id: self.executor_id.clone(),
+            instances,
+        }
+    }
+}
+
+/// A size: a number of bytes or text like `64MiB`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SizeValue {
+    Bytes(u64),
+    Text(String),
+}
+
+fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match SizeValue::deserialize(d)? {
+        SizeValue::Bytes(n) => Ok(n),
+        SizeValue::Text(text) => crate::cli::parse_size(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+fn optional_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    size(d).map(Some)
+}
+
+/// A duration: milliseconds as a number, or text like `500ms`, `30s`, `2m`.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    match SizeValue::deserialize(d)? {
+        SizeValue::Bytes(ms) => Ok(Duration::from_millis(ms)),
+        SizeValue::Text(text) => parse_duration(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Parses `500ms`, `30s`, `2m`, `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (try 30s or 500ms)"))?;
+    Ok(match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use ms, s, m or h)"
+            ));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("reprise.toml");
+        std::fs::write(&path, text).expect("write");
+        Config::load(&path)
+    }
+
+    #[test]
+    fn a_full_config_parses_with_units_and_relative_paths() {
+        let config = load(
+            r#"
+            database = "data/reprise.db"
+            durability = "process"
+            [server]
+            listen = "127.0.0.1:9000"
+            token = "s3cret"
+            grace_period = "5s"
+            max_body = "64KiB"
+            [components]
+            publisher = "guests/publisher"
+            [instances.alpha]
+            component = "publisher"
+            memory_limit = "32MiB"
+            config = { topic = "alpha" }
+            [queues.publishers]
+            concurrency = 4
+            worker_concurrency = 2
+            rate_limit = { limit = 10, period = "1s" }
+            "#,
+        )
+        .expect("valid config");
+        assert!(config.database.ends_with("data/reprise.db") && config.database.starts_with('/'));
+        assert_eq!(config.server.grace_period, Duration::from_secs(5));
+        assert_eq!(config.server.max_body, 64 << 10);
+        let options = config.runtime_options();
+        assert_eq!(options.instances["alpha"].limits.memory_bytes, 32 << 20);
+        assert_eq!(options.instances["alpha"].config["topic"], "alpha");
+        assert!(
+            options.instances.contains_key("publisher"),
+            "implicit instance per component"
+        );
+        let rate = config.queues["publishers"]
+            .rate_limit
+            .as_ref()
+            .expect("rate")
+            .to_store();
+        assert_eq!((rate.limit, rate.period_ms), (10, 1000));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let err = load("databse = \"x\"").expect_err("typo").to_string();
+        assert!(err.contains("databse"), "{err}");
+        let err = load("[instances.a]\ncomponent = \"missing\"")
+            .expect_err("dangling")
+            .to_string();
+        assert!(err.contains("\"missing\""), "{err}");
+        let err = load("[queues.q]\nworker_concurrency = 0")
+            .expect_err("zero")
+            .to_string();
+        assert!(err.contains("never run"), "{err}");
+        let err = load("[server]\ngrace_period = \"5 parsecs\"")
+            .expect_err("unit")
+            .to_string();
+        assert!(err.contains("parsecs"), "{err}");
+    }
+}

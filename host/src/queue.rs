@@ -1,0 +1,119 @@
+//! Queue dispatch: one task per queue claims ENQUEUED workflows within the queue's limits and
+//! drives them. It wakes on an enqueue in this process or a finished workflow of the queue, and
+//! polls only to notice work enqueued (or slots freed) by other processes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::QueueConfig;
+use crate::runtime::Runtime;
+use crate::store::QueueClaim;
+
+/// How often a dispatcher looks for work it was not told about (other processes' enqueues,
+/// rate-limit windows reopening).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Local slots of a queue without a worker concurrency limit.
+const UNLIMITED_LOCAL_SLOTS: usize = 1024;
+
+/// A claimed workflow's hold on a local slot; freeing it wakes the dispatcher to claim more.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    wake: Arc<Notify>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Starts one dispatcher per queue; they stop when `stop` is cancelled.
+pub fn start_dispatchers(
+    runtime: &Runtime,
+    queues: &std::collections::BTreeMap<String, QueueConfig>,
+    stop: CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    queues
+        .iter()
+        .map(|(name, config)| {
+            let wake = runtime.declare_queue(name);
+            let dispatcher = Dispatcher {
+                runtime: runtime.clone(),
+                queue: name.clone(),
+                config: config.clone(),
+                wake,
+                slots: Arc::new(Semaphore::new(
+                    config
+                        .worker_concurrency
+                        .map_or(UNLIMITED_LOCAL_SLOTS, |n| n as usize),
+                )),
+            };
+            tokio::spawn(dispatcher.run(stop.clone()))
+        })
+        .collect()
+}
+
+struct Dispatcher {
+    runtime: Runtime,
+    queue: String,
+    config: QueueConfig,
+    wake: Arc<Notify>,
+    slots: Arc<Semaphore>,
+}
+
+impl Dispatcher {
+    async fn run(self, stop: CancellationToken) {
+        tracing::debug!(queue = %self.queue, "dispatcher started");
+        loop {
+            if let Err(err) = self.dispatch_once().await {
+                tracing::warn!(queue = %self.queue, "dispatch failed, will retry: {err}");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+            }
+        }
+        tracing::debug!(queue = %self.queue, "dispatcher stopped");
+    }
+
+    /// Claims as many workflows as the free local slots and the queue's limits allow.
+    async fn dispatch_once(&self) -> Result<(), crate::store::StoreError> {
+        loop {
+            let free = self.slots.available_permits();
+            if free == 0 {
+                return Ok(());
+            }
+            let claim = QueueClaim {
+                queue: self.queue.clone(),
+                executor_id: self.runtime.options().executor_id.clone(),
+                max: u32::try_from(free).unwrap_or(u32::MAX),
+                concurrency: self.config.concurrency,
+                rate_limit: self.config.rate_limit.as_ref().map(|r| r.to_store()),
+            };
+            let claimed = self.runtime.store().claim_queued(&claim).await?;
+            let got = claimed.len();
+            for record in claimed {
+                let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+                    // Cannot happen: we claimed no more than the free permits. Run it anyway
+                    // rather than leave a claimed workflow unattended.
+                    self.runtime.spawn_claimed(record, ());
+                    continue;
+                };
+                let slot = Slot {
+                    _permit: permit,
+                    wake: self.wake.clone(),
+                };
+                self.runtime.spawn_claimed(record, slot);
+            }
+            // Fewer than asked means the queue is empty or at a global limit for now.
+            if got < free {
+                return Ok(());
+            }
+        }
+    }
+}

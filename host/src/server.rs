@@ -1,0 +1,412 @@
+//! The admin HTTP API of `reprise serve`: health, start and enqueue, status and results,
+//! listings, steps, cancel, resume, fork, and Prometheus metrics. Every error is a JSON body
+//! `{"error": "..."}` with a 4xx status that says whose fault it was.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::LoadedComponent;
+use crate::runtime::{DEFAULT_INSTANCE, Runtime, RuntimeError, StartRequest};
+use crate::store::{StoreError, WorkflowFilter, WorkflowRecord, WorkflowStatus};
+
+/// Longest a single `/result` request waits before answering 202 (the client asks again).
+const MAX_RESULT_WAIT: Duration = Duration::from_secs(60);
+
+/// What the handlers share.
+pub struct ServerState {
+    pub runtime: Runtime,
+    /// Instance name → its component.
+    pub instances: BTreeMap<String, Arc<LoadedComponent>>,
+    /// Bearer token required on every endpoint but `/healthz`.
+    pub token: Option<String>,
+    /// Set at shutdown: new work is refused with 503 while running work drains.
+    pub draining: AtomicBool,
+}
+
+/// The router, with the body limit and the token check applied.
+pub fn router(state: Arc<ServerState>, max_body: usize) -> Router {
+    let guarded = Router::new()
+        .route("/workflows", post(start_workflow).get(list_workflows))
+        .route("/workflows/{id}", get(get_workflow))
+        .route("/workflows/{id}/result", get(workflow_result))
+        .route("/workflows/{id}/steps", get(workflow_steps))
+        .route("/workflows/{id}/cancel", post(cancel_workflow))
+        .route("/workflows/{id}/resume", post(resume_workflow))
+        .route("/workflows/{id}/fork", post(fork_workflow))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(health))
+        .merge(guarded)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// An error response: a status and a message, rendered as JSON.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}
+
+impl From<RuntimeError> for ApiError {
+    fn from(err: RuntimeError) -> Self {
+        let status = match &err {
+            RuntimeError::UnknownWorkflow { .. }
+            | RuntimeError::InvalidInput(_)
+            | RuntimeError::UnknownQueue { .. }
+            | RuntimeError::UnknownInstance(_) => StatusCode::BAD_REQUEST,
+            RuntimeError::UnknownWorkflowId(_) => StatusCode::NOT_FOUND,
+            RuntimeError::Store(store) => return store_error(store, err.to_string()),
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, err.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        let message = err.to_string();
+        store_error(&err, message)
+    }
+}
+
+fn store_error(err: &StoreError, message: String) -> ApiError {
+    let status = match err {
+        StoreError::UnknownWorkflow(_) => StatusCode::NOT_FOUND,
+        StoreError::Duplicate { .. } | StoreError::NotResumable { .. } => StatusCode::CONFLICT,
+        StoreError::Locked(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, message)
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    ApiError::new(rejection.status(), rejection.body_text())
+}
+
+fn query_rejection(rejection: QueryRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text())
+}
+
+async fn require_token(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(expected) = &state.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let matches =
+            given.is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes()));
+        if !matches {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token (Authorization: Bearer <token>)",
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Compares without an early exit, so response time does not leak how much of a guess matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Serialize)]
+struct QueueHealth {
+    queue: String,
+    enqueued: u64,
+    pending: u64,
+}
+
+async fn health(State(state): State<Arc<ServerState>>) -> Result<Response, ApiError> {
+    let queues = state.runtime.store().queue_depths().await?;
+    let draining = state.draining.load(Ordering::Relaxed);
+    let body = serde_json::json!({
+        "status": if draining { "draining" } else { "ok" },
+        "executor_id": state.runtime.options().executor_id,
+        "in_flight": state.runtime.in_flight(),
+        "queues": queues.into_iter().map(|q| QueueHealth { queue: q.queue, enqueued: q.enqueued, pending: q.pending }).collect::<Vec<_>>(),
+    });
+    let status = if draining {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+/// A start or enqueue request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartBody {
+    pub workflow: String,
+    #[serde(default)]
+    pub input: serde_json::Value,
+    pub instance: Option<String>,
+    pub id: Option<String>,
+    pub queue: Option<String>,
+    #[serde(default)]
+    pub priority: i32,
+    pub deduplication_id: Option<String>,
+}
+
+impl ServerState {
+    /// The instance to run a workflow on: the named one, or the only one that defines it.
+    fn resolve_instance(
+        &self,
+        instance: Option<&str>,
+        workflow: &str,
+    ) -> Result<(String, Arc<LoadedComponent>), ApiError> {
+        if let Some(name) = instance {
+            return self
+                .instances
+                .get(name)
+                .map(|c| (name.to_string(), c.clone()))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("no instance named {name:?}"),
+                    )
+                });
+        }
+        let defining: Vec<_> = self
+            .instances
+            .iter()
+            .filter(|(_, c)| c.has_workflow(workflow))
+            .collect();
+        match defining.as_slice() {
+            [] => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("no configured component defines a workflow named {workflow:?}"),
+            )),
+            [(name, component)] => Ok(((*name).clone(), (*component).clone())),
+            many => match many
+                .iter()
+                .find(|(name, _)| name.as_str() == DEFAULT_INSTANCE)
+            {
+                Some((name, component)) => Ok(((*name).clone(), (*component).clone())),
+                None => Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "workflow {workflow:?} is defined by instances {}: name one with \"instance\"",
+                        many.iter()
+                            .map(|(n, _)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )),
+            },
+        }
+    }
+}
+
+async fn start_workflow(
+    State(state): State<Arc<ServerState>>,
+    body: Result<Json<StartBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(json_rejection)?;
+    if state.draining.load(Ordering::Relaxed) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down: not taking new workflows",
+        ));
+    }
+    let (instance, component) = state.resolve_instance(body.instance.as_deref(), &body.workflow)?;
+    let request = StartRequest {
+        workflow: body.workflow,
+        input: body.input.to_string(),
+        instance,
+        id: body.id,
+        queue: body.queue,
+        priority: body.priority,
+        deduplication_id: body.deduplication_id,
+        parent: None,
+    };
+    let inserted = state.runtime.submit(&component, request).await?;
+    let status = if inserted.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(inserted.record)).into_response())
+}
+
+/// Listing filters, all optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    name: Option<String>,
+    queue: Option<String>,
+    /// Milliseconds since the epoch.
+    created_after: Option<i64>,
+    created_before: Option<i64>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+async fn list_workflows(
+    State(state): State<Arc<ServerState>>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Vec<WorkflowRecord>>, ApiError> {
+    let Query(query) = query.map_err(query_rejection)?;
+    let status = query
+        .status
+        .as_deref()
+        .map(str::parse::<WorkflowStatus>)
+        .transpose()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    let filter = WorkflowFilter {
+        status,
+        name: query.name,
+        queue: query.queue,
+        created_after: query.created_after,
+        created_before: query.created_before,
+        limit: Some(query.limit.unwrap_or(100).min(10_000)),
+        offset: query.offset,
+    };
+    Ok(Json(state.runtime.store().list_workflows(&filter).await?))
+}
+
+async fn get_workflow(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+) -> Result<Json<WorkflowRecord>, ApiError> {
+    state
+        .runtime
+        .store()
+        .get_workflow(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no workflow with id {id}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResultQuery {
+    timeout_ms: Option<u64>,
+}
+
+/// Waits for the workflow to end: 200 with the final record, or 202 with the current one when
+/// the wait times out (ask again).
+async fn workflow_result(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+    query: Result<Query<ResultQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(query_rejection)?;
+    let timeout = query
+        .timeout_ms
+        .map_or(MAX_RESULT_WAIT, Duration::from_millis)
+        .min(MAX_RESULT_WAIT);
+    match state.runtime.wait(&id, Some(timeout)).await? {
+        Some(record) => Ok((StatusCode::OK, Json(record)).into_response()),
+        None => {
+            let record = state.runtime.store().get_workflow(&id).await?;
+            Ok((StatusCode::ACCEPTED, Json(record)).into_response())
+        }
+    }
+}
+
+async fn workflow_steps(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if state.runtime.store().get_workflow(&id).await?.is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no workflow with id {id}"),
+        ));
+    }
+    Ok(Json(state.runtime.store().steps(&id).await?).into_response())
+}
+
+async fn cancel_workflow(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+) -> Result<Json<WorkflowRecord>, ApiError> {
+    Ok(Json(state.runtime.cancel(&id).await?))
+}
+
+async fn resume_workflow(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+) -> Result<Json<WorkflowRecord>, ApiError> {
+    if state.draining.load(Ordering::Relaxed) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down",
+        ));
+    }
+    Ok(Json(state.runtime.resume(&id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForkBody {
+    /// Steps before this position are replayed from the original; the rest run anew.
+    from_step: u32,
+    /// The new workflow's id (generated when absent).
+    id: Option<String>,
+}
+
+async fn fork_workflow(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+    body: Result<Json<ForkBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(json_rejection)?;
+    if state.draining.load(Ordering::Relaxed) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down",
+        ));
+    }
+    let record = state.runtime.fork(&id, body.from_step, body.id).await?;
+    Ok((StatusCode::CREATED, Json(record)).into_response())
+}
+
+async fn metrics(State(state): State<Arc<ServerState>>) -> Result<Response, ApiError> {
+    let store = state.runtime.store();
+    let by_status = store.count_by_status().await?;
+    let queues = store.queue_depths().await?;
+    let text = state.runtime.metrics().render(&by_status, &queues);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}

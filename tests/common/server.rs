@@ -1,0 +1,128 @@
+//! A real `reprise serve` process for tests: its own config, database and free port.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use super::{guest, reprise_bin};
+
+/// The guests and queues the serve tests use, with `{extra}` appended.
+pub fn config(dir: &Path, extra: &str) -> String {
+    format!(
+        r#"
+database = "{db}"
+durability = "process"
+executor_id = "test-executor"
+
+[server]
+token = "secret"
+grace_period = "10s"
+max_body = "16KiB"
+
+[components]
+fib = "{fib}"
+publisher = "{publisher}"
+
+[instances.alpha]
+component = "publisher"
+config = {{ topic = "alpha", fail_every = "3" }}
+
+[instances.beta]
+component = "publisher"
+config = {{ topic = "beta", fail_every = "0" }}
+
+[queues.fib]
+worker_concurrency = 16
+
+[queues.serial]
+worker_concurrency = 1
+
+[queues.limited]
+rate_limit = {{ limit = 5, period = "1s" }}
+
+[queues.publishers]
+concurrency = 4
+{extra}
+"#,
+        db = dir.join("serve.db").display(),
+        fib = guest("fib").display(),
+        publisher = guest("publisher").display(),
+    )
+}
+
+/// A running `reprise serve`; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub dir: PathBuf,
+    pub stderr_log: PathBuf,
+}
+
+impl Server {
+    /// Writes `config_text` to `dir/reprise.toml` and starts a server on a free port.
+    pub fn start(dir: &Path, config_text: &str) -> Server {
+        let config_path = dir.join("reprise.toml");
+        std::fs::write(&config_path, config_text).expect("write config");
+        let stderr_log = dir.join(format!(
+            "serve-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        let stderr = std::fs::File::create(&stderr_log).expect("log file");
+        let mut child = Command::new(reprise_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config_path)
+            .env("REPRISE_CACHE_DIR", dir.join("cache"))
+            .env("RUST_LOG", "reprise=info,guest=warn")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn reprise serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let url = line
+            .trim()
+            .strip_prefix("reprise serve listening on ")
+            .unwrap_or_else(|| {
+                let log = std::fs::read_to_string(&stderr_log).unwrap_or_default();
+                panic!("serve did not start: {line:?}\n{log}")
+            })
+            .to_string();
+        Server {
+            child,
+            url,
+            dir: dir.to_path_buf(),
+            stderr_log,
+        }
+    }
+
+    pub fn client(&self) -> reprise_client::Client {
+        reprise_client::Client::new(&self.url, Some("secret".into())).expect("client")
+    }
+
+    /// Sends a signal and waits for the process to exit; returns its exit code.
+    pub fn signal_and_wait(&mut self, signal: &str) -> Option<i32> {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        self.child.wait().expect("wait for serve").code()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

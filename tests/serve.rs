@@ -1,0 +1,398 @@
+//! A real `reprise serve` on a free port, driven through the client crate and raw HTTP:
+//! health, enqueue and results, listing, steps, cancel, resume, fork, metrics, auth, bad input.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::server::{Server, config};
+use reprise_client::{ClientError, StartOptions};
+use serde_json::{Value, json};
+
+fn fib(n: u64) -> u64 {
+    let (mut a, mut b) = (0u64, 1u64);
+    for _ in 0..n {
+        (a, b) = (b, a + b);
+    }
+    a
+}
+
+async fn get(url: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn post(url: &str, body: String) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .bearer_auth("secret")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_through_the_client_await_results_list_and_inspect_steps() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &config(dir.path(), ""));
+    let client = server.client();
+
+    let (status, health) = get(&format!("{}/healthz", server.url), None).await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["executor_id"], "test-executor");
+
+    // The Fibonacci client/server experiment: 100 workflows on a named queue (fib(93) is the
+    // last that fits in a u64).
+    let mut handles = Vec::new();
+    for i in 1..=100u64 {
+        let n = i % 90;
+        handles.push((n, client.enqueue("fib", "fib", &n).await.expect("enqueue")));
+    }
+    let total_steps: u64 = handles.iter().map(|(n, _)| n).sum();
+    for (n, handle) in &handles {
+        let output: u64 = handle.result().await.expect("result");
+        assert_eq!(output, fib(*n), "fib({n})");
+    }
+
+    let (status, listed) = get(
+        &format!(
+            "{}/workflows?queue=fib&status=SUCCESS&limit=1000",
+            server.url
+        ),
+        Some("secret"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(listed.as_array().map(Vec::len), Some(100));
+    let (_, page) = get(
+        &format!("{}/workflows?queue=fib&limit=10&offset=95", server.url),
+        Some("secret"),
+    )
+    .await;
+    assert_eq!(
+        page.as_array().map(Vec::len),
+        Some(5),
+        "offset pages through the listing"
+    );
+
+    let ten = &handles[9].1; // n = 10
+    let (status, steps) = get(
+        &format!("{}/workflows/{}/steps", server.url, ten.id()),
+        Some("secret"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        steps.as_array().map(Vec::len),
+        Some(10),
+        "fib(10) is ten steps"
+    );
+
+    let (status, health) = get(&format!("{}/healthz", server.url), None).await;
+    assert_eq!(status, 200);
+    let queues = health["queues"].as_array().cloned().unwrap_or_default();
+    assert!(
+        queues.iter().all(|q| q["enqueued"] == 0),
+        "all dequeued: {health}"
+    );
+
+    let (status, metrics) = get(&format!("{}/metrics", server.url), Some("secret")).await;
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        metrics.contains("reprise_workflows{status=\"SUCCESS\"} 100"),
+        "{metrics}"
+    );
+    let executed = format!("reprise_steps_total{{outcome=\"executed\"}} {total_steps}");
+    assert!(metrics.contains(&executed), "{executed} in\n{metrics}");
+    let checkpoints = format!("reprise_checkpoint_latency_seconds_count {total_steps}");
+    assert!(
+        metrics.contains(&checkpoints),
+        "{checkpoints} in\n{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_but_health_needs_the_token_and_bad_input_is_a_clear_4xx() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &config(dir.path(), ""));
+    let url = &server.url;
+
+    let (status, body) = get(&format!("{url}/workflows"), None).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("bearer token"),
+        "{body}"
+    );
+    let (status, _) = get(&format!("{url}/metrics"), Some("wrong")).await;
+    assert_eq!(status, 401);
+
+    let cases = [
+        (
+            json!({"workflow": "fib", "input": 3, "queue": "nope"}).to_string(),
+            400,
+            "no queue named \"nope\"",
+        ),
+        (
+            json!({"workflow": "fibonacci", "input": 3, "queue": "fib"}).to_string(),
+            400,
+            "fibonacci",
+        ),
+        ("{\"workflow\": \"fib\", \"input\": ".to_string(), 400, ""),
+        (
+            json!({"workflow": "fib", "input": "x".repeat(32 * 1024), "queue": "fib"}).to_string(),
+            413,
+            "",
+        ),
+        (
+            json!({"workflow": "fib", "input": 3, "instance": "gamma"}).to_string(),
+            400,
+            "no instance named \"gamma\"",
+        ),
+        (
+            json!({"workflow": "publish_all", "input": 3}).to_string(),
+            400,
+            "name one with \"instance\"",
+        ),
+    ];
+    for (body, expected, text) in cases {
+        let (status, answer) = post(&format!("{url}/workflows"), body.clone()).await;
+        assert_eq!(status, expected, "{body:.80} → {answer}");
+        let error = answer["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("JSON error body for {body:.80}: {answer}"));
+        assert!(error.contains(text), "{error}");
+    }
+
+    // A deduplication id is refused while the first workflow with it is active.
+    let client = server.client();
+    let options = StartOptions {
+        queue: Some("serial".into()),
+        deduplication_id: Some("once".into()),
+        ..StartOptions::default()
+    };
+    let first = client
+        .start_with("fib_slow", &json!([3, 300]), &options)
+        .await
+        .expect("first enqueue");
+    let second = client
+        .start_with("fib_slow", &json!([3, 300]), &options)
+        .await;
+    match second {
+        Err(ClientError::Api {
+            status: 409,
+            message,
+        }) => assert!(message.contains("once"), "{message}"),
+        other => panic!("expected 409, got {other:?}"),
+    }
+
+    // Nothing was enqueued by the refused requests: only the first workflow exists.
+    let (_, all) = get(&format!("{url}/workflows"), Some("secret")).await;
+    let ids: BTreeSet<String> = all
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w["id"].as_str().map(String::from))
+        .collect();
+    assert_eq!(ids, BTreeSet::from([first.id().to_string()]));
+    let _: u64 = first.result().await.expect("first completes");
+
+    let (status, body) = get(&format!("{url}/workflows/no-such-id"), Some("secret")).await;
+    assert_eq!(status, 404, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_a_running_workflow_resume_it_and_fork_from_a_step() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &config(dir.path(), ""));
+    let client = server.client();
+    let url = &server.url;
+
+    // 12 steps with a 150 ms durable sleep after each: cancel it part-way.
+    let options = StartOptions {
+        id: Some("slow".into()),
+        ..StartOptions::default()
+    };
+    let handle = client
+        .start_with("fib_slow", &json!([12, 150]), &options)
+        .await
+        .expect("start");
+    let steps_url = format!("{url}/workflows/slow/steps");
+    let mut recorded = 0;
+    for _ in 0..500 {
+        let (_, steps) = get(&steps_url, Some("secret")).await;
+        recorded = steps.as_array().map_or(0, Vec::len);
+        if recorded >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(recorded >= 4, "the workflow made progress");
+    let cancelled = client.cancel("slow").await.expect("cancel");
+    assert_eq!(cancelled.status, "CANCELLED");
+    let ended = handle.status_at_end().await.expect("ended");
+    assert_eq!(ended.status, "CANCELLED");
+    let (_, steps) = get(&steps_url, Some("secret")).await;
+    let at_cancel = steps.as_array().map_or(0, Vec::len);
+    assert!(
+        at_cancel < 24,
+        "stopped before the end: {at_cancel} of 24 positions"
+    );
+
+    let resumed = client.resume("slow").await.expect("resume");
+    assert_eq!(resumed.status, "PENDING");
+    let output: u64 = handle.result().await.expect("resumed to the end");
+    assert_eq!(output, fib(12));
+    let (_, steps) = get(&steps_url, Some("secret")).await;
+    let steps = steps.as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        steps.len(),
+        24,
+        "each position recorded once: 12 steps, 12 sleeps"
+    );
+
+    // Fork from position 6: positions 0..6 are copied (replayed), the rest run anew.
+    let fork = client
+        .fork("slow", 6, Some("slow-fork"))
+        .await
+        .expect("fork");
+    let forked: u64 = fork.result().await.expect("fork result");
+    assert_eq!(forked, fib(12));
+    let (_, fork_steps) = get(&format!("{url}/workflows/slow-fork/steps"), Some("secret")).await;
+    let fork_steps = fork_steps.as_array().cloned().unwrap_or_default();
+    assert_eq!(fork_steps.len(), 24);
+    for i in 0..24 {
+        let same = fork_steps[i]["completed_at"] == steps[i]["completed_at"];
+        assert_eq!(
+            same,
+            i < 6,
+            "position {i}: copied iff before the fork point"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_concurrency_one_never_runs_two_at_once_and_rate_limits_hold() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &config(dir.path(), ""));
+    let client = server.client();
+
+    let mut serial = Vec::new();
+    for _ in 0..8 {
+        serial.push(
+            client
+                .enqueue("serial", "fib_slow", &json!([2, 30]))
+                .await
+                .expect("enqueue"),
+        );
+    }
+    let mut limited = Vec::new();
+    for n in 1..=12u64 {
+        limited.push(client.enqueue("limited", "fib", &n).await.expect("enqueue"));
+    }
+    let mut intervals = Vec::new();
+    for handle in &serial {
+        let status = handle.status_at_end().await.expect("end");
+        assert_eq!(status.status, "SUCCESS");
+        intervals.push((status.started_at.expect("started_at"), status.updated_at));
+    }
+    intervals.sort();
+    for pair in intervals.windows(2) {
+        assert!(
+            pair[0].1 <= pair[1].0,
+            "overlap on a concurrency-1 queue: {pair:?}"
+        );
+    }
+
+    let mut starts = Vec::new();
+    for handle in &limited {
+        let status = handle.status_at_end().await.expect("end");
+        assert_eq!(status.status, "SUCCESS");
+        starts.push(status.started_at.expect("started_at"));
+    }
+    starts.sort();
+    for (i, start) in starts.iter().enumerate() {
+        let in_window = starts[i..]
+            .iter()
+            .take_while(|s| **s < start + 1000)
+            .count();
+        assert!(
+            in_window <= 5,
+            "more than 5 starts within 1 s from {start}: {starts:?}"
+        );
+    }
+    assert!(
+        starts[11] - starts[0] >= 2000,
+        "12 starts at 5/s take over 2 s: {starts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_instances_run_with_their_own_config_and_children_report_failures() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &config(dir.path(), ""));
+    let client = server.client();
+
+    let on = |instance: &str| StartOptions {
+        instance: Some(instance.into()),
+        ..StartOptions::default()
+    };
+    let alpha = client
+        .start_with("publish_all", &6, &on("alpha"))
+        .await
+        .expect("alpha");
+    let beta = client
+        .start_with("publish_all", &6, &on("beta"))
+        .await
+        .expect("beta");
+    let alpha: Value = alpha.result().await.expect("alpha report");
+    let beta: Value = beta.result().await.expect("beta report");
+    assert_eq!(
+        (alpha["published"].as_u64(), alpha["failed"].as_u64()),
+        (Some(4), Some(2)),
+        "{alpha}"
+    );
+    assert_eq!(
+        (beta["published"].as_u64(), beta["failed"].as_u64()),
+        (Some(6), Some(0)),
+        "{beta}"
+    );
+
+    let echo: Value = client
+        .start_with("config_echo", &(), &on("beta"))
+        .await
+        .expect("echo")
+        .result()
+        .await
+        .expect("echo");
+    assert_eq!(echo["topic"], "beta");
+
+    // Children were enqueued on the publishers queue, recorded under their parent.
+    let (_, children) = get(
+        &format!("{}/workflows?queue=publishers&limit=100", server.url),
+        Some("secret"),
+    )
+    .await;
+    assert_eq!(children.as_array().map(Vec::len), Some(12));
+}

@@ -1,0 +1,104 @@
+//! Stopping `reprise serve` under load loses nothing: after SIGTERM (graceful drain) or SIGKILL
+//! (none), a restart finishes every workflow exactly once, with each position recorded once.
+
+mod common;
+
+use common::server::{Server, config};
+use serde_json::{Value, json};
+
+const WORKFLOWS: usize = 50;
+const STEPS: u64 = 6;
+
+async fn pending_count(server: &Server) -> u64 {
+    let url = format!("{}/healthz", server.url);
+    let health: Value = reqwest::get(&url)
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    health["queues"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|q| q["queue"] == "load")
+        .map(|q| q["pending"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+async fn stop_under_load_then_restart(signal: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A short grace period, so SIGTERM leaves some workflows for the next start.
+    let text = config(dir.path(), "[queues.load]\nworker_concurrency = 16\n")
+        .replace("grace_period = \"10s\"", "grace_period = \"300ms\"");
+    let mut first = Server::start(dir.path(), &text);
+    let client = first.client();
+    let mut ids = Vec::new();
+    for _ in 0..WORKFLOWS {
+        let handle = client
+            .enqueue("load", "fib_slow", &json!([STEPS, 100]))
+            .await
+            .expect("enqueue");
+        ids.push(handle.id().to_string());
+    }
+    let mut in_flight = 0;
+    for _ in 0..500 {
+        in_flight = pending_count(&first).await;
+        if in_flight >= 8 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        in_flight >= 8,
+        "workflows were in flight when the signal came"
+    );
+    let code = first.signal_and_wait(signal);
+    if signal == "TERM" {
+        assert_eq!(code, Some(0), "graceful shutdown exits 0:\n{}", first.log());
+    }
+    drop(first);
+
+    let second = Server::start(dir.path(), &text);
+    let client = second.client();
+    for id in &ids {
+        let status = client
+            .handle(id.clone())
+            .status_at_end()
+            .await
+            .expect("end");
+        assert_eq!(status.status, "SUCCESS", "{status:?}");
+        assert_eq!(status.output.as_deref(), Some("8"), "fib(6)");
+        assert!(status.executions <= 2, "at most one recovery: {status:?}");
+        let url = format!("{}/workflows/{id}/steps", second.url);
+        let steps: Value = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth("secret")
+            .send()
+            .await
+            .expect("steps")
+            .json()
+            .await
+            .expect("json");
+        let steps = steps.as_array().cloned().unwrap_or_default();
+        let positions: Vec<u64> = steps
+            .iter()
+            .filter_map(|s| s["function_id"].as_u64())
+            .collect();
+        assert_eq!(
+            positions,
+            (0..STEPS * 2).collect::<Vec<_>>(),
+            "each position recorded exactly once"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_drains_and_a_restart_finishes_everything_once() {
+    stop_under_load_then_restart("TERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_nothing() {
+    stop_under_load_then_restart("KILL").await;
+}
