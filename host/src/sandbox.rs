@@ -34,22 +34,15 @@ impl HostState {
     /// `epoch_ms` (the workflow's creation time).
     pub fn new(seed: &str, epoch_ms: i64, memory_limit: u64, role: Role) -> Self {
         let digest = Sha256::digest(seed.as_bytes());
-        let mut random_bytes = Vec::with_capacity(32 * 64);
-        let mut block = digest.to_vec();
-        for _ in 0..64 {
-            block = Sha256::digest(&block).to_vec();
-            random_bytes.extend_from_slice(&block);
-        }
         let mut seed128 = [0u8; 16];
         seed128.copy_from_slice(&digest[..16]);
+        let seed = u128::from_le_bytes(seed128);
         let wasi = WasiCtxBuilder::new()
             .wall_clock(VirtualWallClock::new(epoch_ms))
             .monotonic_clock(VirtualMonotonicClock::default())
-            .insecure_random_seed(u128::from_le_bytes(seed128))
-            .insecure_random(wasmtime_wasi::random::Deterministic::new(
-                random_bytes.clone(),
-            ))
-            .secure_random(wasmtime_wasi::random::Deterministic::new(random_bytes))
+            .insecure_random_seed(seed)
+            .insecure_random(SeededStream::new(seed as u64))
+            .secure_random(SeededStream::new((seed >> 64) as u64))
             .build();
         HostState {
             wasi,
@@ -67,6 +60,43 @@ impl WasiView for HostState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+/// A deterministic byte stream (splitmix64) for WASI's random interfaces: the same seed gives
+/// the same bytes on every replay, without a repeating cycle. Not for cryptography — a
+/// workflow that needs real secrets must get them from a step.
+struct SeededStream {
+    state: u64,
+}
+
+impl SeededStream {
+    fn new(seed: u64) -> Self {
+        SeededStream { state: seed }
+    }
+}
+
+impl rand::TryRng for SeededStream {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        self.try_next_u64().map(|v| (v >> 32) as u32)
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Ok(z ^ (z >> 31))
+    }
+
+    fn try_fill_bytes(&mut self, buf: &mut [u8]) -> Result<(), Self::Error> {
+        for chunk in buf.chunks_mut(8) {
+            let bytes = self.try_next_u64()?.to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+        Ok(())
     }
 }
 

@@ -2,6 +2,7 @@
 //! each durability level — empty-workflow latency and throughput, per-step checkpoint
 //! overhead, instantiation time, and one crash-recovery replay of a 100-step workflow.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,12 +10,15 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use super::component::component_bytes;
+use crate::config::QueueConfig;
 use crate::engine::{EngineOptions, LoadedComponent};
 use crate::limits::InstanceLimits;
+use crate::queue::start_dispatchers;
 use crate::runtime::durable::Role;
-use crate::runtime::{Runtime, RuntimeOptions};
+use crate::runtime::{Runtime, RuntimeEvent, RuntimeOptions, StartRequest};
 use crate::sandbox::HostState;
 use crate::store::{Durability, SqliteStore, StepRecord, Store, WorkflowStatus, now_ms};
 
@@ -32,6 +36,9 @@ pub struct BenchArgs {
     /// Workflows in flight for the throughput figure.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// One-step workflows pushed through a queue for the queue-throughput figure.
+    #[arg(long, default_value_t = 10_000)]
+    queued: usize,
     #[arg(long)]
     json: bool,
 }
@@ -48,6 +55,10 @@ struct Figures {
     per_step_overhead_us: f64,
     replay_100_steps_ms: f64,
     commits_per_concurrent_workflow: f64,
+    queued_workflows: usize,
+    queue_workers: usize,
+    queue_workflows_per_sec: f64,
+    enqueue_to_start_latency_us: f64,
 }
 
 pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
@@ -107,6 +118,8 @@ async fn measure(
     let commits = sqlite.commits() - commits_before;
 
     let replay = time_replay(&runtime, &component, 100, 5).await?;
+    let (queue_rate, enqueue_to_start) =
+        measure_queue(&runtime, &component, args.queued, args.concurrency).await?;
 
     let empty_us = micros(empty) / iterations as f64;
     let ten_us = micros(ten) / iterations as f64;
@@ -120,6 +133,10 @@ async fn measure(
         per_step_overhead_us: (ten_us - empty_us) / 10.0,
         replay_100_steps_ms: replay.as_secs_f64() * 1e3,
         commits_per_concurrent_workflow: commits as f64 / concurrent_count as f64,
+        queued_workflows: args.queued,
+        queue_workers: args.concurrency,
+        queue_workflows_per_sec: queue_rate,
+        enqueue_to_start_latency_us: micros(enqueue_to_start),
     })
 }
 
@@ -241,6 +258,95 @@ async fn time_replay(
     Ok(total / repeats)
 }
 
+/// Pushes `total` one-step workflows through a queue with `concurrency` workers: returns the
+/// end-to-end rate (enqueue of the first to completion of the last) and the mean latency from
+/// an enqueue on an idle queue to the start of its execution.
+async fn measure_queue(
+    runtime: &Runtime,
+    component: &Arc<LoadedComponent>,
+    total: usize,
+    concurrency: usize,
+) -> anyhow::Result<(f64, Duration)> {
+    let queues = BTreeMap::from([(
+        "bench".to_string(),
+        QueueConfig {
+            worker_concurrency: Some(u32::try_from(concurrency).unwrap_or(u32::MAX)),
+            ..QueueConfig::default()
+        },
+    )]);
+    let stop = CancellationToken::new();
+    let dispatchers = start_dispatchers(runtime, &queues, stop.clone());
+    let enqueue = |input: &'static str| StartRequest {
+        queue: Some("bench".into()),
+        ..StartRequest::new("count", input)
+    };
+
+    // Idle-queue latency: one at a time, from the enqueue call to the execution's start.
+    let mut events = runtime.subscribe();
+    let mut latency = Duration::ZERO;
+    let samples = 100;
+    for _ in 0..samples {
+        let start = Instant::now();
+        let id = runtime.submit(component, enqueue("1")).await?.record.id;
+        loop {
+            match events.recv().await? {
+                RuntimeEvent::ExecutionStarted { workflow_id, .. } if workflow_id == id => break,
+                _ => {}
+            }
+        }
+        latency += start.elapsed();
+        runtime.wait(&id, None).await?;
+    }
+
+    // Throughput: enqueue everything from several submitters, count completions.
+    let mut events = runtime.subscribe();
+    let start = Instant::now();
+    let mut submitters = tokio::task::JoinSet::new();
+    // Enqueue from as many concurrent submitters as there are workers, as many clients would.
+    let submitters_count = concurrency.max(1);
+    let per_task = total.div_ceil(submitters_count);
+    for task in 0..submitters_count {
+        let (runtime, component) = (runtime.clone(), component.clone());
+        let count = per_task.min(total.saturating_sub(task * per_task));
+        submitters.spawn(async move {
+            for _ in 0..count {
+                let request = StartRequest {
+                    queue: Some("bench".into()),
+                    ..StartRequest::new("count", "1")
+                };
+                runtime.submit(&component, request).await?;
+            }
+            Ok::<_, crate::runtime::RuntimeError>(())
+        });
+    }
+    let mut finished = 0;
+    while finished < total {
+        match events.recv().await {
+            Ok(RuntimeEvent::WorkflowFinished { status, .. }) => {
+                anyhow::ensure!(
+                    status == WorkflowStatus::Success,
+                    "a queued bench workflow ended {status}"
+                );
+                finished += 1;
+            }
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                anyhow::bail!("bench lost {n} events; raise the event buffer")
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    let elapsed = start.elapsed();
+    while let Some(joined) = submitters.join_next().await {
+        joined??;
+    }
+    stop.cancel();
+    for dispatcher in dispatchers {
+        dispatcher.await?;
+    }
+    Ok((total as f64 / elapsed.as_secs_f64(), latency / samples))
+}
+
 fn print_figures(f: &Figures) {
     println!("durability: {}", f.durability);
     println!(
@@ -274,5 +380,13 @@ fn print_figures(f: &Figures) {
     println!(
         "  recovery replay, 100 steps       {:>10.2} ms",
         f.replay_100_steps_ms
+    );
+    println!(
+        "  queue: one-step workflows/s      {:>10.0}   ({} through a queue of {} workers)",
+        f.queue_workflows_per_sec, f.queued_workflows, f.queue_workers
+    );
+    println!(
+        "  queue: enqueue-to-start latency  {:>10.1} µs",
+        f.enqueue_to_start_latency_us
     );
 }

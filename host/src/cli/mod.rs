@@ -49,6 +49,15 @@ pub struct Cli {
         default_value = "local"
     )]
     executor_id: String,
+    /// Threads that run guests and I/O. One gives the lowest checkpoint latency (no
+    /// cross-thread wake-ups per step); more help when many CPU-bound workflows run at once.
+    #[arg(
+        long,
+        global = true,
+        env = "REPRISE_WORKER_THREADS",
+        default_value_t = 1
+    )]
+    worker_threads: usize,
     #[command(subcommand)]
     command: Command,
 }
@@ -164,6 +173,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.worker_threads.max(1))
         .enable_all()
         .build()
     {

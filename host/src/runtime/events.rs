@@ -7,6 +7,8 @@ use crate::store::WorkflowStatus;
 /// Something that happened to a workflow.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RuntimeEvent {
+    /// An execution (first run or recovery) is about to instantiate the guest.
+    ExecutionStarted { workflow_id: String, execution: u32 },
     /// A step's code is about to run (once per attempt).
     StepExecuting {
         workflow_id: String,

@@ -62,6 +62,10 @@ pub(crate) async fn drive(
         fresh = false;
         let execution = workflow.executions;
         tracing::debug!(workflow_id = %id, execution, name = %workflow.name, "execution started");
+        shared.emit(|| RuntimeEvent::ExecutionStarted {
+            workflow_id: id.clone(),
+            execution,
+        });
         let cancel = shared.register_running(&id);
         let ended = execute(shared, component, &workflow, steps, cancel).await;
         shared.unregister_running(&id);

@@ -518,6 +518,79 @@ fn is_crash(err: &StoreError) -> bool {
 
 /// Runs `batch` in one transaction with one commit, then answers every request. Returns whether
 /// the connection is still usable.
+/// A batch in the order it is written: new workflows first (so a request that follows its
+/// workflow's creation in the same batch finds the row), then the other requests in arrival
+/// order, then step checkpoints, then endings. The bulk kinds go in as one statement each — a
+/// statement per batch instead of a round trip to SQLite's worker thread per request. Moving
+/// steps and endings last is safe: a step is only written after its workflow's row was
+/// committed, and an ending only after its last step was.
+enum Phase {
+    Inserts(Vec<(Box<NewWorkflow>, Reply<Inserted>)>),
+    One(Request),
+    Steps(Vec<(StepRow, Reply<()>)>),
+    Finishes(Vec<(String, WorkflowEnd, Reply<WorkflowRecord>)>),
+}
+
+fn plan(requests: impl Iterator<Item = Request>) -> Vec<Phase> {
+    let (mut inserts, mut steps, mut finishes, mut phases) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for request in requests {
+        match request {
+            Request::InsertWorkflow { new, reply } => inserts.push((new, reply)),
+            Request::RecordStep { step, reply } => steps.push((step, reply)),
+            Request::Finish {
+                workflow_id,
+                end,
+                reply,
+            } => finishes.push((workflow_id, end, reply)),
+            other => phases.push(Phase::One(other)),
+        }
+    }
+    if !inserts.is_empty() {
+        phases.insert(0, Phase::Inserts(inserts));
+    }
+    if !steps.is_empty() {
+        phases.push(Phase::Steps(steps));
+    }
+    if !finishes.is_empty() {
+        phases.push(Phase::Finishes(finishes));
+    }
+    phases
+}
+
+impl Phase {
+    async fn apply(self, conn: &mut SqliteConnection) -> Vec<Outcome> {
+        match self {
+            Phase::Inserts(inserts) => insert_together(conn, inserts).await,
+            Phase::One(request) => vec![request.apply(conn).await],
+            Phase::Steps(steps) => record_steps_together(conn, steps).await,
+            Phase::Finishes(finishes) => finish_together(conn, finishes).await,
+        }
+    }
+
+    /// Answers without running: an earlier statement of the batch poisoned it.
+    fn reject(self, copy: &impl Fn() -> StoreError) {
+        match self {
+            Phase::Inserts(inserts) => {
+                for (_, reply) in inserts {
+                    let _ = reply.send(Err(copy()));
+                }
+            }
+            Phase::One(request) => request.reject(copy()),
+            Phase::Steps(steps) => {
+                for (_, reply) in steps {
+                    let _ = reply.send(Err(copy()));
+                }
+            }
+            Phase::Finishes(finishes) => {
+                for (_, _, reply) in finishes {
+                    let _ = reply.send(Err(copy()));
+                }
+            }
+        }
+    }
+}
+
 async fn write_batch(
     conn: &mut SqliteConnection,
     batch: &mut Vec<Request>,
@@ -545,25 +618,26 @@ async fn write_batch(
     };
 
     let mut outcomes = Vec::with_capacity(size);
-    let mut requests = batch.drain(..);
     let mut poisoned = None;
-    for request in requests.by_ref() {
-        let outcome = request.apply(&mut tx).await;
-        // A constraint error only undoes its own statement; anything else (I/O, disk full,
-        // out of memory) may have rolled back the whole transaction behind our back.
-        if let Some(err) = outcome.error().filter(|e| poisons_transaction(e)) {
-            poisoned = Some(echo(err));
-            outcomes.push(outcome);
-            break;
+    for phase in plan(batch.drain(..)) {
+        if let Some(copy) = &poisoned {
+            phase.reject(copy);
+            continue;
         }
-        outcomes.push(outcome);
+        for outcome in phase.apply(&mut tx).await {
+            // A constraint error only undoes its own statement; anything else (I/O, disk full,
+            // out of memory) may have rolled back the whole transaction behind our back.
+            if poisoned.is_none()
+                && let Some(err) = outcome.error().filter(|e| poisons_transaction(e))
+            {
+                poisoned = Some(echo(err));
+            }
+            outcomes.push(outcome);
+        }
     }
 
     if let Some(copy) = poisoned {
         tracing::warn!(error = %copy(), size, "write batch failed; rolling it back");
-        for request in requests {
-            request.reject(copy());
-        }
         if let Err(err) = tx.rollback().await {
             tracing::debug!(error = %err, "rollback after a failed batch");
         }
@@ -578,8 +652,6 @@ async fn write_batch(
         }
         return usable;
     }
-    drop(requests);
-
     match tx.commit().await {
         Ok(()) => {
             commits.fetch_add(1, Ordering::Relaxed);
@@ -713,10 +785,116 @@ async fn put_component(
     Ok(())
 }
 
+/// Most new workflows one INSERT carries (16 bound values each).
+const INSERTS_PER_STATEMENT: usize = 64;
+
+/// The status, execution count and start time a new workflow's row begins with: a queued
+/// workflow waits for a claim, whatever the caller asked.
+fn initial_state(new: &NewWorkflow, now: i64) -> (WorkflowStatus, i64, Option<i64>) {
+    match (&new.queue_name, new.begin_execution) {
+        (Some(_), _) => (WorkflowStatus::Enqueued, 0, None),
+        (None, true) => (WorkflowStatus::Pending, 1, Some(now)),
+        (None, false) => (WorkflowStatus::Pending, 0, None),
+    }
+}
+
+/// Creates many workflows with one statement per [`INSERTS_PER_STATEMENT`]. Rows the statement
+/// did not create (an existing id) or could not (a deduplication clash fails the whole
+/// statement) go through [`insert_workflow`], which gives each its own answer.
+async fn insert_together(
+    conn: &mut SqliteConnection,
+    mut inserts: Vec<(Box<NewWorkflow>, Reply<Inserted>)>,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(inserts.len());
+    while !inserts.is_empty() {
+        let chunk: Vec<_> = inserts
+            .drain(..inserts.len().min(INSERTS_PER_STATEMENT))
+            .collect();
+        if chunk.len() == 1 {
+            for (new, reply) in chunk {
+                let result = insert_workflow(conn, new).await;
+                outcomes.push(Outcome::Inserted(reply, Box::new(result)));
+            }
+            continue;
+        }
+        let now = now_ms();
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO workflow_status (workflow_id, name, status, input, executor_id, \
+             app_version, instance, config, executions, max_recovery_attempts, created_at, \
+             updated_at, queue_name, priority, deduplication_id, started_at, parent_workflow_id) ",
+        );
+        insert.push_values(chunk.iter(), |mut row, (new, _)| {
+            let (status, executions, started_at) = initial_state(new, now);
+            row.push_bind(new.id.as_str())
+                .push_bind(new.name.as_str())
+                .push_bind(status.as_str())
+                .push_bind(new.input.as_str())
+                .push_bind(new.executor_id.as_str())
+                .push_bind(new.app_version.as_str())
+                .push_bind(new.instance.as_str())
+                .push_bind(new.config.as_str())
+                .push_bind(executions)
+                .push_bind(i64::from(new.max_recovery_attempts))
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(new.queue_name.as_deref())
+                .push_bind(new.priority)
+                .push_bind(new.deduplication_id.as_deref())
+                .push_bind(started_at)
+                .push_bind(new.parent_workflow_id.as_deref());
+        });
+        insert.push(concat!(
+            " ON CONFLICT (workflow_id) DO NOTHING RETURNING ",
+            workflow_columns!()
+        ));
+        let result = insert.build().fetch_all(&mut *conn).await;
+        drop(insert);
+        match result {
+            Ok(created) => {
+                let mut by_id = std::collections::HashMap::with_capacity(created.len());
+                for row in &created {
+                    if let Ok(record) = workflow_from_row(row) {
+                        by_id.insert(record.id.clone(), record);
+                    }
+                }
+                for (new, reply) in chunk {
+                    let result = match by_id.remove(&new.id) {
+                        Some(record) => Ok(Inserted {
+                            created: true,
+                            record,
+                        }),
+                        None => insert_workflow(conn, new).await,
+                    };
+                    outcomes.push(Outcome::Inserted(reply, Box::new(result)));
+                }
+            }
+            Err(err) => {
+                let cause = StoreError::from(err);
+                if poisons_transaction(&cause) {
+                    let copy = echo(&cause);
+                    outcomes.extend(
+                        chunk
+                            .into_iter()
+                            .map(|(_, reply)| Outcome::Inserted(reply, Box::new(Err(copy())))),
+                    );
+                    continue;
+                }
+                for (new, reply) in chunk {
+                    let result = insert_workflow(conn, new).await;
+                    outcomes.push(Outcome::Inserted(reply, Box::new(result)));
+                }
+            }
+        }
+    }
+    outcomes
+}
+
 async fn insert_workflow(
     conn: &mut SqliteConnection,
     new: Box<NewWorkflow>,
 ) -> Result<Inserted, StoreError> {
+    let now = now_ms();
+    let (status, executions, started_at) = initial_state(&new, now);
     let NewWorkflow {
         id,
         name,
@@ -726,19 +904,12 @@ async fn insert_workflow(
         instance,
         config,
         max_recovery_attempts,
-        begin_execution,
+        begin_execution: _,
         queue_name,
         priority,
         deduplication_id,
         parent_workflow_id,
     } = *new;
-    let now = now_ms();
-    // A queued workflow waits for a claim, whatever the caller asked.
-    let (status, executions, started_at) = match (&queue_name, begin_execution) {
-        (Some(_), _) => (WorkflowStatus::Enqueued, 0, None),
-        (None, true) => (WorkflowStatus::Pending, 1, Some(now)),
-        (None, false) => (WorkflowStatus::Pending, 0, None),
-    };
     // RETURNING yields the row only when it was inserted, so the common case is one statement.
     // The conflict target is the id alone: a clash on the deduplication index is an error.
     let inserted = sqlx::query(concat!(
@@ -852,6 +1023,70 @@ async fn begin_execution(
     }
 }
 
+/// Most rows one multi-row INSERT carries (8 bound values each, well under SQLite's limit).
+const STEPS_PER_STATEMENT: usize = 256;
+
+/// Inserts many steps with one statement per [`STEPS_PER_STATEMENT`]; when a statement fails
+/// on a constraint (a duplicate position, a vanished workflow) its rows are retried one by one
+/// so each request gets its own verdict.
+async fn record_steps_together(
+    conn: &mut SqliteConnection,
+    mut steps: Vec<(StepRow, Reply<()>)>,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(steps.len());
+    while !steps.is_empty() {
+        let chunk: Vec<_> = steps
+            .drain(..steps.len().min(STEPS_PER_STATEMENT))
+            .collect();
+        if chunk.len() == 1 {
+            for (step, reply) in chunk {
+                outcomes.push(Outcome::Unit(reply, record_step(conn, step).await));
+            }
+            continue;
+        }
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO operation_outputs (workflow_id, function_id, name, output, error, \
+             attempts, started_at, completed_at) ",
+        );
+        insert.push_values(chunk.iter(), |mut row, (step, _)| {
+            row.push_bind(step.workflow_id.as_str())
+                .push_bind(i64::from(step.function_id))
+                .push_bind(step.name.as_str())
+                .push_bind(step.output.as_deref())
+                .push_bind(step.error.as_deref())
+                .push_bind(i64::from(step.attempts))
+                .push_bind(step.started_at)
+                .push_bind(step.completed_at);
+        });
+        let result = insert.build().execute(&mut *conn).await;
+        drop(insert);
+        match result {
+            Ok(_) => outcomes.extend(
+                chunk
+                    .into_iter()
+                    .map(|(_, reply)| Outcome::Unit(reply, Ok(()))),
+            ),
+            Err(err) => {
+                let cause = StoreError::from(err);
+                if poisons_transaction(&cause) {
+                    let copy = echo(&cause);
+                    outcomes.extend(
+                        chunk
+                            .into_iter()
+                            .map(|(_, reply)| Outcome::Unit(reply, Err(copy()))),
+                    );
+                    continue;
+                }
+                // A constraint failure undid only that statement: find the culprit(s).
+                for (step, reply) in chunk {
+                    outcomes.push(Outcome::Unit(reply, record_step(conn, step).await));
+                }
+            }
+        }
+    }
+    outcomes
+}
+
 async fn record_step(conn: &mut SqliteConnection, step: StepRow) -> Result<(), StoreError> {
     let workflow_id = step.workflow_id.clone();
     let function_id = step.function_id;
@@ -904,6 +1139,102 @@ async fn record_trap(
         return Err(StoreError::UnknownWorkflow(workflow_id));
     }
     Ok(())
+}
+
+/// Most endings one UPDATE carries.
+const FINISHES_PER_STATEMENT: usize = 128;
+
+/// The status, output and error columns of an ending.
+fn ending_columns(end: WorkflowEnd) -> (WorkflowStatus, Option<String>, Option<String>) {
+    match end {
+        WorkflowEnd::Success(output) => (WorkflowStatus::Success, Some(output), None),
+        WorkflowEnd::Error(error) => (WorkflowStatus::Error, None, Some(error)),
+        WorkflowEnd::MaxRecoveryAttemptsExceeded(error) => (
+            WorkflowStatus::MaxRecoveryAttemptsExceeded,
+            None,
+            Some(error),
+        ),
+    }
+}
+
+/// Ends many workflows with one statement per [`FINISHES_PER_STATEMENT`]. A workflow the
+/// statement did not change (already ended, or missing) goes through [`finish_workflow`],
+/// which returns its first ending or says it does not exist.
+async fn finish_together(
+    conn: &mut SqliteConnection,
+    mut finishes: Vec<(String, WorkflowEnd, Reply<WorkflowRecord>)>,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(finishes.len());
+    while !finishes.is_empty() {
+        let chunk: Vec<_> = finishes
+            .drain(..finishes.len().min(FINISHES_PER_STATEMENT))
+            .collect();
+        if chunk.len() == 1 {
+            for (id, end, reply) in chunk {
+                let result = finish_workflow(conn, id, end).await;
+                outcomes.push(Outcome::Record(reply, Box::new(result)));
+            }
+            continue;
+        }
+        let rows: Vec<_> = chunk
+            .into_iter()
+            .map(|(id, end, reply)| {
+                let (status, output, error) = ending_columns(end.clone());
+                (id, status, output, error, end, reply)
+            })
+            .collect();
+        let mut update = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "UPDATE workflow_status SET status = v.column2, output = v.column3, \
+             error = v.column4, updated_at = ",
+        );
+        update.push_bind(now_ms()).push(" FROM (");
+        update.push_values(rows.iter(), |mut row, (id, status, output, error, _, _)| {
+            row.push_bind(id.as_str())
+                .push_bind(status.as_str())
+                .push_bind(output.as_deref())
+                .push_bind(error.as_deref());
+        });
+        update.push(concat!(
+            ") AS v WHERE workflow_status.workflow_id = v.column1 \
+             AND workflow_status.status IN ('ENQUEUED', 'PENDING') RETURNING ",
+            workflow_columns!()
+        ));
+        let result = update.build().fetch_all(&mut *conn).await;
+        drop(update);
+        match result {
+            Ok(changed) => {
+                let mut by_id = std::collections::HashMap::with_capacity(changed.len());
+                for row in &changed {
+                    if let Ok(record) = workflow_from_row(row) {
+                        by_id.insert(record.id.clone(), record);
+                    }
+                }
+                for (id, _, _, _, end, reply) in rows {
+                    let result = match by_id.get(&id) {
+                        Some(record) => Ok(record.clone()),
+                        None => finish_workflow(conn, id, end).await,
+                    };
+                    outcomes.push(Outcome::Record(reply, Box::new(result)));
+                }
+            }
+            Err(err) => {
+                let cause = StoreError::from(err);
+                if poisons_transaction(&cause) {
+                    let copy = echo(&cause);
+                    outcomes.extend(
+                        rows.into_iter()
+                            .map(|(.., reply)| Outcome::Record(reply, Box::new(Err(copy())))),
+                    );
+                    continue;
+                }
+                for (id, _, _, _, end, reply) in rows {
+                    let result = finish_workflow(conn, id, end).await;
+                    outcomes.push(Outcome::Record(reply, Box::new(result)));
+                }
+            }
+        }
+    }
+    outcomes
 }
 
 async fn finish_workflow(
@@ -1536,6 +1867,7 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use super::super::RateLimit;
     use super::*;
 
     fn new_workflow(id: &str) -> NewWorkflow {
@@ -2122,6 +2454,949 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<Durability>("\"synced\"").expect("json"),
             Durability::Synced
+        );
+    }
+
+    fn queued(id: &str, queue: &str, priority: i32) -> NewWorkflow {
+        NewWorkflow {
+            queue_name: Some(queue.to_owned()),
+            priority,
+            ..new_workflow(id)
+        }
+    }
+
+    fn claim(queue: &str, executor_id: &str, max: u32) -> QueueClaim {
+        QueueClaim {
+            queue: queue.to_owned(),
+            executor_id: executor_id.to_owned(),
+            max,
+            concurrency: None,
+            rate_limit: None,
+        }
+    }
+
+    fn ids(records: Vec<WorkflowRecord>) -> Vec<String> {
+        records.into_iter().map(|r| r.id).collect()
+    }
+
+    async fn status_of(store: &SqliteStore, id: &str) -> WorkflowStatus {
+        store
+            .get_workflow(id)
+            .await
+            .expect("get")
+            .expect("exists")
+            .status
+    }
+
+    #[tokio::test]
+    async fn enqueue_creates_enqueued_rows_and_direct_starts_record_started_at() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        let new = NewWorkflow {
+            // A queued workflow starts only when claimed, whatever the caller asked.
+            begin_execution: true,
+            deduplication_id: Some("key".to_owned()),
+            parent_workflow_id: Some("parent".to_owned()),
+            ..queued("q1", "emails", 5)
+        };
+        let record = store.insert_workflow(&new).await.expect("insert").record;
+        assert_eq!(record.status, WorkflowStatus::Enqueued);
+        assert_eq!(record.executions, 0);
+        assert_eq!(record.started_at, None);
+        assert_eq!(record.queue_name.as_deref(), Some("emails"));
+        assert_eq!(record.priority, 5);
+        assert_eq!(record.deduplication_id.as_deref(), Some("key"));
+        assert_eq!(record.parent_workflow_id.as_deref(), Some("parent"));
+        assert!(
+            store
+                .pending_workflows("exec-a")
+                .await
+                .expect("pending")
+                .is_empty()
+        );
+
+        let direct = NewWorkflow {
+            begin_execution: true,
+            ..new_workflow("direct")
+        };
+        let record = store.insert_workflow(&direct).await.expect("insert").record;
+        assert_eq!(
+            (record.status, record.executions),
+            (WorkflowStatus::Pending, 1)
+        );
+        assert_eq!(record.started_at, Some(record.created_at));
+        assert_eq!(record.queue_name, None);
+
+        // A start without `begin_execution` gets `started_at` from its first execution only.
+        let later = store
+            .insert_workflow(&new_workflow("later"))
+            .await
+            .expect("insert")
+            .record;
+        assert_eq!(later.started_at, None);
+        store
+            .begin_execution("later", "exec-a")
+            .await
+            .expect("begin");
+        let first = store
+            .get_workflow("later")
+            .await
+            .expect("get")
+            .expect("exists");
+        assert!(first.started_at.is_some());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        store
+            .begin_execution("later", "exec-a")
+            .await
+            .expect("begin");
+        let second = store
+            .get_workflow("later")
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(second.started_at, first.started_at);
+    }
+
+    #[tokio::test]
+    async fn claim_takes_priority_then_fifo_up_to_max() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        for (id, priority) in [("a", 1), ("b", 0), ("c", 1), ("d", 0), ("e", 2)] {
+            store
+                .insert_workflow(&queued(id, "q", priority))
+                .await
+                .expect("insert");
+        }
+        store
+            .insert_workflow(&queued("other", "elsewhere", -1))
+            .await
+            .expect("insert");
+        store
+            .insert_workflow(&new_workflow("direct"))
+            .await
+            .expect("insert");
+
+        assert!(
+            store
+                .claim_queued(&claim("q", "exec-b", 0))
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+        let first = store
+            .claim_queued(&claim("q", "exec-b", 3))
+            .await
+            .expect("claim");
+        assert_eq!(ids(first.clone()), ["b", "d", "a"]);
+        for record in &first {
+            assert_eq!(record.status, WorkflowStatus::Pending);
+            assert_eq!(record.executor_id, "exec-b");
+            assert_eq!(record.executions, 1);
+            assert!(record.started_at.is_some());
+            assert_eq!(record.queue_name.as_deref(), Some("q"));
+        }
+        let rest = store
+            .claim_queued(&claim("q", "exec-b", 10))
+            .await
+            .expect("claim");
+        assert_eq!(ids(rest), ["c", "e"]);
+        assert!(
+            store
+                .claim_queued(&claim("q", "exec-b", 10))
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+        assert!(
+            store
+                .claim_queued(&claim("none", "exec-b", 10))
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+        assert_eq!(status_of(&store, "other").await, WorkflowStatus::Enqueued);
+        assert_eq!(
+            ids(store.pending_workflows("exec-b").await.expect("pending")),
+            ["a", "b", "c", "d", "e"]
+        );
+    }
+
+    #[tokio::test]
+    async fn claim_respects_global_concurrency() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        for i in 0..5 {
+            store
+                .insert_workflow(&queued(&format!("w{i}"), "q", 0))
+                .await
+                .expect("insert");
+        }
+        let limited = |executor: &str| QueueClaim {
+            concurrency: Some(2),
+            ..claim("q", executor, 10)
+        };
+        assert_eq!(
+            ids(store.claim_queued(&limited("exec-a")).await.expect("claim")),
+            ["w0", "w1"]
+        );
+        // Another executor sees the same global limit: PENDING rows count, whoever owns them.
+        assert!(
+            store
+                .claim_queued(&limited("exec-b"))
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+        store
+            .finish_workflow("w0", &WorkflowEnd::Success("1".to_owned()))
+            .await
+            .expect("finish");
+        assert_eq!(
+            ids(store.claim_queued(&limited("exec-b")).await.expect("claim")),
+            ["w2"]
+        );
+        assert!(
+            store
+                .claim_queued(&limited("exec-b"))
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+        // The local limit still applies under a looser global one.
+        let loose = QueueClaim {
+            concurrency: Some(100),
+            ..claim("q", "exec-b", 1)
+        };
+        assert_eq!(
+            ids(store.claim_queued(&loose).await.expect("claim")),
+            ["w3"]
+        );
+    }
+
+    #[tokio::test]
+    async fn claim_respects_the_rate_limit_window() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        for i in 0..6 {
+            store
+                .insert_workflow(&queued(&format!("w{i}"), "q", 0))
+                .await
+                .expect("insert");
+        }
+        let period_ms = 300;
+        let limited = QueueClaim {
+            rate_limit: Some(RateLimit {
+                limit: 2,
+                period_ms,
+            }),
+            ..claim("q", "exec-a", 10)
+        };
+        let start = std::time::Instant::now();
+        assert_eq!(
+            ids(store.claim_queued(&limited).await.expect("claim")),
+            ["w0", "w1"]
+        );
+        // Finished workflows still count: the limit is on starts, not on running ones.
+        for id in ["w0", "w1"] {
+            store
+                .finish_workflow(id, &WorkflowEnd::Success("1".to_owned()))
+                .await
+                .expect("finish");
+        }
+        let again = store.claim_queued(&limited).await.expect("claim");
+        if start.elapsed() < Duration::from_millis(period_ms as u64) {
+            assert!(
+                again.is_empty(),
+                "claimed {:?} inside the window",
+                ids(again)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(period_ms as u64 + 20)).await;
+        assert_eq!(
+            ids(store.claim_queued(&limited).await.expect("claim")),
+            ["w2", "w3"]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_claimers_on_one_file_never_share_a_workflow() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("reprise.db");
+        let path = path.to_str().expect("utf-8 path").to_owned();
+        let first = Arc::new(
+            SqliteStore::open(&path, Durability::Process)
+                .await
+                .expect("open"),
+        );
+        let second = Arc::new(
+            SqliteStore::open(&path, Durability::Process)
+                .await
+                .expect("open"),
+        );
+        let total = 300;
+        for i in 0..total {
+            first
+                .insert_workflow(&queued(&format!("w{i:03}"), "q", i % 3))
+                .await
+                .expect("insert");
+        }
+        let claimers: Vec<_> = [(&first, "exec-a"), (&second, "exec-b")]
+            .into_iter()
+            .flat_map(|(store, executor)| {
+                (0..3).map(move |task| {
+                    let store = Arc::clone(store);
+                    let executor = format!("{executor}-{task}");
+                    tokio::spawn(async move {
+                        let mut mine = Vec::new();
+                        loop {
+                            let got = store
+                                .claim_queued(&claim("q", &executor, 7))
+                                .await
+                                .expect("claim");
+                            if got.is_empty() {
+                                return mine;
+                            }
+                            assert!(got.iter().all(|r| r.executor_id == executor));
+                            mine.extend(ids(got));
+                        }
+                    })
+                })
+            })
+            .collect();
+        let mut claimed = Vec::new();
+        for claimer in claimers {
+            claimed.extend(claimer.await.expect("claimer"));
+        }
+        let unique: std::collections::HashSet<_> = claimed.iter().collect();
+        assert_eq!(
+            claimed.len(),
+            total as usize,
+            "some workflow was claimed twice or never"
+        );
+        assert_eq!(unique.len(), total as usize);
+
+        // A global concurrency limit holds across processes too.
+        for i in 0..40 {
+            first
+                .insert_workflow(&queued(&format!("c{i:02}"), "capped", 0))
+                .await
+                .expect("insert");
+        }
+        let capped = |executor: &str| QueueClaim {
+            concurrency: Some(10),
+            ..claim("capped", executor, 3)
+        };
+        let claimers: Vec<_> = (0..8)
+            .map(|i| {
+                let store = Arc::clone(if i % 2 == 0 { &first } else { &second });
+                let claim = capped(&format!("exec-{i}"));
+                tokio::spawn(async move {
+                    let mut n = 0;
+                    for _ in 0..5 {
+                        n += store.claim_queued(&claim).await.expect("claim").len();
+                    }
+                    n
+                })
+            })
+            .collect();
+        let mut running = 0;
+        for claimer in claimers {
+            running += claimer.await.expect("claimer");
+        }
+        assert_eq!(running, 10);
+    }
+
+    #[tokio::test]
+    async fn deduplication_rejects_a_second_active_workflow_only() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        let with_key = |id: &str, queue: &str| NewWorkflow {
+            deduplication_id: Some("order-7".to_owned()),
+            ..queued(id, queue, 0)
+        };
+        assert!(
+            store
+                .insert_workflow(&with_key("a", "q"))
+                .await
+                .expect("insert")
+                .created
+        );
+        let err = store
+            .insert_workflow(&with_key("b", "q"))
+            .await
+            .expect_err("duplicate");
+        assert!(
+            matches!(&err, StoreError::Duplicate { queue, deduplication_id }
+                if queue == "q" && deduplication_id == "order-7"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "deduplication id order-7 is already active on queue q"
+        );
+        assert_eq!(store.get_workflow("b").await.expect("get"), None);
+        // Retrying the same workflow id is still an idempotent join, not a duplicate.
+        assert!(
+            !store
+                .insert_workflow(&with_key("a", "q"))
+                .await
+                .expect("join")
+                .created
+        );
+        // Keys are per queue.
+        store
+            .insert_workflow(&with_key("c", "other"))
+            .await
+            .expect("other queue");
+        // Still active once running.
+        store
+            .claim_queued(&claim("q", "exec-a", 1))
+            .await
+            .expect("claim");
+        assert!(matches!(
+            store.insert_workflow(&with_key("b", "q")).await,
+            Err(StoreError::Duplicate { .. })
+        ));
+        store
+            .finish_workflow("a", &WorkflowEnd::Success("1".to_owned()))
+            .await
+            .expect("finish");
+        assert!(
+            store
+                .insert_workflow(&with_key("b", "q"))
+                .await
+                .expect("after")
+                .created
+        );
+
+        // A rejected insert does not sink the batch it shares.
+        store
+            .insert_workflow(&new_workflow("wf"))
+            .await
+            .expect("insert");
+        let before = store.commits();
+        let (dup, other_step, fresh) = (with_key("d", "q"), step("wf", 0), with_key("e", "q2"));
+        let (dup, stepped, fresh) = tokio::join!(
+            store.insert_workflow(&dup),
+            store.record_step(&other_step),
+            store.insert_workflow(&fresh),
+        );
+        assert_eq!(
+            store.commits() - before,
+            1,
+            "expected a single group commit"
+        );
+        assert!(matches!(dup, Err(StoreError::Duplicate { .. })), "{dup:?}");
+        stepped.expect("step");
+        assert!(fresh.expect("fresh").created);
+        assert_eq!(store.steps("wf").await.expect("steps").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn cancel_stops_active_workflows_and_leaves_ended_ones() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        store
+            .insert_workflow(&queued("queued", "q", 0))
+            .await
+            .expect("insert");
+        store
+            .insert_workflow(&new_workflow("running"))
+            .await
+            .expect("insert");
+        store
+            .insert_workflow(&new_workflow("done"))
+            .await
+            .expect("insert");
+        store
+            .finish_workflow("done", &WorkflowEnd::Success("1".to_owned()))
+            .await
+            .expect("finish");
+
+        let cancelled = store.cancel_workflow("queued").await.expect("cancel");
+        assert_eq!(cancelled.status, WorkflowStatus::Cancelled);
+        assert!(
+            store
+                .claim_queued(&claim("q", "exec-a", 5))
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .cancel_workflow("running")
+                .await
+                .expect("cancel")
+                .status,
+            WorkflowStatus::Cancelled
+        );
+        // A late ending does not overwrite the cancellation.
+        store
+            .finish_workflow("running", &WorkflowEnd::Success("1".to_owned()))
+            .await
+            .expect("finish");
+        assert_eq!(
+            status_of(&store, "running").await,
+            WorkflowStatus::Cancelled
+        );
+        let done = store.cancel_workflow("done").await.expect("cancel ended");
+        assert_eq!(
+            (done.status, done.output.as_deref()),
+            (WorkflowStatus::Success, Some("1"))
+        );
+        let err = store.cancel_workflow("ghost").await.expect_err("unknown");
+        assert!(
+            matches!(err, StoreError::UnknownWorkflow(ref id) if id == "ghost"),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn resume_restarts_all_but_successes() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        store
+            .insert_workflow(&queued("cancelled", "q", 0))
+            .await
+            .expect("insert");
+        store
+            .claim_queued(&claim("q", "exec-a", 1))
+            .await
+            .expect("claim");
+        store
+            .begin_execution("cancelled", "exec-a")
+            .await
+            .expect("begin");
+        store
+            .record_trap("cancelled", "panic", "boom")
+            .await
+            .expect("trap");
+        store.cancel_workflow("cancelled").await.expect("cancel");
+
+        let resumed = store
+            .resume_workflow("cancelled", "exec-b")
+            .await
+            .expect("resume");
+        assert_eq!(resumed.status, WorkflowStatus::Pending);
+        assert_eq!(resumed.executions, 0);
+        assert_eq!(resumed.executor_id, "exec-b");
+        assert_eq!(resumed.trap_class.as_deref(), Some("panic"));
+        assert_eq!(resumed.queue_name.as_deref(), Some("q"));
+        assert!(resumed.started_at.is_some());
+        // PENDING now: recovery finds it, the queue does not dispatch it again.
+        assert_eq!(
+            ids(store.pending_workflows("exec-b").await.expect("pending")),
+            ["cancelled"]
+        );
+        assert!(
+            store
+                .claim_queued(&claim("q", "exec-a", 5))
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+
+        store
+            .insert_workflow(&new_workflow("failed"))
+            .await
+            .expect("insert");
+        store
+            .finish_workflow("failed", &WorkflowEnd::Error("bad".to_owned()))
+            .await
+            .expect("finish");
+        let resumed = store
+            .resume_workflow("failed", "exec-b")
+            .await
+            .expect("resume");
+        assert_eq!(
+            (resumed.status, resumed.error),
+            (WorkflowStatus::Pending, None)
+        );
+
+        store
+            .insert_workflow(&new_workflow("exhausted"))
+            .await
+            .expect("insert");
+        store
+            .finish_workflow(
+                "exhausted",
+                &WorkflowEnd::MaxRecoveryAttemptsExceeded("traps".to_owned()),
+            )
+            .await
+            .expect("finish");
+        for _ in 0..3 {
+            store
+                .begin_execution("exhausted", "exec-a")
+                .await
+                .expect("begin");
+        }
+        let resumed = store
+            .resume_workflow("exhausted", "exec-b")
+            .await
+            .expect("resume");
+        assert_eq!(
+            (resumed.status, resumed.executions),
+            (WorkflowStatus::Pending, 0)
+        );
+
+        // An ENQUEUED workflow starts now, skipping its queue.
+        store
+            .insert_workflow(&queued("waiting", "q", 0))
+            .await
+            .expect("insert");
+        let resumed = store
+            .resume_workflow("waiting", "exec-b")
+            .await
+            .expect("resume");
+        assert_eq!(resumed.status, WorkflowStatus::Pending);
+        assert!(resumed.started_at.is_some());
+
+        store
+            .insert_workflow(&new_workflow("ok"))
+            .await
+            .expect("insert");
+        store
+            .finish_workflow("ok", &WorkflowEnd::Success("1".to_owned()))
+            .await
+            .expect("finish");
+        let err = store
+            .resume_workflow("ok", "exec-b")
+            .await
+            .expect_err("success");
+        assert!(
+            matches!(&err, StoreError::NotResumable { workflow_id, status: WorkflowStatus::Success }
+                if workflow_id == "ok"),
+            "{err:?}"
+        );
+        assert_eq!(status_of(&store, "ok").await, WorkflowStatus::Success);
+        let err = store
+            .resume_workflow("ghost", "exec-b")
+            .await
+            .expect_err("unknown");
+        assert!(matches!(err, StoreError::UnknownWorkflow(_)), "{err:?}");
+
+        // Resuming must not make two workflows active under one deduplication id.
+        let keyed = |id: &str| NewWorkflow {
+            deduplication_id: Some("k".to_owned()),
+            ..queued(id, "dq", 0)
+        };
+        store.insert_workflow(&keyed("k1")).await.expect("insert");
+        store.cancel_workflow("k1").await.expect("cancel");
+        store.insert_workflow(&keyed("k2")).await.expect("insert");
+        let err = store
+            .resume_workflow("k1", "exec-b")
+            .await
+            .expect_err("dup");
+        assert!(matches!(err, StoreError::Duplicate { .. }), "{err:?}");
+        assert_eq!(status_of(&store, "k1").await, WorkflowStatus::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn fork_copies_the_workflow_and_the_steps_before_the_fork_point() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        let original = NewWorkflow {
+            deduplication_id: Some("k".to_owned()),
+            parent_workflow_id: Some("parent".to_owned()),
+            config: r#"{"region":"eu"}"#.to_owned(),
+            ..queued("orig", "q", 3)
+        };
+        store.insert_workflow(&original).await.expect("insert");
+        store
+            .claim_queued(&claim("q", "exec-a", 1))
+            .await
+            .expect("claim");
+        for i in 0..5 {
+            store.record_step(&step("orig", i)).await.expect("record");
+        }
+        store
+            .record_trap("orig", "panic", "boom")
+            .await
+            .expect("trap");
+        store
+            .finish_workflow("orig", &WorkflowEnd::Error("bad".to_owned()))
+            .await
+            .expect("finish");
+
+        let fork = store.fork_workflow("orig", "fork", 3).await.expect("fork");
+        let orig = store
+            .get_workflow("orig")
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(fork.id, "fork");
+        assert_eq!(fork.status, WorkflowStatus::Pending);
+        assert_eq!(fork.executions, 0);
+        assert_eq!(
+            (
+                &fork.name,
+                &fork.input,
+                &fork.app_version,
+                &fork.instance,
+                &fork.config
+            ),
+            (
+                &orig.name,
+                &orig.input,
+                &orig.app_version,
+                &orig.instance,
+                &orig.config
+            )
+        );
+        assert_eq!(fork.executor_id, orig.executor_id);
+        assert_eq!(fork.max_recovery_attempts, orig.max_recovery_attempts);
+        assert_eq!((fork.queue_name, fork.deduplication_id), (None, None));
+        assert_eq!((fork.parent_workflow_id, fork.started_at), (None, None));
+        assert_eq!(
+            (fork.priority, fork.error, fork.trap_class),
+            (0, None, None)
+        );
+        assert!(fork.created_at >= orig.created_at);
+        let copied = store.steps("fork").await.expect("steps");
+        let expected: Vec<_> = (0..3)
+            .map(|i| StepRecord {
+                workflow_id: "fork".to_owned(),
+                ..step("orig", i)
+            })
+            .collect();
+        assert_eq!(copied, expected);
+        assert_eq!(store.steps("orig").await.expect("steps").len(), 5);
+        assert_eq!(orig.status, WorkflowStatus::Error);
+        assert_eq!(
+            ids(store.pending_workflows("exec-a").await.expect("pending")),
+            ["fork"]
+        );
+
+        // From step 0: nothing is replayed.
+        store.fork_workflow("orig", "fresh", 0).await.expect("fork");
+        assert!(store.steps("fresh").await.expect("steps").is_empty());
+
+        let err = store
+            .fork_workflow("orig", "fork", 1)
+            .await
+            .expect_err("taken");
+        assert!(
+            matches!(err, StoreError::WorkflowExists(ref id) if id == "fork"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("fork"), "{err}");
+        assert_eq!(store.steps("fork").await.expect("steps").len(), 3);
+        let err = store
+            .fork_workflow("ghost", "new", 1)
+            .await
+            .expect_err("unknown");
+        assert!(
+            matches!(err, StoreError::UnknownWorkflow(ref id) if id == "ghost"),
+            "{err:?}"
+        );
+        assert_eq!(store.get_workflow("new").await.expect("get"), None);
+
+        // Forks share a batch with other writes and still get their own answers.
+        let fresh_step = step("fresh", 0);
+        let before = store.commits();
+        let (forked, taken, stepped) = tokio::join!(
+            store.fork_workflow("orig", "batched", 5),
+            store.fork_workflow("orig", "fork", 5),
+            store.record_step(&fresh_step),
+        );
+        assert_eq!(
+            store.commits() - before,
+            1,
+            "expected a single group commit"
+        );
+        assert_eq!(forked.expect("fork").id, "batched");
+        assert!(
+            matches!(taken, Err(StoreError::WorkflowExists(_))),
+            "{taken:?}"
+        );
+        stepped.expect("step");
+        assert_eq!(store.steps("batched").await.expect("steps").len(), 5);
+        assert_eq!(store.steps("fork").await.expect("steps").len(), 3);
+    }
+
+    #[tokio::test]
+    async fn listing_filters_by_queue_time_range_and_offset() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        let mut created = Vec::new();
+        for (id, queue) in [
+            ("a", Some("q")),
+            ("b", None),
+            ("c", Some("q")),
+            ("d", Some("r")),
+        ] {
+            let new = NewWorkflow {
+                queue_name: queue.map(str::to_owned),
+                ..new_workflow(id)
+            };
+            created.push(
+                store
+                    .insert_workflow(&new)
+                    .await
+                    .expect("insert")
+                    .record
+                    .created_at,
+            );
+            // Distinct timestamps for the range filters.
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        let list = |filter: WorkflowFilter| {
+            let store = &store;
+            async move { ids(store.list_workflows(&filter).await.expect("list")) }
+        };
+        assert_eq!(
+            list(WorkflowFilter {
+                queue: Some("q".to_owned()),
+                ..Default::default()
+            })
+            .await,
+            ["c", "a"]
+        );
+        assert_eq!(
+            list(WorkflowFilter {
+                created_after: Some(created[1]),
+                ..Default::default()
+            })
+            .await,
+            ["d", "c", "b"]
+        );
+        assert_eq!(
+            list(WorkflowFilter {
+                created_before: Some(created[2]),
+                ..Default::default()
+            })
+            .await,
+            ["b", "a"]
+        );
+        assert_eq!(
+            list(WorkflowFilter {
+                created_after: Some(created[1]),
+                created_before: Some(created[3]),
+                ..Default::default()
+            })
+            .await,
+            ["c", "b"]
+        );
+        assert_eq!(
+            list(WorkflowFilter {
+                offset: Some(1),
+                ..Default::default()
+            })
+            .await,
+            ["c", "b", "a"]
+        );
+        assert_eq!(
+            list(WorkflowFilter {
+                offset: Some(1),
+                limit: Some(2),
+                ..Default::default()
+            })
+            .await,
+            ["c", "b"]
+        );
+        assert_eq!(
+            list(WorkflowFilter {
+                status: Some(WorkflowStatus::Enqueued),
+                queue: Some("q".to_owned()),
+                name: Some("greet".to_owned()),
+                created_after: Some(created[0]),
+                created_before: Some(created[3]),
+                limit: Some(10),
+                offset: Some(0),
+            })
+            .await,
+            ["c", "a"]
+        );
+        assert!(
+            list(WorkflowFilter {
+                queue: Some("none".to_owned()),
+                ..Default::default()
+            })
+            .await
+            .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn queue_depths_and_status_counts() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        assert!(store.queue_depths().await.expect("depths").is_empty());
+        assert!(store.count_by_status().await.expect("counts").is_empty());
+        for i in 0..4 {
+            store
+                .insert_workflow(&queued(&format!("a{i}"), "alpha", 0))
+                .await
+                .expect("insert");
+        }
+        store
+            .insert_workflow(&queued("b0", "beta", 0))
+            .await
+            .expect("insert");
+        store
+            .insert_workflow(&queued("done", "gamma", 0))
+            .await
+            .expect("insert");
+        store
+            .insert_workflow(&new_workflow("direct"))
+            .await
+            .expect("insert");
+        store
+            .claim_queued(&claim("alpha", "exec-a", 3))
+            .await
+            .expect("claim");
+        store
+            .finish_workflow("a0", &WorkflowEnd::Success("1".to_owned()))
+            .await
+            .expect("finish");
+        store.cancel_workflow("done").await.expect("cancel");
+
+        assert_eq!(
+            store.queue_depths().await.expect("depths"),
+            vec![
+                QueueDepth {
+                    queue: "alpha".to_owned(),
+                    enqueued: 1,
+                    pending: 2,
+                },
+                QueueDepth {
+                    queue: "beta".to_owned(),
+                    enqueued: 1,
+                    pending: 0,
+                },
+            ]
+        );
+        let mut counts = store.count_by_status().await.expect("counts");
+        counts.sort_by_key(|(status, _)| status.as_str());
+        assert_eq!(
+            counts,
+            vec![
+                (WorkflowStatus::Cancelled, 1),
+                (WorkflowStatus::Enqueued, 2),
+                (WorkflowStatus::Pending, 3),
+                (WorkflowStatus::Success, 1),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn workflow_statuses_reads_many_in_the_order_asked() {
+        let (_dir, store) = open_temp(Durability::Process).await;
+        for id in ["a", "b", "c"] {
+            store
+                .insert_workflow(&new_workflow(id))
+                .await
+                .expect("insert");
+        }
+        store
+            .finish_workflow("b", &WorkflowEnd::Success("2".to_owned()))
+            .await
+            .expect("finish");
+        let asked: Vec<String> = ["c", "ghost", "b", "a"].map(str::to_owned).into();
+        let records = store.workflow_statuses(&asked).await.expect("statuses");
+        assert_eq!(ids(records.clone()), ["c", "b", "a"]);
+        assert_eq!(records[1].status, WorkflowStatus::Success);
+        assert_eq!(records[1].output.as_deref(), Some("2"));
+        assert!(store.workflow_statuses(&[]).await.expect("none").is_empty());
+        // Ids with JSON specials travel intact.
+        store
+            .insert_workflow(&new_workflow(r#"we"ird\id"#))
+            .await
+            .expect("insert");
+        let asked = vec![r#"we"ird\id"#.to_owned()];
+        assert_eq!(
+            ids(store.workflow_statuses(&asked).await.expect("statuses")),
+            asked
         );
     }
 
