@@ -10,6 +10,10 @@ const WORKFLOWS: usize = 50;
 const STEPS: u64 = 6;
 
 async fn pending_count(server: &Server) -> u64 {
+    pending_in(server, "load").await
+}
+
+async fn pending_in(server: &Server, queue: &str) -> u64 {
     let url = format!("{}/healthz", server.url);
     let health: Value = reqwest::get(&url)
         .await
@@ -21,7 +25,7 @@ async fn pending_count(server: &Server) -> u64 {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|q| q["queue"] == "load")
+        .filter(|q| q["queue"] == queue)
         .map(|q| q["pending"].as_u64().unwrap_or(0))
         .sum()
 }
@@ -101,4 +105,53 @@ async fn sigterm_under_load_drains_and_a_restart_finishes_everything_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_nothing() {
     stop_under_load_then_restart("KILL").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovered_workflow_does_not_block_a_concurrency_one_queue() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = config(dir.path(), "[queues.single]\nconcurrency = 1\n");
+    let mut first = Server::start(dir.path(), &text);
+    let client = first.client();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let handle = client
+            .enqueue("single", "fib_slow", &json!([4, 100]))
+            .await
+            .expect("enqueue");
+        ids.push(handle.id().to_string());
+    }
+    let mut running = 0;
+    for _ in 0..500 {
+        running = pending_in(&first, "single").await;
+        if running == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(running, 1, "one workflow holds the queue's only slot");
+    first.signal_and_wait("KILL");
+    drop(first);
+
+    // The killed workflow is PENDING and counts against the limit until it is recovered and
+    // finishes; recovery must run it rather than wait for the queue, or nothing would move.
+    let second = Server::start(dir.path(), &text);
+    let client = second.client();
+    let mut intervals = Vec::new();
+    for id in &ids {
+        let status = client
+            .handle(id.clone())
+            .status_at_end()
+            .await
+            .expect("end");
+        assert_eq!(status.status, "SUCCESS", "{status:?}");
+        intervals.push((status.started_at.expect("started"), status.updated_at));
+    }
+    intervals.sort();
+    for pair in intervals.windows(2) {
+        assert!(
+            pair[0].1 <= pair[1].0,
+            "two ran at once on a concurrency-1 queue: {pair:?}"
+        );
+    }
 }

@@ -54,6 +54,22 @@ fn fib_children(n: u32) -> Result<Vec<u64>, String> {
     Ok(outputs)
 }
 
+/// Like `fib_children`, but the first execution traps right after starting its children: the
+/// recovery must find the recorded children, not start them again.
+#[workflow]
+fn fib_children_crash(n: u32) -> Result<Vec<u64>, String> {
+    let handles = (1..=n)
+        .map(|i| start_child::<u64, _>("fib", &i))
+        .collect::<Result<Vec<_>, _>>()?;
+    if workflow_info().recovery_attempt == 0 {
+        panic!("crashing after starting {} children", handles.len());
+    }
+    handles
+        .iter()
+        .map(|h| h.result().map_err(String::from))
+        .collect()
+}
+
 /// A trivial step, for measuring the cost of a step.
 #[step]
 fn tick(i: u32) -> Result<u32, String> {
@@ -75,6 +91,13 @@ fn count(n: u32) -> Result<u32, String> {
 fn empty() {}
 
 reprise_guest::export!(
-    workflows = [fib, fib_slow, fib_children, count, empty],
+    workflows = [
+        fib,
+        fib_slow,
+        fib_children,
+        fib_children_crash,
+        count,
+        empty
+    ],
     steps = [fib_step, tick]
 );
