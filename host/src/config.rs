@@ -352,6 +352,21 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_config_is_valid() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("### The config file")
+            .nth(1)
+            .expect("README has a config section");
+        let start = section.find("```toml\n").expect("toml block") + "```toml\n".len();
+        let end = section[start..].find("```").expect("end of block");
+        let config = load(&section[start..start + end]).expect("the README's config parses");
+        let options = config.runtime_options();
+        assert_eq!(options.instances["alpha"].config["fail_every"], "3");
+        assert_eq!(config.queues["fib"].worker_concurrency, Some(8));
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let err = load("databse = \"x\"").expect_err("typo").to_string();
         assert!(err.contains("databse"), "{err}");
