@@ -155,3 +155,66 @@ async fn a_recovered_workflow_does_not_block_a_concurrency_one_queue() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_instance_recovers_its_workflows_with_its_own_config() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = config(dir.path(), "");
+    let mut first = Server::start(dir.path(), &text);
+    let client = first.client();
+    let mut started = Vec::new();
+    for instance in ["alpha", "beta"] {
+        let options = reprise_client::StartOptions {
+            instance: Some(instance.into()),
+            ..reprise_client::StartOptions::default()
+        };
+        let handle = client
+            .start_with("config_after_sleep", &1_500, &options)
+            .await
+            .expect("start");
+        started.push((instance, handle.id().to_string()));
+    }
+    // Kill the host once both have recorded their first step and begun their durable sleep.
+    for (_, id) in &started {
+        let url = format!("{}/workflows/{id}/steps", first.url);
+        let mut recorded = 0;
+        for _ in 0..500 {
+            let steps: Value = reqwest::Client::new()
+                .get(&url)
+                .bearer_auth("secret")
+                .send()
+                .await
+                .expect("steps")
+                .json()
+                .await
+                .expect("json");
+            recorded = steps.as_array().map_or(0, Vec::len);
+            if recorded >= 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(recorded, 2, "instance step and sleep recorded");
+    }
+    first.signal_and_wait("KILL");
+    drop(first);
+
+    let second = Server::start(dir.path(), &text);
+    let client = second.client();
+    for (instance, id) in &started {
+        let seen: Value = client
+            .handle(id.clone())
+            .result()
+            .await
+            .expect("recovered result");
+        assert_eq!(
+            seen["topic"], *instance,
+            "recovered with its own instance's config: {seen}"
+        );
+        assert_eq!(seen["@instance"], *instance);
+        assert_eq!(
+            seen["@recovery"], "1",
+            "it was recovered, not restarted: {seen}"
+        );
+    }
+}

@@ -105,7 +105,22 @@ fn config_echo() -> Result<BTreeMap<String, String>, String> {
     Ok(config)
 }
 
+/// Records the instance's name, sleeps `ms` durably, then echoes the config: a host killed
+/// during the sleep must recover the workflow on the same instance, with the same config.
+#[workflow]
+fn config_after_sleep(ms: u64) -> Result<BTreeMap<String, String>, String> {
+    let instance = recorded_instance()?;
+    sleep(std::time::Duration::from_millis(ms));
+    let mut config = workflow_info().config;
+    config.insert("@instance".to_owned(), instance);
+    config.insert(
+        "@recovery".to_owned(),
+        workflow_info().recovery_attempt.to_string(),
+    );
+    Ok(config)
+}
+
 reprise_guest::export!(
-    workflows = [publish_all, publish, config_echo],
+    workflows = [publish_all, publish, config_echo, config_after_sleep],
     steps = [send, recorded_instance],
 );
