@@ -4,8 +4,19 @@
 mod common;
 
 use common::{Harness, options};
-use reprise::WorkflowStatus;
 use reprise::store::WorkflowFilter;
+use reprise::{WorkflowRecord, WorkflowStatus};
+
+async fn children_of(h: &Harness, parent: &str) -> Vec<WorkflowRecord> {
+    let all = h
+        .store
+        .list_workflows(&WorkflowFilter::default())
+        .await
+        .expect("list");
+    all.into_iter()
+        .filter(|w| w.parent_workflow_id.as_deref() == Some(parent))
+        .collect()
+}
 
 #[tokio::test]
 async fn a_parent_awaits_its_children_and_gets_their_outputs() {
@@ -13,15 +24,7 @@ async fn a_parent_awaits_its_children_and_gets_their_outputs() {
     let wf = h.run("fib", "fib_children", "6").await;
     assert_eq!(wf.status, WorkflowStatus::Success, "{wf:?}");
     assert_eq!(wf.output.as_deref(), Some("[1,1,2,3,5,8]"));
-    let all = h
-        .store
-        .list_workflows(&WorkflowFilter::default())
-        .await
-        .expect("list");
-    let children: Vec<_> = all
-        .iter()
-        .filter(|w| w.parent_workflow_id.as_deref() == Some(wf.id.as_str()))
-        .collect();
+    let children = children_of(&h, &wf.id).await;
     assert_eq!(children.len(), 6);
     assert!(children.iter().all(|c| c.status == WorkflowStatus::Success));
 }
@@ -37,15 +40,7 @@ async fn a_recovered_parent_never_starts_a_child_twice() {
     );
     assert_eq!(wf.trap_class.as_deref(), Some("panic"));
     assert_eq!(wf.output.as_deref(), Some("[1,1,2,3,5]"));
-    let all = h
-        .store
-        .list_workflows(&WorkflowFilter::default())
-        .await
-        .expect("list");
-    let children: Vec<_> = all
-        .iter()
-        .filter(|w| w.parent_workflow_id.as_deref() == Some(wf.id.as_str()))
-        .collect();
+    let children = children_of(&h, &wf.id).await;
     assert_eq!(children.len(), 5, "five children, not ten: {children:?}");
     for child in &children {
         assert_eq!(child.executions, 1, "each child ran once: {child:?}");

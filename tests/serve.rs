@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::server::{Server, config};
+use common::server::{Server, config, poll_until};
 use reprise_client::{ClientError, StartOptions};
 use serde_json::{Value, json};
 
@@ -239,16 +239,8 @@ async fn cancel_a_running_workflow_resume_it_and_fork_from_a_step() {
         .await
         .expect("start");
     let steps_url = format!("{url}/workflows/slow/steps");
-    let mut recorded = 0;
-    for _ in 0..500 {
-        let (_, steps) = get(&steps_url, Some("secret")).await;
-        recorded = steps.as_array().map_or(0, Vec::len);
-        if recorded >= 4 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(recorded >= 4, "the workflow made progress");
+    let recorded = poll_until(|| server.steps("slow"), |steps| steps.len() >= 4).await;
+    assert!(recorded.len() >= 4, "the workflow made progress");
     let cancelled = client.cancel("slow").await.expect("cancel");
     assert_eq!(cancelled.status, "CANCELLED");
     let ended = handle.status_at_end().await.expect("ended");

@@ -3,32 +3,11 @@
 
 mod common;
 
-use common::server::{Server, config};
+use common::server::{Server, config, poll_until};
 use serde_json::{Value, json};
 
 const WORKFLOWS: usize = 50;
 const STEPS: u64 = 6;
-
-async fn pending_count(server: &Server) -> u64 {
-    pending_in(server, "load").await
-}
-
-async fn pending_in(server: &Server, queue: &str) -> u64 {
-    let url = format!("{}/healthz", server.url);
-    let health: Value = reqwest::get(&url)
-        .await
-        .expect("health")
-        .json()
-        .await
-        .expect("json");
-    health["queues"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|q| q["queue"] == queue)
-        .map(|q| q["pending"].as_u64().unwrap_or(0))
-        .sum()
-}
 
 async fn stop_under_load_then_restart(signal: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -45,14 +24,7 @@ async fn stop_under_load_then_restart(signal: &str) {
             .expect("enqueue");
         ids.push(handle.id().to_string());
     }
-    let mut in_flight = 0;
-    for _ in 0..500 {
-        in_flight = pending_count(&first).await;
-        if in_flight >= 8 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let in_flight = poll_until(|| first.pending_in("load"), |n| *n >= 8).await;
     assert!(
         in_flight >= 8,
         "workflows were in flight when the signal came"
@@ -74,17 +46,7 @@ async fn stop_under_load_then_restart(signal: &str) {
         assert_eq!(status.status, "SUCCESS", "{status:?}");
         assert_eq!(status.output.as_deref(), Some("8"), "fib(6)");
         assert!(status.executions <= 2, "at most one recovery: {status:?}");
-        let url = format!("{}/workflows/{id}/steps", second.url);
-        let steps: Value = reqwest::Client::new()
-            .get(&url)
-            .bearer_auth("secret")
-            .send()
-            .await
-            .expect("steps")
-            .json()
-            .await
-            .expect("json");
-        let steps = steps.as_array().cloned().unwrap_or_default();
+        let steps = second.steps(id).await;
         let positions: Vec<u64> = steps
             .iter()
             .filter_map(|s| s["function_id"].as_u64())
@@ -121,14 +83,7 @@ async fn a_recovered_workflow_does_not_block_a_concurrency_one_queue() {
             .expect("enqueue");
         ids.push(handle.id().to_string());
     }
-    let mut running = 0;
-    for _ in 0..500 {
-        running = pending_in(&first, "single").await;
-        if running == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let running = poll_until(|| first.pending_in("single"), |n| *n == 1).await;
     assert_eq!(running, 1, "one workflow holds the queue's only slot");
     first.signal_and_wait("KILL");
     drop(first);
@@ -176,25 +131,8 @@ async fn each_instance_recovers_its_workflows_with_its_own_config() {
     }
     // Kill the host once both have recorded their first step and begun their durable sleep.
     for (_, id) in &started {
-        let url = format!("{}/workflows/{id}/steps", first.url);
-        let mut recorded = 0;
-        for _ in 0..500 {
-            let steps: Value = reqwest::Client::new()
-                .get(&url)
-                .bearer_auth("secret")
-                .send()
-                .await
-                .expect("steps")
-                .json()
-                .await
-                .expect("json");
-            recorded = steps.as_array().map_or(0, Vec::len);
-            if recorded >= 2 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert_eq!(recorded, 2, "instance step and sleep recorded");
+        let recorded = poll_until(|| first.steps(id), |steps| steps.len() >= 2).await;
+        assert_eq!(recorded.len(), 2, "instance step and sleep recorded");
     }
     first.signal_and_wait("KILL");
     drop(first);

@@ -115,6 +115,38 @@ impl Server {
         self.child.wait().expect("wait for serve").code()
     }
 
+    /// A workflow's recorded steps, through the API.
+    pub async fn steps(&self, id: &str) -> Vec<serde_json::Value> {
+        let url = format!("{}/workflows/{id}/steps", self.url);
+        let steps: serde_json::Value = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth("secret")
+            .send()
+            .await
+            .expect("steps")
+            .json()
+            .await
+            .expect("steps json");
+        steps.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Workflows of `queue` running now (PENDING), from `/healthz`.
+    pub async fn pending_in(&self, queue: &str) -> u64 {
+        let health: serde_json::Value = reqwest::get(format!("{}/healthz", self.url))
+            .await
+            .expect("health")
+            .json()
+            .await
+            .expect("health json");
+        health["queues"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|q| q["queue"] == queue)
+            .map(|q| q["pending"].as_u64().unwrap_or(0))
+            .sum()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
@@ -125,4 +157,22 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Re-evaluates `probe` every 10 ms, for at most 5 s, until `done` holds; returns the last
+/// value. For conditions only observable by asking (a count of recorded steps, say).
+pub async fn poll_until<T, F, Fut>(mut probe: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let mut value = probe().await;
+    for _ in 0..500 {
+        if done(&value) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        value = probe().await;
+    }
+    value
 }
