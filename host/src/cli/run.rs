@@ -44,9 +44,14 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
         eprintln!("joining existing workflow {id} ({})", existing.status);
     }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let watcher = runtime.spawn_cancellation_watcher(stop.clone());
     let record = runtime
         .run(&component, &args.workflow, &args.input, args.id.clone())
-        .await?;
+        .await;
+    stop.cancel();
+    let _ = watcher.await;
+    let record = record?;
     report(&record, args.json)
 }
 

@@ -62,6 +62,8 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let stop_dispatch = CancellationToken::new();
     let dispatchers = start_dispatchers(&runtime, &config.queues, stop_dispatch.clone());
     let recovered = runtime.spawn_recovery().await?;
+    let stop_watching = CancellationToken::new();
+    let watcher = runtime.spawn_cancellation_watcher(stop_watching.clone());
 
     let listen = args
         .listen
@@ -113,6 +115,8 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             "grace period over: unfinished workflows stay PENDING and resume at the next start"
         );
     }
+    stop_watching.cancel();
+    let _ = watcher.await;
     stop_http.cancel();
     if let Ok(Err(err)) = http.await {
         tracing::warn!("admin server ended with an error: {err}");

@@ -1,12 +1,15 @@
-//! `reprise workflow list|get|steps`: look at workflows and their recorded steps.
+//! `reprise workflow list|get|steps|cancel|resume|fork`: look at workflows and their recorded
+//! steps, and manage them from the command line.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::Cli;
+use super::run::report;
 use super::table::{clip, print, print_workflows};
+use super::{Cli, LimitArgs};
+use crate::runtime::Runtime;
 use crate::store::{WorkflowFilter, WorkflowStatus};
 
 #[derive(Debug, Subcommand)]
@@ -36,11 +39,61 @@ pub enum WorkflowCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Cancel a workflow. A process running it stops it at its next durable call.
+    Cancel { id: String },
+    /// Resume a cancelled or failed workflow from its last checkpoint and run it to the end
+    /// here.
+    Resume {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Start a copy that replays the original's positions before `--from-step` and runs the
+    /// rest anew, here, to the end.
+    Fork {
+        id: String,
+        #[arg(long)]
+        from_step: u32,
+        /// The new workflow's id (generated when absent).
+        #[arg(long = "new-id")]
+        new_id: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
 }
 
 pub async fn workflow(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        WorkflowCommand::Resume { id, json, limits } => {
+            let runtime = cli.runtime(limits).await?;
+            runtime.resume(id).await?;
+            return finish_here(&runtime, id, *json).await;
+        }
+        WorkflowCommand::Fork {
+            id,
+            from_step,
+            new_id,
+            json,
+            limits,
+        } => {
+            let runtime = cli.runtime(limits).await?;
+            let fork = runtime.fork(id, *from_step, new_id.clone()).await?;
+            eprintln!("forked {id} from step {from_step} as {}", fork.id);
+            return finish_here(&runtime, &fork.id, *json).await;
+        }
+        _ => {}
+    }
     let store = cli.open_store().await?;
     match command {
+        WorkflowCommand::Resume { .. } | WorkflowCommand::Fork { .. } => {}
+        WorkflowCommand::Cancel { id } => {
+            let record = store.cancel_workflow(id).await?;
+            eprintln!("workflow {id} {}", record.status);
+        }
         WorkflowCommand::List {
             status,
             name,
@@ -126,4 +179,16 @@ pub async fn workflow(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<Ex
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for a workflow this process drives (and that a cancellation elsewhere may stop), then
+/// reports it as `reprise run` does.
+async fn finish_here(runtime: &Runtime, id: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let watcher = runtime.spawn_cancellation_watcher(stop.clone());
+    let record = runtime.wait(id, None).await?;
+    stop.cancel();
+    let _ = watcher.await;
+    let record = record.with_context(|| format!("workflow {id} did not finish"))?;
+    report(&record, json)
 }

@@ -93,6 +93,9 @@ pub struct RuntimeOptions {
     pub instances: BTreeMap<String, InstanceOptions>,
 }
 
+/// How often a process looks for its running workflows having been cancelled elsewhere.
+pub const CANCELLATION_POLL: Duration = Duration::from_millis(200);
+
 /// The instance `reprise run` and the convenience calls use.
 pub const DEFAULT_INSTANCE: &str = "default";
 
@@ -586,6 +589,46 @@ impl Runtime {
             self.shared.spawn_drive(Begin::Id(workflow.id));
         }
         Ok(count)
+    }
+
+    /// Stops, at their next durable call, the executions in this process whose workflows were
+    /// cancelled by another process (the CLI, another server on the same database). Checks
+    /// every [`CANCELLATION_POLL`] with one query for all running workflows.
+    pub fn spawn_cancellation_watcher(
+        &self,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(CANCELLATION_POLL) => {}
+                }
+                let ids: Vec<String> = match shared.running.lock() {
+                    Ok(running) => running.keys().cloned().collect(),
+                    Err(_) => break,
+                };
+                if ids.is_empty() {
+                    continue;
+                }
+                let records = match shared.store.workflow_statuses(&ids).await {
+                    Ok(records) => records,
+                    Err(err) => {
+                        tracing::warn!("cannot check for cancelled workflows: {err}");
+                        continue;
+                    }
+                };
+                for record in records {
+                    if record.status == crate::store::WorkflowStatus::Cancelled
+                        && let Ok(running) = shared.running.lock()
+                        && let Some(token) = running.get(&record.id)
+                    {
+                        token.cancel();
+                    }
+                }
+            }
+        })
     }
 
     /// Workflows being driven in the background right now.
