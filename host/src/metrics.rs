@@ -90,11 +90,6 @@ impl Metrics {
         self.checkpoint_sum_us.fetch_add(us, Ordering::Relaxed);
     }
 
-    /// Steps whose code ran, for tests and the bench.
-    pub fn steps_executed(&self) -> u64 {
-        self.steps_executed.load(Ordering::Relaxed)
-    }
-
     /// The Prometheus text exposition of these counters plus the database's gauges.
     pub fn render(&self, by_status: &[(WorkflowStatus, u64)], queues: &[QueueDepth]) -> String {
         let mut out = String::new();

@@ -62,11 +62,6 @@ impl History {
             None => Ok(Position::Execute(function_id)),
         }
     }
-
-    /// How many recorded positions remain unreplayed.
-    pub fn remaining(&self) -> usize {
-        self.recorded.len()
-    }
 }
 
 #[cfg(test)]
@@ -92,7 +87,6 @@ mod tests {
         assert!(matches!(history.claim("a"), Ok(Position::Replay(s)) if s.name == "a"));
         assert!(matches!(history.claim("b"), Ok(Position::Replay(s)) if s.function_id == 1));
         assert!(matches!(history.claim("c"), Ok(Position::Execute(2))));
-        assert_eq!(history.remaining(), 0);
     }
 
     #[test]
