@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{guest, reprise_bin};
+use common::{checkpointed_ids, guest, read_until_checkpoints, reprise_bin, stderr_lines};
 
 fn reprise(dir: &Path) -> Command {
     let mut cmd = Command::new(reprise_bin());
@@ -55,21 +54,8 @@ fn cancel_from_another_process_then_resume_and_fork_from_the_cli() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn run");
-    let stderr = running.stderr.take().expect("stderr");
-    let mut checkpoints = 0;
-    let mut log = String::new();
-    let mut lines = BufReader::new(stderr).lines();
-    for line in lines.by_ref() {
-        let line = line.expect("log line");
-        log.push_str(&line);
-        log.push('\n');
-        if line.contains("step checkpointed") && line.contains("step=fib_step") {
-            checkpoints += 1;
-            if checkpoints == 2 {
-                break;
-            }
-        }
-    }
+    let mut lines = stderr_lines(&mut running);
+    let (mut log, checkpoints) = read_until_checkpoints(&mut lines, "fib_step", 2);
     assert_eq!(checkpoints, 2, "{log}");
 
     let cancel = reprise(dir.path())
@@ -110,18 +96,7 @@ fn cancel_from_another_process_then_resume_and_fork_from_the_cli() {
         "fib(10)"
     );
     let resume_log = String::from_utf8_lossy(&resumed.stderr);
-    let rerun: Vec<u64> = resume_log
-        .lines()
-        .filter(|l| l.contains("step checkpointed"))
-        .filter_map(|l| {
-            l.split("function_id=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
+    let rerun = checkpointed_ids(&resume_log);
     assert!(
         rerun.iter().all(|id| *id as usize >= at_cancel),
         "recorded positions did not run again: {rerun:?}"

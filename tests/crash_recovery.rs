@@ -4,21 +4,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{guest, reprise_bin};
+use common::{checkpointed_ids, guest, read_until_checkpoints, reprise_bin, stderr_lines};
 use reprise::{Durability, SqliteStore, Store, WorkflowStatus};
-
-/// The function ids a process's log says it executed and committed.
-fn checkpointed_ids(log: &str) -> BTreeSet<u32> {
-    log.lines()
-        .filter(|l| l.contains("step checkpointed"))
-        .filter_map(|l| l.split("function_id=").nth(1))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .filter_map(|id| id.parse().ok())
-        .collect()
-}
 
 #[tokio::test]
 async fn a_killed_run_resumes_in_a_new_process_without_rerunning_committed_steps() {
@@ -49,20 +38,8 @@ async fn a_killed_run_resumes_in_a_new_process_without_rerunning_committed_steps
     ])
     .spawn()
     .expect("spawn reprise run");
-    let stderr = first.stderr.take().expect("stderr");
-    let mut first_log = String::new();
-    let mut fib_steps_seen = 0;
-    for line in BufReader::new(stderr).lines() {
-        let line = line.expect("read stderr");
-        first_log.push_str(&line);
-        first_log.push('\n');
-        if line.contains("step checkpointed") && line.contains("step=fib_step") {
-            fib_steps_seen += 1;
-            if fib_steps_seen == 3 {
-                break;
-            }
-        }
-    }
+    let (first_log, fib_steps_seen) =
+        read_until_checkpoints(&mut stderr_lines(&mut first), "fib_step", 3);
     assert_eq!(fib_steps_seen, 3, "first process log:\n{first_log}");
     first.kill().expect("SIGKILL");
     first.wait().expect("reap");

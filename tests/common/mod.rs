@@ -4,6 +4,8 @@
 
 pub mod server;
 
+use std::collections::BTreeSet;
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -141,4 +143,44 @@ pub fn with_limits(limits: InstanceLimits, max_recovery_attempts: u32) -> Runtim
         ..InstanceOptions::default()
     };
     RuntimeOptions::single("local", instance)
+}
+
+/// The function ids a `reprise` process's debug log says it executed and committed.
+pub fn checkpointed_ids(log: &str) -> BTreeSet<u32> {
+    log.lines()
+        .filter(|l| l.contains("step checkpointed"))
+        .filter_map(|l| l.split("function_id=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|id| id.parse().ok())
+        .collect()
+}
+
+/// Reads a `reprise` process's debug log until it has checkpointed `count` steps named `step`;
+/// returns what it read and how many it saw (fewer if the log ended first).
+pub fn read_until_checkpoints(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    step: &str,
+    count: usize,
+) -> (String, usize) {
+    let (mut log, mut seen) = (String::new(), 0);
+    let wanted = format!("step={step}");
+    for line in lines.by_ref() {
+        let line = line.expect("read the process's stderr");
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("step checkpointed") && line.contains(&wanted) {
+            seen += 1;
+            if seen == count {
+                break;
+            }
+        }
+    }
+    (log, seen)
+}
+
+/// The lines of a child process's stderr.
+pub fn stderr_lines(
+    child: &mut std::process::Child,
+) -> std::io::Lines<std::io::BufReader<std::process::ChildStderr>> {
+    std::io::BufReader::new(child.stderr.take().expect("stderr piped")).lines()
 }
