@@ -28,7 +28,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// SQLite file (relative to the config file) or `sqlite://` URL.
+    /// SQLite file (relative to the config file), `sqlite://` URL, or `postgres://` URL.
     #[serde(default = "default_database")]
     pub database: String,
     #[serde(default)]
@@ -160,7 +160,10 @@ impl Config {
                 *file = base.join(&*file);
             }
         }
-        if !config.database.starts_with("sqlite:") && Path::new(&config.database).is_relative() {
+        let is_url = ["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| config.database.starts_with(scheme));
+        if !is_url && Path::new(&config.database).is_relative() {
             config.database = base.join(&config.database).to_string_lossy().into_owned();
         }
         for (name, instance) in &config.instances {

@@ -80,6 +80,21 @@ impl Harness {
         }
     }
 
+    /// A runtime on a store opened elsewhere (a Postgres database, say); `dir` is a fresh temp
+    /// dir, unused by the store.
+    pub async fn with_store(store: Arc<dyn Store>, options: RuntimeOptions) -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let runtime = Runtime::new(store.clone(), &engine_options(), options).expect("runtime");
+        let events = runtime.subscribe();
+        Harness {
+            dir,
+            runtime,
+            store,
+            events,
+            seen: Vec::new(),
+        }
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("reprise.db")
     }

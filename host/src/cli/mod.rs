@@ -19,13 +19,14 @@ use clap::{Args, Parser, Subcommand};
 use crate::engine::EngineOptions;
 use crate::limits::InstanceLimits;
 use crate::runtime::{InstanceOptions, Runtime, RuntimeOptions};
-use crate::store::{Durability, SqliteStore, Store};
+use crate::store::{Durability, Store, open_store};
 
 /// Durable workflows in WebAssembly: every step checkpointed, every failure recovered.
 #[derive(Debug, Parser)]
 #[command(name = "reprise", version, about)]
 pub struct Cli {
-    /// Database: a SQLite file path or `sqlite://path`.
+    /// Database: a SQLite file path, `sqlite://path`, or `postgres://…` for a database several
+    /// hosts share.
     #[arg(
         long,
         global = true,
@@ -120,8 +121,7 @@ impl LimitArgs {
 
 impl Cli {
     async fn open_store(&self) -> anyhow::Result<Arc<dyn Store>> {
-        let store = SqliteStore::open(&self.database, self.durability).await?;
-        Ok(Arc::new(store))
+        Ok(open_store(&self.database, self.durability).await?)
     }
 
     async fn runtime(&self, limits: &LimitArgs) -> anyhow::Result<Runtime> {

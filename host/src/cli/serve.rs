@@ -18,7 +18,7 @@ use crate::engine::EngineOptions;
 use crate::queue::start_dispatchers;
 use crate::runtime::Runtime;
 use crate::server::{ServerState, router};
-use crate::store::SqliteStore;
+use crate::store::open_store;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -33,12 +33,8 @@ pub struct ServeArgs {
 pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     let token = config.token().map_err(anyhow::Error::msg)?;
-    let store = SqliteStore::open(&config.database, config.durability).await?;
-    let runtime = Runtime::new(
-        Arc::new(store),
-        &EngineOptions::default(),
-        config.runtime_options(),
-    )?;
+    let store = open_store(&config.database, config.durability).await?;
+    let runtime = Runtime::new(store, &EngineOptions::default(), config.runtime_options())?;
 
     let mut components = BTreeMap::new();
     for (name, path) in &config.components {

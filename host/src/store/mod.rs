@@ -4,15 +4,37 @@
 //! components table that pins code by content digest. Every value is stored as JSON text so it
 //! stays readable with `sqlite3`.
 
+pub mod postgres;
+mod rows;
 mod sqlite;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use postgres::PostgresStore;
 pub use sqlite::{Durability, SqliteStore};
+
+/// Opens the store a database URL names: `postgres://…` or `postgresql://…` is a
+/// [`PostgresStore`] (whose durability is Postgres's own `synchronous_commit`, so `durability`
+/// is ignored); anything else (`sqlite:…` or a file path) is a [`SqliteStore`] with
+/// `durability`.
+pub async fn open_store(url: &str, durability: Durability) -> Result<Arc<dyn Store>, StoreError> {
+    if is_postgres_url(url) {
+        Ok(Arc::new(PostgresStore::open(url).await?))
+    } else {
+        Ok(Arc::new(SqliteStore::open(url, durability).await?))
+    }
+}
+
+/// Whether `url` names a Postgres database rather than a SQLite file.
+pub fn is_postgres_url(url: &str) -> bool {
+    let lower = url.trim_start().to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
 
 /// Errors from the storage layer; each names what failed so the CLI can say it plainly.
 #[derive(Debug, thiserror::Error)]
@@ -370,4 +392,19 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_postgres_url;
+
+    #[test]
+    fn postgres_urls_are_told_from_sqlite_locations() {
+        assert!(is_postgres_url("postgres://u@h/db"));
+        assert!(is_postgres_url("postgresql://h:5432/db"));
+        assert!(is_postgres_url("PostgreSQL://h/db"));
+        assert!(!is_postgres_url("sqlite://reprise.db"));
+        assert!(!is_postgres_url("reprise.db"));
+        assert!(!is_postgres_url("postgres.db"));
+    }
 }

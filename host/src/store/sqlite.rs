@@ -27,9 +27,10 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::rows::{Columns, step_from_row, to_u32, to_u64, workflow_from_row};
 use super::{
-    Inserted, NewWorkflow, QueueClaim, QueueDepth, StepFailureRecord, StepRecord, Store,
-    StoreError, WorkflowEnd, WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
+    Inserted, NewWorkflow, QueueClaim, QueueDepth, StepRecord, Store, StoreError, WorkflowEnd,
+    WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
 };
 
 /// Most requests committed together: bounds the time one transaction holds the write lock and
@@ -1478,86 +1479,27 @@ where
     })
 }
 
-fn to_u32(value: i64, table: &'static str, column: &str) -> Result<u32, StoreError> {
-    u32::try_from(value).map_err(|_| StoreError::Corrupt {
-        table,
-        message: format!("column {column}: {value} is not a count"),
-    })
-}
-
-fn to_u64(value: i64, table: &'static str, column: &str) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt {
-        table,
-        message: format!("column {column}: {value} is not a count"),
-    })
-}
-
-fn to_i32(value: i64, table: &'static str, column: &str) -> Result<i32, StoreError> {
-    i32::try_from(value).map_err(|_| StoreError::Corrupt {
-        table,
-        message: format!("column {column}: {value} is out of range"),
-    })
-}
-
-fn workflow_from_row(row: &SqliteRow) -> Result<WorkflowRecord, StoreError> {
-    const T: &str = "workflow_status";
-    let id: String = get(row, T, "workflow_id")?;
-    let status: String = get(row, T, "status")?;
-    let status = WorkflowStatus::from_str(&status).map_err(|message| StoreError::Corrupt {
-        table: T,
-        message: format!("workflow {id}: {message}"),
-    })?;
-    Ok(WorkflowRecord {
-        name: get(row, T, "name")?,
-        status,
-        input: get(row, T, "input")?,
-        output: get(row, T, "output")?,
-        error: get(row, T, "error")?,
-        trap_class: get(row, T, "trap_class")?,
-        trap_message: get(row, T, "trap_message")?,
-        executor_id: get(row, T, "executor_id")?,
-        app_version: get(row, T, "app_version")?,
-        instance: get(row, T, "instance")?,
-        config: get(row, T, "config")?,
-        executions: to_u32(get(row, T, "executions")?, T, "executions")?,
-        max_recovery_attempts: to_u32(
-            get(row, T, "max_recovery_attempts")?,
-            T,
-            "max_recovery_attempts",
-        )?,
-        created_at: get(row, T, "created_at")?,
-        updated_at: get(row, T, "updated_at")?,
-        queue_name: get(row, T, "queue_name")?,
-        priority: to_i32(get(row, T, "priority")?, T, "priority")?,
-        deduplication_id: get(row, T, "deduplication_id")?,
-        started_at: get(row, T, "started_at")?,
-        parent_workflow_id: get(row, T, "parent_workflow_id")?,
-        id,
-    })
-}
-
-fn step_from_row(row: &SqliteRow) -> Result<StepRecord, StoreError> {
-    const T: &str = "operation_outputs";
-    let workflow_id: String = get(row, T, "workflow_id")?;
-    let function_id = to_u32(get(row, T, "function_id")?, T, "function_id")?;
-    let error: Option<String> = get(row, T, "error")?;
-    let error = error
-        .map(|json| serde_json::from_str::<StepFailureRecord>(&json))
-        .transpose()
-        .map_err(|err| StoreError::Corrupt {
-            table: T,
-            message: format!("workflow {workflow_id} step {function_id}: bad error JSON: {err}"),
-        })?;
-    Ok(StepRecord {
-        function_id,
-        name: get(row, T, "name")?,
-        output: get(row, T, "output")?,
-        error,
-        attempts: to_u32(get(row, T, "attempts")?, T, "attempts")?,
-        started_at: get(row, T, "started_at")?,
-        completed_at: get(row, T, "completed_at")?,
-        workflow_id,
-    })
+impl Columns for SqliteRow {
+    fn text(&self, table: &'static str, column: &str) -> Result<String, StoreError> {
+        get(self, table, column)
+    }
+    fn opt_text(&self, table: &'static str, column: &str) -> Result<Option<String>, StoreError> {
+        get(self, table, column)
+    }
+    fn int(&self, table: &'static str, column: &str) -> Result<i64, StoreError> {
+        get(self, table, column)
+    }
+    fn opt_int(&self, table: &'static str, column: &str) -> Result<Option<i64>, StoreError> {
+        get(self, table, column)
+    }
+    /// SQLite stores every integer as 64 bits.
+    fn small_int(&self, table: &'static str, column: &str) -> Result<i32, StoreError> {
+        let value: i64 = get(self, table, column)?;
+        i32::try_from(value).map_err(|_| StoreError::Corrupt {
+            table,
+            message: format!("column {column}: {value} is out of range"),
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1869,6 +1811,7 @@ impl Store for SqliteStore {
 mod tests {
     use super::super::RateLimit;
     use super::*;
+    use crate::store::StepFailureRecord;
 
     fn new_workflow(id: &str) -> NewWorkflow {
         NewWorkflow {
