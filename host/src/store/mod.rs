@@ -4,6 +4,7 @@
 //! components table that pins code by content digest. Every value is stored as JSON text so it
 //! stays readable with `sqlite3`.
 
+mod filter;
 pub mod postgres;
 mod rows;
 mod sqlite;

@@ -20,6 +20,7 @@ use sqlx::error::{DatabaseError, ErrorKind};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
+use super::filter::push_filter_clauses;
 use super::rows::{Columns, step_from_row, to_u32, to_u64, workflow_from_row};
 use super::{
     Inserted, NewWorkflow, QueueClaim, QueueDepth, StepRecord, Store, StoreError, WorkflowEnd,
@@ -432,31 +433,7 @@ impl Store for PostgresStore {
             workflow_columns!(),
             " FROM workflow_status"
         ));
-        let mut joiner = " WHERE ";
-        let mut and = |query: &mut QueryBuilder<Postgres>, clause: &str| {
-            query.push(joiner).push(clause);
-            joiner = " AND ";
-        };
-        if let Some(status) = filter.status {
-            and(&mut query, "status = ");
-            query.push_bind(status.as_str());
-        }
-        if let Some(name) = &filter.name {
-            and(&mut query, "name = ");
-            query.push_bind(name.clone());
-        }
-        if let Some(queue) = &filter.queue {
-            and(&mut query, "queue_name = ");
-            query.push_bind(queue.clone());
-        }
-        if let Some(after) = filter.created_after {
-            and(&mut query, "created_at >= ");
-            query.push_bind(after);
-        }
-        if let Some(before) = filter.created_before {
-            and(&mut query, "created_at < ");
-            query.push_bind(before);
-        }
+        push_filter_clauses(&mut query, filter);
         // A NULL LIMIT means no limit in Postgres.
         query
             .push(" ORDER BY created_at DESC, seq DESC LIMIT ")

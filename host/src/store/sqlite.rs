@@ -27,6 +27,7 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::filter::push_filter_clauses;
 use super::rows::{Columns, step_from_row, to_u32, to_u64, workflow_from_row};
 use super::{
     Inserted, NewWorkflow, QueueClaim, QueueDepth, StepRecord, Store, StoreError, WorkflowEnd,
@@ -1554,31 +1555,7 @@ impl Store for SqliteStore {
             workflow_columns!(),
             " FROM workflow_status"
         ));
-        let mut joiner = " WHERE ";
-        let mut and = |query: &mut QueryBuilder<Sqlite>, clause: &str| {
-            query.push(joiner).push(clause);
-            joiner = " AND ";
-        };
-        if let Some(status) = filter.status {
-            and(&mut query, "status = ");
-            query.push_bind(status.as_str());
-        }
-        if let Some(name) = &filter.name {
-            and(&mut query, "name = ");
-            query.push_bind(name.clone());
-        }
-        if let Some(queue) = &filter.queue {
-            and(&mut query, "queue_name = ");
-            query.push_bind(queue.clone());
-        }
-        if let Some(after) = filter.created_after {
-            and(&mut query, "created_at >= ");
-            query.push_bind(after);
-        }
-        if let Some(before) = filter.created_before {
-            and(&mut query, "created_at < ");
-            query.push_bind(before);
-        }
+        push_filter_clauses(&mut query, filter);
         // A negative LIMIT means no limit in SQLite, and OFFSET needs a LIMIT before it.
         query
             .push(" ORDER BY created_at DESC, rowid DESC LIMIT ")
