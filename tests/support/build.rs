@@ -1,9 +1,11 @@
 //! Builds the guests in `guests/` for wasm32-wasip2 before the integration tests compile, in
 //! their own target dir (so the nested cargo does not wait on the outer one's lock), and tells
-//! the tests where the components are through `REPRISE_GUEST_DIR`.
+//! the tests where the components are through `REPRISE_GUEST_DIR`. A missing wasm32-wasip2
+//! target is added first, exactly as `reprise run <crate dir>` does.
 
 use std::path::PathBuf;
-use std::process::Command;
+
+use reprise_toolchain::{Target, Toolchain, ensure_target};
 
 fn main() {
     let root =
@@ -11,24 +13,18 @@ fn main() {
     for watched in ["guests", "guest-sdk", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
-    let target_dir = root.join("guests").join("target");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(root.join("guests"))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--target-dir",
-        ])
+    let guests = root.join("guests");
+    match ensure_target(&Toolchain::from_env(), &guests) {
+        Ok(Target::Present) => {}
+        Ok(Target::Added { command }) => {
+            println!("cargo:warning=added the missing wasm32-wasip2 target with `{command}`")
+        }
+        Err(err) => panic!("{err}"),
+    }
+    let target_dir = guests.join("target");
+    let status = reprise_toolchain::cargo_build(&guests)
+        .arg("--target-dir")
         .arg(&target_dir)
-        // Flags meant for the host build must not leak into the wasm build.
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("CARGO_MAKEFLAGS")
         .status()
         .expect("cannot run cargo to build the guests");
     assert!(
