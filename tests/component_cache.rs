@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::guest;
 use reprise::EngineOptions;
-use reprise::engine::Engine;
+use reprise::runtime::WorkflowEngine as Engine;
 
 fn artifacts(dir: &Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir)

@@ -8,6 +8,6 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::reprise::workflow::types::{
-    ChildFailure, ChildOptions, LogLevel, RetryPolicy, StepDefinition, StepEnd, StepFailure,
-    StepOptions, StepOutcome, StepStart, WorkflowInfo,
+    ChildFailure, ChildOptions, LogLevel, StepEnd, StepFailure, StepOptions, StepOutcome,
+    StepStart, WorkflowInfo,
 };

@@ -4,21 +4,34 @@
 //! pre-linked component ~12 µs. So a component is compiled once per content digest (and engine
 //! configuration) and the artifact kept on disk, and every execution instantiates from a
 //! cached [`GuestPre`].
+//!
+//! The engine knows nothing of the runtime: like wasmtime-wasi, it names the state of an
+//! instance only through a trait ([`GuestState`]) that the runtime implements.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
+use wasmtime_wasi::WasiView;
+
+use crate::bindings::reprise::workflow::{durable, types};
 use crate::bindings::{Guest, GuestPre};
-use crate::limits::InstanceLimits;
-use crate::runtime::durable::Role;
-use crate::sandbox::HostState;
+use crate::limits::{InstanceLimits, MemoryLimiter};
+
+/// What the engine needs of an instance's state: WASI, the `reprise:workflow` imports, and a
+/// memory limiter. The runtime's store data implements it.
+pub trait GuestState: WasiView + durable::Host + types::Host + Send + Sized + 'static {
+    /// The limiter that turns growing past the instance's limit into a typed trap.
+    fn limiter(&mut self) -> &mut MemoryLimiter;
+    /// The state of an instance that only lists the component's definitions.
+    fn for_listing() -> Self;
+}
 
 /// Why a component could not be loaded or an instance created.
 #[derive(Debug, thiserror::Error)]
@@ -58,14 +71,15 @@ pub struct Definitions {
 }
 
 /// A compiled, linked component ready to instantiate, with what it defines.
-pub struct LoadedComponent {
+pub struct LoadedComponent<T: 'static> {
     /// Hex SHA-256 of the component bytes: the application version.
     pub digest: String,
-    pub pre: GuestPre<HostState>,
+    pre: GuestPre<T>,
+    /// The workflows and steps it exports.
     pub definitions: Definitions,
 }
 
-impl std::fmt::Debug for LoadedComponent {
+impl<T> std::fmt::Debug for LoadedComponent<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedComponent")
             .field("digest", &self.digest)
@@ -74,7 +88,7 @@ impl std::fmt::Debug for LoadedComponent {
     }
 }
 
-impl LoadedComponent {
+impl<T> LoadedComponent<T> {
     /// Whether the component defines a workflow of this name.
     pub fn has_workflow(&self, name: &str) -> bool {
         self.definitions.workflows.iter().any(|w| w == name)
@@ -118,17 +132,19 @@ pub fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The wasmtime engine with its linker and the loaded-component cache.
-pub struct Engine {
+/// The wasmtime engine with its linker and the loaded-component cache, for instances whose
+/// state is `T`.
+pub struct Engine<T: 'static> {
     wasm: wasmtime::Engine,
-    linker: Linker<HostState>,
+    linker: Linker<T>,
     cache_dir: Option<PathBuf>,
     /// Distinguishes artifacts of engines with other settings in the same cache dir.
     config_key: String,
-    loaded: Mutex<HashMap<String, Arc<LoadedComponent>>>,
+    loaded: Mutex<HashMap<String, Arc<LoadedComponent<T>>>>,
 }
 
-impl Engine {
+impl<T: GuestState> Engine<T> {
+    /// An engine whose instance pool is sized by `options`.
     pub fn new(options: &EngineOptions) -> Result<Self, EngineError> {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
@@ -164,7 +180,7 @@ impl Engine {
         let mut linker = Linker::new(&wasm);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| EngineError::Config(format!("{e:#}")))?;
-        Guest::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        Guest::add_to_linker::<T, HasSelf<T>>(&mut linker, |s| s)
             .map_err(|e| EngineError::Config(format!("{e:#}")))?;
 
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -179,12 +195,16 @@ impl Engine {
     }
 
     /// A component already loaded in this process.
-    pub fn loaded(&self, digest: &str) -> Option<Arc<LoadedComponent>> {
-        self.loaded.lock().ok()?.get(digest).cloned()
+    pub fn loaded(&self, digest: &str) -> Option<Arc<LoadedComponent<T>>> {
+        self.loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(digest)
+            .cloned()
     }
 
     /// Compiles (or loads from the disk cache), links and inspects a component.
-    pub async fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedComponent>, EngineError> {
+    pub async fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedComponent<T>>, EngineError> {
         let digest = digest(bytes);
         if let Some(loaded) = self.loaded(&digest) {
             return Ok(loaded);
@@ -202,16 +222,17 @@ impl Engine {
             pre,
             definitions,
         });
-        if let Ok(mut map) = self.loaded.lock() {
-            map.insert(digest, loaded.clone());
-        }
+        self.loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(digest, loaded.clone());
         Ok(loaded)
     }
 
     /// Creates a store for one instance with its fuel set; the caller instantiates into it.
-    pub fn store(&self, state: HostState, fuel: u64) -> Result<Store<HostState>, EngineError> {
+    pub fn store(&self, state: T, fuel: u64) -> Result<Store<T>, EngineError> {
         let mut store = Store::new(&self.wasm, state);
-        store.limiter(|s| &mut s.limiter);
+        store.limiter(|s| s.limiter());
         store
             .set_fuel(fuel)
             .map_err(|e| EngineError::Instantiate(format!("{e:#}")))?;
@@ -225,8 +246,8 @@ impl Engine {
     /// Instantiates a component into a store.
     pub async fn instantiate(
         &self,
-        component: &LoadedComponent,
-        store: &mut Store<HostState>,
+        component: &LoadedComponent<T>,
+        store: &mut Store<T>,
     ) -> Result<Guest, EngineError> {
         component
             .pre
@@ -235,17 +256,18 @@ impl Engine {
             .map_err(|e| EngineError::Instantiate(format!("{e:#}")))
     }
 
-    async fn read_definitions(
+    /// Creates a store and an instance that only lists definitions: what every execution pays
+    /// before it runs guest code, for `reprise bench`.
+    pub async fn instantiate_for_listing(
         &self,
-        pre: &GuestPre<HostState>,
-    ) -> Result<Definitions, EngineError> {
-        let state = HostState::new(
-            "inspect",
-            0,
-            InstanceLimits::DEFAULT_MEMORY_BYTES,
-            Role::Inspect,
-        );
-        let mut store = self.store(state, InstanceLimits::DEFAULT_FUEL)?;
+        component: &LoadedComponent<T>,
+    ) -> Result<(), EngineError> {
+        let mut store = self.store(T::for_listing(), InstanceLimits::DEFAULT_FUEL)?;
+        self.instantiate(component, &mut store).await.map(drop)
+    }
+
+    async fn read_definitions(&self, pre: &GuestPre<T>) -> Result<Definitions, EngineError> {
+        let mut store = self.store(T::for_listing(), InstanceLimits::DEFAULT_FUEL)?;
         let guest = pre
             .instantiate_async(&mut store)
             .await

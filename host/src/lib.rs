@@ -1,7 +1,10 @@
 //! Reprise: a durable workflow host. Workflows and steps written in Rust, compiled to
 //! WebAssembly components, checkpointed step by step and replayed after any failure.
+//!
+//! Data flows one way: the CLI and the server ask the [`runtime`], which asks the [`engine`]
+//! for instances and the [`store`] for history; nothing lower knows anything higher.
 
-pub mod bindings;
+mod bindings;
 pub mod cli;
 pub mod config;
 pub mod engine;
@@ -9,11 +12,11 @@ pub mod limits;
 pub mod metrics;
 pub mod queue;
 pub mod runtime;
-pub mod sandbox;
+mod sandbox;
 pub mod server;
 pub mod store;
 
-pub use engine::{Definitions, EngineOptions, LoadedComponent};
+pub use engine::{Definitions, EngineOptions};
 pub use limits::{InstanceLimits, TrapClass};
-pub use runtime::{Runtime, RuntimeError, RuntimeEvent, RuntimeOptions};
+pub use runtime::{LoadedComponent, Runtime, RuntimeError, RuntimeEvent, RuntimeOptions};
 pub use store::{Durability, SqliteStore, Store, WorkflowRecord, WorkflowStatus};

@@ -1,5 +1,5 @@
 //! What one guest instance can touch: virtual clocks and random, no files, sockets or
-//! environment, a memory limiter, and its role (workflow, isolated step, or inspection).
+//! environment.
 //!
 //! Workflow code must be deterministic for replay to be sound, so WASI's clocks and random
 //! sources are functions of the workflow id and the call position, never the real world.
@@ -11,56 +11,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{
-    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
-};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
 
-use crate::limits::MemoryLimiter;
-use crate::runtime::durable::Role;
-
-/// The data of one wasmtime store: one instance of a guest.
-pub struct HostState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    pub(crate) limiter: MemoryLimiter,
-    pub(crate) role: Role,
-    /// The message the guest's panic hook reported, used to classify the following trap.
-    pub(crate) panic_message: Option<String>,
-}
-
-impl HostState {
-    /// A sandbox whose clocks and random are seeded by `seed` (the workflow id) and start at
-    /// `epoch_ms` (the workflow's creation time).
-    pub fn new(seed: &str, epoch_ms: i64, memory_limit: u64, role: Role) -> Self {
-        let digest = Sha256::digest(seed.as_bytes());
-        let mut seed128 = [0u8; 16];
-        seed128.copy_from_slice(&digest[..16]);
-        let seed = u128::from_le_bytes(seed128);
-        let wasi = WasiCtxBuilder::new()
-            .wall_clock(VirtualWallClock::new(epoch_ms))
-            .monotonic_clock(VirtualMonotonicClock::default())
-            .insecure_random_seed(seed)
-            .insecure_random(SeededStream::new(seed as u64))
-            .secure_random(SeededStream::new((seed >> 64) as u64))
-            .build();
-        HostState {
-            wasi,
-            table: ResourceTable::new(),
-            limiter: MemoryLimiter::new(memory_limit),
-            role,
-            panic_message: None,
-        }
-    }
-}
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
+/// A WASI context whose clocks and random are seeded by `seed` (the workflow id) and start at
+/// `epoch_ms` (the workflow's creation time); no files, sockets or environment.
+pub(crate) fn virtual_wasi(seed: &str, epoch_ms: i64) -> WasiCtx {
+    let digest = Sha256::digest(seed.as_bytes());
+    let mut seed128 = [0u8; 16];
+    seed128.copy_from_slice(&digest[..16]);
+    let seed = u128::from_le_bytes(seed128);
+    WasiCtxBuilder::new()
+        .wall_clock(VirtualWallClock::new(epoch_ms))
+        .monotonic_clock(VirtualMonotonicClock::default())
+        .insecure_random_seed(seed)
+        .insecure_random(SeededStream::new(seed as u64))
+        .secure_random(SeededStream::new((seed >> 64) as u64))
+        .build()
 }
 
 /// A deterministic byte stream (splitmix64) for WASI's random interfaces: the same seed gives

@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::LoadedComponent;
+use crate::runtime::LoadedComponent;
 use crate::runtime::{DEFAULT_INSTANCE, Runtime, RuntimeError, StartRequest};
 use crate::store::{StoreError, WorkflowFilter, WorkflowRecord, WorkflowStatus};
 

@@ -14,12 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::component::component_bytes;
 use crate::config::QueueConfig;
-use crate::engine::{EngineOptions, LoadedComponent};
-use crate::limits::InstanceLimits;
+use crate::engine::EngineOptions;
 use crate::queue::start_dispatchers;
-use crate::runtime::durable::Role;
-use crate::runtime::{Runtime, RuntimeEvent, RuntimeOptions, StartRequest};
-use crate::sandbox::HostState;
+use crate::runtime::{LoadedComponent, Runtime, RuntimeEvent, RuntimeOptions, StartRequest};
 use crate::store::{Durability, SqliteStore, StepRecord, Store, WorkflowStatus, now_ms};
 
 #[derive(Debug, Args)]
@@ -153,14 +150,7 @@ async fn time_instantiation(
     let engine = runtime.engine();
     let start = Instant::now();
     for _ in 0..n {
-        let state = HostState::new(
-            "bench",
-            0,
-            InstanceLimits::DEFAULT_MEMORY_BYTES,
-            Role::Inspect,
-        );
-        let mut store = engine.store(state, 1_000_000)?;
-        engine.instantiate(component, &mut store).await?;
+        engine.instantiate_for_listing(component).await?;
     }
     Ok(micros(start.elapsed()) / n as f64)
 }

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::component::component_bytes;
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::EngineOptions;
+use crate::runtime::WorkflowEngine;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -18,7 +19,7 @@ pub struct InspectArgs {
 
 pub async fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
     let bytes = component_bytes(&args.component)?;
-    let engine = Engine::new(&EngineOptions::default())?;
+    let engine = WorkflowEngine::new(&EngineOptions::default())?;
     let component = engine.load(&bytes).await?;
     let defs = &component.definitions;
     if args.json {

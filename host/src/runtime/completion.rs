@@ -3,10 +3,12 @@
 //! processes are noticed by polling at [`POLL_INTERVAL`].
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+
+use crate::store::WorkflowRecord;
 
 /// How often a waiter re-reads the database for workflows finished by other processes.
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -18,29 +20,39 @@ pub(crate) struct Completions {
 }
 
 impl Completions {
+    /// The map, even after a panic elsewhere: a skipped registration would strand a waiter.
+    fn waiters(&self) -> MutexGuard<'_, HashMap<String, Vec<oneshot::Sender<()>>>> {
+        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// A future that resolves when `complete(id)` is called (or the registry is dropped).
     pub(crate) fn register(&self, id: &str) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
-        if let Ok(mut waiters) = self.waiters.lock() {
-            let list = waiters.entry(id.to_string()).or_default();
-            // Waiters that gave up (timed out, polled) leave closed senders behind.
-            list.retain(|w| !w.is_closed());
-            list.push(tx);
-        }
+        let mut waiters = self.waiters();
+        let list = waiters.entry(id.to_string()).or_default();
+        // Waiters that gave up (timed out, polled) leave closed senders behind.
+        list.retain(|w| !w.is_closed());
+        list.push(tx);
         rx
     }
 
     /// Wakes everyone waiting for `id`.
     pub(crate) fn complete(&self, id: &str) {
-        let woken = self
-            .waiters
-            .lock()
-            .ok()
-            .and_then(|mut waiters| waiters.remove(id));
+        let woken = self.waiters().remove(id);
         for waiter in woken.into_iter().flatten() {
             let _ = waiter.send(());
         }
     }
+}
+
+/// How a wait for a workflow's end came out.
+pub(crate) enum Waited {
+    /// It reached a terminal status.
+    Ended(WorkflowRecord),
+    /// The timeout passed first.
+    TimedOut,
+    /// No workflow has that id.
+    Unknown,
 }
 
 #[cfg(test)]
@@ -55,12 +67,6 @@ mod tests {
         completions.complete("a");
         assert!(first.await.is_ok());
         drop(other);
-        assert!(
-            completions
-                .waiters
-                .lock()
-                .map(|w| w.contains_key("b"))
-                .unwrap_or(false)
-        );
+        assert!(completions.waiters().contains_key("b"));
     }
 }

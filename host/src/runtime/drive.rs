@@ -1,12 +1,30 @@
-//! Traps → re-instantiate and replay, bounded by the workflow's `max_recovery_attempts`; and
-//! at start, PENDING workflows of this executor resumed on exactly the code they started on.
+//! Driving a workflow to its end: begin an execution, run it, and after a trap re-instantiate
+//! and replay, bounded by the workflow's `max_recovery_attempts`; PENDING workflows resumed on
+//! exactly the code they started on. Also the one place that decides whether a start needs a
+//! drive, and the runtime as an execution sees it ([`ExecutionHost`]).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
-use crate::runtime::events::RuntimeEvent;
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::bindings::{AttemptInfo, WorkflowInfo};
+use crate::limits::InstanceLimits;
+use crate::metrics::Metrics;
+use crate::runtime::completion::Waited;
+use crate::runtime::context::WorkflowContext;
+use crate::runtime::error::RuntimeError;
+use crate::runtime::events::{EventSink, RuntimeEvent};
 use crate::runtime::executor::{ExecutionEnd, execute};
-use crate::runtime::{RuntimeError, Shared};
-use crate::store::{WorkflowEnd, WorkflowRecord, WorkflowStatus};
+use crate::runtime::history::History;
+use crate::runtime::host::WorkflowHost;
+use crate::runtime::instance::LoadedComponent;
+use crate::runtime::isolated;
+use crate::runtime::options::StartRequest;
+use crate::runtime::shared::Shared;
+use crate::store::{Inserted, StepRecord, StoreError, WorkflowEnd, WorkflowRecord, WorkflowStatus};
 
 /// How a drive begins: what the caller already knows saves reads on the hot path.
 pub enum Begin {
@@ -62,13 +80,16 @@ pub(crate) async fn drive(
         fresh = false;
         let execution = workflow.executions;
         tracing::debug!(workflow_id = %id, execution, name = %workflow.name, "execution started");
-        shared.emit(|| RuntimeEvent::ExecutionStarted {
+        shared.events.emit(|| RuntimeEvent::ExecutionStarted {
             workflow_id: id.clone(),
             execution,
         });
-        let cancel = shared.register_running(&id);
-        let ended = execute(shared, component, &workflow, steps, cancel).await;
-        shared.unregister_running(&id);
+        let cancel = shared.running.register(&id);
+        let ended = match execution_context(shared, &component, &workflow, steps, cancel) {
+            Ok(context) => execute(&shared.engine, &component, &workflow, context).await,
+            Err(err) => Err(err.into()),
+        };
+        shared.running.unregister(&id);
         match ended? {
             ExecutionEnd::Finished(end) => workflow = shared.finish(&id, &end).await?,
             ExecutionEnd::Cancelled => workflow = shared.workflow(&id).await?,
@@ -79,7 +100,7 @@ pub(crate) async fn drive(
                     .record_trap(&id, trap.class.as_str(), &trap.message)
                     .await?;
                 shared.metrics.trapped(trap.class);
-                shared.emit(|| RuntimeEvent::ExecutionTrapped {
+                shared.events.emit(|| RuntimeEvent::ExecutionTrapped {
                     workflow_id: id.clone(),
                     execution,
                     class: trap.class,
@@ -89,6 +110,54 @@ pub(crate) async fn drive(
             }
         }
     }
+}
+
+/// The durable state of the workflow's next execution, replaying `steps`, with the runtime as
+/// it sees it.
+fn execution_context(
+    shared: &Arc<Shared>,
+    component: &Arc<LoadedComponent>,
+    workflow: &WorkflowRecord,
+    steps: Vec<StepRecord>,
+    cancel: CancellationToken,
+) -> Result<WorkflowContext, StoreError> {
+    let limits = shared.instance(&workflow.instance).limits;
+    let info = WorkflowInfo {
+        id: workflow.id.clone(),
+        name: workflow.name.clone(),
+        recovery_attempt: workflow.executions.saturating_sub(1),
+        executor_id: shared.options.executor_id.clone(),
+        app_version: workflow.app_version.clone(),
+        instance: workflow.instance.clone(),
+        config: instance_config(workflow)?.into_iter().collect(),
+    };
+    let host = ExecutionHost {
+        shared: shared.clone(),
+        component: component.clone(),
+        info: info.clone(),
+        created_at: workflow.created_at,
+        limits,
+    };
+    let history = History::new(&workflow.id, steps);
+    Ok(WorkflowContext::new(
+        Arc::new(host),
+        info,
+        history,
+        limits,
+        cancel,
+    ))
+}
+
+/// The instance config values captured at the workflow's start. A row that does not parse is
+/// corrupt: the workflow must not run with settings it was not started with.
+fn instance_config(workflow: &WorkflowRecord) -> Result<BTreeMap<String, String>, StoreError> {
+    serde_json::from_str(&workflow.config).map_err(|e| StoreError::Corrupt {
+        table: "workflow_status",
+        message: format!(
+            "workflow {}: config is not a JSON object of strings: {e}",
+            workflow.id
+        ),
+    })
 }
 
 fn exceeded_message(workflow: &WorkflowRecord) -> String {
@@ -130,4 +199,199 @@ pub(crate) async fn recover_pending(
     }
     recovered.sort_by_key(|r| r.created_at);
     Ok(recovered)
+}
+
+/// Records a start and, when it is not queued, drives it in the background. This is the
+/// one place that decides whether a start needs a drive; see [`drive_after_start`].
+pub(crate) async fn start(
+    shared: &Arc<Shared>,
+    component: &LoadedComponent,
+    request: StartRequest,
+    orphans: Orphans,
+) -> Result<Inserted, RuntimeError> {
+    let inserted = shared.submit(component, request, true).await?;
+    if let Some(begin) = drive_after_start(&inserted, orphans, |id| shared.running.contains(id)) {
+        spawn(shared, begin);
+    }
+    Ok(inserted)
+}
+
+/// Drives a workflow in the background, tracked so shutdown can wait for it. `guard` is
+/// dropped when the drive ends (a queue slot, say).
+pub(crate) fn spawn_with<G: Send + 'static>(shared: &Arc<Shared>, begin: Begin, guard: G) {
+    let task_shared = shared.clone();
+    shared.tasks.spawn(async move {
+        let id = begin.id().to_string();
+        if let Err(err) = drive(&task_shared, begin).await {
+            tracing::error!(workflow_id = %id, "workflow could not be driven: {err}");
+        }
+        drop(guard);
+    });
+}
+
+pub(crate) fn spawn(shared: &Arc<Shared>, begin: Begin) {
+    spawn_with(shared, begin, ());
+}
+
+/// What a start does with a workflow that already exists under the requested id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Orphans {
+    /// Leave it: it runs wherever it runs, or recovery picks it up.
+    Leave,
+    /// Drive it when it is PENDING and not running here: a child created by a parent execution
+    /// that crashed before it recorded the start.
+    Adopt,
+}
+
+/// Whether a recorded start needs a drive, and how it begins. Queued workflows wait for their
+/// dispatcher; a new one begins with its first execution already recorded.
+pub(crate) fn drive_after_start(
+    inserted: &Inserted,
+    orphans: Orphans,
+    running_here: impl Fn(&str) -> bool,
+) -> Option<Begin> {
+    let record = &inserted.record;
+    if record.queue_name.is_some() {
+        None
+    } else if inserted.created {
+        Some(Begin::Created(Box::new(record.clone())))
+    } else if orphans == Orphans::Adopt
+        && record.status == WorkflowStatus::Pending
+        && !running_here(&record.id)
+    {
+        Some(Begin::Id(record.id.clone()))
+    } else {
+        None
+    }
+}
+
+/// The real [`WorkflowHost`] of one execution: the runtime's shared state and the component,
+/// workflow and limits it runs.
+pub(crate) struct ExecutionHost {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) component: Arc<LoadedComponent>,
+    pub(crate) info: WorkflowInfo,
+    pub(crate) created_at: i64,
+    pub(crate) limits: InstanceLimits,
+}
+
+#[async_trait]
+impl WorkflowHost for ExecutionHost {
+    async fn checkpoint(&self, step: &StepRecord) -> Result<(), StoreError> {
+        let started = Instant::now();
+        self.shared.store.record_step(step).await?;
+        self.shared.metrics.checkpoint(started.elapsed());
+        Ok(())
+    }
+
+    async fn start_child(
+        &self,
+        request: StartRequest,
+    ) -> Result<Result<String, String>, StoreError> {
+        match start(&self.shared, &self.component, request, Orphans::Adopt).await {
+            Ok(inserted) => Ok(Ok(inserted.record.id)),
+            Err(RuntimeError::Store(err @ StoreError::Duplicate { .. })) => {
+                Ok(Err(err.to_string()))
+            }
+            Err(RuntimeError::Store(err)) => Err(err),
+            Err(err) => Ok(Err(err.to_string())),
+        }
+    }
+
+    async fn wait_for(&self, id: &str) -> Result<Waited, StoreError> {
+        self.shared.wait_ended(id, None).await
+    }
+
+    async fn run_isolated(
+        &self,
+        function_id: u32,
+        name: &str,
+        input: Vec<u8>,
+        attempt: AttemptInfo,
+    ) -> Result<Vec<u8>, String> {
+        let seed = format!("{}#{function_id}", self.info.id);
+        let instance = isolated::Instance {
+            shared: &self.shared,
+            component: &self.component,
+            info: &self.info,
+            seed: &seed,
+            created_at: self.created_at,
+            limits: self.limits,
+        };
+        instance.run_attempt(name, input, attempt).await
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    fn events(&self) -> &EventSink {
+        &self.shared.events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inserted(created: bool, queue: Option<&str>, status: WorkflowStatus) -> Inserted {
+        Inserted {
+            created,
+            record: WorkflowRecord {
+                id: "w".into(),
+                name: "n".into(),
+                status,
+                input: "null".into(),
+                output: None,
+                error: None,
+                trap_class: None,
+                trap_message: None,
+                executor_id: "local".into(),
+                app_version: "d".into(),
+                instance: "default".into(),
+                config: "{}".into(),
+                executions: 1,
+                max_recovery_attempts: 1,
+                created_at: 0,
+                updated_at: 0,
+                queue_name: queue.map(str::to_string),
+                priority: 0,
+                deduplication_id: None,
+                started_at: None,
+                parent_workflow_id: None,
+            },
+        }
+    }
+
+    fn decide(inserted: &Inserted, orphans: Orphans, running: bool) -> Option<&'static str> {
+        drive_after_start(inserted, orphans, |_| running).map(|begin| match begin {
+            Begin::Created(_) => "created",
+            Begin::Id(_) => "by id",
+        })
+    }
+
+    #[test]
+    fn a_new_unqueued_workflow_is_driven_from_its_insert() {
+        let new = inserted(true, None, WorkflowStatus::Pending);
+        assert_eq!(decide(&new, Orphans::Leave, false), Some("created"));
+        assert_eq!(decide(&new, Orphans::Adopt, false), Some("created"));
+    }
+
+    #[test]
+    fn queued_workflows_wait_for_their_dispatcher() {
+        let queued = inserted(true, Some("q"), WorkflowStatus::Enqueued);
+        assert_eq!(decide(&queued, Orphans::Adopt, false), None);
+        let old = inserted(false, Some("q"), WorkflowStatus::Pending);
+        assert_eq!(decide(&old, Orphans::Adopt, false), None);
+    }
+
+    #[test]
+    fn an_existing_pending_workflow_is_driven_only_when_adopted_and_idle_here() {
+        let orphan = inserted(false, None, WorkflowStatus::Pending);
+        assert_eq!(decide(&orphan, Orphans::Leave, false), None);
+        assert_eq!(decide(&orphan, Orphans::Adopt, false), Some("by id"));
+        assert_eq!(decide(&orphan, Orphans::Adopt, true), None);
+        let done = inserted(false, None, WorkflowStatus::Success);
+        assert_eq!(decide(&done, Orphans::Adopt, false), None);
+    }
 }

@@ -1,4 +1,4 @@
-//! What the runtime tells observers (tests, metrics, a future admin API) as it works. Events
+//! What the runtime tells observers (tests, the admin API) as it works. Events
 //! are best-effort: with no subscriber they cost one branch.
 
 use crate::limits::TrapClass;
@@ -46,4 +46,31 @@ pub enum RuntimeEvent {
         workflow_id: String,
         status: WorkflowStatus,
     },
+}
+
+/// Where events go: subscribers of a broadcast channel. An event is built only when someone
+/// listens, so an unobserved runtime pays one branch per event.
+pub(crate) struct EventSink {
+    sender: tokio::sync::broadcast::Sender<RuntimeEvent>,
+}
+
+impl EventSink {
+    /// A sink that keeps up to `capacity` events for slow subscribers.
+    pub(crate) fn new(capacity: usize) -> Self {
+        EventSink {
+            sender: tokio::sync::broadcast::channel(capacity).0,
+        }
+    }
+
+    /// Sends an event if anyone listens; builds it only then.
+    pub(crate) fn emit(&self, event: impl FnOnce() -> RuntimeEvent) {
+        if self.sender.receiver_count() > 0 {
+            let _ = self.sender.send(event());
+        }
+    }
+
+    /// Observes what happens from now on.
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<RuntimeEvent> {
+        self.sender.subscribe()
+    }
 }

@@ -1,20 +1,15 @@
 //! One execution of one workflow: instantiate, call the export, classify how it ended.
-//! Whether to try again is recovery's business, not this file's.
+//! Whether to try again is the drive's business, not this file's.
 
-use std::sync::Arc;
-
-use crate::bindings::{WorkflowError, WorkflowInfo};
-use crate::engine::LoadedComponent;
+use crate::bindings::WorkflowError;
 use crate::limits::{ClassifiedTrap, classify};
-use tokio_util::sync::CancellationToken;
-
-use crate::runtime::durable::{
-    Cancelled, HostFailure, ProtocolViolation, Role, WorkflowContext, checked_json,
-};
-use crate::runtime::history::{History, NonDeterminism};
-use crate::runtime::{RuntimeError, Shared};
-use crate::sandbox::HostState;
-use crate::store::{StepRecord, WorkflowEnd, WorkflowRecord};
+use crate::runtime::abort::{Cancelled, HostFailure, ProtocolViolation};
+use crate::runtime::context::WorkflowContext;
+use crate::runtime::error::RuntimeError;
+use crate::runtime::history::NonDeterminism;
+use crate::runtime::instance::{HostState, LoadedComponent, Role, WorkflowEngine};
+use crate::runtime::step::checked_json;
+use crate::store::{WorkflowEnd, WorkflowRecord};
 
 /// How an execution ended.
 #[derive(Debug)]
@@ -27,48 +22,22 @@ pub(crate) enum ExecutionEnd {
     Cancelled,
 }
 
-/// Runs the workflow's current execution (`workflow.executions`, 1-based) on its component,
-/// replaying `steps`.
+/// Runs `workflow` on a fresh instance of `component` whose durable calls go to `context`.
 pub(crate) async fn execute(
-    shared: &Arc<Shared>,
-    component: Arc<LoadedComponent>,
+    engine: &WorkflowEngine,
+    component: &LoadedComponent,
     workflow: &WorkflowRecord,
-    steps: Vec<StepRecord>,
-    cancel: CancellationToken,
+    context: WorkflowContext,
 ) -> Result<ExecutionEnd, RuntimeError> {
-    let instance = shared.instance(&workflow.instance);
-    let info = WorkflowInfo {
-        id: workflow.id.clone(),
-        name: workflow.name.clone(),
-        recovery_attempt: workflow.executions.saturating_sub(1),
-        executor_id: shared.options.executor_id.clone(),
-        app_version: workflow.app_version.clone(),
-        instance: workflow.instance.clone(),
-        config: serde_json::from_str::<std::collections::BTreeMap<String, String>>(
-            &workflow.config,
-        )
-        .unwrap_or_default()
-        .into_iter()
-        .collect(),
-    };
-    let context = WorkflowContext::new(
-        shared.clone(),
-        component.clone(),
-        info,
-        workflow.created_at,
-        History::new(&workflow.id, steps),
-        instance.limits,
-        cancel,
-    );
-    let limits = instance.limits;
+    let limits = context.limits;
     let state = HostState::new(
         &workflow.id,
         workflow.created_at,
         limits.memory_bytes,
         Role::Workflow(Box::new(context)),
     );
-    let mut store = shared.engine.store(state, limits.fuel)?;
-    let guest = shared.engine.instantiate(&component, &mut store).await?;
+    let mut store = engine.store(state, limits.fuel)?;
+    let guest = engine.instantiate(component, &mut store).await?;
     let result = guest
         .call_run_workflow(
             &mut store,
@@ -93,9 +62,10 @@ pub(crate) async fn execute(
             if err.downcast_ref::<Cancelled>().is_some() {
                 return Ok(ExecutionEnd::Cancelled);
             }
-            if let Some(failure) = err.downcast_ref::<HostFailure>() {
-                return Err(RuntimeError::Checkpoint(failure.to_string()));
-            }
+            let err = match err.downcast::<HostFailure>() {
+                Ok(HostFailure(cause)) => return Err(RuntimeError::Checkpoint(cause)),
+                Err(err) => err,
+            };
             if let Some(nondeterminism) = err.downcast_ref::<NonDeterminism>() {
                 WorkflowEnd::Error(nondeterminism.to_string())
             } else if let Some(violation) = err.downcast_ref::<ProtocolViolation>() {

@@ -1,0 +1,130 @@
+//! One workflow execution's durable state — its history cursor, the step in progress, its
+//! cancel token — and the two moves every durable call makes: record a value, or replay it.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::bindings::WorkflowInfo;
+use crate::limits::InstanceLimits;
+use crate::runtime::abort::{Cancelled, host_failure, violation};
+use crate::runtime::events::RuntimeEvent;
+use crate::runtime::history::{History, Position};
+use crate::runtime::host::WorkflowHost;
+use crate::runtime::step::PendingStep;
+use crate::store::{StepRecord, StoreError, now_ms};
+
+/// A workflow execution's durable state.
+pub(crate) struct WorkflowContext {
+    /// The runtime, as narrow as this file needs it.
+    pub(crate) host: Arc<dyn WorkflowHost>,
+    pub(crate) info: WorkflowInfo,
+    pub(crate) history: History,
+    pub(crate) limits: InstanceLimits,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) pending: Option<PendingStep>,
+}
+
+impl WorkflowContext {
+    /// The state of an execution replaying `history` on `host`.
+    pub(crate) fn new(
+        host: Arc<dyn WorkflowHost>,
+        info: WorkflowInfo,
+        history: History,
+        limits: InstanceLimits,
+        cancel: CancellationToken,
+    ) -> Self {
+        WorkflowContext {
+            host,
+            info,
+            history,
+            limits,
+            cancel,
+            pending: None,
+        }
+    }
+
+    /// Stops the execution at a durable call once the workflow is cancelled.
+    pub(crate) fn check_cancelled(&self) -> wasmtime::Result<()> {
+        if self.cancel.is_cancelled() {
+            return Err(wasmtime::Error::new(Cancelled));
+        }
+        Ok(())
+    }
+
+    /// Waits for `work` unless the workflow is cancelled first.
+    pub(crate) async fn unless_cancelled<T>(
+        &self,
+        work: impl Future<Output = T>,
+    ) -> wasmtime::Result<T> {
+        tokio::select! {
+            value = work => Ok(value),
+            _ = self.cancel.cancelled() => Err(wasmtime::Error::new(Cancelled)),
+        }
+    }
+
+    pub(crate) fn event(&self, event: impl FnOnce(String) -> RuntimeEvent) {
+        self.host.events().emit(|| event(self.info.id.clone()));
+    }
+
+    /// Commits a step outcome; a store failure ends the execution (the workflow stays PENDING).
+    pub(crate) async fn record(&self, step: &StepRecord) -> wasmtime::Result<()> {
+        self.host.checkpoint(step).await.map_err(host_failure)
+    }
+
+    /// Records (or replays) a value the workflow must see identically on replay: the clock,
+    /// random numbers, a sleep's wake-up time, a child's id or result. `produce` runs only
+    /// when nothing is recorded at this position; it gets the position.
+    pub(crate) async fn recorded<T, F, Fut>(
+        &mut self,
+        name: &str,
+        produce: F,
+    ) -> wasmtime::Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(u32) -> Fut,
+        Fut: Future<Output = wasmtime::Result<T>>,
+    {
+        self.check_cancelled()?;
+        if let Some(outer) = &self.pending {
+            return Err(violation(format!(
+                "{name} was called inside step {:?}; only workflow code may make durable calls",
+                outer.name
+            )));
+        }
+        match self.history.claim(name).map_err(wasmtime::Error::new)? {
+            Position::Replay(step) => {
+                self.host.metrics().step_replayed();
+                let text = step.output.as_deref().unwrap_or("null");
+                serde_json::from_str(text).map_err(|e| {
+                    host_failure(StoreError::Corrupt {
+                        table: "operation_outputs",
+                        message: format!("{name} at {}: {e}", step.function_id),
+                    })
+                })
+            }
+            Position::Execute(function_id) => {
+                let started_at = now_ms();
+                let value = produce(function_id).await?;
+                let output = serde_json::to_string(&value).map_err(|e| {
+                    violation(format!("{name} produced a value that is not JSON: {e}"))
+                })?;
+                self.record(&StepRecord {
+                    workflow_id: self.info.id.clone(),
+                    function_id,
+                    name: name.to_string(),
+                    output: Some(output),
+                    error: None,
+                    attempts: 1,
+                    started_at,
+                    completed_at: now_ms(),
+                })
+                .await?;
+                Ok(value)
+            }
+        }
+    }
+}

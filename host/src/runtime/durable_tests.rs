@@ -1,0 +1,310 @@
+//! The step protocol against a fake runtime: what is committed, when, and what the guest is
+//! handed, without an engine or a database.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::bindings::reprise::workflow::durable::Host;
+use crate::bindings::reprise::workflow::types::RetryPolicy;
+use crate::bindings::{
+    AttemptInfo, ChildOptions, StepEnd, StepOptions, StepOutcome, StepStart, WorkflowInfo,
+};
+use crate::limits::InstanceLimits;
+use crate::metrics::Metrics;
+use crate::runtime::abort::{Cancelled, HostFailure, ProtocolViolation};
+use crate::runtime::completion::Waited;
+use crate::runtime::context::WorkflowContext;
+use crate::runtime::events::EventSink;
+use crate::runtime::history::History;
+use crate::runtime::host::WorkflowHost;
+use crate::runtime::instance::{HostState, Role};
+use crate::runtime::options::StartRequest;
+use crate::store::{StepRecord, StoreError};
+
+/// Records what the protocol asks of the runtime; fails checkpoints on request.
+#[derive(Default)]
+struct FakeHost {
+    checkpoints: Mutex<Vec<StepRecord>>,
+    children: Mutex<Vec<StartRequest>>,
+    fail_checkpoints: bool,
+    metrics: Metrics,
+    events: EventSink,
+}
+
+impl Default for EventSink {
+    fn default() -> Self {
+        EventSink::new(16)
+    }
+}
+
+impl FakeHost {
+    fn checkpoints(&self) -> Vec<StepRecord> {
+        self.checkpoints
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl WorkflowHost for FakeHost {
+    async fn checkpoint(&self, step: &StepRecord) -> Result<(), StoreError> {
+        if self.fail_checkpoints {
+            return Err(StoreError::WriterGone);
+        }
+        self.checkpoints.lock().expect("lock").push(step.clone());
+        Ok(())
+    }
+
+    async fn start_child(
+        &self,
+        request: StartRequest,
+    ) -> Result<Result<String, String>, StoreError> {
+        let id = request.id.clone().unwrap_or_default();
+        self.children.lock().expect("lock").push(request);
+        Ok(Ok(id))
+    }
+
+    async fn wait_for(&self, _id: &str) -> Result<Waited, StoreError> {
+        Ok(Waited::Unknown)
+    }
+
+    async fn run_isolated(
+        &self,
+        _function_id: u32,
+        name: &str,
+        _input: Vec<u8>,
+        _attempt: AttemptInfo,
+    ) -> Result<Vec<u8>, String> {
+        Err(format!("no isolated {name} here"))
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn events(&self) -> &EventSink {
+        &self.events
+    }
+}
+
+fn options(max_attempts: u32) -> StepOptions {
+    StepOptions {
+        retry: RetryPolicy {
+            retries_allowed: true,
+            max_attempts,
+            interval_ms: 0,
+            backoff_rate: 2.0,
+        },
+        isolated: false,
+    }
+}
+
+fn recorded(function_id: u32, name: &str, output: &str) -> StepRecord {
+    StepRecord {
+        workflow_id: "wf".into(),
+        function_id,
+        name: name.into(),
+        output: Some(output.into()),
+        error: None,
+        attempts: 1,
+        started_at: 0,
+        completed_at: 0,
+    }
+}
+
+/// A workflow instance's state on `host`, replaying `steps`.
+fn instance(host: Arc<FakeHost>, steps: Vec<StepRecord>, cancel: CancellationToken) -> HostState {
+    let info = WorkflowInfo {
+        id: "wf".into(),
+        name: "flow".into(),
+        recovery_attempt: 0,
+        executor_id: "local".into(),
+        app_version: "digest".into(),
+        instance: "default".into(),
+        config: Vec::new(),
+    };
+    let limits = InstanceLimits {
+        max_output_bytes: 8,
+        ..InstanceLimits::default()
+    };
+    let ctx = WorkflowContext::new(host, info, History::new("wf", steps), limits, cancel);
+    HostState::new("wf", 0, limits.memory_bytes, Role::Workflow(Box::new(ctx)))
+}
+
+#[tokio::test]
+async fn a_step_value_is_committed_before_it_is_handed_back() {
+    let host = Arc::new(FakeHost::default());
+    let mut state = instance(host.clone(), vec![], CancellationToken::new());
+    let start = state
+        .begin_step("a".into(), options(3))
+        .await
+        .expect("begin");
+    assert!(matches!(
+        start,
+        StepStart::Execute(AttemptInfo {
+            attempt: 1,
+            max_attempts: 3
+        })
+    ));
+    assert!(host.checkpoints().is_empty());
+    let end = state.end_step(Ok(b"42".to_vec())).await.expect("end");
+    assert!(matches!(end, StepEnd::Done(StepOutcome::Value(v)) if v == b"42"));
+    let committed = host.checkpoints();
+    assert_eq!(committed.len(), 1);
+    assert_eq!(
+        (committed[0].function_id, committed[0].name.as_str()),
+        (0, "a")
+    );
+    assert_eq!(committed[0].output.as_deref(), Some("42"));
+}
+
+#[tokio::test]
+async fn failed_attempts_retry_uncommitted_then_the_exhausted_failure_is_committed() {
+    let host = Arc::new(FakeHost::default());
+    let mut state = instance(host.clone(), vec![], CancellationToken::new());
+    state
+        .begin_step("flaky".into(), options(2))
+        .await
+        .expect("begin");
+    let end = state.end_step(Err("first".into())).await.expect("end 1");
+    assert!(matches!(
+        end,
+        StepEnd::Retry(AttemptInfo { attempt: 2, .. })
+    ));
+    assert!(
+        host.checkpoints().is_empty(),
+        "a retried attempt is not committed"
+    );
+    let end = state.end_step(Err("second".into())).await.expect("end 2");
+    let StepEnd::Done(StepOutcome::Failed(failure)) = end else {
+        panic!("expected a final failure, got {end:?}");
+    };
+    assert_eq!(failure.attempt_errors, ["first", "second"]);
+    assert!(failure.retries_exhausted);
+    let committed = host.checkpoints();
+    assert_eq!(committed.len(), 1);
+    assert_eq!(committed[0].attempts, 2);
+    assert_eq!(
+        committed[0].error.as_ref().map(|e| e.message.as_str()),
+        Some("second")
+    );
+}
+
+#[tokio::test]
+async fn an_output_over_the_cap_is_the_attempts_error() {
+    let host = Arc::new(FakeHost::default());
+    let mut state = instance(host.clone(), vec![], CancellationToken::new());
+    state
+        .begin_step("big".into(), options(1))
+        .await
+        .expect("begin");
+    let end = state
+        .end_step(Ok(b"\"0123456789\"".to_vec()))
+        .await
+        .expect("end");
+    let StepEnd::Done(StepOutcome::Failed(failure)) = end else {
+        panic!("expected a failure, got {end:?}");
+    };
+    assert!(
+        failure
+            .message
+            .contains("output of 12 bytes exceeds the limit of 8 bytes"),
+        "{}",
+        failure.message
+    );
+}
+
+#[tokio::test]
+async fn a_recorded_step_is_replayed_without_a_commit() {
+    let host = Arc::new(FakeHost::default());
+    let steps = vec![recorded(0, "a", "7")];
+    let mut state = instance(host.clone(), steps, CancellationToken::new());
+    let start = state
+        .begin_step("a".into(), options(3))
+        .await
+        .expect("begin");
+    assert!(matches!(start, StepStart::Replay(StepOutcome::Value(v)) if v == b"7"));
+    let next = state
+        .begin_step("b".into(), options(3))
+        .await
+        .expect("next");
+    assert!(matches!(next, StepStart::Execute(_)));
+    assert!(host.checkpoints().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_commit_stops_the_execution_as_a_host_failure() {
+    let host = Arc::new(FakeHost {
+        fail_checkpoints: true,
+        ..FakeHost::default()
+    });
+    let mut state = instance(host, vec![], CancellationToken::new());
+    state
+        .begin_step("a".into(), options(1))
+        .await
+        .expect("begin");
+    let err = state.end_step(Ok(b"1".to_vec())).await.unwrap_err();
+    let failure = err.downcast_ref::<HostFailure>().expect("a host failure");
+    assert!(matches!(failure.0, StoreError::WriterGone));
+}
+
+#[tokio::test]
+async fn steps_cannot_nest_and_durable_calls_cannot_run_inside_steps() {
+    let host = Arc::new(FakeHost::default());
+    let mut state = instance(host, vec![], CancellationToken::new());
+    state
+        .begin_step("outer".into(), options(1))
+        .await
+        .expect("begin");
+    let nested = state
+        .begin_step("inner".into(), options(1))
+        .await
+        .unwrap_err();
+    assert!(nested.downcast_ref::<ProtocolViolation>().is_some());
+    // Inside a step the clock is the real one, not a recorded position.
+    let before = crate::store::now_ms() as u64;
+    let now = state.now_ms().await.expect("now");
+    assert!(now >= before);
+}
+
+#[tokio::test]
+async fn a_cancelled_workflow_stops_at_its_next_durable_call() {
+    let host = Arc::new(FakeHost::default());
+    let cancel = CancellationToken::new();
+    let mut state = instance(host.clone(), vec![], cancel.clone());
+    cancel.cancel();
+    let err = state.begin_step("a".into(), options(1)).await.unwrap_err();
+    assert!(err.downcast_ref::<Cancelled>().is_some());
+    assert!(host.checkpoints().is_empty());
+}
+
+#[tokio::test]
+async fn a_child_start_is_recorded_and_replayed_without_starting_it_again() {
+    let host = Arc::new(FakeHost::default());
+    let mut state = instance(host.clone(), vec![], CancellationToken::new());
+    let child_options = || ChildOptions {
+        queue: None,
+        id: None,
+        priority: None,
+        deduplication_id: None,
+    };
+    let id = state
+        .start_child("sub".into(), b"1".to_vec(), child_options())
+        .await
+        .expect("start");
+    assert_eq!(id, Ok("wf-0".to_string()));
+    let committed = host.checkpoints();
+    assert_eq!(committed.len(), 1);
+    assert_eq!(committed[0].name, "reprise.start-child:sub");
+
+    let mut replay = instance(host.clone(), committed, CancellationToken::new());
+    let again = replay
+        .start_child("sub".into(), b"1".to_vec(), child_options())
+        .await
+        .expect("replayed start");
+    assert_eq!(again, Ok("wf-0".to_string()));
+    assert_eq!(host.children.lock().map(|c| c.len()).unwrap_or(0), 1);
+}

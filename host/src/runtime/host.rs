@@ -1,0 +1,39 @@
+//! What a workflow instance needs from the runtime around it — durable commits, children,
+//! isolated instances, metrics and events — as one narrow trait, so the step protocol in
+//! `durable.rs` never sees the runtime and can be tested with a fake.
+
+use async_trait::async_trait;
+
+use crate::bindings::AttemptInfo;
+use crate::metrics::Metrics;
+use crate::runtime::completion::Waited;
+use crate::runtime::events::EventSink;
+use crate::runtime::options::StartRequest;
+use crate::store::{StepRecord, StoreError};
+
+/// The runtime as one workflow execution sees it.
+#[async_trait]
+pub(crate) trait WorkflowHost: Send + Sync {
+    /// Commits a step outcome (or a recorded value); returns once it is durable.
+    async fn checkpoint(&self, step: &StepRecord) -> Result<(), StoreError>;
+    /// Creates a child workflow of this component (or finds the one with the requested id)
+    /// and makes sure it runs. `Ok(Err(message))` is a request the guest got wrong.
+    async fn start_child(
+        &self,
+        request: StartRequest,
+    ) -> Result<Result<String, String>, StoreError>;
+    /// Waits until a workflow ends.
+    async fn wait_for(&self, id: &str) -> Result<Waited, StoreError>;
+    /// Runs one attempt of an isolated step in a fresh instance of this component.
+    async fn run_isolated(
+        &self,
+        function_id: u32,
+        name: &str,
+        input: Vec<u8>,
+        attempt: AttemptInfo,
+    ) -> Result<Vec<u8>, String>;
+    /// Counters for `/metrics`.
+    fn metrics(&self) -> &Metrics;
+    /// Observers of what the execution does.
+    fn events(&self) -> &EventSink;
+}

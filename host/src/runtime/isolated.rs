@@ -1,0 +1,72 @@
+//! One attempt of an isolated step: a fresh instance of the workflow's component with its own
+//! memory limit, so its out-of-memory, panic or trap is a step error and the workflow's
+//! instance lives on.
+
+use crate::bindings::{AttemptInfo, StepError, WorkflowInfo};
+use crate::engine::EngineError;
+use crate::limits::{InstanceLimits, classify};
+use crate::runtime::events::RuntimeEvent;
+use crate::runtime::instance::{HostState, LoadedComponent, Role};
+use crate::runtime::shared::Shared;
+
+/// Where an isolated attempt runs: the workflow's component and limits, for that workflow.
+pub(crate) struct Instance<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) component: &'a LoadedComponent,
+    pub(crate) info: &'a WorkflowInfo,
+    /// Seeds the virtual clock and random: the step's position, so every attempt sees the same.
+    pub(crate) seed: &'a str,
+    pub(crate) created_at: i64,
+    pub(crate) limits: InstanceLimits,
+}
+
+impl Instance<'_> {
+    /// Runs the attempt; every way it can fail is the step's error message.
+    pub(crate) async fn run_attempt(
+        &self,
+        name: &str,
+        input: Vec<u8>,
+        attempt: AttemptInfo,
+    ) -> Result<Vec<u8>, String> {
+        let host = self;
+        let engine = &host.shared.engine;
+        let state = HostState::new(
+            host.seed,
+            host.created_at,
+            host.limits.memory_bytes,
+            Role::IsolatedStep {
+                info: host.info.clone(),
+            },
+        );
+        let started = async {
+            let mut store = engine.store(state, host.limits.fuel)?;
+            let guest = engine.instantiate(host.component, &mut store).await?;
+            Ok::<_, EngineError>((store, guest))
+        };
+        let (mut store, guest) = started
+            .await
+            .map_err(|err| format!("isolated step {name:?} could not start: {err}"))?;
+        match guest.call_run_step(&mut store, name, &input, attempt).await {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(StepError::Failed(message))) => Err(message),
+            Ok(Err(StepError::InvalidInput(message))) => {
+                Err(format!("invalid input for step {name:?}: {message}"))
+            }
+            Ok(Err(StepError::UnknownStep(_))) => Err(format!(
+                "isolated step {name:?} is not listed in the component's export! steps"
+            )),
+            Err(err) => {
+                let trap = classify(&err, store.data().panic_message.as_deref());
+                host.shared.metrics.isolated_trapped(trap.class);
+                host.shared
+                    .events
+                    .emit(|| RuntimeEvent::IsolatedStepTrapped {
+                        workflow_id: host.info.id.clone(),
+                        name: name.to_string(),
+                        class: trap.class,
+                    });
+                Err(format!("isolated step {name:?} trapped: {trap}"))
+            }
+        }
+    }
+}

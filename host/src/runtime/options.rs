@@ -1,0 +1,98 @@
+//! How a runtime runs workflows: its executor, its configured instances and their limits, and
+//! what a start asks for.
+
+use std::collections::BTreeMap;
+
+use crate::limits::InstanceLimits;
+
+/// How the workflows of one configured instance run: its limits, recovery bound and the config
+/// values its guest reads. DBOS's configured instances: one component, several settings.
+#[derive(Debug, Clone)]
+pub struct InstanceOptions {
+    /// Memory, fuel and output caps of each instance.
+    pub limits: InstanceLimits,
+    /// Recoveries allowed after the first execution (DBOS's default: 100).
+    pub max_recovery_attempts: u32,
+    /// Config values the guest reads through `workflow-info`; captured when a workflow starts,
+    /// so a recovery sees what the start saw.
+    pub config: BTreeMap<String, String>,
+}
+
+impl Default for InstanceOptions {
+    fn default() -> Self {
+        InstanceOptions {
+            limits: InstanceLimits::default(),
+            max_recovery_attempts: 100,
+            config: BTreeMap::new(),
+        }
+    }
+}
+
+/// How this runtime runs workflows.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Who owns the workflows this runtime starts; recovery resumes only its own.
+    pub executor_id: String,
+    /// Named instances. `reprise run` has one, named [`DEFAULT_INSTANCE`].
+    pub instances: BTreeMap<String, InstanceOptions>,
+}
+
+/// The instance `reprise run` and the convenience calls use.
+pub const DEFAULT_INSTANCE: &str = "default";
+
+impl RuntimeOptions {
+    /// One instance named `default`.
+    pub fn single(executor_id: impl Into<String>, instance: InstanceOptions) -> Self {
+        RuntimeOptions {
+            executor_id: executor_id.into(),
+            instances: BTreeMap::from([(DEFAULT_INSTANCE.to_string(), instance)]),
+        }
+    }
+
+    /// The largest memory limit of any instance, which sizes the engine's instance pool.
+    pub(crate) fn max_memory_bytes(&self) -> u64 {
+        self.instances
+            .values()
+            .map(|i| i.limits.memory_bytes)
+            .max()
+            .unwrap_or(InstanceLimits::DEFAULT_MEMORY_BYTES)
+    }
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions::single("local", InstanceOptions::default())
+    }
+}
+
+/// Everything a start needs beyond the component: which instance, queue and id.
+#[derive(Debug, Clone, Default)]
+pub struct StartRequest {
+    /// The workflow's name in its component.
+    pub workflow: String,
+    /// JSON text.
+    pub input: String,
+    /// Instance name; [`DEFAULT_INSTANCE`] when empty.
+    pub instance: String,
+    /// Caller-chosen id (idempotency key); generated when `None`.
+    pub id: Option<String>,
+    /// Enqueue on this queue instead of starting at once.
+    pub queue: Option<String>,
+    /// Lower runs sooner within a queue.
+    pub priority: i32,
+    /// Refuse a second enqueue with this id while the first is active on the queue.
+    pub deduplication_id: Option<String>,
+    /// The workflow that started this one, for child workflows.
+    pub parent: Option<String>,
+}
+
+impl StartRequest {
+    /// A start of `workflow` on the default instance.
+    pub fn new(workflow: impl Into<String>, input: impl Into<String>) -> Self {
+        StartRequest {
+            workflow: workflow.into(),
+            input: input.into(),
+            ..StartRequest::default()
+        }
+    }
+}

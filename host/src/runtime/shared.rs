@@ -1,0 +1,205 @@
+//! What every execution of a runtime shares: the store, the engine, the options, and the
+//! bookkeeping of what runs, who waits and which queues exist.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::task::TaskTracker;
+
+use crate::metrics::Metrics;
+use crate::runtime::completion::{self, Completions, Waited};
+use crate::runtime::error::RuntimeError;
+use crate::runtime::events::{EventSink, RuntimeEvent};
+use crate::runtime::ids::new_workflow_id;
+use crate::runtime::instance::{LoadedComponent, WorkflowEngine};
+use crate::runtime::options::{DEFAULT_INSTANCE, InstanceOptions, RuntimeOptions, StartRequest};
+use crate::runtime::running::Running;
+use crate::store::{Inserted, NewWorkflow, Store, StoreError, WorkflowEnd, WorkflowRecord};
+
+/// What every execution shares.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) engine: WorkflowEngine,
+    pub(crate) options: RuntimeOptions,
+    pub(crate) metrics: Metrics,
+    pub(crate) events: EventSink,
+    /// Background drives (started, dequeued, recovered workflows), drained at shutdown.
+    pub(crate) tasks: TaskTracker,
+    /// The workflows executing in this process, with the tokens that stop them.
+    pub(crate) running: Arc<Running>,
+    /// Who waits for which workflow to end.
+    pub(crate) completions: Completions,
+    /// Configured queues and the signal that wakes each one's dispatcher.
+    pub(crate) queues: RwLock<BTreeMap<String, Arc<Notify>>>,
+}
+
+impl Shared {
+    pub(crate) async fn workflow(&self, id: &str) -> Result<WorkflowRecord, RuntimeError> {
+        self.store
+            .get_workflow(id)
+            .await?
+            .ok_or_else(|| RuntimeError::UnknownWorkflowId(id.to_string()))
+    }
+
+    /// The options of a workflow's instance. A workflow whose instance is no longer configured
+    /// runs with default limits (its config values were captured at its start).
+    pub(crate) fn instance(&self, name: &str) -> InstanceOptions {
+        self.options
+            .instances
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The component with this digest, from memory or from the database.
+    pub(crate) async fn component(
+        &self,
+        digest: &str,
+    ) -> Result<Arc<LoadedComponent>, RuntimeError> {
+        if let Some(loaded) = self.engine.loaded(digest) {
+            return Ok(loaded);
+        }
+        let bytes = self
+            .store
+            .get_component(digest)
+            .await?
+            .ok_or_else(|| RuntimeError::MissingComponent(digest.to_string()))?;
+        Ok(self.engine.load(&bytes).await?)
+    }
+
+    /// Ends a workflow; returns its final row (the first ending, if another came first).
+    pub(crate) async fn finish(
+        &self,
+        id: &str,
+        end: &WorkflowEnd,
+    ) -> Result<WorkflowRecord, RuntimeError> {
+        let record = self.store.finish_workflow(id, end).await?;
+        tracing::debug!(workflow_id = id, status = %record.status, "workflow finished");
+        self.metrics.workflow_finished(record.status);
+        self.completions.complete(id);
+        self.events.emit(|| RuntimeEvent::WorkflowFinished {
+            workflow_id: id.to_string(),
+            status: record.status,
+        });
+        Ok(record)
+    }
+
+    /// Validates and records a start: the component defines the workflow, the input is JSON,
+    /// the instance and queue exist. Nothing is written when a check fails. A start without a
+    /// queue has its first execution begun in the same commit when `begin` is true.
+    pub(crate) async fn submit(
+        &self,
+        component: &LoadedComponent,
+        request: StartRequest,
+        begin: bool,
+    ) -> Result<Inserted, RuntimeError> {
+        if !component.has_workflow(&request.workflow) {
+            return Err(RuntimeError::UnknownWorkflow {
+                name: request.workflow,
+                available: component.definitions.workflows.clone(),
+            });
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(&request.input)
+            .map_err(|e| RuntimeError::InvalidInput(e.to_string()))?;
+        let instance_name = if request.instance.is_empty() {
+            DEFAULT_INSTANCE.to_string()
+        } else {
+            request.instance
+        };
+        let instance = self
+            .options
+            .instances
+            .get(&instance_name)
+            .ok_or_else(|| RuntimeError::UnknownInstance(instance_name.clone()))?;
+        let wake = match &request.queue {
+            Some(queue) => Some(self.queue_signal(queue)?),
+            None => None,
+        };
+        let new = NewWorkflow {
+            id: request.id.unwrap_or_else(new_workflow_id),
+            name: request.workflow,
+            input: request.input,
+            executor_id: self.options.executor_id.clone(),
+            app_version: component.digest.clone(),
+            instance: instance_name,
+            config: serde_json::to_string(&instance.config)
+                .map_err(|e| RuntimeError::InvalidInput(format!("instance config: {e}")))?,
+            max_recovery_attempts: instance.max_recovery_attempts,
+            begin_execution: begin && request.queue.is_none(),
+            queue_name: request.queue,
+            priority: request.priority,
+            deduplication_id: request.deduplication_id,
+            parent_workflow_id: request.parent,
+        };
+        let inserted = self.store.insert_workflow(&new).await?;
+        if inserted.created {
+            self.metrics.workflow_started();
+            if let Some(wake) = wake {
+                wake.notify_one();
+            }
+        }
+        Ok(inserted)
+    }
+
+    /// The wake-up signal of a configured queue.
+    pub(crate) fn queue_signal(&self, queue: &str) -> Result<Arc<Notify>, RuntimeError> {
+        let queues = self
+            .queues
+            .read()
+            .map_err(|_| RuntimeError::Task("queue registry poisoned".into()))?;
+        queues
+            .get(queue)
+            .cloned()
+            .ok_or_else(|| RuntimeError::UnknownQueue {
+                name: queue.to_string(),
+                available: queues.keys().cloned().collect(),
+            })
+    }
+
+    /// Waits until a workflow is terminal (in this process or any other) or `timeout` passes
+    /// (`Ok(None)`).
+    pub(crate) async fn wait(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Option<WorkflowRecord>, RuntimeError> {
+        match self.wait_ended(id, timeout).await? {
+            Waited::Ended(record) => Ok(Some(record)),
+            Waited::TimedOut => Ok(None),
+            Waited::Unknown => Err(RuntimeError::UnknownWorkflowId(id.to_string())),
+        }
+    }
+
+    /// [`Shared::wait`] with only the store's errors left as errors.
+    pub(crate) async fn wait_ended(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Waited, StoreError> {
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        loop {
+            // Register before reading, so a completion between the read and the wait is seen.
+            let done = self.completions.register(id);
+            match self.store.get_workflow(id).await? {
+                None => return Ok(Waited::Unknown),
+                Some(record) if record.status.is_terminal() => return Ok(Waited::Ended(record)),
+                Some(_) => {}
+            }
+            // Workflows finished by other processes are noticed by polling.
+            let poll = tokio::time::sleep(completion::POLL_INTERVAL);
+            let expired = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = done => {}
+                _ = poll => {}
+                _ = expired => return Ok(Waited::TimedOut),
+            }
+        }
+    }
+}
