@@ -36,6 +36,7 @@ pub trait GuestState: WasiView + durable::Host + types::Host + Send + Sized + 's
 /// Why a component could not be loaded or an instance created.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// The engine's own settings were refused (a pool too large for the machine, say).
     #[error("cannot configure the WebAssembly engine: {0}")]
     Config(String),
     /// The bytes are not a WebAssembly component (garbage, or a core module).
@@ -46,27 +47,42 @@ pub enum EngineError {
         "component does not implement the reprise:workflow guest world (build it with the reprise-guest SDK): {0}"
     )]
     WrongWorld(String),
+    /// A store or an instance could not be created (the instance pool is exhausted, say).
     #[error("cannot instantiate component: {0}")]
     Instantiate(String),
+    /// The compiled-artifact cache could not be written.
     #[error("component cache at {path}: {message}")]
-    Cache { path: PathBuf, message: String },
+    Cache {
+        /// The artifact's path.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// A workflow or step a component defines, as `reprise inspect` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepDefinition {
+    /// The recorded name.
     pub name: String,
+    /// Whether each attempt runs in a fresh instance.
     pub isolated: bool,
+    /// Whether a failed attempt may be retried.
     pub retries_allowed: bool,
+    /// Attempts in all, the first included.
     pub max_attempts: u32,
+    /// The wait before the first retry.
     pub interval_ms: u64,
+    /// What each further wait is multiplied by.
     pub backoff_rate: f64,
 }
 
 /// What a component defines.
 #[derive(Debug, Clone, Serialize)]
 pub struct Definitions {
+    /// Workflow names.
     pub workflows: Vec<String>,
+    /// Steps with their retry policies.
     pub steps: Vec<StepDefinition>,
 }
 

@@ -4,6 +4,8 @@
 //! Data flows one way: the CLI and the server ask the [`runtime`], which asks the [`engine`]
 //! for instances and the [`store`] for history; nothing lower knows anything higher.
 
+#![warn(missing_docs)]
+
 mod bindings;
 pub mod cli;
 pub mod config;

@@ -43,7 +43,9 @@ impl Default for InstanceLimits {
     "out of memory: guest asked to grow linear memory to {desired} bytes, limit is {limit} bytes"
 )]
 pub struct OutOfMemory {
+    /// The size the guest asked for.
     pub desired: usize,
+    /// The instance's limit.
     pub limit: usize,
 }
 
@@ -54,6 +56,7 @@ pub struct MemoryLimiter {
 }
 
 impl MemoryLimiter {
+    /// A limiter refusing growth past `limit_bytes`.
     pub fn new(limit_bytes: u64) -> Self {
         MemoryLimiter {
             limit: usize::try_from(limit_bytes).unwrap_or(usize::MAX),
@@ -91,7 +94,9 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TrapClass {
+    /// Memory growth past the instance's limit.
     OutOfMemory,
+    /// The wasm stack (or the Rust shadow stack) overflowed.
     StackOverflow,
     /// A Rust panic (reported by the guest's panic hook before the abort).
     Panic,
@@ -99,6 +104,7 @@ pub enum TrapClass {
     Unreachable,
     /// Fuel ran out.
     CpuLimit,
+    /// Anything else: an out-of-bounds access, a bad cast, an integer trap.
     Other,
 }
 
@@ -125,7 +131,9 @@ impl fmt::Display for TrapClass {
 /// A classified trap with a message fit for a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClassifiedTrap {
+    /// What kind of trap.
     pub class: TrapClass,
+    /// What happened, with the panic message when there was one.
     pub message: String,
 }
 

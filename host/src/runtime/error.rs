@@ -16,7 +16,9 @@ pub enum RuntimeError {
     /// The component defines no workflow of that name; nothing was written.
     #[error("component defines no workflow named {name:?}; it defines: {}", available.join(", "))]
     UnknownWorkflow {
+        /// The name asked for.
         name: String,
+        /// The workflows the component defines.
         available: Vec<String>,
     },
     /// The input is not JSON; nothing was written.
@@ -25,7 +27,9 @@ pub enum RuntimeError {
     /// No queue of that name is configured; nothing was written.
     #[error("no queue named {name:?}; configured queues: {}", if available.is_empty() { "none".to_string() } else { available.join(", ") })]
     UnknownQueue {
+        /// The name asked for.
         name: String,
+        /// The configured queues.
         available: Vec<String>,
     },
     /// No instance of that name is configured; nothing was written.

@@ -8,42 +8,66 @@ use crate::store::WorkflowStatus;
 #[derive(Debug, Clone, PartialEq)]
 pub enum RuntimeEvent {
     /// An execution (first run or recovery) is about to instantiate the guest.
-    ExecutionStarted { workflow_id: String, execution: u32 },
+    ExecutionStarted {
+        /// The workflow.
+        workflow_id: String,
+        /// Its execution count (1 for the first run).
+        execution: u32,
+    },
     /// A step's code is about to run (once per attempt).
     StepExecuting {
+        /// The workflow.
         workflow_id: String,
+        /// The step's position.
         function_id: u32,
+        /// The step's name.
         name: String,
+        /// The attempt, from 1.
         attempt: u32,
     },
     /// A step's final outcome was committed.
     StepCompleted {
+        /// The workflow.
         workflow_id: String,
+        /// The step's position.
         function_id: u32,
+        /// The step's name.
         name: String,
+        /// Whether it succeeded.
         ok: bool,
     },
     /// A recorded step outcome was handed back without running the code.
     StepReplayed {
+        /// The workflow.
         workflow_id: String,
+        /// The step's position.
         function_id: u32,
+        /// The step's name.
         name: String,
     },
     /// An isolated step's instance trapped; the workflow's instance lives on.
     IsolatedStepTrapped {
+        /// The workflow.
         workflow_id: String,
+        /// The step's name.
         name: String,
+        /// The trap's class.
         class: TrapClass,
     },
     /// A workflow's instance trapped; it stays PENDING and will be recovered.
     ExecutionTrapped {
+        /// The workflow.
         workflow_id: String,
+        /// Its execution count (1 for the first run).
         execution: u32,
+        /// The trap's class.
         class: TrapClass,
     },
     /// A workflow reached a terminal status.
     WorkflowFinished {
+        /// The workflow.
         workflow_id: String,
+        /// The terminal status.
         status: WorkflowStatus,
     },
 }

@@ -15,9 +15,13 @@ use crate::store::StepRecord;
      but the workflow now calls {requested:?}; workflow code must make the same durable calls in the same order on replay"
 )]
 pub struct NonDeterminism {
+    /// The workflow whose code changed.
     pub workflow_id: String,
+    /// The position where the calls differ.
     pub function_id: u32,
+    /// The name recorded there.
     pub recorded: String,
+    /// The name the code asks for now.
     pub requested: String,
 }
 

@@ -52,6 +52,7 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// A runtime writing to `store`, with an engine sized for the largest instance limit.
     pub fn new(
         store: Arc<dyn Store>,
         engine: &EngineOptions,
@@ -86,6 +87,7 @@ impl Runtime {
         &self.shared.engine
     }
 
+    /// How this runtime runs workflows.
     pub fn options(&self) -> &RuntimeOptions {
         &self.shared.options
     }
