@@ -1,48 +1,96 @@
-//! What one guest instance can touch: virtual clocks and random, no files, sockets or
+//! What one guest instance can touch: its clocks and random, no files, sockets or
 //! environment.
 //!
-//! Workflow code must be deterministic for replay to be sound, so WASI's clocks and random
-//! sources are functions of the workflow id and the call position, never the real world.
-//! Real time and real randomness reach a workflow only through recorded calls (`now-ms`,
-//! `random-u64`) or inside steps, whose outcomes are recorded.
+//! Workflow code must be deterministic for replay to be sound, so while it runs WASI's clocks
+//! and random sources are functions of the workflow id and the call position, never the real
+//! world. Step code is not replayed (its outcome is recorded), so while a step attempt runs
+//! the same interfaces give the real clock and real entropy: a nonce or token made in a step
+//! must not be predictable from the workflow id. Readings inside a step do not advance the
+//! virtual sequence, so workflow code sees the same values on every replay.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
 
-/// A WASI context whose clocks and random are seeded by `seed` (the workflow id) and start at
-/// `epoch_ms` (the workflow's creation time); no files, sockets or environment.
-pub(crate) fn virtual_wasi(seed: &str, epoch_ms: i64) -> WasiCtx {
+/// Whether an instance is inside a step attempt, shared by its WASI clocks and random and
+/// flipped by the step protocol.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StepPhase(Arc<AtomicBool>);
+
+impl StepPhase {
+    /// A phase that starts inside a step (an isolated step's instance) or outside.
+    pub(crate) fn new(in_step: bool) -> Self {
+        StepPhase(Arc::new(AtomicBool::new(in_step)))
+    }
+
+    /// Marks a step attempt as running (`true`) or workflow code as running (`false`).
+    pub(crate) fn set(&self, in_step: bool) {
+        self.0.store(in_step, Ordering::Relaxed);
+    }
+
+    fn in_step(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A WASI context whose clocks and random, outside steps, are seeded by `seed` (the workflow
+/// id) and start at `epoch_ms` (the workflow's creation time); no files, sockets or
+/// environment.
+pub(crate) fn virtual_wasi(seed: &str, epoch_ms: i64, phase: &StepPhase) -> WasiCtx {
     let digest = Sha256::digest(seed.as_bytes());
     let mut seed128 = [0u8; 16];
     seed128.copy_from_slice(&digest[..16]);
     let seed = u128::from_le_bytes(seed128);
     WasiCtxBuilder::new()
-        .wall_clock(VirtualWallClock::new(epoch_ms))
-        .monotonic_clock(VirtualMonotonicClock::default())
+        .wall_clock(WallClock::new(epoch_ms, phase.clone()))
+        .monotonic_clock(MonotonicClock {
+            readings: AtomicU64::new(0),
+            phase: phase.clone(),
+        })
         .insecure_random_seed(seed)
-        .insecure_random(SeededStream::new(seed as u64))
-        .secure_random(SeededStream::new((seed >> 64) as u64))
+        .insecure_random(Random::new(seed as u64, phase.clone()))
+        .secure_random(Random::new((seed >> 64) as u64, phase.clone()))
         .build()
 }
 
-/// A deterministic byte stream (splitmix64) for WASI's random interfaces: the same seed gives
-/// the same bytes on every replay, without a repeating cycle. Not for cryptography — a
-/// workflow that needs real secrets must get them from a step.
-struct SeededStream {
+/// Outside steps, a deterministic byte stream (splitmix64): the same seed gives the same bytes
+/// on every replay, without a repeating cycle. Inside steps, the operating system's entropy.
+struct Random {
     state: u64,
+    phase: StepPhase,
 }
 
-impl SeededStream {
-    fn new(seed: u64) -> Self {
-        SeededStream { state: seed }
+impl Random {
+    fn new(seed: u64, phase: StepPhase) -> Self {
+        Random { state: seed, phase }
+    }
+
+    fn next_seeded(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
     }
 }
 
-impl rand::TryRng for SeededStream {
+/// Real entropy for a step; should the OS refuse, the process's randomly keyed hasher, which
+/// is still unpredictable from the workflow id.
+fn fill_real(buf: &mut [u8]) {
+    if getrandom::fill(buf).is_err() {
+        use std::hash::{BuildHasher, Hasher};
+        for chunk in buf.chunks_mut(8) {
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_usize(chunk.as_ptr() as usize);
+            chunk.copy_from_slice(&hasher.finish().to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+impl rand::TryRng for Random {
     type Error = std::convert::Infallible;
 
     fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
@@ -50,61 +98,76 @@ impl rand::TryRng for SeededStream {
     }
 
     fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Ok(z ^ (z >> 31))
+        let mut bytes = [0u8; 8];
+        self.try_fill_bytes(&mut bytes)?;
+        Ok(u64::from_le_bytes(bytes))
     }
 
     fn try_fill_bytes(&mut self, buf: &mut [u8]) -> Result<(), Self::Error> {
+        if self.phase.in_step() {
+            fill_real(buf);
+            return Ok(());
+        }
         for chunk in buf.chunks_mut(8) {
-            let bytes = self.try_next_u64()?.to_le_bytes();
+            let bytes = self.next_seeded().to_le_bytes();
             chunk.copy_from_slice(&bytes[..chunk.len()]);
         }
         Ok(())
     }
 }
 
-/// Each reading advances by one microsecond from the workflow's creation time, so the n-th
-/// reading is the same on every replay.
-struct VirtualWallClock {
+/// Outside steps each reading advances by one microsecond from the workflow's creation time,
+/// so the n-th reading is the same on every replay; inside steps, the real time.
+struct WallClock {
     epoch: Duration,
-    readings: Arc<AtomicU64>,
+    readings: AtomicU64,
+    phase: StepPhase,
 }
 
-impl VirtualWallClock {
-    fn new(epoch_ms: i64) -> Self {
-        VirtualWallClock {
+impl WallClock {
+    fn new(epoch_ms: i64, phase: StepPhase) -> Self {
+        WallClock {
             epoch: Duration::from_millis(u64::try_from(epoch_ms).unwrap_or(0)),
-            readings: Arc::default(),
+            readings: AtomicU64::new(0),
+            phase,
         }
     }
 }
 
-impl HostWallClock for VirtualWallClock {
+impl HostWallClock for WallClock {
     fn resolution(&self) -> Duration {
         Duration::from_micros(1)
     }
 
     fn now(&self) -> Duration {
+        if self.phase.in_step() {
+            return SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+        }
         let n = self.readings.fetch_add(1, Ordering::Relaxed);
         self.epoch + Duration::from_micros(n)
     }
 }
 
-/// Starts at zero and advances by one microsecond per reading.
-#[derive(Default)]
-struct VirtualMonotonicClock {
+/// Outside steps starts at zero and advances by one microsecond per reading; inside steps,
+/// nanoseconds of the process's real monotonic clock.
+struct MonotonicClock {
     readings: AtomicU64,
+    phase: StepPhase,
 }
 
-impl HostMonotonicClock for VirtualMonotonicClock {
+impl HostMonotonicClock for MonotonicClock {
     fn resolution(&self) -> u64 {
         1_000
     }
 
     fn now(&self) -> u64 {
+        if self.phase.in_step() {
+            static START: OnceLock<Instant> = OnceLock::new();
+            let elapsed = START.get_or_init(Instant::now).elapsed();
+            return u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        }
         self.readings.fetch_add(1, Ordering::Relaxed) * 1_000
     }
 }

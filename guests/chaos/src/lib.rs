@@ -114,6 +114,59 @@ fn clock() -> Result<Clock, String> {
     })
 }
 
+/// What one reading of the world saw: 16 bytes from `getentropy` (wasi-libc, as C code and
+/// most crates get them) and the wall clock.
+#[derive(Serialize, serde::Deserialize)]
+struct Draw {
+    bytes: Vec<u8>,
+    time_ms: u64,
+}
+
+unsafe extern "C" {
+    /// wasi-libc's `getentropy`, backed by `wasi:random`.
+    fn getentropy(buf: *mut u8, len: usize) -> i32;
+}
+
+fn draw() -> Result<Draw, String> {
+    let mut bytes = vec![0u8; 16];
+    // SAFETY: the buffer is valid for 16 bytes, at most 256 may be asked for.
+    if unsafe { getentropy(bytes.as_mut_ptr(), bytes.len()) } != 0 {
+        return Err("getentropy failed".into());
+    }
+    let time_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_millis();
+    Ok(Draw {
+        bytes,
+        time_ms: u64::try_from(time_ms).unwrap_or(u64::MAX),
+    })
+}
+
+/// A draw made by step code, inline.
+#[step]
+fn draw_in_step() -> Result<Draw, String> {
+    draw()
+}
+
+/// A draw made by step code in a fresh instance.
+#[step(isolated)]
+fn draw_isolated() -> Result<Draw, String> {
+    draw()
+}
+
+/// Draws in workflow code, in an inline step and in an isolated step: workflow code must see
+/// replayable values, step code the real clock and real entropy.
+#[workflow]
+fn entropy() -> Result<[Draw; 3], String> {
+    let in_workflow = draw()?;
+    // Real time passes before the steps draw; the virtual clock does not move with it.
+    sleep(Duration::from_millis(30));
+    let in_step = draw_in_step()?;
+    let isolated = draw_isolated()?;
+    Ok([in_workflow, in_step, isolated])
+}
+
 reprise_guest::export!(
     workflows = [
         spin,
@@ -125,6 +178,7 @@ reprise_guest::export!(
         echo,
         sleepy,
         clock,
+        entropy,
     ],
-    steps = [first, second],
+    steps = [first, second, draw_in_step, draw_isolated],
 );

@@ -15,6 +15,7 @@ use crate::runtime::events::RuntimeEvent;
 use crate::runtime::history::{History, Position};
 use crate::runtime::host::WorkflowHost;
 use crate::runtime::step::PendingStep;
+use crate::sandbox::StepPhase;
 use crate::store::{StepRecord, StoreError, now_ms};
 
 /// A workflow execution's durable state.
@@ -25,7 +26,9 @@ pub(crate) struct WorkflowContext {
     pub(crate) history: History,
     pub(crate) limits: InstanceLimits,
     pub(crate) cancel: CancellationToken,
-    pub(crate) pending: Option<PendingStep>,
+    pending: Option<PendingStep>,
+    /// Tells the instance's clocks and random whether a step attempt runs.
+    pub(crate) phase: StepPhase,
 }
 
 impl WorkflowContext {
@@ -44,7 +47,25 @@ impl WorkflowContext {
             limits,
             cancel,
             pending: None,
+            phase: StepPhase::new(false),
         }
+    }
+
+    /// The step attempt in progress, if any.
+    pub(crate) fn pending(&self) -> Option<&PendingStep> {
+        self.pending.as_ref()
+    }
+
+    /// An attempt of `step` starts: the guest sees the real clock and entropy until it ends.
+    pub(crate) fn enter_step(&mut self, step: PendingStep) {
+        self.pending = Some(step);
+        self.phase.set(true);
+    }
+
+    /// The attempt in progress ended: workflow code runs again, on the virtual clock.
+    pub(crate) fn leave_step(&mut self) -> Option<PendingStep> {
+        self.phase.set(false);
+        self.pending.take()
     }
 
     /// Stops the execution at a durable call once the workflow is cancelled.

@@ -29,7 +29,7 @@ impl HostState {
     }
 
     fn in_step(&self) -> bool {
-        matches!(&self.role, Role::Workflow(ctx) if ctx.pending.is_some())
+        matches!(&self.role, Role::Workflow(ctx) if ctx.pending().is_some())
             || matches!(self.role, Role::IsolatedStep { .. })
     }
 }
@@ -44,7 +44,7 @@ impl durable::Host for HostState {
     ) -> wasmtime::Result<StepStart> {
         let ctx = self.workflow("begin-step")?;
         ctx.check_cancelled()?;
-        if let Some(outer) = &ctx.pending {
+        if let Some(outer) = ctx.pending() {
             return Err(violation(format!(
                 "step {name:?} was called inside step {:?}; steps cannot nest",
                 outer.name
@@ -84,7 +84,7 @@ impl durable::Host for HostState {
                     name: pending.name.clone(),
                     attempt: 1,
                 });
-                ctx.pending = Some(pending);
+                ctx.enter_step(pending);
                 Ok(StepStart::Execute(info))
             }
         }
@@ -93,7 +93,7 @@ impl durable::Host for HostState {
     async fn end_step(&mut self, output: Result<Vec<u8>, String>) -> wasmtime::Result<StepEnd> {
         let ctx = self.workflow("end-step")?;
         let cap = ctx.limits.max_output_bytes;
-        let Some(mut pending) = ctx.pending.take() else {
+        let Some(mut pending) = ctx.leave_step() else {
             return Err(violation("end-step without begin-step".into()));
         };
         let attempt =
@@ -119,7 +119,7 @@ impl durable::Host for HostState {
                         name: pending.name.clone(),
                         attempt: pending.attempt,
                     });
-                    ctx.pending = Some(pending);
+                    ctx.enter_step(pending);
                     return Ok(StepEnd::Retry(info));
                 }
                 let failure = StepFailureRecord {
@@ -162,7 +162,7 @@ impl durable::Host for HostState {
         attempt: AttemptInfo,
     ) -> wasmtime::Result<Result<Vec<u8>, String>> {
         let ctx = self.workflow("run-isolated")?;
-        let Some(pending) = &ctx.pending else {
+        let Some(pending) = ctx.pending() else {
             return Err(violation(format!(
                 "run-isolated({name:?}) outside begin-step/end-step"
             )));

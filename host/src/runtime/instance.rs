@@ -7,7 +7,7 @@ use crate::bindings::WorkflowInfo;
 use crate::engine::GuestState;
 use crate::limits::{InstanceLimits, MemoryLimiter};
 use crate::runtime::context::WorkflowContext;
-use crate::sandbox::virtual_wasi;
+use crate::sandbox::{StepPhase, virtual_wasi};
 
 /// The engine a runtime runs its instances on.
 pub type WorkflowEngine = crate::engine::Engine<HostState>;
@@ -38,8 +38,13 @@ pub(crate) enum Role {
 impl HostState {
     /// An instance whose clocks and random are seeded by `seed` and start at `epoch_ms`.
     pub(crate) fn new(seed: &str, epoch_ms: i64, memory_limit: u64, role: Role) -> Self {
+        let phase = match &role {
+            Role::Workflow(ctx) => ctx.phase.clone(),
+            Role::IsolatedStep { .. } => StepPhase::new(true),
+            Role::Listing => StepPhase::new(false),
+        };
         HostState {
-            wasi: virtual_wasi(seed, epoch_ms),
+            wasi: virtual_wasi(seed, epoch_ms, &phase),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(memory_limit),
             role,
