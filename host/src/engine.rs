@@ -29,8 +29,9 @@ use crate::limits::{InstanceLimits, MemoryLimiter};
 pub trait GuestState: WasiView + durable::Host + types::Host + Send + Sized + 'static {
     /// The limiter that turns growing past the instance's limit into a typed trap.
     fn limiter(&mut self) -> &mut MemoryLimiter;
-    /// The state of an instance that only lists the component's definitions.
-    fn for_listing() -> Self;
+    /// The state of an instance that only lists the component's definitions, allowed
+    /// `memory_bytes` (a component's initial memory must fit, whatever limit runs it later).
+    fn for_listing(memory_bytes: u64) -> Self;
 }
 
 /// Why a component could not be loaded or an instance created.
@@ -154,6 +155,9 @@ pub struct Engine<T: 'static> {
     wasm: wasmtime::Engine,
     linker: Linker<T>,
     cache_dir: Option<PathBuf>,
+    /// The most memory the pool gives any instance: what listing instances are allowed, so a
+    /// component with a large initial memory loads whatever limit will run it.
+    listing_memory_bytes: u64,
     /// Distinguishes artifacts of engines with other settings in the same cache dir.
     config_key: String,
     loaded: Mutex<HashMap<String, Arc<LoadedComponent<T>>>>,
@@ -205,6 +209,7 @@ impl<T: GuestState> Engine<T> {
             wasm,
             linker,
             cache_dir: options.cache_dir.clone(),
+            listing_memory_bytes: pool_memory,
             config_key: format!("{:016x}", hasher.finish()),
             loaded: Mutex::new(HashMap::new()),
         })
@@ -278,12 +283,16 @@ impl<T: GuestState> Engine<T> {
         &self,
         component: &LoadedComponent<T>,
     ) -> Result<(), EngineError> {
-        let mut store = self.store(T::for_listing(), InstanceLimits::DEFAULT_FUEL)?;
+        let mut store = self.store(self.listing_state(), InstanceLimits::DEFAULT_FUEL)?;
         self.instantiate(component, &mut store).await.map(drop)
     }
 
+    fn listing_state(&self) -> T {
+        T::for_listing(self.listing_memory_bytes)
+    }
+
     async fn read_definitions(&self, pre: &GuestPre<T>) -> Result<Definitions, EngineError> {
-        let mut store = self.store(T::for_listing(), InstanceLimits::DEFAULT_FUEL)?;
+        let mut store = self.store(self.listing_state(), InstanceLimits::DEFAULT_FUEL)?;
         let guest = pre
             .instantiate_async(&mut store)
             .await

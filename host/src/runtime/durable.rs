@@ -179,7 +179,8 @@ impl durable::Host for HostState {
         let ctx = self.workflow("sleep")?;
         let wake_at: u64 = ctx
             .recorded("reprise.sleep", |_| async move {
-                Ok(now_ms() as u64 + duration_ms)
+                // Saturate: a sleep of u64::MAX ms wakes never, not at once.
+                Ok((now_ms() as u64).saturating_add(duration_ms))
             })
             .await?;
         let remaining = wake_at.saturating_sub(now_ms() as u64);
@@ -220,6 +221,7 @@ impl durable::Host for HostState {
 
     async fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
         let workflow_id = self.workflow_id();
+        let message = capped_log_message(&message);
         match level {
             LogLevel::Trace => tracing::trace!(target: "guest", %workflow_id, "{message}"),
             LogLevel::Debug => tracing::debug!(target: "guest", %workflow_id, "{message}"),
@@ -242,6 +244,28 @@ impl durable::Host for HostState {
         self.panic_message = Some(message);
         Ok(())
     }
+}
+
+/// The longest guest log message passed on to the host's logs; one guest must not flood them
+/// (or the host's memory, once per subscriber) with a line of many megabytes.
+const MAX_LOG_BYTES: usize = 64 << 10;
+
+/// `message`, cut at [`MAX_LOG_BYTES`] on a character boundary with a marker saying how much
+/// was left out.
+fn capped_log_message(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.len() <= MAX_LOG_BYTES {
+        return message.into();
+    }
+    let mut end = MAX_LOG_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… [log message cut: {} more bytes]",
+        &message[..end],
+        message.len() - end
+    )
+    .into()
 }
 
 #[cfg(test)]

@@ -308,3 +308,25 @@ async fn a_child_start_is_recorded_and_replayed_without_starting_it_again() {
     assert_eq!(again, Ok("wf-0".to_string()));
     assert_eq!(host.children.lock().map(|c| c.len()).unwrap_or(0), 1);
 }
+
+#[test]
+fn a_huge_log_message_is_cut_on_a_character_boundary_with_a_marker() {
+    let short = "hello";
+    assert_eq!(super::capped_log_message(short), short);
+    let huge = "é".repeat(3 << 20);
+    let cut = super::capped_log_message(&huge);
+    assert!(
+        cut.len() < super::MAX_LOG_BYTES + 64,
+        "{} bytes kept",
+        cut.len()
+    );
+    assert!(cut.starts_with("éé"));
+    assert!(
+        cut.ends_with(&format!(
+            "… [log message cut: {} more bytes]",
+            huge.len() - super::MAX_LOG_BYTES
+        )),
+        "{}",
+        &cut[cut.len() - 60..]
+    );
+}

@@ -5,7 +5,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::WorkflowInfo;
 use crate::engine::GuestState;
-use crate::limits::{InstanceLimits, MemoryLimiter};
+use crate::limits::MemoryLimiter;
 use crate::runtime::context::WorkflowContext;
 use crate::sandbox::{StepPhase, virtual_wasi};
 
@@ -76,12 +76,7 @@ impl GuestState for HostState {
         &mut self.limiter
     }
 
-    fn for_listing() -> Self {
-        HostState::new(
-            "inspect",
-            0,
-            InstanceLimits::DEFAULT_MEMORY_BYTES,
-            Role::Listing,
-        )
+    fn for_listing(memory_bytes: u64) -> Self {
+        HostState::new("inspect", 0, memory_bytes, Role::Listing)
     }
 }
