@@ -7,6 +7,7 @@
 mod filter;
 pub mod postgres;
 mod rows;
+mod shared;
 mod sqlite;
 
 use std::fmt;
