@@ -91,6 +91,14 @@ pub enum StoreError {
         table: &'static str,
         message: String,
     },
+    /// A stored value does not decode as its column's type (a hand-edited or corrupted row);
+    /// the source names the column.
+    #[error("corrupt row in {table}: a stored value cannot be read")]
+    CorruptValue {
+        table: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
     /// The background writer stopped (the store was closed or its task panicked).
     #[error("database writer has stopped")]
     WriterGone,

@@ -27,10 +27,8 @@ where
     for<'c> &'c str: ColumnIndex<R>,
     T: Decode<'r, R::Database> + Type<R::Database>,
 {
-    row.try_get(column).map_err(|err| StoreError::Corrupt {
-        table,
-        message: format!("column {column}: {err}"),
-    })
+    row.try_get(column)
+        .map_err(|source| StoreError::CorruptValue { table, source })
 }
 
 /// A count column: negative or oversized values are corruption.

@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::Connection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
 use super::{Durability, SqliteStore};
 use crate::store::{NewWorkflow, StepRecord, Store, StoreError, WorkflowEnd, WorkflowStatus};
@@ -344,6 +345,43 @@ async fn reopening_keeps_the_data() {
         .await
         .expect("insert");
     assert!(!again.created);
+}
+
+/// SQLite keeps whatever is written to a column, so a hand edit can leave text where a number
+/// belongs; the error keeps sqlx's own, naming the column, as its source.
+#[tokio::test]
+async fn a_value_of_the_wrong_type_is_a_corrupt_value() {
+    let (dir, store) = open_temp(Durability::Process).await;
+    store
+        .insert_workflow(&new_workflow("wf"))
+        .await
+        .expect("insert");
+    let url = format!("sqlite:{}", dir.path().join("reprise.db").display());
+    let mut conn = SqliteConnection::connect(&url).await.expect("raw");
+    sqlx::query("UPDATE workflow_status SET created_at = 'yesterday'")
+        .execute(&mut conn)
+        .await
+        .expect("edit");
+    conn.close().await.expect("close raw");
+
+    let err = store
+        .get_workflow("wf")
+        .await
+        .expect_err("text in an integer column");
+    assert!(
+        matches!(
+            err,
+            StoreError::CorruptValue {
+                table: "workflow_status",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let source = std::error::Error::source(&err)
+        .expect("a typed source")
+        .to_string();
+    assert!(source.contains("created_at"), "{source}");
 }
 
 #[test]
