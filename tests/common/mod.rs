@@ -2,6 +2,7 @@
 //! a log of what the runtime actually executed.
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod server;
 
 use std::collections::BTreeSet;

@@ -7,6 +7,7 @@
 mod filter;
 pub mod postgres;
 mod rows;
+mod shared;
 mod sqlite;
 
 use std::fmt;
@@ -89,6 +90,14 @@ pub enum StoreError {
     Corrupt {
         table: &'static str,
         message: String,
+    },
+    /// A stored value does not decode as its column's type (a hand-edited or corrupted row);
+    /// the source names the column.
+    #[error("corrupt row in {table}: a stored value cannot be read")]
+    CorruptValue {
+        table: &'static str,
+        #[source]
+        source: sqlx::Error,
     },
     /// The background writer stopped (the store was closed or its task panicked).
     #[error("database writer has stopped")]

@@ -3,6 +3,8 @@
 
 use std::str::FromStr;
 
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
 use super::{StepFailureRecord, StepRecord, StoreError, WorkflowRecord, WorkflowStatus};
 
 /// Reading typed columns from one backend's row.
@@ -14,6 +16,19 @@ pub(super) trait Columns {
     fn opt_int(&self, table: &'static str, column: &str) -> Result<Option<i64>, StoreError>;
     /// A 32-bit integer column (priority).
     fn small_int(&self, table: &'static str, column: &str) -> Result<i32, StoreError>;
+    /// A binary column (component bytes).
+    fn bytes(&self, table: &'static str, column: &str) -> Result<Vec<u8>, StoreError>;
+}
+
+/// Reads one column; a value of the wrong type is a corrupt row, not a database failure.
+pub(super) fn get<'r, R, T>(row: &'r R, table: &'static str, column: &str) -> Result<T, StoreError>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    T: Decode<'r, R::Database> + Type<R::Database>,
+{
+    row.try_get(column)
+        .map_err(|source| StoreError::CorruptValue { table, source })
 }
 
 /// A count column: negative or oversized values are corruption.

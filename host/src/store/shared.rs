@@ -1,0 +1,659 @@
+//! The system database written once for both backends.
+//!
+//! SQLite and Postgres read the same schema with the same SQL: both take `$n` placeholders, `ON
+//! CONFLICT … DO NOTHING`, `RETURNING` and partial unique indexes. So every statement whose text
+//! and surrounding logic are the same lives here, as default methods of [`Dialect`], generic over
+//! the sqlx database. A backend implements the trait with the few hooks where the two really
+//! differ, and keeps to itself only what cannot be shared: SQLite's group-commit writer and its
+//! one-statement claim, Postgres's `SKIP LOCKED` claim under an advisory lock.
+//!
+//! Methods taking a connection run where the backend decides: SQLite inside its writer's
+//! transaction, Postgres on a pooled connection (inside a transaction where the method says so).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use sqlx::error::ErrorKind;
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
+
+use super::filter::push_filter_clauses;
+use super::rows::{Columns, step_from_row, to_u32, to_u64, workflow_from_row};
+use super::{
+    Inserted, NewWorkflow, QueueDepth, StepRecord, StoreError, WorkflowEnd, WorkflowFilter,
+    WorkflowRecord, WorkflowStatus, now_ms,
+};
+
+/// The `workflow_status` columns [`workflow_from_row`] reads by name.
+macro_rules! workflow_columns {
+    () => {
+        "workflow_id, name, status, input, output, error, trap_class, trap_message, executor_id, \
+         app_version, instance, config, executions, max_recovery_attempts, created_at, updated_at, \
+         queue_name, priority, deduplication_id, started_at, parent_workflow_id"
+    };
+}
+pub(super) use workflow_columns;
+
+/// The `operation_outputs` columns [`step_from_row`] reads by name.
+macro_rules! step_columns {
+    () => {
+        "workflow_id, function_id, name, output, error, attempts, started_at, completed_at"
+    };
+}
+pub(super) use step_columns;
+
+/// The columns a new workflow's row is written with, in the order [`Dialect::insert_workflow`]
+/// and SQLite's batched insert bind them.
+macro_rules! insert_columns {
+    () => {
+        "workflow_id, name, status, input, executor_id, app_version, instance, config, \
+         executions, max_recovery_attempts, created_at, updated_at, queue_name, priority, \
+         deduplication_id, started_at, parent_workflow_id"
+    };
+}
+pub(super) use insert_columns;
+
+/// The unique index that enforces deduplication (see the migrations).
+const DEDUP_INDEX: &str = "workflow_status_queue_dedup";
+/// The primary key of `operation_outputs` on Postgres: one outcome per step position.
+const STEP_KEY: &str = "operation_outputs_pkey";
+
+/// The status, execution count and start time a new workflow's row begins with: a queued
+/// workflow waits for a claim, whatever the caller asked.
+pub(super) fn initial_state(new: &NewWorkflow, now: i64) -> (WorkflowStatus, i64, Option<i64>) {
+    match (&new.queue_name, new.begin_execution) {
+        (Some(_), _) => (WorkflowStatus::Enqueued, 0, None),
+        (None, true) => (WorkflowStatus::Pending, 1, Some(now)),
+        (None, false) => (WorkflowStatus::Pending, 0, None),
+    }
+}
+
+/// The status, output and error columns of an ending.
+pub(super) fn ending_columns(end: &WorkflowEnd) -> (WorkflowStatus, Option<&str>, Option<&str>) {
+    match end {
+        WorkflowEnd::Success(output) => (WorkflowStatus::Success, Some(output.as_str()), None),
+        WorkflowEnd::Error(error) => (WorkflowStatus::Error, None, Some(error.as_str())),
+        WorkflowEnd::MaxRecoveryAttemptsExceeded(error) => (
+            WorkflowStatus::MaxRecoveryAttemptsExceeded,
+            None,
+            Some(error.as_str()),
+        ),
+    }
+}
+
+/// Whether `err` is a unique violation of `constraint`. SQLite does not name the constraint, so
+/// there any unique violation counts: callers only ask where one constraint can be violated.
+fn violates_unique(err: &sqlx::Error, constraint: &str) -> bool {
+    matches!(err, sqlx::Error::Database(db)
+        if db.kind() == ErrorKind::UniqueViolation
+            && db.constraint().is_none_or(|name| name == constraint))
+}
+
+/// A clash on the deduplication index becomes [`StoreError::Duplicate`] when the row names a
+/// queue and a deduplication id (it cannot clash otherwise); anything else stays a database
+/// error. The id's own clash never gets here: inserts resolve it with `DO NOTHING`.
+pub(super) fn duplicate_or(
+    err: sqlx::Error,
+    queue: Option<&str>,
+    deduplication_id: Option<&str>,
+) -> StoreError {
+    if violates_unique(&err, DEDUP_INDEX)
+        && let (Some(queue), Some(deduplication_id)) = (queue, deduplication_id)
+    {
+        return StoreError::Duplicate {
+            queue: queue.to_owned(),
+            deduplication_id: deduplication_id.to_owned(),
+        };
+    }
+    StoreError::from(err)
+}
+
+/// A step as stored: its failure already encoded, so writing it needs nothing more than binds
+/// (SQLite encodes off its writer's path).
+pub(super) struct StepRow {
+    pub workflow_id: String,
+    pub function_id: u32,
+    pub name: String,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub attempts: u32,
+    pub started_at: i64,
+    pub completed_at: i64,
+}
+
+impl StepRow {
+    pub(super) fn new(step: &StepRecord) -> Result<StepRow, StoreError> {
+        let error = match &step.error {
+            Some(failure) => {
+                Some(
+                    serde_json::to_string(failure).map_err(|err| StoreError::Corrupt {
+                        table: "operation_outputs",
+                        message: format!("cannot encode step failure: {err}"),
+                    })?,
+                )
+            }
+            None => None,
+        };
+        Ok(StepRow {
+            workflow_id: step.workflow_id.clone(),
+            function_id: step.function_id,
+            name: step.name.clone(),
+            output: step.output.clone(),
+            error,
+            attempts: step.attempts,
+            started_at: step.started_at,
+            completed_at: step.completed_at,
+        })
+    }
+}
+
+/// Claimed rows, selected with `claim_order` (insertion order) beside the workflow columns, in
+/// dispatch order: `RETURNING` follows no order, and callers start them in the order given.
+pub(super) fn in_dispatch_order<R: Columns>(rows: &[R]) -> Result<Vec<WorkflowRecord>, StoreError> {
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let order = row.int("workflow_status", "claim_order")?;
+        claimed.push((order, workflow_from_row(row)?));
+    }
+    claimed.sort_by_key(|(order, record)| (record.priority, record.created_at, *order));
+    Ok(claimed.into_iter().map(|(_, record)| record).collect())
+}
+
+/// Puts `records` back in the order of `ids` (the first mention of an id counts).
+fn in_asked_order(ids: &[String], records: &mut [WorkflowRecord]) {
+    let position: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    records.sort_by_key(|record| position.get(record.id.as_str()).copied());
+}
+
+/// One backend's SQL: the hooks where SQLite and Postgres differ, and every shared statement as
+/// a default method. The bounds say what the statements bind and read.
+pub(super) trait Dialect: Database
+where
+    for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
+    Self::Arguments: IntoArguments<Self>,
+    Self::Row: Columns,
+    for<'q> &'q str: Encode<'q, Self> + Type<Self>,
+    for<'q> Option<&'q str>: Encode<'q, Self> + Type<Self>,
+    for<'q> &'q [u8]: Encode<'q, Self> + Type<Self>,
+    for<'q> String: Encode<'q, Self> + Type<Self>,
+    for<'q> i64: Encode<'q, Self> + Type<Self>,
+    for<'q> Option<i64>: Encode<'q, Self> + Type<Self>,
+    for<'q> i32: Encode<'q, Self> + Type<Self>,
+{
+    /// The column that orders rows created in the same millisecond by insertion: SQLite's
+    /// `rowid`, Postgres's `seq`. It keeps queues FIFO and listings stable.
+    const INSERTION_ORDER: &'static str;
+
+    /// What a `SELECT` in a transaction appends to keep the row from changing until commit:
+    /// Postgres's `FOR UPDATE`; nothing on SQLite, whose writer holds the whole database.
+    const LOCK_ROW: &'static str;
+
+    /// Appends a condition that `workflow_id` is one of `ids`, bound as one value so that the
+    /// statement has one shape (prepared once) whatever the count.
+    fn push_id_condition(query: &mut QueryBuilder<Self>, ids: &[String]) -> Result<(), StoreError>;
+
+    async fn put_component(
+        conn: &mut Self::Connection,
+        digest: &str,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO components (digest, bytes, size, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(bytes)
+        .bind(bytes.len() as i64)
+        .bind(now_ms())
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_component(pool: &Pool<Self>, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT bytes FROM components WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(pool)
+            .await?;
+        row.map(|row| row.bytes("components", "bytes")).transpose()
+    }
+
+    /// Creates the workflow unless its id exists, in one statement in the common case.
+    async fn insert_workflow(
+        conn: &mut Self::Connection,
+        new: &NewWorkflow,
+    ) -> Result<Inserted, StoreError> {
+        let now = now_ms();
+        let (status, executions, started_at) = initial_state(new, now);
+        // RETURNING yields the row only when it was inserted. The conflict target is the id
+        // alone: a clash on the deduplication index is an error.
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO workflow_status (",
+            insert_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15, \
+             $16) ON CONFLICT (workflow_id) DO NOTHING RETURNING ",
+            workflow_columns!()
+        ))
+        .bind(new.id.as_str())
+        .bind(new.name.as_str())
+        .bind(status.as_str())
+        .bind(new.input.as_str())
+        .bind(new.executor_id.as_str())
+        .bind(new.app_version.as_str())
+        .bind(new.instance.as_str())
+        .bind(new.config.as_str())
+        .bind(executions)
+        .bind(i64::from(new.max_recovery_attempts))
+        .bind(now)
+        .bind(new.queue_name.as_deref())
+        .bind(new.priority)
+        .bind(new.deduplication_id.as_deref())
+        .bind(started_at)
+        .bind(new.parent_workflow_id.as_deref())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|err| {
+            duplicate_or(
+                err,
+                new.queue_name.as_deref(),
+                new.deduplication_id.as_deref(),
+            )
+        })?;
+        if let Some(row) = inserted {
+            return Ok(Inserted {
+                created: true,
+                record: workflow_from_row(&row)?,
+            });
+        }
+        // The conflicting row is committed (Postgres's ON CONFLICT waits for its inserter;
+        // SQLite's writer is the only one), so the next statement sees it.
+        match Self::select_workflow(conn, &new.id).await? {
+            Some(record) => Ok(Inserted {
+                created: false,
+                record,
+            }),
+            None => Err(StoreError::Corrupt {
+                table: "workflow_status",
+                message: format!("workflow {} conflicts on insert but cannot be read", new.id),
+            }),
+        }
+    }
+
+    /// One workflow's row, read on `conn` (so inside its transaction, if any).
+    async fn select_workflow(
+        conn: &mut Self::Connection,
+        workflow_id: &str,
+    ) -> Result<Option<WorkflowRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            workflow_columns!(),
+            " FROM workflow_status WHERE workflow_id = $1"
+        ))
+        .bind(workflow_id)
+        .fetch_optional(conn)
+        .await?;
+        row.as_ref().map(workflow_from_row).transpose()
+    }
+
+    /// One workflow's row, read on any connection of `pool`.
+    async fn get_workflow(
+        pool: &Pool<Self>,
+        workflow_id: &str,
+    ) -> Result<Option<WorkflowRecord>, StoreError> {
+        let mut conn = pool.acquire().await?;
+        Self::select_workflow(&mut conn, workflow_id).await
+    }
+
+    /// Newest first; rows of one millisecond newest inserted first.
+    async fn list_workflows(
+        pool: &Pool<Self>,
+        filter: &WorkflowFilter,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        // Built per filter shape, binding every value; each shape is prepared once and cached.
+        let mut query = QueryBuilder::<Self>::new(concat!(
+            "SELECT ",
+            workflow_columns!(),
+            " FROM workflow_status"
+        ));
+        push_filter_clauses(&mut query, filter);
+        // Both databases need a LIMIT before an OFFSET; the largest one means none.
+        query
+            .push(" ORDER BY created_at DESC, ")
+            .push(Self::INSERTION_ORDER)
+            .push(" DESC LIMIT ")
+            .push_bind(filter.limit.map_or(i64::MAX, i64::from));
+        if let Some(offset) = filter.offset {
+            query.push(" OFFSET ").push_bind(i64::from(offset));
+        }
+        let rows = query.build().fetch_all(pool).await?;
+        rows.iter().map(workflow_from_row).collect()
+    }
+
+    async fn steps(pool: &Pool<Self>, workflow_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            step_columns!(),
+            " FROM operation_outputs WHERE workflow_id = $1 ORDER BY function_id"
+        ))
+        .bind(workflow_id)
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(step_from_row).collect()
+    }
+
+    async fn begin_execution(
+        conn: &mut Self::Connection,
+        workflow_id: &str,
+        executor_id: &str,
+    ) -> Result<u32, StoreError> {
+        // `started_at` marks the first execution only; recoveries keep it.
+        let row = sqlx::query(
+            "UPDATE workflow_status SET executions = executions + 1, executor_id = $1, \
+             status = 'PENDING', started_at = coalesce(started_at, $2), updated_at = $2 \
+             WHERE workflow_id = $3 RETURNING executions",
+        )
+        .bind(executor_id)
+        .bind(now_ms())
+        .bind(workflow_id)
+        .fetch_optional(conn)
+        .await?;
+        match row {
+            Some(row) => to_u32(
+                row.int("workflow_status", "executions")?,
+                "workflow_status",
+                "executions",
+            ),
+            None => Err(StoreError::UnknownWorkflow(workflow_id.to_owned())),
+        }
+    }
+
+    async fn record_step(conn: &mut Self::Connection, step: &StepRow) -> Result<(), StoreError> {
+        let result = sqlx::query(concat!(
+            "INSERT INTO operation_outputs (",
+            step_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(step.workflow_id.as_str())
+        .bind(i64::from(step.function_id))
+        .bind(step.name.as_str())
+        .bind(step.output.as_deref())
+        .bind(step.error.as_deref())
+        .bind(i64::from(step.attempts))
+        .bind(step.started_at)
+        .bind(step.completed_at)
+        .execute(conn)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if violates_unique(&err, STEP_KEY) => Err(StoreError::StepAlreadyRecorded {
+                workflow_id: step.workflow_id.clone(),
+                function_id: step.function_id,
+            }),
+            Err(sqlx::Error::Database(db)) if db.kind() == ErrorKind::ForeignKeyViolation => {
+                Err(StoreError::UnknownWorkflow(step.workflow_id.clone()))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn record_trap(
+        conn: &mut Self::Connection,
+        workflow_id: &str,
+        class: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        // RETURNING says whether a row matched: sqlx has no backend-neutral row count.
+        let done = sqlx::query(
+            "UPDATE workflow_status SET trap_class = $1, trap_message = $2, updated_at = $3 \
+             WHERE workflow_id = $4 RETURNING workflow_id",
+        )
+        .bind(class)
+        .bind(message)
+        .bind(now_ms())
+        .bind(workflow_id)
+        .fetch_optional(conn)
+        .await?;
+        match done {
+            Some(_) => Ok(()),
+            None => Err(StoreError::UnknownWorkflow(workflow_id.to_owned())),
+        }
+    }
+
+    /// Ends the workflow unless it already ended; either way returns its row.
+    async fn finish_workflow(
+        conn: &mut Self::Connection,
+        workflow_id: &str,
+        end: &WorkflowEnd,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let (status, output, error) = ending_columns(end);
+        // The first ending wins: a late duplicate execution must not rewrite a finished workflow.
+        let finished = sqlx::query(concat!(
+            "UPDATE workflow_status SET status = $1, output = $2, error = $3, updated_at = $4 \
+             WHERE workflow_id = $5 AND status IN ('ENQUEUED', 'PENDING') RETURNING ",
+            workflow_columns!()
+        ))
+        .bind(status.as_str())
+        .bind(output)
+        .bind(error)
+        .bind(now_ms())
+        .bind(workflow_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = finished {
+            return workflow_from_row(&row);
+        }
+        // Nothing changed, so the row (if any) is terminal and stays as it is: a plain read
+        // returns its first ending.
+        let Some(record) = Self::select_workflow(conn, workflow_id).await? else {
+            return Err(StoreError::UnknownWorkflow(workflow_id.to_owned()));
+        };
+        tracing::debug!(workflow_id, %status, "workflow already finished; keeping its first ending");
+        Ok(record)
+    }
+
+    /// PENDING workflows owned by an executor, oldest first.
+    async fn pending_workflows(
+        pool: &Pool<Self>,
+        executor_id: &str,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        let mut query = QueryBuilder::<Self>::new(concat!(
+            "SELECT ",
+            workflow_columns!(),
+            " FROM workflow_status WHERE status = 'PENDING' AND executor_id = "
+        ));
+        query
+            .push_bind(executor_id.to_owned())
+            .push(" ORDER BY created_at, ")
+            .push(Self::INSERTION_ORDER);
+        let rows = query.build().fetch_all(pool).await?;
+        rows.iter().map(workflow_from_row).collect()
+    }
+
+    async fn queue_depths(pool: &Pool<Self>) -> Result<Vec<QueueDepth>, StoreError> {
+        const T: &str = "workflow_status";
+        // Only active rows: the dispatch index answers without touching finished workflows.
+        let rows = sqlx::query(
+            "SELECT queue_name, count(CASE WHEN status = 'ENQUEUED' THEN 1 END) AS enqueued, \
+             count(CASE WHEN status = 'PENDING' THEN 1 END) AS pending FROM workflow_status \
+             WHERE queue_name IS NOT NULL AND status IN ('ENQUEUED', 'PENDING') \
+             GROUP BY queue_name ORDER BY queue_name",
+        )
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QueueDepth {
+                    queue: row.text(T, "queue_name")?,
+                    enqueued: to_u64(row.int(T, "enqueued")?, T, "enqueued")?,
+                    pending: to_u64(row.int(T, "pending")?, T, "pending")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn count_by_status(pool: &Pool<Self>) -> Result<Vec<(WorkflowStatus, u64)>, StoreError> {
+        const T: &str = "workflow_status";
+        let rows = sqlx::query(
+            "SELECT status, count(*) AS workflows FROM workflow_status \
+             GROUP BY status ORDER BY status",
+        )
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let status = WorkflowStatus::from_str(&row.text(T, "status")?)
+                    .map_err(|message| StoreError::Corrupt { table: T, message })?;
+                Ok((status, to_u64(row.int(T, "workflows")?, T, "workflows")?))
+            })
+            .collect()
+    }
+
+    /// Cancels an active workflow or returns the row of an ended one. Run in a transaction, so
+    /// the read that explains a no-op sees the state the update did.
+    async fn cancel_workflow(
+        conn: &mut Self::Connection,
+        workflow_id: &str,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let cancelled = sqlx::query(concat!(
+            "UPDATE workflow_status SET status = 'CANCELLED', updated_at = $1 \
+             WHERE workflow_id = $2 AND status IN ('ENQUEUED', 'PENDING') RETURNING ",
+            workflow_columns!()
+        ))
+        .bind(now_ms())
+        .bind(workflow_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = cancelled {
+            return workflow_from_row(&row);
+        }
+        // Already ended: cancelling is a no-op, and the row says how it ended.
+        Self::select_workflow(conn, workflow_id)
+            .await?
+            .ok_or_else(|| StoreError::UnknownWorkflow(workflow_id.to_owned()))
+    }
+
+    /// Makes any workflow but a SUCCESS PENDING again under `executor_id`. Run in a transaction.
+    async fn resume_workflow(
+        conn: &mut Self::Connection,
+        workflow_id: &str,
+        executor_id: &str,
+    ) -> Result<WorkflowRecord, StoreError> {
+        // The row is read (and locked) first: a failed statement aborts a Postgres transaction,
+        // so nothing could be read after a deduplication clash to explain it.
+        let mut select = QueryBuilder::<Self>::new(concat!(
+            "SELECT ",
+            workflow_columns!(),
+            " FROM workflow_status WHERE workflow_id = "
+        ));
+        select
+            .push_bind(workflow_id.to_owned())
+            .push(Self::LOCK_ROW);
+        let current = match select.build().fetch_optional(&mut *conn).await? {
+            Some(row) => workflow_from_row(&row)?,
+            None => return Err(StoreError::UnknownWorkflow(workflow_id.to_owned())),
+        };
+        if current.status == WorkflowStatus::Success {
+            return Err(StoreError::NotResumable {
+                workflow_id: workflow_id.to_owned(),
+                status: current.status,
+            });
+        }
+        // executions = 0 gives the resumed workflow a fresh budget of recovery attempts; the trap
+        // columns stay as a record of what went wrong last time.
+        let row = sqlx::query(concat!(
+            "UPDATE workflow_status SET status = 'PENDING', executions = 0, error = NULL, \
+             executor_id = $1, started_at = coalesce(started_at, $2), updated_at = $2 \
+             WHERE workflow_id = $3 RETURNING ",
+            workflow_columns!()
+        ))
+        .bind(executor_id)
+        .bind(now_ms())
+        .bind(workflow_id)
+        .fetch_one(&mut *conn)
+        .await
+        // A cancelled workflow's deduplication id was taken by a newer one meanwhile.
+        .map_err(|err| {
+            duplicate_or(
+                err,
+                current.queue_name.as_deref(),
+                current.deduplication_id.as_deref(),
+            )
+        })?;
+        workflow_from_row(&row)
+    }
+
+    /// Copies a workflow and its steps before `from_step` to `new_id`. Run in a transaction (or
+    /// a savepoint): the row and its steps only make sense together.
+    async fn fork_workflow(
+        conn: &mut Self::Connection,
+        workflow_id: &str,
+        new_id: &str,
+        from_step: u32,
+    ) -> Result<WorkflowRecord, StoreError> {
+        // `WHERE` before `ON CONFLICT` also settles SQLite's parsing ambiguity of an upsert from
+        // SELECT.
+        let forked = sqlx::query(concat!(
+            "INSERT INTO workflow_status (workflow_id, name, status, input, executor_id, \
+             app_version, instance, config, executions, max_recovery_attempts, created_at, \
+             updated_at, priority) \
+             SELECT $1, name, 'PENDING', input, executor_id, app_version, instance, config, 0, \
+             max_recovery_attempts, $2, $2, 0 FROM workflow_status WHERE workflow_id = $3 \
+             ON CONFLICT (workflow_id) DO NOTHING RETURNING ",
+            workflow_columns!()
+        ))
+        .bind(new_id)
+        .bind(now_ms())
+        .bind(workflow_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = forked else {
+            // Nothing inserted: either there is nothing to copy or the new id is taken.
+            return Err(match Self::select_workflow(conn, workflow_id).await? {
+                None => StoreError::UnknownWorkflow(workflow_id.to_owned()),
+                Some(_) => StoreError::WorkflowExists(new_id.to_owned()),
+            });
+        };
+        let record = workflow_from_row(&row)?;
+        sqlx::query(concat!(
+            "INSERT INTO operation_outputs (",
+            step_columns!(),
+            ") SELECT $1, function_id, name, output, error, attempts, started_at, completed_at \
+             FROM operation_outputs WHERE workflow_id = $2 AND function_id < $3"
+        ))
+        .bind(new_id)
+        .bind(workflow_id)
+        .bind(i64::from(from_step))
+        .execute(&mut *conn)
+        .await?;
+        tracing::debug!(workflow_id, new_id, from_step, "forked workflow");
+        Ok(record)
+    }
+
+    /// The rows of `ids` in the order asked, missing ones left out.
+    async fn workflow_statuses(
+        pool: &Pool<Self>,
+        ids: &[String],
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = QueryBuilder::<Self>::new(concat!(
+            "SELECT ",
+            workflow_columns!(),
+            " FROM workflow_status WHERE "
+        ));
+        Self::push_id_condition(&mut query, ids)?;
+        let rows = query.build().fetch_all(pool).await?;
+        let mut records = rows
+            .iter()
+            .map(workflow_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        // Back to the order asked, which callers showing a list of workflows expect.
+        in_asked_order(ids, &mut records);
+        Ok(records)
+    }
+}

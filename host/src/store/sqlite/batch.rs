@@ -1,0 +1,376 @@
+//! The statements only SQLite's writer needs: a batch's bulk kinds written one statement per
+//! chunk instead of one per request, the one-statement queue claim, and the savepoint that
+//! keeps a fork whole inside a shared transaction. The rest is [`Dialect`]'s.
+
+use std::collections::HashMap;
+
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{Connection, QueryBuilder, Sqlite};
+
+use super::failure::{echo, poisons_transaction};
+use super::writer::{Outcome, Reply, Request};
+use crate::store::rows::workflow_from_row;
+use crate::store::shared::{
+    Dialect, StepRow, ending_columns, in_dispatch_order, initial_state, insert_columns,
+    step_columns, workflow_columns,
+};
+use crate::store::{
+    Inserted, NewWorkflow, QueueClaim, StoreError, WorkflowEnd, WorkflowRecord, now_ms,
+};
+
+/// Most new workflows one INSERT carries (17 bound values each).
+const INSERTS_PER_STATEMENT: usize = 64;
+/// Most rows one multi-row INSERT carries (8 bound values each, well under SQLite's limit).
+const STEPS_PER_STATEMENT: usize = 256;
+/// Most endings one UPDATE carries.
+const FINISHES_PER_STATEMENT: usize = 128;
+
+/// A batch in the order it is written: new workflows first (so a request that follows its
+/// workflow's creation in the same batch finds the row), then the other requests in arrival
+/// order, then step checkpoints, then endings. The bulk kinds go in as one statement each — a
+/// statement per batch instead of a round trip to SQLite's worker thread per request. Moving
+/// steps and endings last is safe: a step is only written after its workflow's row was
+/// committed, and an ending only after its last step was.
+pub(super) enum Phase {
+    Inserts(Vec<(Box<NewWorkflow>, Reply<Inserted>)>),
+    One(Request),
+    Steps(Vec<(StepRow, Reply<()>)>),
+    Finishes(Vec<(String, WorkflowEnd, Reply<WorkflowRecord>)>),
+}
+
+pub(super) fn plan(requests: impl Iterator<Item = Request>) -> Vec<Phase> {
+    let (mut inserts, mut steps, mut finishes, mut phases) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for request in requests {
+        match request {
+            Request::InsertWorkflow { new, reply } => inserts.push((new, reply)),
+            Request::RecordStep { step, reply } => steps.push((step, reply)),
+            Request::Finish {
+                workflow_id,
+                end,
+                reply,
+            } => finishes.push((workflow_id, end, reply)),
+            other => phases.push(Phase::One(other)),
+        }
+    }
+    if !inserts.is_empty() {
+        phases.insert(0, Phase::Inserts(inserts));
+    }
+    if !steps.is_empty() {
+        phases.push(Phase::Steps(steps));
+    }
+    if !finishes.is_empty() {
+        phases.push(Phase::Finishes(finishes));
+    }
+    phases
+}
+
+impl Phase {
+    pub(super) async fn apply(self, conn: &mut SqliteConnection) -> Vec<Outcome> {
+        match self {
+            Phase::Inserts(inserts) => insert_together(conn, inserts).await,
+            Phase::One(request) => vec![request.apply(conn).await],
+            Phase::Steps(steps) => record_steps_together(conn, steps).await,
+            Phase::Finishes(finishes) => finish_together(conn, finishes).await,
+        }
+    }
+
+    /// Answers without running: an earlier statement of the batch poisoned it.
+    pub(super) fn reject(self, copy: &impl Fn() -> StoreError) {
+        match self {
+            Phase::Inserts(inserts) => {
+                for (_, reply) in inserts {
+                    let _ = reply.send(Err(copy()));
+                }
+            }
+            Phase::One(request) => request.reject(copy()),
+            Phase::Steps(steps) => {
+                for (_, reply) in steps {
+                    let _ = reply.send(Err(copy()));
+                }
+            }
+            Phase::Finishes(finishes) => {
+                for (_, _, reply) in finishes {
+                    let _ = reply.send(Err(copy()));
+                }
+            }
+        }
+    }
+}
+
+/// The records a bulk statement returned, by id. A row that does not read back is left out, so
+/// its request takes the one-by-one path, which reports the row as corrupt.
+fn by_id(rows: &[sqlx::sqlite::SqliteRow]) -> HashMap<String, WorkflowRecord> {
+    rows.iter()
+        .filter_map(|row| workflow_from_row(row).ok())
+        .map(|record| (record.id.clone(), record))
+        .collect()
+}
+
+/// Creates many workflows with one statement per [`INSERTS_PER_STATEMENT`]. Rows the statement
+/// did not create (an existing id) or could not (a deduplication clash fails the whole
+/// statement) go through [`Dialect::insert_workflow`], which gives each its own answer.
+async fn insert_together(
+    conn: &mut SqliteConnection,
+    mut inserts: Vec<(Box<NewWorkflow>, Reply<Inserted>)>,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(inserts.len());
+    while !inserts.is_empty() {
+        let chunk: Vec<_> = inserts
+            .drain(..inserts.len().min(INSERTS_PER_STATEMENT))
+            .collect();
+        let mut created = HashMap::new();
+        if chunk.len() > 1 {
+            let now = now_ms();
+            let mut insert = QueryBuilder::<Sqlite>::new(concat!(
+                "INSERT INTO workflow_status (",
+                insert_columns!(),
+                ") "
+            ));
+            insert.push_values(chunk.iter(), |mut row, (new, _)| {
+                let (status, executions, started_at) = initial_state(new, now);
+                row.push_bind(new.id.as_str())
+                    .push_bind(new.name.as_str())
+                    .push_bind(status.as_str())
+                    .push_bind(new.input.as_str())
+                    .push_bind(new.executor_id.as_str())
+                    .push_bind(new.app_version.as_str())
+                    .push_bind(new.instance.as_str())
+                    .push_bind(new.config.as_str())
+                    .push_bind(executions)
+                    .push_bind(i64::from(new.max_recovery_attempts))
+                    .push_bind(now)
+                    .push_bind(now)
+                    .push_bind(new.queue_name.as_deref())
+                    .push_bind(new.priority)
+                    .push_bind(new.deduplication_id.as_deref())
+                    .push_bind(started_at)
+                    .push_bind(new.parent_workflow_id.as_deref());
+            });
+            insert.push(concat!(
+                " ON CONFLICT (workflow_id) DO NOTHING RETURNING ",
+                workflow_columns!()
+            ));
+            match insert.build().fetch_all(&mut *conn).await {
+                Ok(rows) => created = by_id(&rows),
+                Err(err) => {
+                    let cause = StoreError::from(err);
+                    if poisons_transaction(&cause) {
+                        let copy = echo(&cause);
+                        outcomes.extend(
+                            chunk
+                                .into_iter()
+                                .map(|(_, reply)| Outcome::Inserted(reply, Box::new(Err(copy())))),
+                        );
+                        continue;
+                    }
+                    // A constraint failure undid only that statement: each row on its own.
+                }
+            }
+        }
+        for (new, reply) in chunk {
+            let result = match created.remove(&new.id) {
+                Some(record) => Ok(Inserted {
+                    created: true,
+                    record,
+                }),
+                None => Sqlite::insert_workflow(conn, &new).await,
+            };
+            outcomes.push(Outcome::Inserted(reply, Box::new(result)));
+        }
+    }
+    outcomes
+}
+
+/// Inserts many steps with one statement per [`STEPS_PER_STATEMENT`]; when a statement fails
+/// on a constraint (a duplicate position, a vanished workflow) its rows are retried one by one
+/// so each request gets its own verdict.
+async fn record_steps_together(
+    conn: &mut SqliteConnection,
+    mut steps: Vec<(StepRow, Reply<()>)>,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(steps.len());
+    while !steps.is_empty() {
+        let chunk: Vec<_> = steps
+            .drain(..steps.len().min(STEPS_PER_STATEMENT))
+            .collect();
+        if chunk.len() > 1 {
+            let mut insert = QueryBuilder::<Sqlite>::new(concat!(
+                "INSERT INTO operation_outputs (",
+                step_columns!(),
+                ") "
+            ));
+            insert.push_values(chunk.iter(), |mut row, (step, _)| {
+                row.push_bind(step.workflow_id.as_str())
+                    .push_bind(i64::from(step.function_id))
+                    .push_bind(step.name.as_str())
+                    .push_bind(step.output.as_deref())
+                    .push_bind(step.error.as_deref())
+                    .push_bind(i64::from(step.attempts))
+                    .push_bind(step.started_at)
+                    .push_bind(step.completed_at);
+            });
+            match insert.build().execute(&mut *conn).await {
+                Ok(_) => {
+                    outcomes.extend(
+                        chunk
+                            .into_iter()
+                            .map(|(_, reply)| Outcome::Unit(reply, Ok(()))),
+                    );
+                    continue;
+                }
+                Err(err) => {
+                    let cause = StoreError::from(err);
+                    if poisons_transaction(&cause) {
+                        let copy = echo(&cause);
+                        outcomes.extend(
+                            chunk
+                                .into_iter()
+                                .map(|(_, reply)| Outcome::Unit(reply, Err(copy()))),
+                        );
+                        continue;
+                    }
+                    // A constraint failure undid only that statement: find the culprit(s).
+                }
+            }
+        }
+        for (step, reply) in chunk {
+            outcomes.push(Outcome::Unit(reply, Sqlite::record_step(conn, &step).await));
+        }
+    }
+    outcomes
+}
+
+/// Ends many workflows with one statement per [`FINISHES_PER_STATEMENT`]. A workflow the
+/// statement did not change (already ended, or missing) goes through
+/// [`Dialect::finish_workflow`], which returns its first ending or says it does not exist.
+async fn finish_together(
+    conn: &mut SqliteConnection,
+    mut finishes: Vec<(String, WorkflowEnd, Reply<WorkflowRecord>)>,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(finishes.len());
+    while !finishes.is_empty() {
+        let chunk: Vec<_> = finishes
+            .drain(..finishes.len().min(FINISHES_PER_STATEMENT))
+            .collect();
+        let mut changed = HashMap::new();
+        if chunk.len() > 1 {
+            let mut update = QueryBuilder::<Sqlite>::new(
+                "UPDATE workflow_status SET status = v.column2, output = v.column3, \
+                 error = v.column4, updated_at = ",
+            );
+            update.push_bind(now_ms()).push(" FROM (");
+            update.push_values(chunk.iter(), |mut row, (id, end, _)| {
+                let (status, output, error) = ending_columns(end);
+                row.push_bind(id.as_str())
+                    .push_bind(status.as_str())
+                    .push_bind(output)
+                    .push_bind(error);
+            });
+            update.push(concat!(
+                ") AS v WHERE workflow_status.workflow_id = v.column1 \
+                 AND workflow_status.status IN ('ENQUEUED', 'PENDING') RETURNING ",
+                workflow_columns!()
+            ));
+            match update.build().fetch_all(&mut *conn).await {
+                Ok(rows) => changed = by_id(&rows),
+                Err(err) => {
+                    let cause = StoreError::from(err);
+                    if poisons_transaction(&cause) {
+                        let copy = echo(&cause);
+                        outcomes.extend(
+                            chunk
+                                .into_iter()
+                                .map(|(.., reply)| Outcome::Record(reply, Box::new(Err(copy())))),
+                        );
+                        continue;
+                    }
+                }
+            }
+        }
+        for (id, end, reply) in chunk {
+            let result = match changed.get(&id) {
+                Some(record) => Ok(record.clone()),
+                None => Sqlite::finish_workflow(conn, &id, &end).await,
+            };
+            outcomes.push(Outcome::Record(reply, Box::new(result)));
+        }
+    }
+    outcomes
+}
+
+/// Dispatches queued workflows in one statement, so it is atomic even in autocommit mode: an
+/// UPDATE takes the write lock before it reads, which serialises claimers across processes.
+pub(super) async fn claim_queued(
+    conn: &mut SqliteConnection,
+    claim: &QueueClaim,
+) -> Result<Vec<WorkflowRecord>, StoreError> {
+    let now = now_ms();
+    let (rate_limit, window_start) = match claim.rate_limit {
+        Some(rate) => (
+            Some(i64::from(rate.limit)),
+            now.saturating_sub(rate.period_ms),
+        ),
+        None => (None, now),
+    };
+    // The LIMIT is the number of free slots: local ones, the queue's global concurrency left
+    // (PENDING rows count against it) and its rate limit left (starts in the window); a NULL
+    // limit falls back to `max`, and `max(0, …)` keeps a full queue from meaning "no limit" (a
+    // negative LIMIT). The dispatch index yields rows already in priority, then FIFO order.
+    let rows = sqlx::query(concat!(
+        "UPDATE workflow_status SET status = 'PENDING', executor_id = $2, executions = 1, \
+         started_at = $3, updated_at = $3 \
+         WHERE rowid IN (SELECT rowid FROM workflow_status \
+             WHERE queue_name = $1 AND status = 'ENQUEUED' \
+             ORDER BY priority, created_at, rowid \
+             LIMIT max(0, min($4, \
+                 coalesce($5 - (SELECT count(*) FROM workflow_status \
+                     WHERE queue_name = $1 AND status = 'PENDING'), $4), \
+                 coalesce($6 - (SELECT count(*) FROM workflow_status \
+                     WHERE queue_name = $1 AND started_at >= $7), $4)))) \
+         RETURNING rowid AS claim_order, ",
+        workflow_columns!()
+    ))
+    .bind(claim.queue.as_str())
+    .bind(claim.executor_id.as_str())
+    .bind(now)
+    .bind(i64::from(claim.max))
+    .bind(claim.concurrency.map(i64::from))
+    .bind(rate_limit)
+    .bind(window_start)
+    .fetch_all(conn)
+    .await?;
+    let claimed = in_dispatch_order(&rows)?;
+    if !claimed.is_empty() {
+        tracing::debug!(
+            queue = claim.queue,
+            count = claimed.len(),
+            "claimed queued workflows"
+        );
+    }
+    Ok(claimed)
+}
+
+/// A fork inside a savepoint: the writer runs it in a transaction (see
+/// `Request::needs_transaction`), and the savepoint also undoes a half-done fork when a later
+/// request of the batch commits.
+pub(super) async fn fork_workflow(
+    conn: &mut SqliteConnection,
+    workflow_id: &str,
+    new_id: &str,
+    from_step: u32,
+) -> Result<WorkflowRecord, StoreError> {
+    let mut savepoint = conn.begin().await?;
+    match Sqlite::fork_workflow(&mut savepoint, workflow_id, new_id, from_step).await {
+        Ok(record) => {
+            savepoint.commit().await?;
+            Ok(record)
+        }
+        Err(err) => {
+            if let Err(rollback) = savepoint.rollback().await {
+                tracing::debug!(error = %rollback, "rollback of a failed fork");
+            }
+            Err(err)
+        }
+    }
+}

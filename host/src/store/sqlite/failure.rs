@@ -1,0 +1,233 @@
+//! What a failed statement means for the rest of its write batch: whether it sank the whole
+//! transaction or only itself, whether the connection survives it, and the copies of a
+//! batch-wide failure that every request it sank receives.
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::io;
+
+use sqlx::error::{DatabaseError, ErrorKind};
+
+use crate::store::StoreError;
+
+/// Whether `err` may have ended the writer's transaction rather than just its own statement.
+pub(super) fn poisons_transaction(err: &StoreError) -> bool {
+    let (StoreError::Database(err) | StoreError::Locked(err)) = err else {
+        // Our own verdicts (unknown workflow, duplicate step, corrupt row) change nothing.
+        return false;
+    };
+    match err {
+        // SQLite documents that these primary codes leave the transaction open: SQLITE_ERROR,
+        // SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_RANGE.
+        sqlx::Error::Database(db) => {
+            !matches!(primary_code(db.as_ref()), Some(1 | 18 | 19 | 20 | 25))
+        }
+        // Failures while binding or decoding happen on our side of the connection.
+        sqlx::Error::Encode(_)
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::RowNotFound => false,
+        _ => true,
+    }
+}
+
+fn primary_code(db: &dyn DatabaseError) -> Option<i32> {
+    db.code()?.parse::<i32>().ok().map(|code| code & 0xff)
+}
+
+/// Whether the connection's worker thread is gone, taking the connection with it.
+pub(super) fn is_crash(err: &StoreError) -> bool {
+    matches!(
+        err,
+        StoreError::Database(sqlx::Error::WorkerCrashed)
+            | StoreError::Locked(sqlx::Error::WorkerCrashed)
+    )
+}
+
+/// Makes copies of a batch-wide failure, one for each request it affects. `sqlx::Error` is not
+/// `Clone`, so a copy rebuilds what callers tell failures apart by instead of flattening the
+/// cause to text: the `Locked` classification (contention, not damage), a database error's code
+/// and kind, an I/O error's kind, a crashed worker.
+pub(super) fn echo(cause: &StoreError) -> impl Fn() -> StoreError + use<> {
+    let (locked, copy) = match cause {
+        StoreError::Locked(err) => (true, Kept::of(err)),
+        StoreError::Database(err) => (false, Kept::of(err)),
+        other => (false, Kept::Text(other.to_string())),
+    };
+    move || {
+        let err = copy.make();
+        if locked {
+            StoreError::Locked(err)
+        } else {
+            StoreError::Database(err)
+        }
+    }
+}
+
+/// The parts of a `sqlx::Error` a copy keeps.
+enum Kept {
+    Database(BatchFailure),
+    Io(io::ErrorKind, String),
+    WorkerCrashed,
+    /// Errors with nothing more to keep than their text.
+    Text(String),
+}
+
+impl Kept {
+    fn of(err: &sqlx::Error) -> Kept {
+        match err {
+            sqlx::Error::Database(db) => Kept::Database(BatchFailure {
+                message: db.message().to_owned(),
+                code: db.code().map(Cow::into_owned),
+                kind: same_kind(&db.kind()),
+                constraint: db.constraint().map(str::to_owned),
+                table: db.table().map(str::to_owned),
+            }),
+            sqlx::Error::Io(io) => Kept::Io(io.kind(), io.to_string()),
+            sqlx::Error::WorkerCrashed => Kept::WorkerCrashed,
+            other => Kept::Text(other.to_string()),
+        }
+    }
+
+    fn make(&self) -> sqlx::Error {
+        match self {
+            Kept::Database(failure) => sqlx::Error::Database(Box::new(failure.clone())),
+            Kept::Io(kind, text) => {
+                sqlx::Error::Io(io::Error::new(*kind, format!("write batch failed: {text}")))
+            }
+            Kept::WorkerCrashed => sqlx::Error::WorkerCrashed,
+            Kept::Text(text) => {
+                sqlx::Error::Io(io::Error::other(format!("write batch failed: {text}")))
+            }
+        }
+    }
+}
+
+/// A database error that sank a write batch, as seen by the batch's other requests: the same
+/// code, kind and message as the statement that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("write batch failed: {message}")]
+struct BatchFailure {
+    message: String,
+    code: Option<String>,
+    kind: ErrorKind,
+    constraint: Option<String>,
+    table: Option<String>,
+}
+
+impl Clone for BatchFailure {
+    fn clone(&self) -> Self {
+        BatchFailure {
+            message: self.message.clone(),
+            code: self.code.clone(),
+            kind: same_kind(&self.kind),
+            constraint: self.constraint.clone(),
+            table: self.table.clone(),
+        }
+    }
+}
+
+/// `ErrorKind` is not `Clone`.
+fn same_kind(kind: &ErrorKind) -> ErrorKind {
+    match kind {
+        ErrorKind::UniqueViolation => ErrorKind::UniqueViolation,
+        ErrorKind::ForeignKeyViolation => ErrorKind::ForeignKeyViolation,
+        ErrorKind::NotNullViolation => ErrorKind::NotNullViolation,
+        ErrorKind::CheckViolation => ErrorKind::CheckViolation,
+        ErrorKind::ExclusionViolation => ErrorKind::ExclusionViolation,
+        _ => ErrorKind::Other,
+    }
+}
+
+impl DatabaseError for BatchFailure {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<Cow<'_, str>> {
+        self.code.as_deref().map(Cow::Borrowed)
+    }
+
+    fn as_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn StdError + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn StdError + Send + Sync + 'static> {
+        self
+    }
+
+    fn constraint(&self) -> Option<&str> {
+        self.constraint.as_deref()
+    }
+
+    fn table(&self) -> Option<&str> {
+        self.table.as_deref()
+    }
+
+    fn kind(&self) -> ErrorKind {
+        same_kind(&self.kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database error of SQLite's shape: code 13 is SQLITE_FULL.
+    #[derive(Debug, thiserror::Error)]
+    #[error("database or disk is full")]
+    struct Full;
+
+    impl DatabaseError for Full {
+        fn message(&self) -> &str {
+            "database or disk is full"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed("13"))
+        }
+        fn as_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn StdError + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn StdError + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+
+    #[test]
+    fn copies_keep_what_callers_tell_failures_apart_by() {
+        let cause = StoreError::Database(sqlx::Error::Database(Box::new(Full)));
+        let copy = echo(&cause)();
+        let StoreError::Database(sqlx::Error::Database(db)) = &copy else {
+            panic!("{copy:?}");
+        };
+        assert_eq!(db.code().as_deref(), Some("13"));
+        assert_eq!(db.message(), "database or disk is full");
+        assert!(poisons_transaction(&copy));
+        assert!(copy.to_string().contains("write batch failed"), "{copy}");
+
+        let locked = StoreError::Locked(sqlx::Error::Io(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "busy",
+        )));
+        let copy = echo(&locked)();
+        assert!(
+            matches!(&copy, StoreError::Locked(sqlx::Error::Io(io)) if io.kind() == io::ErrorKind::TimedOut),
+            "{copy:?}"
+        );
+
+        let crashed = StoreError::Database(sqlx::Error::WorkerCrashed);
+        assert!(is_crash(&echo(&crashed)()));
+    }
+}

@@ -1,0 +1,434 @@
+//! The embedded SQLite backend: one file, no server, checkpoints that survive a crash.
+//!
+//! SQLite allows one writer at a time and a commit costs an fsync, so every write goes through a
+//! single background task that owns the only writing connection ([`writer`]). It takes whatever
+//! requests are queued (up to [`MAX_BATCH`](writer::MAX_BATCH)), runs them in one transaction and
+//! commits once: concurrent workflows' checkpoints share one fsync (group commit) instead of
+//! queueing on the file lock. A request that arrives alone runs in autocommit mode, which saves
+//! the BEGIN and COMMIT round trips on the sequential path. Reads go through a small pool of
+//! read-only connections, which WAL lets run beside the writer.
+//!
+//! The statements themselves are the shared ones ([`Dialect`]); [`batch`] holds the few that
+//! only SQLite's writer needs.
+
+mod batch;
+mod failure;
+mod writer;
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Connection, QueryBuilder, Sqlite};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::rows::{Columns, get};
+use super::shared::{Dialect, StepRow};
+use super::{
+    Inserted, NewWorkflow, QueueClaim, QueueDepth, StepRecord, Store, StoreError, WorkflowEnd,
+    WorkflowFilter, WorkflowRecord, WorkflowStatus,
+};
+use writer::{Reply, Request, Writer};
+
+/// How long to wait for another process's write lock before reporting `StoreError::Locked`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Readers needed at once are few (CLI listings, recovery scans, replays).
+const READ_POOL_SIZE: u32 = 4;
+
+/// Embedded migrations; the path is relative to host/Cargo.toml.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// How much of a commit must reach the disk before a step counts as recorded: the trade between
+/// surviving a power cut and per-step latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Every commit is fsynced (`synchronous=FULL`): a recorded step survives a power cut or an
+    /// OS crash. Costs one fsync per commit, shared by all requests of a batch.
+    #[default]
+    Synced,
+    /// Commits survive the process crashing but not the machine (`synchronous=NORMAL` in WAL):
+    /// the last commits before a power cut may be lost. Much faster on slow disks.
+    Process,
+}
+
+impl Durability {
+    /// The spelling used in configuration and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Synced => "synced",
+            Durability::Process => "process",
+        }
+    }
+
+    fn synchronous(self) -> SqliteSynchronous {
+        match self {
+            Durability::Synced => SqliteSynchronous::Full,
+            Durability::Process => SqliteSynchronous::Normal,
+        }
+    }
+}
+
+impl fmt::Display for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "synced" => Ok(Durability::Synced),
+            "process" => Ok(Durability::Process),
+            other => Err(format!(
+                "unknown durability {other:?}: expected \"synced\" or \"process\""
+            )),
+        }
+    }
+}
+
+/// A [`Store`] in one SQLite file, for a single host process (or a few on one machine).
+///
+/// Dropping it stops the writer once the requests already queued are done; use
+/// [`SqliteStore::close`] to wait for that.
+pub struct SqliteStore {
+    reads: SqlitePool,
+    writes: mpsc::Sender<Request>,
+    writer: JoinHandle<()>,
+    commits: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("commits", &self.commits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating on first use) the database at `url_or_path` and brings its schema up to
+    /// date, so a fresh path is all a user needs to start.
+    ///
+    /// Accepts `sqlite://path`, `sqlite:path` or a plain file path. Must be called inside a Tokio
+    /// runtime: it spawns the writer task there.
+    pub async fn open(url_or_path: &str, durability: Durability) -> Result<Self, StoreError> {
+        let base = if url_or_path.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url_or_path).map_err(|source| StoreError::Open {
+                url: url_or_path.to_owned(),
+                source,
+            })?
+        } else {
+            SqliteConnectOptions::new().filename(url_or_path)
+        };
+        Self::open_with(url_or_path, base, durability).await
+    }
+
+    /// `open` once the location is parsed; tests add pragmas to `base` here.
+    async fn open_with(
+        url_or_path: &str,
+        base: SqliteConnectOptions,
+        durability: Durability,
+    ) -> Result<Self, StoreError> {
+        let open_error = |source| StoreError::Open {
+            url: url_or_path.to_owned(),
+            source,
+        };
+        let options = base
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(durability.synchronous())
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        check_parent_directory(options.get_filename()).map_err(open_error)?;
+
+        let mut writer = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(open_error)?;
+        MIGRATOR.run(&mut writer).await?;
+
+        // Readers can never take the write lock by accident, so they never contend with the
+        // writer for it.
+        let options = options.create_if_missing(false);
+        let reads = SqlitePoolOptions::new()
+            .max_connections(READ_POOL_SIZE)
+            .min_connections(0)
+            .connect_with(options.clone().pragma("query_only", "ON"))
+            .await
+            .map_err(open_error)?;
+
+        let commits = Arc::new(AtomicU64::new(0));
+        let (writes, queue) = mpsc::channel(writer::QUEUE_DEPTH);
+        let writer = Writer::new(options, writer, Arc::clone(&commits));
+        let writer = tokio::spawn(writer.run(queue));
+        tracing::debug!(url = url_or_path, %durability, "opened sqlite store");
+        Ok(SqliteStore {
+            reads,
+            writes,
+            writer,
+            commits,
+        })
+    }
+
+    /// Transactions committed by the writer so far. Requests per commit shows how well group
+    /// commit is working; useful for tests and metrics.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Finishes the queued writes, then closes every connection, so the WAL is checkpointed and
+    /// the file is left tidy before the process exits.
+    pub async fn close(self) {
+        let SqliteStore {
+            reads,
+            writes,
+            writer,
+            ..
+        } = self;
+        drop(writes);
+        if let Err(err) = writer.await {
+            tracing::error!(error = %err, "sqlite writer task failed");
+        }
+        reads.close().await;
+    }
+
+    /// Sends a request to the writer and waits until it is committed (or failed).
+    async fn write<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(request(reply))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+/// Refuses a path whose directory is missing up front: SQLite would only say "unable to open
+/// database file", which does not tell the user what is wrong.
+fn check_parent_directory(file: &Path) -> Result<(), sqlx::Error> {
+    let Some(parent) = file.parent() else {
+        return Ok(());
+    };
+    if parent.as_os_str().is_empty() || parent.is_dir() {
+        return Ok(());
+    }
+    Err(sqlx::Error::InvalidArgument(format!(
+        "directory {} does not exist",
+        parent.display()
+    )))
+}
+
+impl Dialect for Sqlite {
+    const INSERTION_ORDER: &'static str = "rowid";
+    const LOCK_ROW: &'static str = "";
+
+    /// The ids travel as one JSON array.
+    fn push_id_condition(
+        query: &mut QueryBuilder<Sqlite>,
+        ids: &[String],
+    ) -> Result<(), StoreError> {
+        let ids = serde_json::to_string(ids).map_err(|err| StoreError::Corrupt {
+            table: "workflow_status",
+            message: format!("cannot encode workflow ids: {err}"),
+        })?;
+        query
+            .push("workflow_id IN (SELECT value FROM json_each(")
+            .push_bind(ids)
+            .push("))");
+        Ok(())
+    }
+}
+
+impl Columns for SqliteRow {
+    fn text(&self, table: &'static str, column: &str) -> Result<String, StoreError> {
+        get(self, table, column)
+    }
+    fn opt_text(&self, table: &'static str, column: &str) -> Result<Option<String>, StoreError> {
+        get(self, table, column)
+    }
+    fn int(&self, table: &'static str, column: &str) -> Result<i64, StoreError> {
+        get(self, table, column)
+    }
+    fn opt_int(&self, table: &'static str, column: &str) -> Result<Option<i64>, StoreError> {
+        get(self, table, column)
+    }
+    /// SQLite stores every integer as 64 bits.
+    fn small_int(&self, table: &'static str, column: &str) -> Result<i32, StoreError> {
+        let value: i64 = get(self, table, column)?;
+        i32::try_from(value).map_err(|_| StoreError::Corrupt {
+            table,
+            message: format!("column {column}: {value} is out of range"),
+        })
+    }
+    fn bytes(&self, table: &'static str, column: &str) -> Result<Vec<u8>, StoreError> {
+        get(self, table, column)
+    }
+}
+
+/// Writes become requests to the writer task; reads run on the read pool.
+#[async_trait]
+impl Store for SqliteStore {
+    async fn put_component(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let (digest, bytes) = (digest.to_owned(), bytes.to_vec());
+        self.write(|reply| Request::PutComponent {
+            digest,
+            bytes,
+            reply,
+        })
+        .await
+    }
+
+    async fn get_component(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Sqlite::get_component(&self.reads, digest).await
+    }
+
+    async fn insert_workflow(&self, new: &NewWorkflow) -> Result<Inserted, StoreError> {
+        let new = Box::new(new.clone());
+        self.write(|reply| Request::InsertWorkflow { new, reply })
+            .await
+    }
+
+    async fn get_workflow(&self, id: &str) -> Result<Option<WorkflowRecord>, StoreError> {
+        Sqlite::get_workflow(&self.reads, id).await
+    }
+
+    async fn list_workflows(
+        &self,
+        filter: &WorkflowFilter,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        Sqlite::list_workflows(&self.reads, filter).await
+    }
+
+    async fn steps(&self, workflow_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        Sqlite::steps(&self.reads, workflow_id).await
+    }
+
+    async fn begin_execution(
+        &self,
+        workflow_id: &str,
+        executor_id: &str,
+    ) -> Result<u32, StoreError> {
+        let (workflow_id, executor_id) = (workflow_id.to_owned(), executor_id.to_owned());
+        self.write(|reply| Request::BeginExecution {
+            workflow_id,
+            executor_id,
+            reply,
+        })
+        .await
+    }
+
+    async fn record_step(&self, step: &StepRecord) -> Result<(), StoreError> {
+        let step = StepRow::new(step)?;
+        self.write(|reply| Request::RecordStep { step, reply })
+            .await
+    }
+
+    async fn record_trap(
+        &self,
+        workflow_id: &str,
+        class: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let (workflow_id, class, message) =
+            (workflow_id.to_owned(), class.to_owned(), message.to_owned());
+        self.write(|reply| Request::RecordTrap {
+            workflow_id,
+            class,
+            message,
+            reply,
+        })
+        .await
+    }
+
+    async fn finish_workflow(
+        &self,
+        workflow_id: &str,
+        end: &WorkflowEnd,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let (workflow_id, end) = (workflow_id.to_owned(), end.clone());
+        self.write(|reply| Request::Finish {
+            workflow_id,
+            end,
+            reply,
+        })
+        .await
+    }
+
+    async fn pending_workflows(
+        &self,
+        executor_id: &str,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        Sqlite::pending_workflows(&self.reads, executor_id).await
+    }
+
+    async fn claim_queued(&self, claim: &QueueClaim) -> Result<Vec<WorkflowRecord>, StoreError> {
+        if claim.max == 0 {
+            return Ok(Vec::new());
+        }
+        let claim = claim.clone();
+        self.write(|reply| Request::ClaimQueued { claim, reply })
+            .await
+    }
+
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
+        Sqlite::queue_depths(&self.reads).await
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(WorkflowStatus, u64)>, StoreError> {
+        Sqlite::count_by_status(&self.reads).await
+    }
+
+    async fn cancel_workflow(&self, id: &str) -> Result<WorkflowRecord, StoreError> {
+        let workflow_id = id.to_owned();
+        self.write(|reply| Request::Cancel { workflow_id, reply })
+            .await
+    }
+
+    async fn resume_workflow(
+        &self,
+        id: &str,
+        executor_id: &str,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let (workflow_id, executor_id) = (id.to_owned(), executor_id.to_owned());
+        self.write(|reply| Request::Resume {
+            workflow_id,
+            executor_id,
+            reply,
+        })
+        .await
+    }
+
+    async fn fork_workflow(
+        &self,
+        id: &str,
+        new_id: &str,
+        from_step: u32,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let (workflow_id, new_id) = (id.to_owned(), new_id.to_owned());
+        self.write(|reply| Request::Fork {
+            workflow_id,
+            new_id,
+            from_step,
+            reply,
+        })
+        .await
+    }
+
+    async fn workflow_statuses(&self, ids: &[String]) -> Result<Vec<WorkflowRecord>, StoreError> {
+        Sqlite::workflow_statuses(&self.reads, ids).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,413 @@
+//! The writer task: the only connection that writes, committing queued requests together.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{Connection, Sqlite};
+use tokio::sync::{mpsc, oneshot};
+
+use super::batch::{self, plan};
+use super::failure::{echo, is_crash, poisons_transaction};
+use crate::store::shared::{Dialect, StepRow};
+use crate::store::{Inserted, NewWorkflow, QueueClaim, StoreError, WorkflowEnd, WorkflowRecord};
+
+/// Most requests committed together: bounds the time one transaction holds the write lock and
+/// the memory of one batch, while still letting hundreds of workflows share an fsync.
+pub(super) const MAX_BATCH: usize = 512;
+/// Requests that may wait for the writer before callers feel back-pressure.
+pub(super) const QUEUE_DEPTH: usize = 4 * MAX_BATCH;
+
+pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A write, owning its data so it can cross to the writer task.
+pub(super) enum Request {
+    PutComponent {
+        digest: String,
+        bytes: Vec<u8>,
+        reply: Reply<()>,
+    },
+    InsertWorkflow {
+        // Boxed: a new workflow is the largest request by far, and every slot of the queue
+        // (filled mostly with steps) would otherwise be as large.
+        new: Box<NewWorkflow>,
+        reply: Reply<Inserted>,
+    },
+    BeginExecution {
+        workflow_id: String,
+        executor_id: String,
+        reply: Reply<u32>,
+    },
+    RecordStep {
+        step: StepRow,
+        reply: Reply<()>,
+    },
+    RecordTrap {
+        workflow_id: String,
+        class: String,
+        message: String,
+        reply: Reply<()>,
+    },
+    Finish {
+        workflow_id: String,
+        end: WorkflowEnd,
+        reply: Reply<WorkflowRecord>,
+    },
+    ClaimQueued {
+        claim: QueueClaim,
+        reply: Reply<Vec<WorkflowRecord>>,
+    },
+    Cancel {
+        workflow_id: String,
+        reply: Reply<WorkflowRecord>,
+    },
+    Resume {
+        workflow_id: String,
+        executor_id: String,
+        reply: Reply<WorkflowRecord>,
+    },
+    Fork {
+        workflow_id: String,
+        new_id: String,
+        from_step: u32,
+        reply: Reply<WorkflowRecord>,
+    },
+}
+
+/// A request that has run inside the open transaction; its answer is held back until the
+/// commit decides whether it stands.
+pub(super) enum Outcome {
+    Unit(Reply<()>, Result<(), StoreError>),
+    Count(Reply<u32>, Result<u32, StoreError>),
+    // Boxed: an insert's record is large and rare next to the steps that fill most batches.
+    Inserted(Reply<Inserted>, Box<Result<Inserted, StoreError>>),
+    Record(
+        Reply<WorkflowRecord>,
+        Box<Result<WorkflowRecord, StoreError>>,
+    ),
+    Records(
+        Reply<Vec<WorkflowRecord>>,
+        Result<Vec<WorkflowRecord>, StoreError>,
+    ),
+}
+
+impl Outcome {
+    fn error(&self) -> Option<&StoreError> {
+        match self {
+            Outcome::Unit(_, Err(e)) | Outcome::Count(_, Err(e)) | Outcome::Records(_, Err(e)) => {
+                Some(e)
+            }
+            Outcome::Inserted(_, result) => result.as_ref().as_ref().err(),
+            Outcome::Record(_, result) => result.as_ref().as_ref().err(),
+            _ => None,
+        }
+    }
+
+    /// Replaces a success with `err`: the transaction that held it did not commit. A request
+    /// that had already failed keeps its own, more precise error.
+    fn fail(&mut self, err: impl FnOnce() -> StoreError) {
+        match self {
+            Outcome::Unit(_, r @ Ok(_)) => *r = Err(err()),
+            Outcome::Count(_, r @ Ok(_)) => *r = Err(err()),
+            Outcome::Records(_, r @ Ok(_)) => *r = Err(err()),
+            Outcome::Inserted(_, r) if r.is_ok() => **r = Err(err()),
+            Outcome::Record(_, r) if r.is_ok() => **r = Err(err()),
+            _ => {}
+        }
+    }
+
+    /// A caller that stopped waiting does not matter to anyone else, so send errors are ignored.
+    fn send(self) {
+        match self {
+            Outcome::Unit(reply, result) => drop(reply.send(result)),
+            Outcome::Count(reply, result) => drop(reply.send(result)),
+            Outcome::Inserted(reply, result) => drop(reply.send(*result)),
+            Outcome::Record(reply, result) => drop(reply.send(*result)),
+            Outcome::Records(reply, result) => drop(reply.send(result)),
+        }
+    }
+}
+
+impl Request {
+    /// Answers without running: the batch failed before this request's turn.
+    pub(super) fn reject(self, err: StoreError) {
+        match self {
+            Request::PutComponent { reply, .. }
+            | Request::RecordStep { reply, .. }
+            | Request::RecordTrap { reply, .. } => drop(reply.send(Err(err))),
+            Request::Finish { reply, .. }
+            | Request::Cancel { reply, .. }
+            | Request::Resume { reply, .. }
+            | Request::Fork { reply, .. } => drop(reply.send(Err(err))),
+            Request::ClaimQueued { reply, .. } => drop(reply.send(Err(err))),
+            Request::InsertWorkflow { reply, .. } => drop(reply.send(Err(err))),
+            Request::BeginExecution { reply, .. } => drop(reply.send(Err(err))),
+        }
+    }
+
+    /// Whether the request must run inside a transaction even when it arrives alone: its
+    /// statements only make sense together (a fork's row and its copied steps), or a read
+    /// that explains a write (or a write that follows a read) must see the same state. All are
+    /// rare admin operations, so the BEGIN and COMMIT round trips do not matter there.
+    fn needs_transaction(&self) -> bool {
+        matches!(
+            self,
+            Request::Cancel { .. } | Request::Resume { .. } | Request::Fork { .. }
+        )
+    }
+
+    /// Runs the request's statements on the writer's connection (in its open transaction, if
+    /// any).
+    pub(super) async fn apply(self, conn: &mut SqliteConnection) -> Outcome {
+        match self {
+            Request::PutComponent {
+                digest,
+                bytes,
+                reply,
+            } => Outcome::Unit(reply, Sqlite::put_component(conn, &digest, &bytes).await),
+            Request::InsertWorkflow { new, reply } => {
+                Outcome::Inserted(reply, Box::new(Sqlite::insert_workflow(conn, &new).await))
+            }
+            Request::BeginExecution {
+                workflow_id,
+                executor_id,
+                reply,
+            } => Outcome::Count(
+                reply,
+                Sqlite::begin_execution(conn, &workflow_id, &executor_id).await,
+            ),
+            Request::RecordStep { step, reply } => {
+                Outcome::Unit(reply, Sqlite::record_step(conn, &step).await)
+            }
+            Request::RecordTrap {
+                workflow_id,
+                class,
+                message,
+                reply,
+            } => Outcome::Unit(
+                reply,
+                Sqlite::record_trap(conn, &workflow_id, &class, &message).await,
+            ),
+            Request::Finish {
+                workflow_id,
+                end,
+                reply,
+            } => Outcome::Record(
+                reply,
+                Box::new(Sqlite::finish_workflow(conn, &workflow_id, &end).await),
+            ),
+            Request::ClaimQueued { claim, reply } => {
+                Outcome::Records(reply, batch::claim_queued(conn, &claim).await)
+            }
+            Request::Cancel { workflow_id, reply } => Outcome::Record(
+                reply,
+                Box::new(Sqlite::cancel_workflow(conn, &workflow_id).await),
+            ),
+            Request::Resume {
+                workflow_id,
+                executor_id,
+                reply,
+            } => Outcome::Record(
+                reply,
+                Box::new(Sqlite::resume_workflow(conn, &workflow_id, &executor_id).await),
+            ),
+            Request::Fork {
+                workflow_id,
+                new_id,
+                from_step,
+                reply,
+            } => Outcome::Record(
+                reply,
+                Box::new(batch::fork_workflow(conn, &workflow_id, &new_id, from_step).await),
+            ),
+        }
+    }
+}
+
+/// The background task that owns the writing connection until every sender is gone.
+pub(super) struct Writer {
+    /// To reconnect when the connection can no longer be trusted.
+    options: SqliteConnectOptions,
+    /// `None` after a failure, until the next batch reconnects.
+    conn: Option<SqliteConnection>,
+    commits: Arc<AtomicU64>,
+}
+
+impl Writer {
+    pub(super) fn new(
+        options: SqliteConnectOptions,
+        conn: SqliteConnection,
+        commits: Arc<AtomicU64>,
+    ) -> Writer {
+        Writer {
+            options,
+            conn: Some(conn),
+            commits,
+        }
+    }
+
+    pub(super) async fn run(mut self, mut queue: mpsc::Receiver<Request>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        // `recv_many` waits for the first request, then takes whatever else is already queued.
+        while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            if self.conn.is_none() {
+                match SqliteConnection::connect_with(&self.options).await {
+                    Ok(conn) => self.conn = Some(conn),
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot reopen the sqlite writer connection");
+                        reject_all(&mut batch, StoreError::from(err));
+                        continue;
+                    }
+                }
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                continue;
+            };
+            if !write_batch(conn, &mut batch, &self.commits).await {
+                // A transaction SQLite rolled back on its own leaves sqlx believing it is
+                // still open, and a crashed worker stays crashed: start afresh rather than fail
+                // every later write.
+                tracing::warn!("reopening the sqlite writer connection after a failure");
+                if let Some(conn) = self.conn.take() {
+                    drop(conn.close().await);
+                }
+            }
+        }
+        if let Some(conn) = self.conn.take()
+            && let Err(err) = conn.close().await
+        {
+            tracing::warn!(error = %err, "closing the sqlite writer connection failed");
+        }
+        tracing::debug!("sqlite writer stopped");
+    }
+}
+
+/// Answers every request of `batch` with `cause` (one gets the original, the others a copy).
+fn reject_all(batch: &mut Vec<Request>, cause: StoreError) {
+    let copy = echo(&cause);
+    if let Some(last) = batch.pop() {
+        for request in batch.drain(..) {
+            request.reject(copy());
+        }
+        last.reject(cause);
+    }
+}
+
+/// Whether the connection is still fit for the next batch: no transaction left open, worker
+/// alive.
+fn still_usable(conn: &SqliteConnection, errors: &[Option<&StoreError>]) -> bool {
+    !errors.iter().flatten().any(|err| is_crash(err)) && !conn.is_in_transaction()
+}
+
+/// Runs `batch` in one transaction with one commit, then answers every request. Returns whether
+/// the connection is still usable.
+async fn write_batch(
+    conn: &mut SqliteConnection,
+    batch: &mut Vec<Request>,
+    commits: &AtomicU64,
+) -> bool {
+    let size = batch.len();
+    if size == 1
+        && !batch[0].needs_transaction()
+        && let Some(request) = batch.pop()
+    {
+        return write_alone(conn, request, commits).await;
+    }
+    // IMMEDIATE takes the write lock up front (waiting up to the busy timeout), so a statement
+    // in the middle of the batch never meets a lock it cannot wait for.
+    let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => tx,
+        Err(err) => {
+            tracing::warn!(error = %err, size, "cannot begin a write transaction");
+            let cause = StoreError::from(err);
+            // A failed BEGIN leaves no transaction behind; only a dead worker needs a reconnect.
+            let usable = !is_crash(&cause);
+            reject_all(batch, cause);
+            return usable;
+        }
+    };
+
+    let mut outcomes = Vec::with_capacity(size);
+    let mut poisoned = None;
+    for phase in plan(batch.drain(..)) {
+        if let Some(copy) = &poisoned {
+            phase.reject(copy);
+            continue;
+        }
+        for outcome in phase.apply(&mut tx).await {
+            // A constraint error only undoes its own statement; anything else (I/O, disk full,
+            // out of memory) may have rolled back the whole transaction behind our back.
+            if poisoned.is_none()
+                && let Some(err) = outcome.error().filter(|e| poisons_transaction(e))
+            {
+                poisoned = Some(echo(err));
+            }
+            outcomes.push(outcome);
+        }
+    }
+
+    if let Some(copy) = poisoned {
+        tracing::warn!(error = %copy(), size, "write batch failed; rolling it back");
+        if let Err(err) = tx.rollback().await {
+            tracing::debug!(error = %err, "rollback after a failed batch");
+        }
+        let usable = still_usable(
+            conn,
+            &outcomes.iter().map(Outcome::error).collect::<Vec<_>>(),
+        );
+        // The request that failed keeps its own error; `fail` only replaces successes.
+        for mut outcome in outcomes {
+            outcome.fail(&copy);
+            outcome.send();
+        }
+        return usable;
+    }
+    match tx.commit().await {
+        Ok(()) => {
+            commits.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(size, "committed write batch");
+            for outcome in outcomes {
+                outcome.send();
+            }
+            true
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, size, "commit failed; every write in the batch is lost");
+            let cause = StoreError::from(err);
+            let copy = echo(&cause);
+            let mut original = Some(cause);
+            // One request gets the original error, the others a copy.
+            let last_ok = outcomes
+                .iter()
+                .rposition(|outcome| outcome.error().is_none());
+            for (i, mut outcome) in outcomes.into_iter().enumerate() {
+                if Some(i) == last_ok {
+                    outcome.fail(|| original.take().unwrap_or_else(&copy));
+                } else {
+                    outcome.fail(&copy);
+                }
+                outcome.send();
+            }
+            // Whether SQLite kept the transaction open after a failed COMMIT depends on the
+            // error; the connection is not worth the doubt.
+            false
+        }
+    }
+}
+
+/// Runs a lone request in autocommit mode: each statement is its own transaction and commit.
+///
+/// Same durability as an explicit transaction, but without the BEGIN and COMMIT round trips to
+/// the connection's worker thread, which would dominate a sequential workflow's step latency.
+/// Only for requests whose statements are safe on their own (at most one of them writes); the
+/// others say so with [`Request::needs_transaction`].
+async fn write_alone(conn: &mut SqliteConnection, request: Request, commits: &AtomicU64) -> bool {
+    let outcome = request.apply(conn).await;
+    let error = outcome.error();
+    if error.is_none() {
+        commits.fetch_add(1, Ordering::Relaxed);
+    }
+    let usable = still_usable(conn, &[error]);
+    outcome.send();
+    usable
+}

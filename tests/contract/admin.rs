@@ -1,0 +1,293 @@
+//! What operators do to workflows: cancel, resume, fork.
+
+use reprise::store::{NewWorkflow, StepRecord, Store, StoreError, WorkflowEnd, WorkflowStatus};
+
+use super::{claim, ids, new_workflow, queued, status_of, step};
+
+pub async fn cancel_stops_active_workflows_and_leaves_ended_ones(store: &dyn Store) {
+    store
+        .insert_workflow(&queued("queued", "q", 0))
+        .await
+        .expect("insert");
+    store
+        .insert_workflow(&new_workflow("running"))
+        .await
+        .expect("insert");
+    store
+        .insert_workflow(&new_workflow("done"))
+        .await
+        .expect("insert");
+    store
+        .finish_workflow("done", &WorkflowEnd::Success("1".to_owned()))
+        .await
+        .expect("finish");
+
+    let cancelled = store.cancel_workflow("queued").await.expect("cancel");
+    assert_eq!(cancelled.status, WorkflowStatus::Cancelled);
+    assert!(
+        store
+            .claim_queued(&claim("q", "exec-a", 5))
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .cancel_workflow("running")
+            .await
+            .expect("cancel")
+            .status,
+        WorkflowStatus::Cancelled
+    );
+    // A late ending does not overwrite the cancellation.
+    store
+        .finish_workflow("running", &WorkflowEnd::Success("1".to_owned()))
+        .await
+        .expect("finish");
+    assert_eq!(status_of(store, "running").await, WorkflowStatus::Cancelled);
+    let done = store.cancel_workflow("done").await.expect("cancel ended");
+    assert_eq!(
+        (done.status, done.output.as_deref()),
+        (WorkflowStatus::Success, Some("1"))
+    );
+    let err = store.cancel_workflow("ghost").await.expect_err("unknown");
+    assert!(
+        matches!(err, StoreError::UnknownWorkflow(ref id) if id == "ghost"),
+        "{err:?}"
+    );
+}
+
+pub async fn resume_restarts_all_but_successes(store: &dyn Store) {
+    store
+        .insert_workflow(&queued("cancelled", "q", 0))
+        .await
+        .expect("insert");
+    store
+        .claim_queued(&claim("q", "exec-a", 1))
+        .await
+        .expect("claim");
+    store
+        .begin_execution("cancelled", "exec-a")
+        .await
+        .expect("begin");
+    store
+        .record_trap("cancelled", "panic", "boom")
+        .await
+        .expect("trap");
+    store.cancel_workflow("cancelled").await.expect("cancel");
+
+    let resumed = store
+        .resume_workflow("cancelled", "exec-b")
+        .await
+        .expect("resume");
+    assert_eq!(resumed.status, WorkflowStatus::Pending);
+    assert_eq!(resumed.executions, 0);
+    assert_eq!(resumed.executor_id, "exec-b");
+    assert_eq!(resumed.trap_class.as_deref(), Some("panic"));
+    assert_eq!(resumed.queue_name.as_deref(), Some("q"));
+    assert!(resumed.started_at.is_some());
+    // PENDING now: recovery finds it, the queue does not dispatch it again.
+    assert_eq!(
+        ids(store.pending_workflows("exec-b").await.expect("pending")),
+        ["cancelled"]
+    );
+    assert!(
+        store
+            .claim_queued(&claim("q", "exec-a", 5))
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+
+    store
+        .insert_workflow(&new_workflow("failed"))
+        .await
+        .expect("insert");
+    store
+        .finish_workflow("failed", &WorkflowEnd::Error("bad".to_owned()))
+        .await
+        .expect("finish");
+    let resumed = store
+        .resume_workflow("failed", "exec-b")
+        .await
+        .expect("resume");
+    assert_eq!(
+        (resumed.status, resumed.error),
+        (WorkflowStatus::Pending, None)
+    );
+
+    store
+        .insert_workflow(&new_workflow("exhausted"))
+        .await
+        .expect("insert");
+    store
+        .finish_workflow(
+            "exhausted",
+            &WorkflowEnd::MaxRecoveryAttemptsExceeded("traps".to_owned()),
+        )
+        .await
+        .expect("finish");
+    for _ in 0..3 {
+        store
+            .begin_execution("exhausted", "exec-a")
+            .await
+            .expect("begin");
+    }
+    let resumed = store
+        .resume_workflow("exhausted", "exec-b")
+        .await
+        .expect("resume");
+    assert_eq!(
+        (resumed.status, resumed.executions),
+        (WorkflowStatus::Pending, 0)
+    );
+
+    // An ENQUEUED workflow starts now, skipping its queue.
+    store
+        .insert_workflow(&queued("waiting", "q", 0))
+        .await
+        .expect("insert");
+    let resumed = store
+        .resume_workflow("waiting", "exec-b")
+        .await
+        .expect("resume");
+    assert_eq!(resumed.status, WorkflowStatus::Pending);
+    assert!(resumed.started_at.is_some());
+
+    store
+        .insert_workflow(&new_workflow("ok"))
+        .await
+        .expect("insert");
+    store
+        .finish_workflow("ok", &WorkflowEnd::Success("1".to_owned()))
+        .await
+        .expect("finish");
+    let err = store
+        .resume_workflow("ok", "exec-b")
+        .await
+        .expect_err("success");
+    assert!(
+        matches!(&err, StoreError::NotResumable { workflow_id, status: WorkflowStatus::Success }
+            if workflow_id == "ok"),
+        "{err:?}"
+    );
+    assert_eq!(status_of(store, "ok").await, WorkflowStatus::Success);
+    let err = store
+        .resume_workflow("ghost", "exec-b")
+        .await
+        .expect_err("unknown");
+    assert!(matches!(err, StoreError::UnknownWorkflow(_)), "{err:?}");
+
+    // Resuming must not make two workflows active under one deduplication id.
+    let keyed = |id: &str| NewWorkflow {
+        deduplication_id: Some("k".to_owned()),
+        ..queued(id, "dq", 0)
+    };
+    store.insert_workflow(&keyed("k1")).await.expect("insert");
+    store.cancel_workflow("k1").await.expect("cancel");
+    store.insert_workflow(&keyed("k2")).await.expect("insert");
+    let err = store
+        .resume_workflow("k1", "exec-b")
+        .await
+        .expect_err("dup");
+    assert!(matches!(err, StoreError::Duplicate { .. }), "{err:?}");
+    assert_eq!(status_of(store, "k1").await, WorkflowStatus::Cancelled);
+}
+
+pub async fn fork_copies_the_workflow_and_the_steps_before_the_fork_point(store: &dyn Store) {
+    let original = NewWorkflow {
+        deduplication_id: Some("k".to_owned()),
+        parent_workflow_id: Some("parent".to_owned()),
+        config: r#"{"region":"eu"}"#.to_owned(),
+        ..queued("orig", "q", 3)
+    };
+    store.insert_workflow(&original).await.expect("insert");
+    store
+        .claim_queued(&claim("q", "exec-a", 1))
+        .await
+        .expect("claim");
+    for i in 0..5 {
+        store.record_step(&step("orig", i)).await.expect("record");
+    }
+    store
+        .record_trap("orig", "panic", "boom")
+        .await
+        .expect("trap");
+    store
+        .finish_workflow("orig", &WorkflowEnd::Error("bad".to_owned()))
+        .await
+        .expect("finish");
+
+    let fork = store.fork_workflow("orig", "fork", 3).await.expect("fork");
+    let orig = store
+        .get_workflow("orig")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(fork.id, "fork");
+    assert_eq!(fork.status, WorkflowStatus::Pending);
+    assert_eq!(fork.executions, 0);
+    assert_eq!(
+        (
+            &fork.name,
+            &fork.input,
+            &fork.app_version,
+            &fork.instance,
+            &fork.config
+        ),
+        (
+            &orig.name,
+            &orig.input,
+            &orig.app_version,
+            &orig.instance,
+            &orig.config
+        )
+    );
+    assert_eq!(fork.executor_id, orig.executor_id);
+    assert_eq!(fork.max_recovery_attempts, orig.max_recovery_attempts);
+    assert_eq!((fork.queue_name, fork.deduplication_id), (None, None));
+    assert_eq!((fork.parent_workflow_id, fork.started_at), (None, None));
+    assert_eq!(
+        (fork.priority, fork.error, fork.trap_class),
+        (0, None, None)
+    );
+    assert!(fork.created_at >= orig.created_at);
+    let copied = store.steps("fork").await.expect("steps");
+    let expected: Vec<_> = (0..3)
+        .map(|i| StepRecord {
+            workflow_id: "fork".to_owned(),
+            ..step("orig", i)
+        })
+        .collect();
+    assert_eq!(copied, expected);
+    assert_eq!(store.steps("orig").await.expect("steps").len(), 5);
+    assert_eq!(orig.status, WorkflowStatus::Error);
+    assert_eq!(
+        ids(store.pending_workflows("exec-a").await.expect("pending")),
+        ["fork"]
+    );
+
+    // From step 0: nothing is replayed.
+    store.fork_workflow("orig", "fresh", 0).await.expect("fork");
+    assert!(store.steps("fresh").await.expect("steps").is_empty());
+
+    let err = store
+        .fork_workflow("orig", "fork", 1)
+        .await
+        .expect_err("taken");
+    assert!(
+        matches!(err, StoreError::WorkflowExists(ref id) if id == "fork"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("fork"), "{err}");
+    assert_eq!(store.steps("fork").await.expect("steps").len(), 3);
+    let err = store
+        .fork_workflow("ghost", "new", 1)
+        .await
+        .expect_err("unknown");
+    assert!(
+        matches!(err, StoreError::UnknownWorkflow(ref id) if id == "ghost"),
+        "{err:?}"
+    );
+    assert_eq!(store.get_workflow("new").await.expect("get"), None);
+}

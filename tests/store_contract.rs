@@ -1,0 +1,78 @@
+//! The storage contract, written once and run on every backend: each case of `contract/` is a
+//! test on a fresh SQLite file (`sqlite::<case>`) and one on a fresh database of a real,
+//! throwaway Postgres cluster (`postgres::<case>`), so a failure names the case and the backend.
+//!
+//! The Postgres tests share one cluster per test process (see `common/postgres.rs`, which also
+//! says how it is stopped). Where Postgres cannot be started they fail, saying what is missing.
+
+mod common;
+mod contract;
+
+/// One test per case per backend. Cases listed under `store` take `&dyn Store`; those under
+/// `db` take the [`contract::Db`], for a second handle or raw SQL.
+macro_rules! contract {
+    (store: [$($case:ident),* $(,)?], db: [$($db_case:ident),* $(,)?] $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let db = crate::contract::Db::sqlite().await;
+                    crate::contract::$case(&*db.store).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $db_case() {
+                    let db = crate::contract::Db::sqlite().await;
+                    crate::contract::$db_case(&db).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let db = crate::contract::Db::postgres(stringify!($case)).await;
+                    crate::contract::$case(&*db.store).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $db_case() {
+                    let db = crate::contract::Db::postgres(stringify!($db_case)).await;
+                    crate::contract::$db_case(&db).await;
+                }
+            )*
+        }
+    };
+}
+
+contract! {
+    store: [
+        insert_is_idempotent_and_returns_the_original,
+        steps_round_trip_including_failures,
+        duplicate_step_is_rejected,
+        begin_execution_counts_and_takes_ownership,
+        finish_keeps_the_first_terminal_state,
+        listing_filters_and_orders_newest_first,
+        listing_filters_by_queue_time_range_and_offset,
+        components_are_stored_once,
+        workflow_statuses_reads_many_in_the_order_asked,
+        lifecycle_rules_hold_end_to_end,
+        enqueue_creates_enqueued_rows_and_direct_starts_record_started_at,
+        claim_takes_priority_then_fifo_up_to_max,
+        claim_respects_global_concurrency,
+        claim_respects_the_rate_limit_window,
+        deduplication_rejects_a_second_active_workflow_only,
+        queue_depths_and_status_counts,
+        cancel_stops_active_workflows_and_leaves_ended_ones,
+        resume_restarts_all_but_successes,
+        fork_copies_the_workflow_and_the_steps_before_the_fork_point,
+    ],
+    db: [
+        corrupt_rows_are_reported_as_corrupt,
+        concurrent_claimers_never_share_a_workflow,
+        concurrent_claims_from_two_handles_keep_the_limit,
+    ],
+}
