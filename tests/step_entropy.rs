@@ -25,8 +25,8 @@ async fn draws(id: &str) -> (i64, Vec<Draw>) {
         .await
         .expect("run");
     assert_eq!(record.status, WorkflowStatus::Success, "{:?}", record.error);
-    let output: Value = serde_json::from_str(record.output.as_deref().unwrap_or("null"))
-        .expect("output is JSON");
+    let output: Value =
+        serde_json::from_str(record.output.as_deref().unwrap_or("null")).expect("output is JSON");
     let draws = output
         .as_array()
         .expect("three draws")
@@ -53,7 +53,10 @@ async fn steps_draw_real_entropy_and_time_while_workflow_code_stays_replayable()
 
     // Step code, inline and isolated: unpredictable, and the real time after the 30 ms sleep.
     for (i, what) in [(1, "an inline step"), (2, "an isolated step")] {
-        assert_ne!(a[i].bytes, b[i].bytes, "{what} drew the same bytes for the same id");
+        assert_ne!(
+            a[i].bytes, b[i].bytes,
+            "{what} drew the same bytes for the same id"
+        );
         assert_ne!(a[i].bytes, a[0].bytes, "{what} drew the workflow's bytes");
         for (created, draw) in [(created_a, &a[i]), (created_b, &b[i])] {
             let time = draw.time_ms as i64;
