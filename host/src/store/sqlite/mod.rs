@@ -13,6 +13,8 @@
 
 mod batch;
 mod failure;
+mod request;
+mod statements;
 mod writer;
 
 use std::fmt;
@@ -38,7 +40,8 @@ use super::{
     Inserted, NewWorkflow, QueueClaim, QueueDepth, StepRecord, Store, StoreError, WorkflowEnd,
     WorkflowFilter, WorkflowRecord, WorkflowStatus,
 };
-use writer::{Reply, Request, Writer};
+use request::{Reply, Request};
+use writer::Writer;
 
 /// How long to wait for another process's write lock before reporting `StoreError::Locked`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

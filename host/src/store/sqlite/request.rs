@@ -1,0 +1,216 @@
+//! What the writer is asked to do: one request per write, each with the channel its answer
+//! goes back on, and how a request is run on its own.
+
+use sqlx::Sqlite;
+use sqlx::sqlite::SqliteConnection;
+use tokio::sync::oneshot;
+
+use super::statements;
+use crate::store::shared::{Dialect, StepRow};
+use crate::store::{Inserted, NewWorkflow, QueueClaim, StoreError, WorkflowEnd, WorkflowRecord};
+
+pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A write, owning its data so it can cross to the writer task.
+pub(super) enum Request {
+    PutComponent {
+        digest: String,
+        bytes: Vec<u8>,
+        reply: Reply<()>,
+    },
+    InsertWorkflow {
+        // Boxed: a new workflow is the largest request by far, and every slot of the queue
+        // (filled mostly with steps) would otherwise be as large.
+        new: Box<NewWorkflow>,
+        reply: Reply<Inserted>,
+    },
+    BeginExecution {
+        workflow_id: String,
+        executor_id: String,
+        reply: Reply<u32>,
+    },
+    RecordStep {
+        step: StepRow,
+        reply: Reply<()>,
+    },
+    RecordTrap {
+        workflow_id: String,
+        class: String,
+        message: String,
+        reply: Reply<()>,
+    },
+    Finish {
+        workflow_id: String,
+        end: WorkflowEnd,
+        reply: Reply<WorkflowRecord>,
+    },
+    ClaimQueued {
+        claim: QueueClaim,
+        reply: Reply<Vec<WorkflowRecord>>,
+    },
+    Cancel {
+        workflow_id: String,
+        reply: Reply<WorkflowRecord>,
+    },
+    Resume {
+        workflow_id: String,
+        executor_id: String,
+        reply: Reply<WorkflowRecord>,
+    },
+    Fork {
+        workflow_id: String,
+        new_id: String,
+        from_step: u32,
+        reply: Reply<WorkflowRecord>,
+    },
+}
+
+/// A request that has run inside the open transaction; its answer is held back until the
+/// commit decides whether it stands.
+pub(super) enum Outcome {
+    Unit(Reply<()>, Result<(), StoreError>),
+    Count(Reply<u32>, Result<u32, StoreError>),
+    // Boxed: an insert's record is large and rare next to the steps that fill most batches.
+    Inserted(Reply<Inserted>, Box<Result<Inserted, StoreError>>),
+    Record(
+        Reply<WorkflowRecord>,
+        Box<Result<WorkflowRecord, StoreError>>,
+    ),
+    Records(
+        Reply<Vec<WorkflowRecord>>,
+        Result<Vec<WorkflowRecord>, StoreError>,
+    ),
+}
+
+impl Outcome {
+    pub(super) fn error(&self) -> Option<&StoreError> {
+        match self {
+            Outcome::Unit(_, Err(e)) | Outcome::Count(_, Err(e)) | Outcome::Records(_, Err(e)) => {
+                Some(e)
+            }
+            Outcome::Inserted(_, result) => result.as_ref().as_ref().err(),
+            Outcome::Record(_, result) => result.as_ref().as_ref().err(),
+            _ => None,
+        }
+    }
+
+    /// Replaces a success with `err`: the transaction that held it did not commit. A request
+    /// that had already failed keeps its own, more precise error.
+    pub(super) fn fail(&mut self, err: impl FnOnce() -> StoreError) {
+        match self {
+            Outcome::Unit(_, r @ Ok(_)) => *r = Err(err()),
+            Outcome::Count(_, r @ Ok(_)) => *r = Err(err()),
+            Outcome::Records(_, r @ Ok(_)) => *r = Err(err()),
+            Outcome::Inserted(_, r) if r.is_ok() => **r = Err(err()),
+            Outcome::Record(_, r) if r.is_ok() => **r = Err(err()),
+            _ => {}
+        }
+    }
+
+    /// A caller that stopped waiting does not matter to anyone else, so send errors are ignored.
+    pub(super) fn send(self) {
+        match self {
+            Outcome::Unit(reply, result) => drop(reply.send(result)),
+            Outcome::Count(reply, result) => drop(reply.send(result)),
+            Outcome::Inserted(reply, result) => drop(reply.send(*result)),
+            Outcome::Record(reply, result) => drop(reply.send(*result)),
+            Outcome::Records(reply, result) => drop(reply.send(result)),
+        }
+    }
+}
+
+impl Request {
+    /// Answers without running: the batch failed before this request's turn.
+    pub(super) fn reject(self, err: StoreError) {
+        match self {
+            Request::PutComponent { reply, .. }
+            | Request::RecordStep { reply, .. }
+            | Request::RecordTrap { reply, .. } => drop(reply.send(Err(err))),
+            Request::Finish { reply, .. }
+            | Request::Cancel { reply, .. }
+            | Request::Resume { reply, .. }
+            | Request::Fork { reply, .. } => drop(reply.send(Err(err))),
+            Request::ClaimQueued { reply, .. } => drop(reply.send(Err(err))),
+            Request::InsertWorkflow { reply, .. } => drop(reply.send(Err(err))),
+            Request::BeginExecution { reply, .. } => drop(reply.send(Err(err))),
+        }
+    }
+
+    /// Whether the request must run inside a transaction even when it arrives alone: its
+    /// statements only make sense together (a fork's row and its copied steps), or a read
+    /// that explains a write (or a write that follows a read) must see the same state. All are
+    /// rare admin operations, so the BEGIN and COMMIT round trips do not matter there.
+    pub(super) fn needs_transaction(&self) -> bool {
+        matches!(
+            self,
+            Request::Cancel { .. } | Request::Resume { .. } | Request::Fork { .. }
+        )
+    }
+
+    /// Runs the request's statements on the writer's connection (in its open transaction, if
+    /// any).
+    pub(super) async fn apply(self, conn: &mut SqliteConnection) -> Outcome {
+        match self {
+            Request::PutComponent {
+                digest,
+                bytes,
+                reply,
+            } => Outcome::Unit(reply, Sqlite::put_component(conn, &digest, &bytes).await),
+            Request::InsertWorkflow { new, reply } => {
+                Outcome::Inserted(reply, Box::new(Sqlite::insert_workflow(conn, &new).await))
+            }
+            Request::BeginExecution {
+                workflow_id,
+                executor_id,
+                reply,
+            } => Outcome::Count(
+                reply,
+                Sqlite::begin_execution(conn, &workflow_id, &executor_id).await,
+            ),
+            Request::RecordStep { step, reply } => {
+                Outcome::Unit(reply, Sqlite::record_step(conn, &step).await)
+            }
+            Request::RecordTrap {
+                workflow_id,
+                class,
+                message,
+                reply,
+            } => Outcome::Unit(
+                reply,
+                Sqlite::record_trap(conn, &workflow_id, &class, &message).await,
+            ),
+            Request::Finish {
+                workflow_id,
+                end,
+                reply,
+            } => Outcome::Record(
+                reply,
+                Box::new(Sqlite::finish_workflow(conn, &workflow_id, &end).await),
+            ),
+            Request::ClaimQueued { claim, reply } => {
+                Outcome::Records(reply, statements::claim_queued(conn, &claim).await)
+            }
+            Request::Cancel { workflow_id, reply } => Outcome::Record(
+                reply,
+                Box::new(Sqlite::cancel_workflow(conn, &workflow_id).await),
+            ),
+            Request::Resume {
+                workflow_id,
+                executor_id,
+                reply,
+            } => Outcome::Record(
+                reply,
+                Box::new(Sqlite::resume_workflow(conn, &workflow_id, &executor_id).await),
+            ),
+            Request::Fork {
+                workflow_id,
+                new_id,
+                from_step,
+                reply,
+            } => Outcome::Record(
+                reply,
+                Box::new(statements::fork_workflow(conn, &workflow_id, &new_id, from_step).await),
+            ),
+        }
+    }
+}
