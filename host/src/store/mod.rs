@@ -44,8 +44,10 @@ pub enum StoreError {
     /// The database could not be opened or created at all.
     #[error("cannot open database {url}: {source}")]
     Open {
+        /// The database URL or path.
         url: String,
         #[source]
+        /// Why.
         source: sqlx::Error,
     },
     /// Schema migration failed (a newer or foreign database).
@@ -61,7 +63,9 @@ pub enum StoreError {
     /// workflow got there first.
     #[error("workflow {workflow_id}: step {function_id} is already recorded by another execution")]
     StepAlreadyRecorded {
+        /// The workflow.
         workflow_id: String,
+        /// The position.
         function_id: u32,
     },
     /// The workflow does not exist.
@@ -75,28 +79,36 @@ pub enum StoreError {
     /// the caller asked for at most one at a time.
     #[error("deduplication id {deduplication_id} is already active on queue {queue}")]
     Duplicate {
+        /// The queue.
         queue: String,
+        /// The deduplication id.
         deduplication_id: String,
     },
     /// The workflow cannot be resumed from its status (it succeeded: running it again would
     /// repeat its effects for nothing).
     #[error("workflow {workflow_id} is {status} and cannot be resumed")]
     NotResumable {
+        /// The workflow.
         workflow_id: String,
+        /// Its status.
         status: WorkflowStatus,
     },
     /// A stored value does not parse (a hand-edited or corrupted row).
     #[error("corrupt row in {table}: {message}")]
     Corrupt {
+        /// The table.
         table: &'static str,
+        /// What is wrong.
         message: String,
     },
     /// A stored value does not decode as its column's type (a hand-edited or corrupted row);
     /// the source names the column.
     #[error("corrupt row in {table}: a stored value cannot be read")]
     CorruptValue {
+        /// The table.
         table: &'static str,
         #[source]
+        /// Why the value did not decode.
         source: sqlx::Error,
     },
     /// The background writer stopped (the store was closed or its task panicked).
@@ -120,11 +132,17 @@ impl From<sqlx::Error> for StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum WorkflowStatus {
+    /// Waiting on a queue.
     Enqueued,
+    /// Running, or interrupted and awaiting recovery.
     Pending,
+    /// Returned a value.
     Success,
+    /// Returned an error (or failed in a way replay cannot fix).
     Error,
+    /// Cancelled by a user.
     Cancelled,
+    /// Trapped more often than its recovery bound allows.
     MaxRecoveryAttemptsExceeded,
 }
 
@@ -171,16 +189,21 @@ impl FromStr for WorkflowStatus {
 /// A workflow about to be created.
 #[derive(Debug, Clone)]
 pub struct NewWorkflow {
+    /// Caller-chosen or generated; starting an existing id joins that workflow.
     pub id: String,
+    /// The workflow's name in its component.
     pub name: String,
     /// JSON text.
     pub input: String,
+    /// Who owns it for recovery.
     pub executor_id: String,
     /// Content digest of the component (the application version).
     pub app_version: String,
+    /// The configured instance it runs on.
     pub instance: String,
     /// JSON object of the instance's config values.
     pub config: String,
+    /// Recoveries allowed after the first execution.
     pub max_recovery_attempts: u32,
     /// Begin the first execution in the same commit (executions = 1, `started_at` = now): saves
     /// a round trip when the caller runs the workflow at once. Ignored when `queue_name` is set,
@@ -201,48 +224,69 @@ pub struct NewWorkflow {
 /// A workflow's row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkflowRecord {
+    /// The workflow's id.
     pub id: String,
+    /// The workflow's name in its component.
     pub name: String,
+    /// Where it is in its lifecycle.
     pub status: WorkflowStatus,
+    /// JSON text of the input.
     pub input: String,
+    /// JSON text of the output, once it succeeded.
     pub output: Option<String>,
+    /// The error, once it failed.
     pub error: Option<String>,
     /// Class of the last trap (`out_of_memory`, `stack_overflow`, `panic`, …), if any.
     pub trap_class: Option<String>,
+    /// The last trap's message.
     pub trap_message: Option<String>,
+    /// Who owns it for recovery.
     pub executor_id: String,
+    /// Content digest of the component it runs on.
     pub app_version: String,
+    /// The configured instance it runs on.
     pub instance: String,
+    /// JSON object of the config values captured at its start.
     pub config: String,
     /// How many executions have begun (1 after the first start; n+1 after n recoveries).
     pub executions: u32,
+    /// Recoveries allowed after the first execution.
     pub max_recovery_attempts: u32,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// Milliseconds since the Unix epoch of the last change.
     pub updated_at: i64,
     /// The queue the workflow was started on, kept after it is dispatched.
     pub queue_name: Option<String>,
+    /// Dispatch order within its queue: lower first.
     pub priority: i32,
+    /// At most one active workflow per queue holds it.
     pub deduplication_id: Option<String>,
     /// When the first execution began (ms): `None` while ENQUEUED or not yet started.
     pub started_at: Option<i64>,
+    /// The workflow that started this one, for children.
     pub parent_workflow_id: Option<String>,
 }
 
 /// The final failure of a step, as stored (JSON) and replayed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepFailureRecord {
+    /// The last attempt's error.
     pub message: String,
+    /// Every attempt's error, oldest first.
     pub attempt_errors: Vec<String>,
+    /// Whether it failed because its attempts ran out.
     pub retries_exhausted: bool,
 }
 
 /// A step's recorded outcome at one position of a workflow.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepRecord {
+    /// The workflow.
     pub workflow_id: String,
     /// Position in call order, from 0.
     pub function_id: u32,
+    /// The step's recorded name.
     pub name: String,
     /// JSON text of the value, when the step succeeded.
     pub output: Option<String>,
@@ -250,7 +294,9 @@ pub struct StepRecord {
     pub error: Option<StepFailureRecord>,
     /// Attempts made in the execution that recorded it.
     pub attempts: u32,
+    /// When its first attempt began (ms since the epoch).
     pub started_at: i64,
+    /// When its outcome was committed (ms since the epoch).
     pub completed_at: i64,
 }
 
@@ -259,15 +305,20 @@ pub struct StepRecord {
 pub enum WorkflowEnd {
     /// JSON text of the output.
     Success(String),
+    /// The error it returned.
     Error(String),
+    /// The last trap, after too many recoveries.
     MaxRecoveryAttemptsExceeded(String),
 }
 
 /// Filter for listings; `None` means any.
 #[derive(Debug, Clone, Default)]
 pub struct WorkflowFilter {
+    /// Only this status.
     pub status: Option<WorkflowStatus>,
+    /// Only this workflow name.
     pub name: Option<String>,
+    /// At most this many rows.
     pub limit: Option<u32>,
     /// Only workflows started on this queue.
     pub queue: Option<String>,
@@ -283,6 +334,7 @@ pub struct WorkflowFilter {
 /// A request to dispatch workflows waiting on one queue to one executor.
 #[derive(Debug, Clone)]
 pub struct QueueClaim {
+    /// The queue.
     pub queue: String,
     /// The executor that will run what it claims; it becomes their owner for recovery.
     pub executor_id: String,
@@ -297,15 +349,20 @@ pub struct QueueClaim {
 /// At most `limit` starts in any window of `period_ms` milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
+    /// Starts allowed per window.
     pub limit: u32,
+    /// The window's length.
     pub period_ms: i64,
 }
 
 /// How many workflows of a queue wait and run, for metrics and the admin API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QueueDepth {
+    /// The queue.
     pub queue: String,
+    /// Workflows waiting.
     pub enqueued: u64,
+    /// Workflows running (anywhere).
     pub pending: u64,
 }
 
@@ -314,6 +371,7 @@ pub struct QueueDepth {
 pub struct Inserted {
     /// False when a workflow with that id already existed; `record` is then the existing one.
     pub created: bool,
+    /// The new row, or the existing one.
     pub record: WorkflowRecord,
 }
 
@@ -326,6 +384,7 @@ pub trait Store: Send + Sync + 'static {
     async fn get_component(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Creates the workflow unless its id exists (idempotency).
     async fn insert_workflow(&self, new: &NewWorkflow) -> Result<Inserted, StoreError>;
+    /// A workflow's row, if it exists.
     async fn get_workflow(&self, id: &str) -> Result<Option<WorkflowRecord>, StoreError>;
     /// Newest first.
     async fn list_workflows(
