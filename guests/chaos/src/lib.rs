@@ -167,6 +167,19 @@ fn entropy() -> Result<[Draw; 3], String> {
     Ok([in_workflow, in_step, isolated])
 }
 
+/// Blocks the instance for `ms` milliseconds inside a step, as a blocking client would.
+#[step(retries = false)]
+fn block(ms: u64) -> Result<u64, String> {
+    std::thread::sleep(Duration::from_millis(ms));
+    Ok(ms)
+}
+
+/// Runs one step that blocks for `ms` milliseconds.
+#[workflow]
+fn blocked(ms: u64) -> Result<u64, String> {
+    Ok(block(ms)?)
+}
+
 reprise_guest::export!(
     workflows = [
         spin,
@@ -179,6 +192,7 @@ reprise_guest::export!(
         sleepy,
         clock,
         entropy,
+        blocked,
     ],
-    steps = [first, second, draw_in_step, draw_isolated],
+    steps = [first, second, draw_in_step, draw_isolated, block],
 );

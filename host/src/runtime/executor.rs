@@ -30,6 +30,7 @@ pub(crate) async fn execute(
     context: WorkflowContext,
 ) -> Result<ExecutionEnd, RuntimeError> {
     let limits = context.limits;
+    let cancel = context.cancel.clone();
     let state = HostState::new(
         &workflow.id,
         workflow.created_at,
@@ -38,13 +39,13 @@ pub(crate) async fn execute(
     );
     let mut store = engine.store(state, limits.fuel)?;
     let guest = engine.instantiate(component, &mut store).await?;
-    let result = guest
-        .call_run_workflow(
-            &mut store,
-            &workflow.name,
-            &workflow.input.clone().into_bytes(),
-        )
-        .await;
+    let input = workflow.input.clone().into_bytes();
+    // A cancel also interrupts code that blocks between durable calls (a step sleeping or
+    // waiting on I/O): the call is dropped, and with it the instance.
+    let result = tokio::select! {
+        result = guest.call_run_workflow(&mut store, &workflow.name, &input) => result,
+        _ = cancel.cancelled() => return Ok(ExecutionEnd::Cancelled),
+    };
     let end = match result {
         Ok(Ok(output)) => match checked_json(output, limits.max_output_bytes, "workflow") {
             Ok(text) => WorkflowEnd::Success(text),
