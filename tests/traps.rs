@@ -36,6 +36,16 @@ async fn a_stack_overflow_is_contained() {
 }
 
 #[tokio::test]
+async fn one_huge_stack_frame_is_a_stack_overflow() {
+    let limits = InstanceLimits {
+        memory_bytes: 128 << 20,
+        ..InstanceLimits::default()
+    };
+    let wf = trapped("big_frame", "24", limits).await;
+    assert_eq!(wf.trap_class.as_deref(), Some("stack_overflow"), "{wf:?}");
+}
+
+#[tokio::test]
 async fn a_panic_is_classified_with_its_message() {
     let wf = trapped(
         "panic",

@@ -144,19 +144,24 @@ impl fmt::Display for ClassifiedTrap {
 }
 
 /// Rust guests keep a shadow stack at the bottom of linear memory that grows down from 1 MiB;
-/// overflowing it wraps the stack pointer below zero, so the fault lands just under (or, with
-/// an offset, just over) 4 GiB. Wasmtime reports the address only in the trap's text.
+/// overflowing it — by deep recursion or by one huge frame — wraps the stack pointer below
+/// zero, so the fault lands in the top half of the 32-bit address space (or, with an offset,
+/// just over 4 GiB), far above a memory that is itself under 2 GiB. Wasmtime reports the
+/// address and the memory's size only in the trap's text.
 fn shadow_stack_overflow(err: &wasmtime::Error) -> bool {
-    const WRAP: u64 = 1 << 32;
-    const WINDOW: u64 = 16 << 20;
+    const HALF: u64 = 1 << 31;
+    const WRAP_OFFSET: u64 = (1 << 32) + (16 << 20);
     let text = format!("{err:#}");
-    let Some(rest) = text.split("memory fault at wasm address 0x").nth(1) else {
+    let hex_after = |marker: &str| {
+        let rest = text.split(marker).nth(1)?;
+        let hex: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+        u64::from_str_radix(&hex, 16).ok()
+    };
+    let Some(address) = hex_after("memory fault at wasm address 0x") else {
         return false;
     };
-    let hex: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
-    u64::from_str_radix(&hex, 16)
-        .map(|address| address.abs_diff(WRAP) <= WINDOW)
-        .unwrap_or(false)
+    let size = hex_after("linear memory of size 0x").unwrap_or(0);
+    size < HALF && (HALF..=WRAP_OFFSET).contains(&address)
 }
 
 /// Classifies the error of a call into a guest. `panic_message` is what the guest's panic hook

@@ -33,6 +33,13 @@ fn recurse(depth: u64) -> u64 {
     descend(depth)
 }
 
+/// Puts one frame of `mib` MiB on the stack: far past the 1 MiB shadow stack in one step.
+#[workflow]
+fn big_frame(mib: u32) -> u8 {
+    let frame = black_box([7u8; 24 << 20]);
+    frame[black_box(mib as usize) % frame.len()]
+}
+
 /// Panics with `msg`: the panic hook reports it before the abort traps.
 #[workflow]
 fn panic(msg: String) {
@@ -184,6 +191,7 @@ reprise_guest::export!(
     workflows = [
         spin,
         recurse,
+        big_frame,
         panic,
         unreachable,
         nondeterministic,
