@@ -30,6 +30,22 @@ async fn an_infinite_loop_ends_on_the_cpu_limit() {
 }
 
 #[tokio::test]
+async fn the_cpu_budget_bounds_each_step_and_stretch_not_the_whole_workflow() {
+    let limits = InstanceLimits {
+        fuel: 20_000_000,
+        ..InstanceLimits::default()
+    };
+    // Twelve steps that each burn well under the budget, far over it together.
+    let mut h = Harness::new(with_limits(limits, 1)).await;
+    let wf = h.run("chaos", "chain", "[12, 1000000]").await;
+    assert_eq!(wf.status, WorkflowStatus::Success, "{wf:?}");
+    assert_eq!(wf.executions, 1, "{wf:?}");
+    // One step over the budget is still a runaway, ended by the limit.
+    let wf = trapped("chain", "[1, 100000000]", limits).await;
+    assert_eq!(wf.trap_class.as_deref(), Some("cpu_limit"), "{wf:?}");
+}
+
+#[tokio::test]
 async fn a_stack_overflow_is_contained() {
     let wf = trapped("recurse", "100000000", InstanceLimits::default()).await;
     assert_eq!(wf.trap_class.as_deref(), Some("stack_overflow"), "{wf:?}");

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{CallHook, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use wasmtime_wasi::WasiView;
 
@@ -29,6 +29,10 @@ use crate::limits::{InstanceLimits, MemoryLimiter};
 pub trait GuestState: WasiView + durable::Host + types::Host + Send + Sized + 'static {
     /// The limiter that turns growing past the instance's limit into a typed trap.
     fn limiter(&mut self) -> &mut MemoryLimiter;
+    /// Whether the guest made a durable call since this was last asked: it then gets a fresh
+    /// CPU budget, so the budget bounds each step attempt and each stretch of workflow code
+    /// between durable calls, not a whole (possibly long) execution.
+    fn take_refuel(&mut self) -> bool;
     /// The state of an instance that only lists the component's definitions, allowed
     /// `memory_bytes` (a component's initial memory must fit, whatever limit runs it later).
     fn for_listing(memory_bytes: u64) -> Self;
@@ -261,6 +265,12 @@ impl<T: GuestState> Engine<T> {
         store
             .fuel_async_yield_interval(Some(10_000_000))
             .map_err(|e| EngineError::Instantiate(format!("{e:#}")))?;
+        store.call_hook(move |mut ctx, hook| {
+            if matches!(hook, CallHook::ReturningFromHost) && ctx.data_mut().take_refuel() {
+                ctx.set_fuel(fuel)?;
+            }
+            Ok(())
+        });
         Ok(store)
     }
 

@@ -174,6 +174,27 @@ fn entropy() -> Result<[Draw; 3], String> {
     Ok([in_workflow, in_step, isolated])
 }
 
+/// Burns about `n` loop iterations of CPU and returns a sum over them.
+#[step(retries = false)]
+fn burn(n: u64) -> Result<u64, String> {
+    let mut sum: u64 = 0;
+    for i in 0..n {
+        sum = black_box(sum.wrapping_add(i));
+    }
+    Ok(sum)
+}
+
+/// Runs `steps` steps that each burn `n` iterations: a long workflow whose every stretch is
+/// short.
+#[workflow]
+fn chain(steps: u32, n: u64) -> Result<u64, String> {
+    let mut total: u64 = 0;
+    for _ in 0..steps {
+        total = total.wrapping_add(burn(n)?);
+    }
+    Ok(total)
+}
+
 /// Blocks the instance for `ms` milliseconds inside a step, as a blocking client would.
 #[step(retries = false)]
 fn block(ms: u64) -> Result<u64, String> {
@@ -201,6 +222,7 @@ reprise_guest::export!(
         clock,
         entropy,
         blocked,
+        chain,
     ],
-    steps = [first, second, draw_in_step, draw_isolated, block],
+    steps = [first, second, draw_in_step, draw_isolated, block, burn],
 );

@@ -19,7 +19,10 @@ use crate::runtime::step::{PendingStep, checked_json, outcome_of};
 use crate::store::{StepFailureRecord, StepRecord, now_ms};
 
 impl HostState {
+    /// The workflow's durable state, for a durable call of workflow code (or a step's start
+    /// or end), which also earns the guest a fresh CPU budget when it returns.
     fn workflow(&mut self, call: &str) -> wasmtime::Result<&mut WorkflowContext> {
+        self.refuel = true;
         match &mut self.role {
             Role::Workflow(ctx) => Ok(ctx),
             _ => Err(violation(format!(

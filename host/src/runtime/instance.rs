@@ -23,6 +23,9 @@ pub struct HostState {
     pub(crate) role: Role,
     /// The message the guest's panic hook reported, used to classify the following trap.
     pub(crate) panic_message: Option<String>,
+    /// Set by a durable call of workflow code or a step's start or end: the guest gets a
+    /// fresh CPU budget when the call returns.
+    pub(crate) refuel: bool,
 }
 
 /// What an instance is for; decides which durable calls it may make.
@@ -49,6 +52,7 @@ impl HostState {
             limiter: MemoryLimiter::new(memory_limit),
             role,
             panic_message: None,
+            refuel: false,
         }
     }
 
@@ -74,6 +78,10 @@ impl WasiView for HostState {
 impl GuestState for HostState {
     fn limiter(&mut self) -> &mut MemoryLimiter {
         &mut self.limiter
+    }
+
+    fn take_refuel(&mut self) -> bool {
+        std::mem::take(&mut self.refuel)
     }
 
     fn for_listing(memory_bytes: u64) -> Self {
