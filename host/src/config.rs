@@ -239,6 +239,7 @@ impl Config {
                     max_recovery_attempts: i
                         .max_recovery_attempts
                         .unwrap_or(defaults.max_recovery_attempts),
+                    max_host_recoveries: defaults.max_host_recoveries,
                     config: i.config,
                 };
                 (name, options)

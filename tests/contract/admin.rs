@@ -74,6 +74,12 @@ pub async fn resume_restarts_all_but_successes(store: &dyn Store) {
         .record_trap("cancelled", "panic", "boom")
         .await
         .expect("trap");
+    let trapped = store
+        .get_workflow("cancelled")
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(trapped.traps, 1, "a trap is counted apart from executions");
     store.cancel_workflow("cancelled").await.expect("cancel");
 
     let resumed = store
@@ -81,7 +87,7 @@ pub async fn resume_restarts_all_but_successes(store: &dyn Store) {
         .await
         .expect("resume");
     assert_eq!(resumed.status, WorkflowStatus::Pending);
-    assert_eq!(resumed.executions, 0);
+    assert_eq!((resumed.executions, resumed.traps), (0, 0));
     assert_eq!(resumed.executor_id, "exec-b");
     assert_eq!(resumed.trap_class.as_deref(), Some("panic"));
     assert_eq!(resumed.queue_name.as_deref(), Some("q"));

@@ -113,6 +113,7 @@ impl LimitArgs {
                     max_output_bytes: self.max_output,
                 },
                 max_recovery_attempts: self.max_recovery_attempts,
+                max_host_recoveries: InstanceOptions::DEFAULT_MAX_HOST_RECOVERIES,
                 config: self.config.iter().cloned().collect::<BTreeMap<_, _>>(),
             },
         )

@@ -130,6 +130,7 @@ mod tests {
             instance: "default".into(),
             config: "{}".into(),
             executions: 1,
+            traps: 0,
             max_recovery_attempts: 1,
             created_at: 0,
             updated_at: 0,

@@ -60,9 +60,9 @@ pub(crate) async fn drive(
         }
         let id = workflow.id.clone();
         if !fresh {
-            // One first execution plus `max_recovery_attempts` recoveries, as DBOS counts them.
-            if workflow.executions > workflow.max_recovery_attempts {
-                let end = WorkflowEnd::MaxRecoveryAttemptsExceeded(exceeded_message(&workflow));
+            let max_host = shared.instance(&workflow.instance).max_host_recoveries;
+            if let Some(message) = recovery_exhausted(&workflow, max_host) {
+                let end = WorkflowEnd::MaxRecoveryAttemptsExceeded(message);
                 workflow = shared.finish(&id, &end).await?;
                 continue;
             }
@@ -105,6 +105,7 @@ pub(crate) async fn drive(
                     execution,
                     class: trap.class,
                 });
+                workflow.traps += 1;
                 workflow.trap_class = Some(trap.class.as_str().to_string());
                 workflow.trap_message = Some(trap.message);
             }
@@ -157,6 +158,24 @@ fn instance_config(workflow: &WorkflowRecord) -> Result<BTreeMap<String, String>
             "workflow {}: config is not a JSON object of strings: {e}",
             workflow.id
         ),
+    })
+}
+
+/// Why a workflow may not be recovered again, if so. Its own traps are bounded by its
+/// `max_recovery_attempts` (one first execution plus that many recoveries, as DBOS counts
+/// them); executions cut short by a host crash or restart are not its fault and have their
+/// own, generous bound, which only a workflow that keeps killing its host reaches.
+fn recovery_exhausted(workflow: &WorkflowRecord, max_host_recoveries: u32) -> Option<String> {
+    if workflow.traps > workflow.max_recovery_attempts {
+        return Some(exceeded_message(workflow));
+    }
+    let host = workflow.executions.saturating_sub(workflow.traps);
+    (host > max_host_recoveries).then(|| {
+        format!(
+            "workflow {} was interrupted by {host} host crashes or restarts, more than the \
+             {max_host_recoveries} its instance allows (its own traps: {})",
+            workflow.id, workflow.traps
+        )
     })
 }
 
@@ -351,6 +370,7 @@ mod tests {
                 instance: "default".into(),
                 config: "{}".into(),
                 executions: 1,
+                traps: 0,
                 max_recovery_attempts: 1,
                 created_at: 0,
                 updated_at: 0,

@@ -11,11 +11,20 @@ use crate::limits::InstanceLimits;
 pub struct InstanceOptions {
     /// Memory, fuel and output caps of each instance.
     pub limits: InstanceLimits,
-    /// Recoveries allowed after the first execution (DBOS's default: 100).
+    /// Recoveries allowed after traps of the workflow's own instance (DBOS's default: 100).
     pub max_recovery_attempts: u32,
+    /// Recoveries allowed after the host crashed or restarted under the workflow: generous,
+    /// so a crash-looping host does not fail good work, yet bounded, so a workflow that keeps
+    /// killing its host ends.
+    pub max_host_recoveries: u32,
     /// Config values the guest reads through `workflow-info`; captured when a workflow starts,
     /// so a recovery sees what the start saw.
     pub config: BTreeMap<String, String>,
+}
+
+impl InstanceOptions {
+    /// The default bound on recoveries after host crashes or restarts.
+    pub const DEFAULT_MAX_HOST_RECOVERIES: u32 = 1000;
 }
 
 impl Default for InstanceOptions {
@@ -23,6 +32,7 @@ impl Default for InstanceOptions {
         InstanceOptions {
             limits: InstanceLimits::default(),
             max_recovery_attempts: 100,
+            max_host_recoveries: InstanceOptions::DEFAULT_MAX_HOST_RECOVERIES,
             config: BTreeMap::new(),
         }
     }

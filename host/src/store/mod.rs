@@ -250,6 +250,9 @@ pub struct WorkflowRecord {
     pub config: String,
     /// How many executions have begun (1 after the first start; n+1 after n recoveries).
     pub executions: u32,
+    /// How many executions ended in a trap of the workflow's own instance; the rest of the
+    /// recoveries followed a host crash or restart.
+    pub traps: u32,
     /// Recoveries allowed after the first execution.
     pub max_recovery_attempts: u32,
     /// Milliseconds since the Unix epoch.
@@ -402,7 +405,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<u32, StoreError>;
     /// Commits a step outcome. Concurrent calls share one commit.
     async fn record_step(&self, step: &StepRecord) -> Result<(), StoreError>;
-    /// Records the class and message of the trap that ended an execution.
+    /// Records the class and message of the trap that ended an execution, and counts it.
     async fn record_trap(
         &self,
         workflow_id: &str,

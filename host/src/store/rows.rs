@@ -69,6 +69,7 @@ pub(super) fn workflow_from_row(row: &impl Columns) -> Result<WorkflowRecord, St
         instance: row.text(T, "instance")?,
         config: row.text(T, "config")?,
         executions: to_u32(row.int(T, "executions")?, T, "executions")?,
+        traps: to_u32(row.int(T, "traps")?, T, "traps")?,
         max_recovery_attempts: to_u32(
             row.int(T, "max_recovery_attempts")?,
             T,

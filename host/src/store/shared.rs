@@ -27,8 +27,8 @@ use super::{
 macro_rules! workflow_columns {
     () => {
         "workflow_id, name, status, input, output, error, trap_class, trap_message, executor_id, \
-         app_version, instance, config, executions, max_recovery_attempts, created_at, updated_at, \
-         queue_name, priority, deduplication_id, started_at, parent_workflow_id"
+         app_version, instance, config, executions, traps, max_recovery_attempts, created_at, \
+         updated_at, queue_name, priority, deduplication_id, started_at, parent_workflow_id"
     };
 }
 pub(super) use workflow_columns;
@@ -408,8 +408,8 @@ where
     ) -> Result<(), StoreError> {
         // RETURNING says whether a row matched: sqlx has no backend-neutral row count.
         let done = sqlx::query(
-            "UPDATE workflow_status SET trap_class = $1, trap_message = $2, updated_at = $3 \
-             WHERE workflow_id = $4 RETURNING workflow_id",
+            "UPDATE workflow_status SET trap_class = $1, trap_message = $2, updated_at = $3, \
+             traps = traps + 1 WHERE workflow_id = $4 RETURNING workflow_id",
         )
         .bind(class)
         .bind(message)
@@ -562,10 +562,11 @@ where
                 status: current.status,
             });
         }
-        // executions = 0 gives the resumed workflow a fresh budget of recovery attempts; the trap
-        // columns stay as a record of what went wrong last time.
+        // executions = 0 and traps = 0 give the resumed workflow a fresh budget of recovery
+        // attempts; the trap columns stay as a record of what went wrong last time.
         let row = sqlx::query(concat!(
-            "UPDATE workflow_status SET status = 'PENDING', executions = 0, error = NULL, \
+            "UPDATE workflow_status SET status = 'PENDING', executions = 0, traps = 0, \
+             error = NULL, \
              executor_id = $1, started_at = coalesce(started_at, $2), updated_at = $2 \
              WHERE workflow_id = $3 RETURNING ",
             workflow_columns!()
