@@ -388,3 +388,34 @@ async fn configured_instances_run_with_their_own_config_and_children_report_fail
     .await;
     assert_eq!(children.as_array().map(Vec::len), Some(12));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_lists_every_configured_queue_even_when_empty() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &config(dir.path(), ""));
+
+    // Nothing has run, so no queue holds a workflow: each is listed anyway.
+    let (status, health) = get(&format!("{}/healthz", server.url), None).await;
+    assert_eq!(status, 200, "{health}");
+    let queues: Vec<(String, u64, u64)> = health["queues"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|q| {
+            let name = q["queue"].as_str().unwrap_or_default().to_string();
+            let count = |key: &str| q[key].as_u64().unwrap_or(u64::MAX);
+            (name, count("enqueued"), count("pending"))
+        })
+        .collect();
+    let empty = |name: &str| (name.to_string(), 0, 0);
+    assert_eq!(
+        queues,
+        [
+            empty("fib"),
+            empty("limited"),
+            empty("publishers"),
+            empty("serial")
+        ],
+        "{health}"
+    );
+}

@@ -30,6 +30,8 @@ pub struct ServerState {
     pub instances: BTreeMap<String, Arc<LoadedComponent>>,
     /// Bearer token required on every endpoint but `/healthz`.
     pub token: Option<String>,
+    /// The configured queues, which `/healthz` lists even when they are empty.
+    pub queues: Vec<String>,
     /// Set at shutdown: new work is refused with 503 while running work drains.
     pub draining: AtomicBool,
 }
@@ -156,13 +158,33 @@ struct QueueHealth {
 }
 
 async fn health(State(state): State<Arc<ServerState>>) -> Result<Response, ApiError> {
-    let queues = state.runtime.store().queue_depths().await?;
+    // Configured queues with nothing in them have no row in the database: start from zero.
+    let mut queues: BTreeMap<String, QueueHealth> = state
+        .queues
+        .iter()
+        .map(|name| {
+            let empty = QueueHealth {
+                queue: name.clone(),
+                enqueued: 0,
+                pending: 0,
+            };
+            (name.clone(), empty)
+        })
+        .collect();
+    for depth in state.runtime.store().queue_depths().await? {
+        let queue = QueueHealth {
+            queue: depth.queue.clone(),
+            enqueued: depth.enqueued,
+            pending: depth.pending,
+        };
+        queues.insert(depth.queue, queue);
+    }
     let draining = state.draining.load(Ordering::Relaxed);
     let body = serde_json::json!({
         "status": if draining { "draining" } else { "ok" },
         "executor_id": state.runtime.options().executor_id,
         "in_flight": state.runtime.in_flight(),
-        "queues": queues.into_iter().map(|q| QueueHealth { queue: q.queue, enqueued: q.enqueued, pending: q.pending }).collect::<Vec<_>>(),
+        "queues": queues.into_values().collect::<Vec<_>>(),
     });
     let status = if draining {
         StatusCode::SERVICE_UNAVAILABLE

@@ -73,6 +73,7 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         runtime: runtime.clone(),
         instances,
         token,
+        queues: config.queues.keys().cloned().collect(),
         draining: AtomicBool::new(false),
     });
     let app = router(
