@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
+use reprise_client::wire::WorkflowStatus;
 use reprise_client::{Client, StartOptions};
 
 #[derive(Debug, Args)]
@@ -60,11 +61,12 @@ pub async fn enqueue(args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
     while let Some(joined) = waiting.join_next().await {
         let (input, handle, status, took) = joined?;
         let status = status?;
-        let shown = status
-            .output
-            .as_deref()
-            .or(status.error.as_deref())
-            .unwrap_or("");
+        let succeeded = status.status == WorkflowStatus::Success;
+        let shown = if succeeded {
+            status.output.unwrap_or_default().to_string()
+        } else {
+            status.error.unwrap_or_default()
+        };
         println!(
             "{} {}({input}) {} {shown} in {} ms",
             handle.id(),
@@ -72,7 +74,7 @@ pub async fn enqueue(args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
             status.status,
             took.as_millis()
         );
-        failed += usize::from(status.status != "SUCCESS");
+        failed += usize::from(!succeeded);
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS

@@ -4,8 +4,10 @@
 use std::process::ExitCode;
 
 use clap::Args;
+use reprise_client::wire::WorkflowView;
 
 use super::{Cli, EXIT_WORKFLOW_FAILED, LimitArgs};
+use crate::server::views;
 use crate::store::WorkflowStatus;
 
 #[derive(Debug, Args)]
@@ -21,7 +23,8 @@ pub async fn recover(cli: &Cli, args: &RecoverArgs) -> anyhow::Result<ExitCode> 
     let runtime = cli.runtime(&args.limits).await?;
     let recovered = runtime.recover().await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&recovered)?);
+        let shown: Vec<WorkflowView> = views(recovered.iter().cloned())?;
+        println!("{}", serde_json::to_string_pretty(&shown)?);
     } else {
         eprintln!("recovered {} workflow(s)", recovered.len());
         super::table::print_workflows(&recovered);

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use reprise_client::wire::WorkflowView;
 
 use super::component::component_bytes;
 use super::{Cli, EXIT_WORKFLOW_FAILED, LimitArgs};
@@ -58,7 +59,8 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
 /// Prints a finished workflow: its output on stdout, or its error on stderr.
 pub fn report(record: &WorkflowRecord, json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        println!("{}", serde_json::to_string_pretty(record)?);
+        let view = WorkflowView::try_from(record.clone())?;
+        println!("{}", serde_json::to_string_pretty(&view)?);
     } else if let Some(output) = &record.output {
         println!("{output}");
     }

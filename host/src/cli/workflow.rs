@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
+use reprise_client::wire::{StepView, WorkflowView};
 
 use super::run::report;
 use super::table::{clip, print, print_workflows};
 use super::{Cli, LimitArgs};
 use crate::runtime::Runtime;
+use crate::server::views;
 use crate::store::{WorkflowFilter, WorkflowStatus};
 
 #[derive(Debug, Subcommand)]
@@ -108,7 +110,8 @@ pub async fn workflow(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<Ex
             };
             let workflows = store.list_workflows(&filter).await?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&workflows)?);
+                let shown: Vec<WorkflowView> = views(workflows)?;
+                println!("{}", serde_json::to_string_pretty(&shown)?);
             } else {
                 print_workflows(&workflows);
             }
@@ -118,6 +121,7 @@ pub async fn workflow(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<Ex
                 .get_workflow(id)
                 .await?
                 .with_context(|| format!("no workflow with id {id}"))?;
+            let workflow = WorkflowView::try_from(workflow)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&workflow)?);
             } else {
@@ -125,8 +129,15 @@ pub async fn workflow(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<Ex
                     ("id", workflow.id.clone()),
                     ("name", workflow.name.clone()),
                     ("status", workflow.status.to_string()),
-                    ("input", workflow.input.clone()),
-                    ("output", workflow.output.clone().unwrap_or_default()),
+                    ("input", workflow.input.to_string()),
+                    (
+                        "output",
+                        workflow
+                            .output
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
+                    ),
                     ("error", workflow.error.clone().unwrap_or_default()),
                     ("last trap", workflow.trap_class.clone().unwrap_or_default()),
                     (
@@ -151,7 +162,7 @@ pub async fn workflow(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<Ex
             if store.get_workflow(id).await?.is_none() {
                 anyhow::bail!("no workflow with id {id}");
             }
-            let steps = store.steps(id).await?;
+            let steps: Vec<StepView> = views(store.steps(id).await?)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&steps)?);
             } else {
@@ -159,7 +170,7 @@ pub async fn workflow(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<Ex
                     .iter()
                     .map(|s| {
                         let outcome = match (&s.output, &s.error) {
-                            (Some(value), _) => clip(value, 48),
+                            (Some(value), _) => clip(&value.to_string(), 48),
                             (None, Some(failure)) => {
                                 clip(&format!("error: {}", failure.message), 48)
                             }
