@@ -461,3 +461,29 @@ async fn inputs_outputs_and_config_come_back_as_json_values() {
     let (_, listed) = get(&format!("{url}/workflows?name=config_echo"), Some("secret")).await;
     assert_eq!(listed[0]["config"]["topic"], "beta", "{listed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_asks_for_its_own_instance_flag_when_several_define_the_workflow() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &config(dir.path(), ""));
+    let out = std::process::Command::new(common::reprise_bin())
+        .args([
+            "enqueue",
+            "publishers",
+            "publish_all",
+            "3",
+            "--server",
+            &server.url,
+            "--token",
+            "secret",
+        ])
+        .output()
+        .expect("run reprise enqueue");
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains("--instance") && message.contains("alpha, beta"),
+        "{message}"
+    );
+    assert!(!message.contains("\"instance\""), "{message}");
+}

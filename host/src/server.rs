@@ -77,6 +77,7 @@ impl ApiError {
             status,
             body: ErrorBody {
                 error: message.into(),
+                choose_instance: Vec::new(),
             },
         }
     }
@@ -233,16 +234,18 @@ impl ServerState {
                 .find(|(name, _)| name.as_str() == DEFAULT_INSTANCE)
             {
                 Some((name, component)) => Ok(((*name).clone(), (*component).clone())),
-                None => Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "workflow {workflow:?} is defined by instances {}: name one with \"instance\"",
-                        many.iter()
-                            .map(|(n, _)| n.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )),
+                None => {
+                    let names: Vec<String> = many.iter().map(|(n, _)| (*n).clone()).collect();
+                    let mut err = ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "workflow {workflow:?} is defined by instances {}: name one with \"instance\"",
+                            names.join(", ")
+                        ),
+                    );
+                    err.body.choose_instance = names;
+                    Err(err)
+                }
             },
         }
     }

@@ -35,6 +35,13 @@ pub enum ClientError {
     /// The server refused the request (4xx/5xx) with this message.
     #[error("server answered {status}: {message}")]
     Api { status: u16, message: String },
+    /// A start named no instance and several define the workflow: set
+    /// [`StartOptions::instance`] to one of `instances`.
+    #[error("{message}")]
+    InstanceRequired {
+        message: String,
+        instances: Vec<String>,
+    },
     /// The workflow ended without an output.
     #[error("workflow {id} ended {status}: {message}")]
     Workflow {
@@ -88,7 +95,8 @@ impl Client {
         }
     }
 
-    /// Sends a request and decodes the answer; an error answer becomes [`ClientError::Api`].
+    /// Sends a request and decodes the answer; an error answer becomes [`ClientError::Api`]
+    /// (or [`ClientError::InstanceRequired`]).
     async fn send<T: DeserializeOwned>(
         &self,
         builder: reqwest::RequestBuilder,
@@ -98,6 +106,10 @@ impl Client {
         let text = response.text().await?;
         if status >= 400 {
             return Err(match serde_json::from_str::<ErrorBody>(&text) {
+                Ok(body) if !body.choose_instance.is_empty() => ClientError::InstanceRequired {
+                    message: body.error,
+                    instances: body.choose_instance,
+                },
                 Ok(body) => ClientError::Api {
                     status,
                     message: body.error,

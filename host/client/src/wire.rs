@@ -230,6 +230,10 @@ pub struct QueueHealth {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: String,
+    /// When a start named no instance and several define the workflow: their names, so a
+    /// caller can ask its user to choose in its own terms (a CLI flag, a form field).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choose_instance: Vec<String>,
 }
 
 #[cfg(test)]

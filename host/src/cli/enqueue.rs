@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::Args;
 use reprise_client::wire::WorkflowStatus;
-use reprise_client::{Client, StartOptions};
+use reprise_client::{Client, ClientError, StartOptions};
 
 #[derive(Debug, Args)]
 pub struct EnqueueArgs {
@@ -47,7 +47,15 @@ pub async fn enqueue(args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
             ..StartOptions::default()
         };
         let started = Instant::now();
-        let handle = client.start_with(&args.workflow, &input, &options).await?;
+        let handle = match client.start_with(&args.workflow, &input, &options).await {
+            Ok(handle) => handle,
+            Err(ClientError::InstanceRequired { instances, .. }) => anyhow::bail!(
+                "workflow {:?} is defined by instances {}: choose one with --instance",
+                args.workflow,
+                instances.join(", ")
+            ),
+            Err(err) => return Err(err.into()),
+        };
         if !args.wait {
             println!("{}", handle.id());
             continue;
