@@ -4,9 +4,10 @@
 use std::process::ExitCode;
 
 use clap::Args;
+
 use reprise_client::wire::WorkflowView;
 
-use super::{Cli, EXIT_WORKFLOW_FAILED, LimitArgs};
+use super::{EXIT_WORKFLOW_FAILED, HostArgs};
 use crate::server::views;
 use crate::store::WorkflowStatus;
 
@@ -16,11 +17,11 @@ pub struct RecoverArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    limits: LimitArgs,
+    pub(super) host: HostArgs,
 }
 
-pub async fn recover(cli: &Cli, args: &RecoverArgs) -> anyhow::Result<ExitCode> {
-    let runtime = cli.runtime(&args.limits).await?;
+pub async fn recover(args: &RecoverArgs) -> anyhow::Result<ExitCode> {
+    let runtime = args.host.runtime().await?;
     let recovered = runtime.recover().await?;
     if args.json {
         let shown: Vec<WorkflowView> = views(recovered.iter().cloned())?;

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+
 use reprise_client::wire::WorkflowView;
 
 use super::component::component_bytes;
-use super::{Cli, EXIT_WORKFLOW_FAILED, LimitArgs};
+use super::{EXIT_WORKFLOW_FAILED, HostArgs};
 use crate::store::{WorkflowRecord, WorkflowStatus};
 
 #[derive(Debug, Args)]
@@ -27,12 +28,12 @@ pub struct RunArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    limits: LimitArgs,
+    pub(super) host: HostArgs,
 }
 
-pub async fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let bytes = component_bytes(&args.component)?;
-    let runtime = cli.runtime(&args.limits).await?;
+    let runtime = args.host.runtime().await?;
     let component = runtime.register(&bytes).await?;
     if let Some(id) = &args.id
         && let Some(existing) = runtime.store().get_workflow(id).await?

@@ -9,7 +9,7 @@ use reprise_client::wire::{StepView, WorkflowView};
 
 use super::run::report;
 use super::table::{clip, print, print_workflows};
-use super::{Cli, LimitArgs};
+use super::{HostArgs, StoreArgs, ThreadArgs};
 use crate::runtime::Runtime;
 use crate::server::views;
 use crate::store::{WorkflowFilter, WorkflowStatus};
@@ -28,21 +28,31 @@ pub enum WorkflowCommand {
         limit: u32,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Show one workflow.
     Get {
         id: String,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Show a workflow's recorded steps in call order.
     Steps {
         id: String,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Cancel a workflow. A process running it stops it at its next durable call.
-    Cancel { id: String },
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Resume a cancelled or failed workflow from its last checkpoint and run it to the end
     /// here.
     Resume {
@@ -50,7 +60,7 @@ pub enum WorkflowCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        limits: LimitArgs,
+        host: HostArgs,
     },
     /// Start a copy that replays the original's positions before `--from-step` and runs the
     /// rest anew, here, to the end.
@@ -64,43 +74,52 @@ pub enum WorkflowCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        limits: LimitArgs,
+        host: HostArgs,
     },
 }
 
-pub async fn workflow(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
+impl WorkflowCommand {
+    /// The thread setting of the subcommands that run workflows.
+    pub(super) fn threads(&self) -> Option<&ThreadArgs> {
+        match self {
+            WorkflowCommand::Resume { host, .. } | WorkflowCommand::Fork { host, .. } => {
+                Some(&host.threads)
+            }
+            _ => None,
+        }
+    }
+}
+
+pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
     match command {
-        WorkflowCommand::Resume { id, json, limits } => {
-            let runtime = cli.runtime(limits).await?;
+        WorkflowCommand::Resume { id, json, host } => {
+            let runtime = host.runtime().await?;
             runtime.resume(id).await?;
-            return finish_here(&runtime, id, *json).await;
+            finish_here(&runtime, id, *json).await
         }
         WorkflowCommand::Fork {
             id,
             from_step,
             new_id,
             json,
-            limits,
+            host,
         } => {
-            let runtime = cli.runtime(limits).await?;
+            let runtime = host.runtime().await?;
             let fork = runtime.fork(id, *from_step, new_id.clone()).await?;
             eprintln!("forked {id} from step {from_step} as {}", fork.id);
-            return finish_here(&runtime, &fork.id, *json).await;
+            finish_here(&runtime, &fork.id, *json).await
         }
-        _ => {}
-    }
-    let store = cli.open_store().await?;
-    match command {
-        WorkflowCommand::Resume { .. } | WorkflowCommand::Fork { .. } => {}
-        WorkflowCommand::Cancel { id } => {
-            let record = store.cancel_workflow(id).await?;
+        WorkflowCommand::Cancel { id, store } => {
+            let record = store.open().await?.cancel_workflow(id).await?;
             eprintln!("workflow {id} {}", record.status);
+            Ok(ExitCode::SUCCESS)
         }
         WorkflowCommand::List {
             status,
             name,
             limit,
             json,
+            store,
         } => {
             let filter = WorkflowFilter {
                 status: *status,
@@ -108,16 +127,19 @@ pub async fn workflow(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<Ex
                 limit: Some(*limit),
                 ..WorkflowFilter::default()
             };
-            let workflows = store.list_workflows(&filter).await?;
+            let workflows = store.open().await?.list_workflows(&filter).await?;
             if *json {
                 let shown: Vec<WorkflowView> = views(workflows)?;
                 println!("{}", serde_json::to_string_pretty(&shown)?);
             } else {
                 print_workflows(&workflows);
             }
+            Ok(ExitCode::SUCCESS)
         }
-        WorkflowCommand::Get { id, json } => {
+        WorkflowCommand::Get { id, json, store } => {
             let workflow = store
+                .open()
+                .await?
                 .get_workflow(id)
                 .await?
                 .with_context(|| format!("no workflow with id {id}"))?;
@@ -125,40 +147,12 @@ pub async fn workflow(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<Ex
             if *json {
                 println!("{}", serde_json::to_string_pretty(&workflow)?);
             } else {
-                let fields = [
-                    ("id", workflow.id.clone()),
-                    ("name", workflow.name.clone()),
-                    ("status", workflow.status.to_string()),
-                    ("input", workflow.input.to_string()),
-                    (
-                        "output",
-                        workflow
-                            .output
-                            .as_ref()
-                            .map(ToString::to_string)
-                            .unwrap_or_default(),
-                    ),
-                    ("error", workflow.error.clone().unwrap_or_default()),
-                    ("last trap", workflow.trap_class.clone().unwrap_or_default()),
-                    (
-                        "trap message",
-                        workflow.trap_message.clone().unwrap_or_default(),
-                    ),
-                    ("executions", workflow.executions.to_string()),
-                    (
-                        "max recovery attempts",
-                        workflow.max_recovery_attempts.to_string(),
-                    ),
-                    ("executor", workflow.executor_id.clone()),
-                    ("app version", workflow.app_version.clone()),
-                    ("instance", workflow.instance.clone()),
-                ];
-                for (key, value) in fields {
-                    println!("{key:>22}: {value}");
-                }
+                print_workflow(&workflow);
             }
+            Ok(ExitCode::SUCCESS)
         }
-        WorkflowCommand::Steps { id, json } => {
+        WorkflowCommand::Steps { id, json, store } => {
+            let store = store.open().await?;
             if store.get_workflow(id).await?.is_none() {
                 anyhow::bail!("no workflow with id {id}");
             }
@@ -166,30 +160,62 @@ pub async fn workflow(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<Ex
             if *json {
                 println!("{}", serde_json::to_string_pretty(&steps)?);
             } else {
-                let rows: Vec<Vec<String>> = steps
-                    .iter()
-                    .map(|s| {
-                        let outcome = match (&s.output, &s.error) {
-                            (Some(value), _) => clip(&value.to_string(), 48),
-                            (None, Some(failure)) => {
-                                clip(&format!("error: {}", failure.message), 48)
-                            }
-                            (None, None) => String::new(),
-                        };
-                        vec![
-                            s.function_id.to_string(),
-                            s.name.clone(),
-                            s.attempts.to_string(),
-                            format!("{} ms", s.completed_at - s.started_at),
-                            outcome,
-                        ]
-                    })
-                    .collect();
-                print(&["#", "STEP", "ATTEMPTS", "TOOK", "OUTPUT"], &rows);
+                print_steps(&steps);
             }
+            Ok(ExitCode::SUCCESS)
         }
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// `workflow get` for humans: one field a line.
+fn print_workflow(w: &WorkflowView) {
+    let optional = |value: &Option<String>| value.clone().unwrap_or_default();
+    let fields = [
+        ("id", w.id.clone()),
+        ("name", w.name.clone()),
+        ("status", w.status.to_string()),
+        ("input", w.input.to_string()),
+        (
+            "output",
+            w.output
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        ),
+        ("error", optional(&w.error)),
+        ("last trap", optional(&w.trap_class)),
+        ("trap message", optional(&w.trap_message)),
+        ("executions", w.executions.to_string()),
+        ("max recovery attempts", w.max_recovery_attempts.to_string()),
+        ("executor", w.executor_id.clone()),
+        ("app version", w.app_version.clone()),
+        ("instance", w.instance.clone()),
+    ];
+    for (key, value) in fields {
+        println!("{key:>22}: {value}");
+    }
+}
+
+/// `workflow steps` for humans: a table.
+fn print_steps(steps: &[StepView]) {
+    let rows: Vec<Vec<String>> = steps
+        .iter()
+        .map(|s| {
+            let outcome = match (&s.output, &s.error) {
+                (Some(value), _) => clip(&value.to_string(), 48),
+                (None, Some(failure)) => clip(&format!("error: {}", failure.message), 48),
+                (None, None) => String::new(),
+            };
+            vec![
+                s.function_id.to_string(),
+                s.name.clone(),
+                s.attempts.to_string(),
+                format!("{} ms", s.completed_at - s.started_at),
+                outcome,
+            ]
+        })
+        .collect();
+    print(&["#", "STEP", "ATTEMPTS", "TOOK", "OUTPUT"], &rows);
 }
 
 /// Waits for a workflow this process drives (and that a cancellation elsewhere may stop), then

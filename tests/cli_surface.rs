@@ -1,0 +1,131 @@
+//! What a new user meets on the command line: each command's help lists only the flags it
+//! uses.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::fmt::Debug;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{guest, reprise_bin};
+use serde_json::Value;
+
+fn reprise<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
+    Command::new(reprise_bin())
+        .args(args)
+        .env("REPRISE_CACHE_DIR", dir.join("cache"))
+        .env_remove("REPRISE_DATABASE_URL")
+        .output()
+        .expect("run reprise")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command that must succeed and returns its stdout.
+fn ok<S: AsRef<OsStr> + Debug>(dir: &Path, args: &[S]) -> String {
+    let out = reprise(dir, args);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+fn json_of<S: AsRef<OsStr> + Debug>(dir: &Path, args: &[S]) -> Value {
+    serde_json::from_str(&ok(dir, args)).expect("JSON output")
+}
+
+const DATABASE_FLAGS: [&str; 3] = ["--database", "--durability", "--executor-id"];
+
+#[test]
+fn each_command_lists_only_the_flags_it_uses() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases: [(&[&str], &[&str], &[&str]); 7] = [
+        (
+            &["serve", "--help"],
+            &DATABASE_FLAGS,
+            &["--config", "--listen", "--worker-threads"],
+        ),
+        (
+            &["enqueue", "--help"],
+            &[
+                "--database",
+                "--durability",
+                "--executor-id",
+                "--worker-threads",
+            ],
+            &["--server", "--token", "--instance"],
+        ),
+        (
+            &["inspect", "--help"],
+            &[
+                "--database",
+                "--durability",
+                "--executor-id",
+                "--worker-threads",
+            ],
+            &["--json"],
+        ),
+        (
+            &["bench", "--help"],
+            &DATABASE_FLAGS,
+            &["--level", "--worker-threads"],
+        ),
+        (
+            &["run", "--help"],
+            &[],
+            &[
+                "--database",
+                "--durability",
+                "--executor-id",
+                "--worker-threads",
+                "--memory-limit",
+            ],
+        ),
+        (
+            &["workflow", "list", "--help"],
+            &["--executor-id", "--worker-threads", "--memory-limit"],
+            &["--database", "--durability"],
+        ),
+        (
+            &["workflow", "resume", "--help"],
+            &[],
+            &[
+                "--database",
+                "--durability",
+                "--executor-id",
+                "--worker-threads",
+            ],
+        ),
+    ];
+    for (args, absent, present) in cases {
+        let help = ok(dir.path(), args);
+        for flag in absent {
+            assert!(!help.contains(flag), "{args:?} lists {flag}:\n{help}");
+        }
+        for flag in present {
+            assert!(help.contains(flag), "{args:?} lacks {flag}:\n{help}");
+        }
+    }
+
+    // The database still comes from the environment when no flag names it.
+    let db = dir.path().join("env.db");
+    let fib = guest("fib").to_string_lossy().into_owned();
+    let out = Command::new(reprise_bin())
+        .args(["run", &fib, "fib", "7", "--id", "from-env"])
+        .env("REPRISE_CACHE_DIR", dir.path().join("cache"))
+        .env("REPRISE_DATABASE_URL", &db)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let db_arg = db.to_string_lossy().into_owned();
+    let listed = json_of(
+        dir.path(),
+        &["workflow", "list", "--json", "--database", &db_arg],
+    );
+    assert_eq!(listed[0]["id"], "from-env");
+}
