@@ -1,5 +1,5 @@
 //! What a new user meets on the command line: each command's help lists only the flags it
-//! uses.
+//! uses, and errors say each cause once and name the file.
 
 mod common;
 
@@ -128,4 +128,68 @@ fn each_command_lists_only_the_flags_it_uses() {
         &["workflow", "list", "--json", "--database", &db_arg],
     );
     assert_eq!(listed[0]["id"], "from-env");
+}
+
+/// The parts of a one-line error between `: `; a repeated cause shows up as a repeated part.
+fn assert_each_cause_once(message: &str) {
+    let line = message.trim();
+    assert_eq!(line.lines().count(), 1, "one line: {message}");
+    let parts: Vec<&str> = line.split(": ").collect();
+    for (i, part) in parts.iter().enumerate() {
+        assert!(
+            !parts[i + 1..].contains(part),
+            "{part:?} repeats in {message}"
+        );
+    }
+}
+
+#[test]
+fn errors_say_each_cause_once_and_name_the_missing_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("nowhere").join("reprise.toml");
+    let out = reprise(
+        dir.path(),
+        &["serve", "--config", &missing.to_string_lossy()],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let message = stderr(&out);
+    assert!(message.contains(&*missing.to_string_lossy()), "{message}");
+    assert_eq!(
+        message.matches("No such file or directory").count(),
+        1,
+        "{message}"
+    );
+    assert_each_cause_once(&message);
+
+    // Nothing listens on a port just freed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let server = format!("http://127.0.0.1:{port}");
+    let out = reprise(
+        dir.path(),
+        &["enqueue", "q", "wf", "1", "--server", &server],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let message = stderr(&out);
+    assert!(message.contains("cannot reach the server"), "{message}");
+    assert_eq!(
+        message.matches("error sending request").count(),
+        1,
+        "{message}"
+    );
+    assert_each_cause_once(&message);
+
+    let out = reprise(
+        dir.path(),
+        &[
+            "workflow",
+            "list",
+            "--database",
+            "/nonexistent-dir/x/reprise.db",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_each_cause_once(&stderr(&out));
 }

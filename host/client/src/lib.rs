@@ -24,7 +24,8 @@ pub use wire::{WorkflowStatus, WorkflowView};
 pub enum ClientError {
     #[error("invalid server URL {0:?}")]
     Url(String),
-    #[error("cannot reach the server: {0}")]
+    /// The request did not get an answer; the cause says why.
+    #[error("cannot reach the server")]
     Http(#[from] reqwest::Error),
     /// The input could not be written as JSON.
     #[error("input does not encode as JSON")]

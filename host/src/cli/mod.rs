@@ -156,6 +156,23 @@ impl Command {
     }
 }
 
+/// The error and its causes on one line, each cause once: errors that already end with their
+/// cause's text (`"cannot open database x: {source}"`) do not repeat it.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -185,7 +202,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(&cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", one_line(&err));
             ExitCode::from(EXIT_ERROR)
         }
     }
