@@ -1,5 +1,6 @@
 //! What a new user meets on the command line: each command's help lists only the flags it
-//! uses, and errors say each cause once and name the file.
+//! uses, errors say each cause once and name the file, and a non-component is refused in one
+//! line.
 
 mod common;
 
@@ -192,4 +193,31 @@ fn errors_say_each_cause_once_and_name_the_missing_file() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert_each_cause_once(&stderr(&out));
+}
+
+#[test]
+fn inspect_refuses_a_non_component_in_one_line_naming_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let files: [(&str, &[u8]); 3] = [
+        (
+            "libguest.rlib",
+            b"!<arch>\n/               0           0     0     0       8  ",
+        ),
+        ("module.wasm", b"\0asm\x01\0\0\0"),
+        ("garbage.wasm", b"\0asm but not really"),
+    ];
+    for (name, bytes) in files {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        let out = reprise(dir.path(), &["inspect", &path.to_string_lossy()]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let message = stderr(&out);
+        assert_eq!(message.trim().lines().count(), 1, "one line: {message}");
+        assert!(message.contains(&*path.to_string_lossy()), "{message}");
+        assert!(
+            message.contains("is not a valid WebAssembly component"),
+            "{message}"
+        );
+        assert!(!message.contains("0x"), "no byte dump: {message}");
+    }
 }
