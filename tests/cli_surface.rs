@@ -1,6 +1,6 @@
 //! What a new user meets on the command line: each command's help lists only the flags it
-//! uses, errors say each cause once and name the file, and a non-component is refused in one
-//! line.
+//! uses, errors say each cause once and name the file, a non-component is refused in one line,
+//! and a bare word given as input is told to be quoted.
 
 mod common;
 
@@ -220,4 +220,31 @@ fn inspect_refuses_a_non_component_in_one_line_naming_the_file() {
         );
         assert!(!message.contains("0x"), "no byte dump: {message}");
     }
+}
+
+#[test]
+fn a_bare_word_input_is_told_to_be_quoted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fib = guest("fib").to_string_lossy().into_owned();
+    let db = dir.path().join("quote.db").to_string_lossy().into_owned();
+    let out = reprise(dir.path(), &["run", &fib, "fib", "o-1", "--database", &db]);
+    assert_eq!(out.status.code(), Some(2));
+    let message = stderr(&out);
+    assert!(message.contains("input is not valid JSON"), "{message}");
+    assert!(message.contains(r#"'"o-1"'"#), "{message}");
+    assert!(message.contains("quote"), "{message}");
+
+    let out = reprise(
+        dir.path(),
+        &[
+            "enqueue",
+            "q",
+            "wf",
+            "o-1",
+            "--server",
+            "http://127.0.0.1:9",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains(r#"'"o-1"'"#), "{}", stderr(&out));
 }

@@ -8,13 +8,16 @@ use clap::Args;
 use reprise_client::wire::WorkflowStatus;
 use reprise_client::{Client, ClientError, StartOptions};
 
+use super::parse_input;
+
 #[derive(Debug, Args)]
 pub struct EnqueueArgs {
     /// The queue.
     queue: String,
     /// The workflow.
     workflow: String,
-    /// JSON input; `{i}` in it is replaced by the copy's number (1..=count).
+    /// JSON input (a string is quoted: '"o-1"'); `{i}` in it is replaced by the copy's number
+    /// (1..=count).
     #[arg(default_value = "null")]
     input: String,
     /// How many copies to enqueue.
@@ -39,8 +42,7 @@ pub async fn enqueue(args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
     let mut waiting = tokio::task::JoinSet::new();
     for i in 1..=args.count.max(1) {
         let text = args.input.replace("{i}", &i.to_string());
-        let input: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("input {text:?} is not valid JSON: {e}"))?;
+        let input = parse_input(&text)?;
         let options = StartOptions {
             queue: Some(args.queue.clone()),
             instance: args.instance.clone(),

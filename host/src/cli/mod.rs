@@ -156,6 +156,24 @@ impl Command {
     }
 }
 
+/// Reads a JSON input argument. A bare word is the usual slip (`o-1` for the string `"o-1"`),
+/// so the error says how to quote it.
+fn parse_input(text: &str) -> anyhow::Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| {
+        let looks_like_json = text
+            .trim_start()
+            .starts_with(|c: char| matches!(c, '{' | '[' | '"' | '-') || c.is_ascii_digit());
+        if looks_like_json {
+            anyhow::anyhow!("input is not valid JSON: {e}")
+        } else {
+            let quoted = serde_json::Value::String(text.to_string());
+            anyhow::anyhow!(
+                "input is not valid JSON ({e}): a string input is JSON too, so quote it: '{quoted}'"
+            )
+        }
+    })
+}
+
 /// The error and its causes on one line, each cause once: errors that already end with their
 /// cause's text (`"cannot open database x: {source}"`) do not repeat it.
 fn one_line(err: &anyhow::Error) -> String {

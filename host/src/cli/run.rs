@@ -8,7 +8,7 @@ use clap::Args;
 use reprise_client::wire::WorkflowView;
 
 use super::component::component_bytes;
-use super::{EXIT_WORKFLOW_FAILED, HostArgs};
+use super::{EXIT_WORKFLOW_FAILED, HostArgs, parse_input};
 use crate::store::{WorkflowRecord, WorkflowStatus};
 
 #[derive(Debug, Args)]
@@ -17,7 +17,7 @@ pub struct RunArgs {
     component: PathBuf,
     /// The workflow to run.
     workflow: String,
-    /// Its input as JSON.
+    /// Its input as JSON (a string is quoted: '"o-1"').
     #[arg(default_value = "null")]
     input: String,
     /// Workflow id: an existing id joins that workflow (resuming it if PENDING) instead of
@@ -32,6 +32,7 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    parse_input(&args.input)?;
     let bytes = component_bytes(&args.component)?;
     let runtime = args.host.runtime().await?;
     let component = runtime.register(&bytes).await?;
