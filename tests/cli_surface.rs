@@ -1,6 +1,7 @@
 //! What a new user meets on the command line: each command's help lists only the flags it
 //! uses, errors say each cause once and name the file, a non-component is refused in one line,
-//! and a bare word given as input is told to be quoted.
+//! a bare word given as input is told to be quoted, and listings show when a workflow was
+//! created, on which queue and instance.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::{guest, reprise_bin};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn reprise<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
     Command::new(reprise_bin())
@@ -90,7 +91,7 @@ fn each_command_lists_only_the_flags_it_uses() {
         (
             &["workflow", "list", "--help"],
             &["--executor-id", "--worker-threads", "--memory-limit"],
-            &["--database", "--durability"],
+            &["--database", "--durability", "--queue", "--created-after"],
         ),
         (
             &["workflow", "resume", "--help"],
@@ -247,4 +248,111 @@ fn a_bare_word_input_is_told_to_be_quoted() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains(r#"'"o-1"'"#), "{}", stderr(&out));
+}
+
+#[test]
+fn list_and_get_show_times_queue_instance_and_config_and_filter_as_the_api_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fib = guest("fib").to_string_lossy().into_owned();
+    let db = dir.path().join("list.db").to_string_lossy().into_owned();
+    let with_db = |args: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(["--database".to_string(), db.clone()]);
+        all
+    };
+
+    ok(
+        dir.path(),
+        &with_db(&["run", &fib, "fib", "5", "--id", "a", "--config", "topic=x"]),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    ok(
+        dir.path(),
+        &with_db(&["run", &fib, "fib", "6", "--id", "b"]),
+    );
+
+    let table = ok(dir.path(), &with_db(&["workflow", "list"]));
+    let header = table.lines().next().unwrap_or_default();
+    for column in ["CREATED (UTC)", "QUEUE", "INSTANCE"] {
+        assert!(header.contains(column), "{table}");
+    }
+    let row_a = table
+        .lines()
+        .find(|l| l.contains(" a "))
+        .unwrap_or_default();
+    assert!(
+        date_time_in(row_a).is_some() && row_a.contains("default"),
+        "{table}"
+    );
+
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["workflow", "list", "--json"];
+        all.extend_from_slice(args);
+        let listed = json_of(dir.path(), &with_db(&all));
+        listed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w["id"].as_str().map(String::from))
+            .collect()
+    };
+    assert_eq!(ids(&[]), ["b", "a"], "newest first");
+    assert_eq!(ids(&["--limit", "1", "--offset", "1"]), ["a"]);
+    assert_eq!(ids(&["--status", "success", "--name", "fib"]), ["b", "a"]);
+    assert_eq!(ids(&["--queue", "fib"]), Vec::<String>::new());
+    assert_eq!(ids(&["--created-after", "1h"]), ["b", "a"]);
+    assert_eq!(ids(&["--created-before", "1h"]), Vec::<String>::new());
+    assert_eq!(
+        ids(&["--created-after", "2999-01-01"]),
+        Vec::<String>::new()
+    );
+    let out = reprise(
+        dir.path(),
+        &with_db(&["workflow", "list", "--created-after", "yesterday"]),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    let shown = ok(dir.path(), &with_db(&["workflow", "get", "a"]));
+    for field in [
+        "created: ",
+        "started: ",
+        "updated: ",
+        "queue: ",
+        "instance: default",
+        "config: topic=x",
+    ] {
+        assert!(shown.contains(field), "{field} in\n{shown}");
+    }
+    let created = shown
+        .lines()
+        .find(|l| l.trim_start().starts_with("created:"))
+        .unwrap_or_default();
+    assert_eq!(date_time_in(created), date_time_in(row_a), "{shown}");
+
+    // Values are JSON values, not JSON text in a string.
+    let got = json_of(dir.path(), &with_db(&["workflow", "get", "a", "--json"]));
+    assert_eq!(got["input"], json!(5));
+    assert_eq!(got["output"], json!(5), "fib(5)");
+    assert_eq!(got["config"], json!({"topic": "x"}));
+    let steps = json_of(dir.path(), &with_db(&["workflow", "steps", "a", "--json"]));
+    assert_eq!(steps[0]["output"], json!([1, 1]), "{steps}");
+    let run = json_of(
+        dir.path(),
+        &with_db(&["run", &fib, "fib", "7", "--id", "c", "--json"]),
+    );
+    assert_eq!(run["output"], json!(13));
+}
+
+/// The first `YYYY-MM-DD HH:MM:SS` in `text`.
+fn date_time_in(text: &str) -> Option<&str> {
+    const SHAPE: &[u8; 19] = b"dddd-dd-dd dd:dd:dd";
+    let bytes = text.as_bytes();
+    (0..bytes.len().saturating_sub(18))
+        .find(|&i| {
+            bytes[i..i + 19].iter().zip(SHAPE).all(|(b, s)| match s {
+                b'd' => b.is_ascii_digit(),
+                other => b == other,
+            })
+        })
+        .map(|i| &text[i..i + 19])
 }

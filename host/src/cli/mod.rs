@@ -8,6 +8,7 @@ mod recover;
 mod run;
 mod serve;
 mod table;
+mod time;
 mod workflow;
 
 use std::collections::BTreeMap;

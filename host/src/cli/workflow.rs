@@ -9,6 +9,7 @@ use reprise_client::wire::{StepView, WorkflowView};
 
 use super::run::report;
 use super::table::{clip, print, print_workflows};
+use super::time::{format_ms, parse_time};
 use super::{HostArgs, StoreArgs, ThreadArgs};
 use crate::runtime::Runtime;
 use crate::server::views;
@@ -24,8 +25,21 @@ pub enum WorkflowCommand {
         /// Only workflows of this name.
         #[arg(long)]
         name: Option<String>,
+        /// Only workflows started on this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only workflows created after this time: a UTC date or date-time
+        /// (`2024-05-01 12:00:00`), milliseconds since the epoch, or a duration ago (`2h`).
+        #[arg(long, value_parser = parse_time)]
+        created_after: Option<i64>,
+        /// Only workflows created before this time (same forms as `--created-after`).
+        #[arg(long, value_parser = parse_time)]
+        created_before: Option<i64>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Skip this many (to page through a long listing).
+        #[arg(long)]
+        offset: Option<u32>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -117,15 +131,22 @@ pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
         WorkflowCommand::List {
             status,
             name,
+            queue,
+            created_after,
+            created_before,
             limit,
+            offset,
             json,
             store,
         } => {
             let filter = WorkflowFilter {
                 status: *status,
                 name: name.clone(),
+                queue: queue.clone(),
+                created_after: *created_after,
+                created_before: *created_before,
                 limit: Some(*limit),
-                ..WorkflowFilter::default()
+                offset: *offset,
             };
             let workflows = store.open().await?.list_workflows(&filter).await?;
             if *json {
@@ -170,6 +191,13 @@ pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
 /// `workflow get` for humans: one field a line.
 fn print_workflow(w: &WorkflowView) {
     let optional = |value: &Option<String>| value.clone().unwrap_or_default();
+    let time = |ms: Option<i64>| ms.map(format_ms).unwrap_or_default();
+    let config = w
+        .config
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     let fields = [
         ("id", w.id.clone()),
         ("name", w.name.clone()),
@@ -185,11 +213,19 @@ fn print_workflow(w: &WorkflowView) {
         ("error", optional(&w.error)),
         ("last trap", optional(&w.trap_class)),
         ("trap message", optional(&w.trap_message)),
+        ("created", time(Some(w.created_at))),
+        ("started", time(w.started_at)),
+        ("updated", time(Some(w.updated_at))),
         ("executions", w.executions.to_string()),
         ("max recovery attempts", w.max_recovery_attempts.to_string()),
         ("executor", w.executor_id.clone()),
         ("app version", w.app_version.clone()),
         ("instance", w.instance.clone()),
+        ("config", config),
+        ("queue", optional(&w.queue_name)),
+        ("priority", w.priority.to_string()),
+        ("deduplication id", optional(&w.deduplication_id)),
+        ("parent", optional(&w.parent_workflow_id)),
     ];
     for (key, value) in fields {
         println!("{key:>22}: {value}");
