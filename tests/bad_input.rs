@@ -128,9 +128,9 @@ fn the_cli_reports_bad_input_with_exit_code_2_and_a_clear_message() {
     let db = dir.path().join("cli.db");
     let cli = |args: &[&str]| {
         Command::new(reprise_bin())
+            .args(args)
             .arg("--database")
             .arg(&db)
-            .args(args)
             .env("REPRISE_CACHE_DIR", dir.path().join("cache"))
             .output()
             .expect("run reprise")
@@ -167,10 +167,10 @@ fn the_cli_reports_bad_input_with_exit_code_2_and_a_clear_message() {
 
     let unopenable = Command::new(reprise_bin())
         .args([
-            "--database",
-            "/nonexistent-dir/x/reprise.db",
             "workflow",
             "list",
+            "--database",
+            "/nonexistent-dir/x/reprise.db",
         ])
         .output()
         .expect("run reprise");

@@ -9,9 +9,11 @@ use std::process::{Command, Stdio};
 
 use common::{checkpointed_ids, guest, read_until_checkpoints, reprise_bin, stderr_lines};
 
-fn reprise(dir: &Path) -> Command {
+/// `reprise <args> --database <dir>/manage.db`: the database flag follows the subcommand.
+fn reprise(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(reprise_bin());
-    cmd.arg("--database")
+    cmd.args(args)
+        .arg("--database")
         .arg(dir.join("manage.db"))
         .env("REPRISE_CACHE_DIR", dir.join("cache"))
         .env("RUST_LOG", "reprise=debug");
@@ -19,8 +21,7 @@ fn reprise(dir: &Path) -> Command {
 }
 
 fn steps(dir: &Path, id: &str) -> Vec<serde_json::Value> {
-    let out = reprise(dir)
-        .args(["workflow", "steps", id, "--json"])
+    let out = reprise(dir, &["workflow", "steps", id, "--json"])
         .output()
         .expect("steps");
     assert!(
@@ -41,25 +42,26 @@ fn cancel_from_another_process_then_resume_and_fork_from_the_cli() {
     let fib = guest("fib");
 
     // 10 steps, each followed by a 200 ms durable sleep.
-    let mut running = reprise(dir.path())
-        .args([
+    let mut running = reprise(
+        dir.path(),
+        &[
             "run",
             &fib.to_string_lossy(),
             "fib_slow",
             "[10, 200]",
             "--id",
             "w1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn run");
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn run");
     let mut lines = stderr_lines(&mut running);
     let (mut log, checkpoints) = read_until_checkpoints(&mut lines, "fib_step", 2);
     assert_eq!(checkpoints, 2, "{log}");
 
-    let cancel = reprise(dir.path())
-        .args(["workflow", "cancel", "w1"])
+    let cancel = reprise(dir.path(), &["workflow", "cancel", "w1"])
         .output()
         .expect("cancel");
     assert!(
@@ -81,8 +83,7 @@ fn cancel_from_another_process_then_resume_and_fork_from_the_cli() {
     let at_cancel = steps(dir.path(), "w1").len();
     assert!(at_cancel < 20, "stopped early: {at_cancel} of 20 positions");
 
-    let resumed = reprise(dir.path())
-        .args(["workflow", "resume", "w1"])
+    let resumed = reprise(dir.path(), &["workflow", "resume", "w1"])
         .output()
         .expect("resume");
     assert!(
@@ -104,8 +105,9 @@ fn cancel_from_another_process_then_resume_and_fork_from_the_cli() {
     let original = steps(dir.path(), "w1");
     assert_eq!(original.len(), 20);
 
-    let fork = reprise(dir.path())
-        .args([
+    let fork = reprise(
+        dir.path(),
+        &[
             "workflow",
             "fork",
             "w1",
@@ -113,9 +115,10 @@ fn cancel_from_another_process_then_resume_and_fork_from_the_cli() {
             "4",
             "--new-id",
             "w2",
-        ])
-        .output()
-        .expect("fork");
+        ],
+    )
+    .output()
+    .expect("fork");
     assert!(
         fork.status.success(),
         "{}",

@@ -16,9 +16,9 @@ async fn a_killed_run_resumes_in_a_new_process_without_rerunning_committed_steps
     let cache = dir.path().join("cache");
     let run = |args: &[&str]| {
         let mut cmd = Command::new(reprise_bin());
-        cmd.arg("--database")
+        cmd.args(args)
+            .arg("--database")
             .arg(&db)
-            .args(args)
             .env("REPRISE_CACHE_DIR", &cache)
             .env("RUST_LOG", "reprise=debug")
             .stdout(Stdio::piped())

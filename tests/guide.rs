@@ -68,9 +68,8 @@ fn the_readme_guide_builds_and_runs_outside_the_repository() {
 
     let reprise = |args: &[&str]| {
         Command::new(reprise_bin())
-            .arg("--database")
-            .arg(dir.path().join("guide.db"))
             .args(args)
+            .env("REPRISE_DATABASE_URL", dir.path().join("guide.db"))
             .env("REPRISE_CACHE_DIR", dir.path().join("cache"))
             .output()
             .expect("run reprise")

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::server::{Server, config, poll_until};
-use reprise_client::{ClientError, StartOptions};
+use reprise_client::{ClientError, StartOptions, WorkflowStatus};
 use serde_json::{Value, json};
 
 fn fib(n: u64) -> u64 {
@@ -242,9 +242,9 @@ async fn cancel_a_running_workflow_resume_it_and_fork_from_a_step() {
     let recorded = poll_until(|| server.steps("slow"), |steps| steps.len() >= 4).await;
     assert!(recorded.len() >= 4, "the workflow made progress");
     let cancelled = client.cancel("slow").await.expect("cancel");
-    assert_eq!(cancelled.status, "CANCELLED");
+    assert_eq!(cancelled.status, WorkflowStatus::Cancelled);
     let ended = handle.status_at_end().await.expect("ended");
-    assert_eq!(ended.status, "CANCELLED");
+    assert_eq!(ended.status, WorkflowStatus::Cancelled);
     let (_, steps) = get(&steps_url, Some("secret")).await;
     let at_cancel = steps.as_array().map_or(0, Vec::len);
     assert!(
@@ -253,7 +253,7 @@ async fn cancel_a_running_workflow_resume_it_and_fork_from_a_step() {
     );
 
     let resumed = client.resume("slow").await.expect("resume");
-    assert_eq!(resumed.status, "PENDING");
+    assert_eq!(resumed.status, WorkflowStatus::Pending);
     let output: u64 = handle.result().await.expect("resumed to the end");
     assert_eq!(output, fib(12));
     let (_, steps) = get(&steps_url, Some("secret")).await;
@@ -306,7 +306,7 @@ async fn worker_concurrency_one_never_runs_two_at_once_and_rate_limits_hold() {
     let mut intervals = Vec::new();
     for handle in &serial {
         let status = handle.status_at_end().await.expect("end");
-        assert_eq!(status.status, "SUCCESS");
+        assert_eq!(status.status, WorkflowStatus::Success);
         intervals.push((status.started_at.expect("started_at"), status.updated_at));
     }
     intervals.sort();
@@ -320,7 +320,7 @@ async fn worker_concurrency_one_never_runs_two_at_once_and_rate_limits_hold() {
     let mut starts = Vec::new();
     for handle in &limited {
         let status = handle.status_at_end().await.expect("end");
-        assert_eq!(status.status, "SUCCESS");
+        assert_eq!(status.status, WorkflowStatus::Success);
         starts.push(status.started_at.expect("started_at"));
     }
     starts.sort();
@@ -387,4 +387,103 @@ async fn configured_instances_run_with_their_own_config_and_children_report_fail
     )
     .await;
     assert_eq!(children.as_array().map(Vec::len), Some(12));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_lists_every_configured_queue_even_when_empty() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &config(dir.path(), ""));
+
+    // Nothing has run, so no queue holds a workflow: each is listed anyway.
+    let (status, health) = get(&format!("{}/healthz", server.url), None).await;
+    assert_eq!(status, 200, "{health}");
+    let queues: Vec<(String, u64, u64)> = health["queues"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|q| {
+            let name = q["queue"].as_str().unwrap_or_default().to_string();
+            let count = |key: &str| q[key].as_u64().unwrap_or(u64::MAX);
+            (name, count("enqueued"), count("pending"))
+        })
+        .collect();
+    let empty = |name: &str| (name.to_string(), 0, 0);
+    assert_eq!(
+        queues,
+        [
+            empty("fib"),
+            empty("limited"),
+            empty("publishers"),
+            empty("serial")
+        ],
+        "{health}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_outputs_and_config_come_back_as_json_values() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &config(dir.path(), ""));
+    let client = server.client();
+    let url = &server.url;
+
+    let options = StartOptions {
+        id: Some("ten".into()),
+        ..StartOptions::default()
+    };
+    let handle = client
+        .start_with("fib", &10, &options)
+        .await
+        .expect("start");
+    let output: u64 = handle.result().await.expect("result");
+    assert_eq!(output, 55);
+    let (status, workflow) = get(&format!("{url}/workflows/ten"), Some("secret")).await;
+    assert_eq!(status, 200, "{workflow}");
+    assert_eq!(workflow["input"], json!(10), "{workflow}");
+    assert_eq!(workflow["output"], json!(55), "{workflow}");
+    let steps = server.steps("ten").await;
+    assert_eq!(steps[0]["output"], json!([1, 1]), "{steps:?}");
+    assert_eq!(
+        client.status("ten").await.expect("status").output,
+        Some(json!(55))
+    );
+
+    let beta = StartOptions {
+        instance: Some("beta".into()),
+        ..StartOptions::default()
+    };
+    let echo = client
+        .start_with("config_echo", &(), &beta)
+        .await
+        .expect("echo");
+    let ended = echo.status_at_end().await.expect("echo ends");
+    assert_eq!(ended.config.get("topic").map(String::as_str), Some("beta"));
+    let (_, listed) = get(&format!("{url}/workflows?name=config_echo"), Some("secret")).await;
+    assert_eq!(listed[0]["config"]["topic"], "beta", "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_asks_for_its_own_instance_flag_when_several_define_the_workflow() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &config(dir.path(), ""));
+    let out = std::process::Command::new(common::reprise_bin())
+        .args([
+            "enqueue",
+            "publishers",
+            "publish_all",
+            "3",
+            "--server",
+            &server.url,
+            "--token",
+            "secret",
+        ])
+        .output()
+        .expect("run reprise enqueue");
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains("--instance") && message.contains("alpha, beta"),
+        "{message}"
+    );
+    assert!(!message.contains("\"instance\""), "{message}");
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::server::{Server, config, poll_until};
+use reprise_client::WorkflowStatus;
 use serde_json::{Value, json};
 
 const WORKFLOWS: usize = 50;
@@ -43,8 +44,8 @@ async fn stop_under_load_then_restart(signal: &str) {
             .status_at_end()
             .await
             .expect("end");
-        assert_eq!(status.status, "SUCCESS", "{status:?}");
-        assert_eq!(status.output.as_deref(), Some("8"), "fib(6)");
+        assert_eq!(status.status, WorkflowStatus::Success, "{status:?}");
+        assert_eq!(status.output, Some(json!(8)), "fib(6)");
         assert!(status.executions <= 2, "at most one recovery: {status:?}");
         let steps = second.steps(id).await;
         let positions: Vec<u64> = steps
@@ -99,7 +100,7 @@ async fn a_recovered_workflow_does_not_block_a_concurrency_one_queue() {
             .status_at_end()
             .await
             .expect("end");
-        assert_eq!(status.status, "SUCCESS", "{status:?}");
+        assert_eq!(status.status, WorkflowStatus::Success, "{status:?}");
         intervals.push((status.started_at.expect("started"), status.updated_at));
     }
     intervals.sort();

@@ -14,7 +14,8 @@ use crate::store::{Durability, RateLimit};
 /// Why a config file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
+    /// The cause is the `source`, not repeated in the message.
+    #[error("cannot read config file {path}")]
     Read {
         path: PathBuf,
         #[source]

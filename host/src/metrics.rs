@@ -166,18 +166,18 @@ impl Metrics {
             &mut out,
             "reprise_traps_total",
             "counter",
-            "Traps by class and by where: a workflow's instance or an isolated step's.",
+            "Traps by class and by role: the workflow's own instance or an isolated step's.",
         );
         for class in TRAP_CLASSES {
             let i = trap_index(class);
             let _ = writeln!(
                 out,
-                "reprise_traps_total{{class=\"{class}\",instance=\"workflow\"}} {}",
+                "reprise_traps_total{{class=\"{class}\",role=\"workflow\"}} {}",
                 load(&self.traps[i])
             );
             let _ = writeln!(
                 out,
-                "reprise_traps_total{{class=\"{class}\",instance=\"isolated_step\"}} {}",
+                "reprise_traps_total{{class=\"{class}\",role=\"isolated_step\"}} {}",
                 load(&self.isolated_traps[i])
             );
         }
@@ -226,5 +226,28 @@ impl Metrics {
         );
         let _ = writeln!(out, "reprise_checkpoint_latency_seconds_count {count}");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `instance` names configured instances elsewhere; where a trap happened is its role.
+    #[test]
+    fn traps_are_labelled_by_role_not_instance() {
+        let metrics = Metrics::default();
+        metrics.trapped(TrapClass::Panic);
+        metrics.isolated_trapped(TrapClass::OutOfMemory);
+        let text = metrics.render(&[], &[]);
+        assert!(
+            text.contains("reprise_traps_total{class=\"panic\",role=\"workflow\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("reprise_traps_total{class=\"out_of_memory\",role=\"isolated_step\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("instance="), "{text}");
     }
 }

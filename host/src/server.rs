@@ -1,6 +1,9 @@
 //! The admin HTTP API of `reprise serve`: health, start and enqueue, status and results,
 //! listings, steps, cancel, resume, fork, and Prometheus metrics. Every error is a JSON body
-//! `{"error": "..."}` with a 4xx status that says whose fault it was.
+//! `{"error": "..."}` with a 4xx status that says whose fault it was. The bodies are the types of
+//! `reprise_client::wire`, which the client reads.
+
+mod convert;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,11 +17,17 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use reprise_client::wire::{
+    ErrorBody, ForkBody, Health, HealthStatus, ListQuery, QueueHealth, StartBody, StepView,
+    WorkflowView,
+};
+use serde::Deserialize;
+
+pub(crate) use convert::views;
 
 use crate::runtime::LoadedComponent;
 use crate::runtime::{DEFAULT_INSTANCE, Runtime, RuntimeError, StartRequest};
-use crate::store::{StoreError, WorkflowFilter, WorkflowRecord, WorkflowStatus};
+use crate::store::{StoreError, WorkflowFilter, WorkflowRecord};
 
 /// Longest a single `/result` request waits before answering 202 (the client asks again).
 const MAX_RESULT_WAIT: Duration = Duration::from_secs(60);
@@ -30,6 +39,8 @@ pub struct ServerState {
     pub instances: BTreeMap<String, Arc<LoadedComponent>>,
     /// Bearer token required on every endpoint but `/healthz`.
     pub token: Option<String>,
+    /// The configured queues, which `/healthz` lists even when they are empty.
+    pub queues: Vec<String>,
     /// Set at shutdown: new work is refused with 503 while running work drains.
     pub draining: AtomicBool,
 }
@@ -57,25 +68,24 @@ pub fn router(state: Arc<ServerState>, max_body: usize) -> Router {
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    message: String,
+    body: ErrorBody,
 }
 
 impl ApiError {
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            message: message.into(),
+            body: ErrorBody {
+                error: message.into(),
+                choose_instance: Vec::new(),
+            },
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(serde_json::json!({ "error": self.message })),
-        )
-            .into_response()
+        (self.status, Json(self.body)).into_response()
     }
 }
 
@@ -148,43 +158,45 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-#[derive(Serialize)]
-struct QueueHealth {
-    queue: String,
-    enqueued: u64,
-    pending: u64,
-}
-
 async fn health(State(state): State<Arc<ServerState>>) -> Result<Response, ApiError> {
-    let queues = state.runtime.store().queue_depths().await?;
+    // Configured queues with nothing in them have no row in the database: start from zero.
+    let mut queues: BTreeMap<String, QueueHealth> = state
+        .queues
+        .iter()
+        .map(|name| {
+            let empty = QueueHealth {
+                queue: name.clone(),
+                enqueued: 0,
+                pending: 0,
+            };
+            (name.clone(), empty)
+        })
+        .collect();
+    for depth in state.runtime.store().queue_depths().await? {
+        let queue = QueueHealth {
+            queue: depth.queue.clone(),
+            enqueued: depth.enqueued,
+            pending: depth.pending,
+        };
+        queues.insert(depth.queue, queue);
+    }
     let draining = state.draining.load(Ordering::Relaxed);
-    let body = serde_json::json!({
-        "status": if draining { "draining" } else { "ok" },
-        "executor_id": state.runtime.options().executor_id,
-        "in_flight": state.runtime.in_flight(),
-        "queues": queues.into_iter().map(|q| QueueHealth { queue: q.queue, enqueued: q.enqueued, pending: q.pending }).collect::<Vec<_>>(),
-    });
+    let body = Health {
+        status: if draining {
+            HealthStatus::Draining
+        } else {
+            HealthStatus::Ok
+        },
+        executor_id: state.runtime.options().executor_id.clone(),
+        in_flight: u64::try_from(state.runtime.in_flight()).unwrap_or(u64::MAX),
+        queues: queues.into_values().collect(),
+    };
     let status = if draining {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
     Ok((status, Json(body)).into_response())
-}
-
-/// A start or enqueue request.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StartBody {
-    pub workflow: String,
-    #[serde(default)]
-    pub input: serde_json::Value,
-    pub instance: Option<String>,
-    pub id: Option<String>,
-    pub queue: Option<String>,
-    #[serde(default)]
-    pub priority: i32,
-    pub deduplication_id: Option<String>,
 }
 
 impl ServerState {
@@ -222,16 +234,18 @@ impl ServerState {
                 .find(|(name, _)| name.as_str() == DEFAULT_INSTANCE)
             {
                 Some((name, component)) => Ok(((*name).clone(), (*component).clone())),
-                None => Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "workflow {workflow:?} is defined by instances {}: name one with \"instance\"",
-                        many.iter()
-                            .map(|(n, _)| n.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )),
+                None => {
+                    let names: Vec<String> = many.iter().map(|(n, _)| (*n).clone()).collect();
+                    let mut err = ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "workflow {workflow:?} is defined by instances {}: name one with \"instance\"",
+                            names.join(", ")
+                        ),
+                    );
+                    err.body.choose_instance = names;
+                    Err(err)
+                }
             },
         }
     }
@@ -265,36 +279,21 @@ async fn start_workflow(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(inserted.record)).into_response())
+    Ok((status, view(inserted.record)?).into_response())
 }
 
-/// Listing filters, all optional.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    status: Option<String>,
-    name: Option<String>,
-    queue: Option<String>,
-    /// Milliseconds since the epoch.
-    created_after: Option<i64>,
-    created_before: Option<i64>,
-    limit: Option<u32>,
-    offset: Option<u32>,
+/// The API's form of a workflow record.
+fn view(record: WorkflowRecord) -> Result<Json<WorkflowView>, ApiError> {
+    Ok(Json(WorkflowView::try_from(record)?))
 }
 
 async fn list_workflows(
     State(state): State<Arc<ServerState>>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Vec<WorkflowRecord>>, ApiError> {
+) -> Result<Json<Vec<WorkflowView>>, ApiError> {
     let Query(query) = query.map_err(query_rejection)?;
-    let status = query
-        .status
-        .as_deref()
-        .map(str::parse::<WorkflowStatus>)
-        .transpose()
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
     let filter = WorkflowFilter {
-        status,
+        status: query.status.map(Into::into),
         name: query.name,
         queue: query.queue,
         created_after: query.created_after,
@@ -302,20 +301,20 @@ async fn list_workflows(
         limit: Some(query.limit.unwrap_or(100).min(10_000)),
         offset: query.offset,
     };
-    Ok(Json(state.runtime.store().list_workflows(&filter).await?))
+    let records = state.runtime.store().list_workflows(&filter).await?;
+    Ok(Json(views(records)?))
 }
 
 async fn get_workflow(
     State(state): State<Arc<ServerState>>,
     Path(id): Path<String>,
-) -> Result<Json<WorkflowRecord>, ApiError> {
-    state
-        .runtime
-        .store()
-        .get_workflow(&id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no workflow with id {id}")))
+) -> Result<Json<WorkflowView>, ApiError> {
+    let record = state.runtime.store().get_workflow(&id).await?;
+    view(
+        record.ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no workflow with id {id}"))
+        })?,
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -337,10 +336,13 @@ async fn workflow_result(
         .map_or(MAX_RESULT_WAIT, Duration::from_millis)
         .min(MAX_RESULT_WAIT);
     match state.runtime.wait(&id, Some(timeout)).await? {
-        Some(record) => Ok((StatusCode::OK, Json(record)).into_response()),
+        Some(record) => Ok((StatusCode::OK, view(record)?).into_response()),
         None => {
             let record = state.runtime.store().get_workflow(&id).await?;
-            Ok((StatusCode::ACCEPTED, Json(record)).into_response())
+            let record = record.ok_or_else(|| {
+                ApiError::new(StatusCode::NOT_FOUND, format!("no workflow with id {id}"))
+            })?;
+            Ok((StatusCode::ACCEPTED, view(record)?).into_response())
         }
     }
 }
@@ -355,36 +357,28 @@ async fn workflow_steps(
             format!("no workflow with id {id}"),
         ));
     }
-    Ok(Json(state.runtime.store().steps(&id).await?).into_response())
+    let steps: Vec<StepView> = views(state.runtime.store().steps(&id).await?)?;
+    Ok(Json(steps).into_response())
 }
 
 async fn cancel_workflow(
     State(state): State<Arc<ServerState>>,
     Path(id): Path<String>,
-) -> Result<Json<WorkflowRecord>, ApiError> {
-    Ok(Json(state.runtime.cancel(&id).await?))
+) -> Result<Json<WorkflowView>, ApiError> {
+    view(state.runtime.cancel(&id).await?)
 }
 
 async fn resume_workflow(
     State(state): State<Arc<ServerState>>,
     Path(id): Path<String>,
-) -> Result<Json<WorkflowRecord>, ApiError> {
+) -> Result<Json<WorkflowView>, ApiError> {
     if state.draining.load(Ordering::Relaxed) {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting down",
         ));
     }
-    Ok(Json(state.runtime.resume(&id).await?))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ForkBody {
-    /// Steps before this position are replayed from the original; the rest run anew.
-    from_step: u32,
-    /// The new workflow's id (generated when absent).
-    id: Option<String>,
+    view(state.runtime.resume(&id).await?)
 }
 
 async fn fork_workflow(
@@ -400,7 +394,7 @@ async fn fork_workflow(
         ));
     }
     let record = state.runtime.fork(&id, body.from_step, body.id).await?;
-    Ok((StatusCode::CREATED, Json(record)).into_response())
+    Ok((StatusCode::CREATED, view(record)?).into_response())
 }
 
 async fn metrics(State(state): State<Arc<ServerState>>) -> Result<Response, ApiError> {

@@ -33,11 +33,11 @@ fn a_missing_component_file_is_named() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("db.sqlite");
     let out = reprise(&[
-        "--database",
-        &db.to_string_lossy(),
         "run",
         "/no/such/component.wasm",
         "wf",
+        "--database",
+        &db.to_string_lossy(),
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/component.wasm"));
@@ -48,11 +48,11 @@ fn workflow_get_of_an_unknown_id_says_so() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("db.sqlite");
     let out = reprise(&[
-        "--database",
-        &db.to_string_lossy(),
         "workflow",
         "get",
         "nope",
+        "--database",
+        &db.to_string_lossy(),
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no workflow with id nope"));

@@ -9,26 +9,45 @@
 //! # Ok(()) }
 //! ```
 
+pub mod wire;
+
 use std::time::Duration;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+
+use wire::{ErrorBody, ForkBody, StartBody};
+pub use wire::{WorkflowStatus, WorkflowView};
 
 /// What can go wrong talking to the server or with the workflow.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("invalid server URL {0:?}")]
     Url(String),
-    #[error("cannot reach the server: {0}")]
+    /// The request did not get an answer; the cause says why.
+    #[error("cannot reach the server")]
     Http(#[from] reqwest::Error),
+    /// The input could not be written as JSON.
+    #[error("input does not encode as JSON")]
+    Input(#[source] serde_json::Error),
+    /// The server answered with something that is not the expected JSON.
+    #[error("the server's answer does not decode")]
+    Answer(#[source] serde_json::Error),
     /// The server refused the request (4xx/5xx) with this message.
     #[error("server answered {status}: {message}")]
     Api { status: u16, message: String },
+    /// A start named no instance and several define the workflow: set
+    /// [`StartOptions::instance`] to one of `instances`.
+    #[error("{message}")]
+    InstanceRequired {
+        message: String,
+        instances: Vec<String>,
+    },
     /// The workflow ended without an output.
     #[error("workflow {id} ended {status}: {message}")]
     Workflow {
         id: String,
-        status: String,
+        status: WorkflowStatus,
         message: String,
     },
     /// The output did not decode into the requested type.
@@ -36,40 +55,13 @@ pub enum ClientError {
     Decode { id: String, message: String },
 }
 
-/// A workflow's status as the server reports it (the fields a client needs; the server sends
-/// more).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-pub struct WorkflowStatus {
-    pub id: String,
-    pub name: String,
-    pub status: String,
-    pub output: Option<String>,
-    pub error: Option<String>,
-    pub queue_name: Option<String>,
-    pub executions: u32,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub started_at: Option<i64>,
-}
-
-impl WorkflowStatus {
-    /// Whether the workflow has ended.
-    pub fn is_terminal(&self) -> bool {
-        !matches!(self.status.as_str(), "ENQUEUED" | "PENDING")
-    }
-}
-
 /// Options of a start or enqueue beyond the workflow and its input.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct StartOptions {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
     pub priority: i32,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub deduplication_id: Option<String>,
 }
 
@@ -79,14 +71,6 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
-}
-
-#[derive(Serialize)]
-struct StartBody<'a, I: Serialize + ?Sized> {
-    workflow: &'a str,
-    input: &'a I,
-    #[serde(flatten)]
-    options: &'a StartOptions,
 }
 
 impl Client {
@@ -112,21 +96,33 @@ impl Client {
         }
     }
 
+    /// Sends a request and decodes the answer; an error answer becomes [`ClientError::Api`]
+    /// (or [`ClientError::InstanceRequired`]).
     async fn send<T: DeserializeOwned>(
         &self,
         builder: reqwest::RequestBuilder,
     ) -> Result<(u16, T), ClientError> {
         let response = builder.send().await?;
         let status = response.status().as_u16();
+        let text = response.text().await?;
         if status >= 400 {
-            let text = response.text().await.unwrap_or_default();
-            let message = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_string))
-                .unwrap_or(text);
-            return Err(ClientError::Api { status, message });
+            return Err(match serde_json::from_str::<ErrorBody>(&text) {
+                Ok(body) if !body.choose_instance.is_empty() => ClientError::InstanceRequired {
+                    message: body.error,
+                    instances: body.choose_instance,
+                },
+                Ok(body) => ClientError::Api {
+                    status,
+                    message: body.error,
+                },
+                Err(_) => ClientError::Api {
+                    status,
+                    message: text,
+                },
+            });
         }
-        Ok((status, response.json().await?))
+        let value = serde_json::from_str(&text).map_err(ClientError::Answer)?;
+        Ok((status, value))
     }
 
     /// Starts (or, with `options.queue`, enqueues) a workflow and returns its handle.
@@ -137,20 +133,21 @@ impl Client {
         options: &StartOptions,
     ) -> Result<WorkflowHandle, ClientError> {
         let body = StartBody {
-            workflow,
-            input,
-            options,
+            workflow: workflow.to_string(),
+            input: serde_json::to_value(input).map_err(ClientError::Input)?,
+            instance: options.instance.clone(),
+            id: options.id.clone(),
+            queue: options.queue.clone(),
+            priority: options.priority,
+            deduplication_id: options.deduplication_id.clone(),
         };
-        let (_, status): (u16, WorkflowStatus) = self
+        let (_, started): (u16, WorkflowView) = self
             .send(
                 self.request(reqwest::Method::POST, "/workflows")
                     .json(&body),
             )
             .await?;
-        Ok(WorkflowHandle {
-            client: self.clone(),
-            id: status.id,
-        })
+        Ok(self.handle(started.id))
     }
 
     /// Enqueues a workflow on a queue.
@@ -175,8 +172,8 @@ impl Client {
         }
     }
 
-    /// The workflow's current status.
-    pub async fn status(&self, id: &str) -> Result<WorkflowStatus, ClientError> {
+    /// The workflow as it is now.
+    pub async fn status(&self, id: &str) -> Result<WorkflowView, ClientError> {
         Ok(self
             .send(self.request(reqwest::Method::GET, &format!("/workflows/{id}")))
             .await?
@@ -184,7 +181,7 @@ impl Client {
     }
 
     /// Cancels a workflow.
-    pub async fn cancel(&self, id: &str) -> Result<WorkflowStatus, ClientError> {
+    pub async fn cancel(&self, id: &str) -> Result<WorkflowView, ClientError> {
         Ok(self
             .send(self.request(reqwest::Method::POST, &format!("/workflows/{id}/cancel")))
             .await?
@@ -192,7 +189,7 @@ impl Client {
     }
 
     /// Resumes a cancelled or failed workflow from its last checkpoint.
-    pub async fn resume(&self, id: &str) -> Result<WorkflowStatus, ClientError> {
+    pub async fn resume(&self, id: &str) -> Result<WorkflowView, ClientError> {
         Ok(self
             .send(self.request(reqwest::Method::POST, &format!("/workflows/{id}/resume")))
             .await?
@@ -206,18 +203,21 @@ impl Client {
         from_step: u32,
         new_id: Option<&str>,
     ) -> Result<WorkflowHandle, ClientError> {
-        let body = serde_json::json!({ "from_step": from_step, "id": new_id });
-        let (_, status): (u16, WorkflowStatus) = self
+        let body = ForkBody {
+            from_step,
+            id: new_id.map(str::to_string),
+        };
+        let (_, forked): (u16, WorkflowView) = self
             .send(
                 self.request(reqwest::Method::POST, &format!("/workflows/{id}/fork"))
                     .json(&body),
             )
             .await?;
-        Ok(self.handle(status.id))
+        Ok(self.handle(forked.id))
     }
 
-    /// Waits until the workflow ends and returns its final status.
-    pub async fn wait(&self, id: &str) -> Result<WorkflowStatus, ClientError> {
+    /// Waits until the workflow ends and returns it as it ended.
+    pub async fn wait(&self, id: &str) -> Result<WorkflowView, ClientError> {
         loop {
             let request = self
                 .request(
@@ -225,9 +225,9 @@ impl Client {
                     &format!("/workflows/{id}/result?timeout_ms=30000"),
                 )
                 .timeout(Duration::from_secs(45));
-            let (code, status): (u16, WorkflowStatus) = self.send(request).await?;
-            if code == 200 && status.is_terminal() {
-                return Ok(status);
+            let (code, workflow): (u16, WorkflowView) = self.send(request).await?;
+            if code == 200 && workflow.status.is_terminal() {
+                return Ok(workflow);
             }
         }
     }
@@ -241,30 +241,30 @@ pub struct WorkflowHandle {
 }
 
 impl WorkflowHandle {
+    /// The workflow's id.
     pub fn id(&self) -> &str {
         &self.id
     }
 
     /// Waits for the workflow's output, decoded into `T`; an error if it ended otherwise.
     pub async fn result<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
-        let status = self.client.wait(&self.id).await?;
-        if status.status != "SUCCESS" {
+        let workflow = self.client.wait(&self.id).await?;
+        if workflow.status != WorkflowStatus::Success {
             return Err(ClientError::Workflow {
-                id: status.id,
-                message: status.error.unwrap_or_default(),
-                status: status.status,
+                id: workflow.id,
+                message: workflow.error.unwrap_or_default(),
+                status: workflow.status,
             });
         }
-        serde_json::from_str(status.output.as_deref().unwrap_or("null")).map_err(|e| {
-            ClientError::Decode {
-                id: self.id.clone(),
-                message: e.to_string(),
-            }
+        let output = workflow.output.unwrap_or(serde_json::Value::Null);
+        serde_json::from_value(output).map_err(|e| ClientError::Decode {
+            id: self.id.clone(),
+            message: e.to_string(),
         })
     }
 
-    /// Waits for the workflow to end and returns its final status, whatever it is.
-    pub async fn status_at_end(&self) -> Result<WorkflowStatus, ClientError> {
+    /// Waits for the workflow to end and returns it as it ended, whatever its status.
+    pub async fn status_at_end(&self) -> Result<WorkflowView, ClientError> {
         self.client.wait(&self.id).await
     }
 }

@@ -12,6 +12,7 @@ use clap::Args;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use super::ThreadArgs;
 use super::component::component_bytes;
 use crate::config::QueueConfig;
 use crate::engine::EngineOptions;
@@ -38,6 +39,8 @@ pub struct BenchArgs {
     queued: usize,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub(super) threads: ThreadArgs,
 }
 
 /// One durability level's figures.

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
-use reprise_client::{Client, StartOptions};
+use reprise_client::wire::WorkflowStatus;
+use reprise_client::{Client, ClientError, StartOptions};
+
+use super::parse_input;
 
 #[derive(Debug, Args)]
 pub struct EnqueueArgs {
@@ -13,7 +16,8 @@ pub struct EnqueueArgs {
     queue: String,
     /// The workflow.
     workflow: String,
-    /// JSON input; `{i}` in it is replaced by the copy's number (1..=count).
+    /// JSON input (a string is quoted: '"o-1"'); `{i}` in it is replaced by the copy's number
+    /// (1..=count).
     #[arg(default_value = "null")]
     input: String,
     /// How many copies to enqueue.
@@ -38,15 +42,22 @@ pub async fn enqueue(args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
     let mut waiting = tokio::task::JoinSet::new();
     for i in 1..=args.count.max(1) {
         let text = args.input.replace("{i}", &i.to_string());
-        let input: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("input {text:?} is not valid JSON: {e}"))?;
+        let input = parse_input(&text)?;
         let options = StartOptions {
             queue: Some(args.queue.clone()),
             instance: args.instance.clone(),
             ..StartOptions::default()
         };
         let started = Instant::now();
-        let handle = client.start_with(&args.workflow, &input, &options).await?;
+        let handle = match client.start_with(&args.workflow, &input, &options).await {
+            Ok(handle) => handle,
+            Err(ClientError::InstanceRequired { instances, .. }) => anyhow::bail!(
+                "workflow {:?} is defined by instances {}: choose one with --instance",
+                args.workflow,
+                instances.join(", ")
+            ),
+            Err(err) => return Err(err.into()),
+        };
         if !args.wait {
             println!("{}", handle.id());
             continue;
@@ -60,11 +71,12 @@ pub async fn enqueue(args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
     while let Some(joined) = waiting.join_next().await {
         let (input, handle, status, took) = joined?;
         let status = status?;
-        let shown = status
-            .output
-            .as_deref()
-            .or(status.error.as_deref())
-            .unwrap_or("");
+        let succeeded = status.status == WorkflowStatus::Success;
+        let shown = if succeeded {
+            status.output.unwrap_or_default().to_string()
+        } else {
+            status.error.unwrap_or_default()
+        };
         println!(
             "{} {}({input}) {} {shown} in {} ms",
             handle.id(),
@@ -72,7 +84,7 @@ pub async fn enqueue(args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
             status.status,
             took.as_millis()
         );
-        failed += usize::from(status.status != "SUCCESS");
+        failed += usize::from(!succeeded);
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS

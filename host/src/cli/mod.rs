@@ -8,6 +8,7 @@ mod recover;
 mod run;
 mod serve;
 mod table;
+mod time;
 mod workflow;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::parse_size;
 use crate::engine::EngineOptions;
 use crate::limits::InstanceLimits;
 use crate::runtime::{InstanceOptions, Runtime, RuntimeOptions};
@@ -25,40 +27,6 @@ use crate::store::{Durability, Store, open_store};
 #[derive(Debug, Parser)]
 #[command(name = "reprise", version, about)]
 pub struct Cli {
-    /// Database: a SQLite file path, `sqlite://path`, or `postgres://…` for a database several
-    /// hosts share.
-    #[arg(
-        long,
-        global = true,
-        env = "REPRISE_DATABASE_URL",
-        default_value = "reprise.db"
-    )]
-    database: String,
-    /// `synced` (survives power loss; an fsync per commit) or `process` (survives a host crash).
-    #[arg(
-        long,
-        global = true,
-        env = "REPRISE_DURABILITY",
-        default_value = "synced"
-    )]
-    durability: Durability,
-    /// Who owns the workflows started here; `recover` resumes only this executor's.
-    #[arg(
-        long,
-        global = true,
-        env = "REPRISE_EXECUTOR_ID",
-        default_value = "local"
-    )]
-    executor_id: String,
-    /// Threads that run guests and I/O. One gives the lowest checkpoint latency (no
-    /// cross-thread wake-ups per step); more help when many CPU-bound workflows run at once.
-    #[arg(
-        long,
-        global = true,
-        env = "REPRISE_WORKER_THREADS",
-        default_value_t = 1
-    )]
-    worker_threads: usize,
     #[command(subcommand)]
     command: Command,
 }
@@ -80,6 +48,61 @@ enum Command {
     Enqueue(enqueue::EnqueueArgs),
     /// Measure throughput, per-step overhead, instantiation and replay.
     Bench(bench::BenchArgs),
+}
+
+/// The database of the commands that read or write workflows (not `serve`, which takes it from
+/// its config file, nor `enqueue`, which talks to a server).
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Database: a SQLite file path, `sqlite://path`, or `postgres://…` for a database several
+    /// hosts share.
+    #[arg(long, env = "REPRISE_DATABASE_URL", default_value = "reprise.db")]
+    database: String,
+    /// `synced` (survives power loss; an fsync per commit) or `process` (survives a host crash).
+    #[arg(long, env = "REPRISE_DURABILITY", default_value = "synced")]
+    durability: Durability,
+}
+
+impl StoreArgs {
+    async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(open_store(&self.database, self.durability).await?)
+    }
+}
+
+/// The async runtime's threads, for the commands that run guests.
+#[derive(Debug, Clone, Args)]
+pub struct ThreadArgs {
+    /// Threads that run guests and I/O. One gives the lowest checkpoint latency (no
+    /// cross-thread wake-ups per step); more help when many CPU-bound workflows run at once.
+    #[arg(long, env = "REPRISE_WORKER_THREADS", default_value_t = 1)]
+    worker_threads: usize,
+}
+
+/// Everything a command that runs workflows here needs: the database, who owns the workflows,
+/// threads and limits.
+#[derive(Debug, Clone, Args)]
+pub struct HostArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Who owns the workflows started here; `recover` resumes only this executor's.
+    #[arg(long, env = "REPRISE_EXECUTOR_ID", default_value = "local")]
+    executor_id: String,
+    #[command(flatten)]
+    threads: ThreadArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+impl HostArgs {
+    async fn runtime(&self) -> anyhow::Result<Runtime> {
+        let store = self.store.open().await?;
+        let runtime = Runtime::new(
+            store,
+            &EngineOptions::default(),
+            self.limits.runtime_options(&self.executor_id),
+        )?;
+        Ok(runtime)
+    }
 }
 
 /// Limits and recovery settings shared by the commands that run workflows.
@@ -120,23 +143,55 @@ impl LimitArgs {
     }
 }
 
-impl Cli {
-    async fn open_store(&self) -> anyhow::Result<Arc<dyn Store>> {
-        Ok(open_store(&self.database, self.durability).await?)
-    }
-
-    async fn runtime(&self, limits: &LimitArgs) -> anyhow::Result<Runtime> {
-        let store = self.open_store().await?;
-        let runtime = Runtime::new(
-            store,
-            &EngineOptions::default(),
-            limits.runtime_options(&self.executor_id),
-        )?;
-        Ok(runtime)
+impl Command {
+    /// Threads for the async runtime: one unless the command takes `--worker-threads`.
+    fn worker_threads(&self) -> usize {
+        let threads = match self {
+            Command::Run(args) => Some(&args.host.threads),
+            Command::Recover(args) => Some(&args.host.threads),
+            Command::Workflow(command) => command.threads(),
+            Command::Serve(args) => Some(&args.threads),
+            Command::Bench(args) => Some(&args.threads),
+            Command::Inspect(_) | Command::Enqueue(_) => None,
+        };
+        threads.map_or(1, |t| t.worker_threads.max(1))
     }
 }
 
-use crate::config::parse_size;
+/// Reads a JSON input argument. A bare word is the usual slip (`o-1` for the string `"o-1"`),
+/// so the error says how to quote it.
+fn parse_input(text: &str) -> anyhow::Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| {
+        let looks_like_json = text
+            .trim_start()
+            .starts_with(|c: char| matches!(c, '{' | '[' | '"' | '-') || c.is_ascii_digit());
+        if looks_like_json {
+            anyhow::anyhow!("input is not valid JSON: {e}")
+        } else {
+            let quoted = serde_json::Value::String(text.to_string());
+            anyhow::anyhow!(
+                "input is not valid JSON ({e}): a string input is JSON too, so quote it: '{quoted}'"
+            )
+        }
+    })
+}
+
+/// The error and its causes on one line, each cause once: errors that already end with their
+/// cause's text (`"cannot open database x: {source}"`) do not repeat it.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
@@ -154,7 +209,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cli.worker_threads.max(1))
+        .worker_threads(cli.command.worker_threads())
         .enable_all()
         .build()
     {
@@ -167,7 +222,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(&cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", one_line(&err));
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -175,10 +230,10 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Run(args) => run::run(cli, args).await,
-        Command::Recover(args) => recover::recover(cli, args).await,
+        Command::Run(args) => run::run(args).await,
+        Command::Recover(args) => recover::recover(args).await,
         Command::Inspect(args) => inspect::inspect(args).await,
-        Command::Workflow(command) => workflow::workflow(cli, command).await,
+        Command::Workflow(command) => workflow::workflow(command).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Enqueue(args) => enqueue::enqueue(args).await,
         Command::Bench(args) => bench::bench(args).await,

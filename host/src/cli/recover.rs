@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{Cli, EXIT_WORKFLOW_FAILED, LimitArgs};
+use reprise_client::wire::WorkflowView;
+
+use super::{EXIT_WORKFLOW_FAILED, HostArgs};
+use crate::server::views;
 use crate::store::WorkflowStatus;
 
 #[derive(Debug, Args)]
@@ -14,14 +17,15 @@ pub struct RecoverArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    limits: LimitArgs,
+    pub(super) host: HostArgs,
 }
 
-pub async fn recover(cli: &Cli, args: &RecoverArgs) -> anyhow::Result<ExitCode> {
-    let runtime = cli.runtime(&args.limits).await?;
+pub async fn recover(args: &RecoverArgs) -> anyhow::Result<ExitCode> {
+    let runtime = args.host.runtime().await?;
     let recovered = runtime.recover().await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&recovered)?);
+        let shown: Vec<WorkflowView> = views(recovered.iter().cloned())?;
+        println!("{}", serde_json::to_string_pretty(&shown)?);
     } else {
         eprintln!("recovered {} workflow(s)", recovered.len());
         super::table::print_workflows(&recovered);

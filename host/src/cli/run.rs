@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use reprise_client::wire::WorkflowView;
+
 use super::component::component_bytes;
-use super::{Cli, EXIT_WORKFLOW_FAILED, LimitArgs};
+use super::{EXIT_WORKFLOW_FAILED, HostArgs, parse_input};
 use crate::store::{WorkflowRecord, WorkflowStatus};
 
 #[derive(Debug, Args)]
@@ -15,7 +17,7 @@ pub struct RunArgs {
     component: PathBuf,
     /// The workflow to run.
     workflow: String,
-    /// Its input as JSON.
+    /// Its input as JSON (a string is quoted: '"o-1"').
     #[arg(default_value = "null")]
     input: String,
     /// Workflow id: an existing id joins that workflow (resuming it if PENDING) instead of
@@ -26,12 +28,13 @@ pub struct RunArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    limits: LimitArgs,
+    pub(super) host: HostArgs,
 }
 
-pub async fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    parse_input(&args.input)?;
     let bytes = component_bytes(&args.component)?;
-    let runtime = cli.runtime(&args.limits).await?;
+    let runtime = args.host.runtime().await?;
     let component = runtime.register(&bytes).await?;
     if let Some(id) = &args.id
         && let Some(existing) = runtime.store().get_workflow(id).await?
@@ -58,7 +61,8 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
 /// Prints a finished workflow: its output on stdout, or its error on stderr.
 pub fn report(record: &WorkflowRecord, json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        println!("{}", serde_json::to_string_pretty(record)?);
+        let view = WorkflowView::try_from(record.clone())?;
+        println!("{}", serde_json::to_string_pretty(&view)?);
     } else if let Some(output) = &record.output {
         println!("{output}");
     }

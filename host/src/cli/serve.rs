@@ -12,6 +12,7 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use super::ThreadArgs;
 use super::component::component_bytes;
 use crate::config::Config;
 use crate::engine::EngineOptions;
@@ -28,6 +29,8 @@ pub struct ServeArgs {
     /// Listen here instead of the config's `server.listen` (port 0 picks a free port).
     #[arg(long)]
     listen: Option<String>,
+    #[command(flatten)]
+    pub(super) threads: ThreadArgs,
 }
 
 pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
@@ -73,6 +76,7 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         runtime: runtime.clone(),
         instances,
         token,
+        queues: config.queues.keys().cloned().collect(),
         draining: AtomicBool::new(false),
     });
     let app = router(

@@ -1,5 +1,6 @@
 //! Plain aligned tables for humans; every listing also has `--json` for programs.
 
+use super::time::format_ms;
 use crate::store::WorkflowRecord;
 
 /// Prints rows under a header, each column as wide as its widest cell.
@@ -45,6 +46,9 @@ pub fn print_workflows(workflows: &[WorkflowRecord]) {
                 w.id.clone(),
                 w.name.clone(),
                 w.status.to_string(),
+                format_ms(w.created_at),
+                w.queue_name.clone().unwrap_or_default(),
+                w.instance.clone(),
                 w.executions.to_string(),
                 w.trap_class.clone().unwrap_or_default(),
                 clip(w.output.as_deref().or(w.error.as_deref()).unwrap_or(""), 48),
@@ -56,6 +60,9 @@ pub fn print_workflows(workflows: &[WorkflowRecord]) {
             "ID",
             "NAME",
             "STATUS",
+            "CREATED (UTC)",
+            "QUEUE",
+            "INSTANCE",
             "EXECUTIONS",
             "LAST TRAP",
             "OUTPUT / ERROR",

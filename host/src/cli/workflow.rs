@@ -5,11 +5,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
+use reprise_client::wire::{StepView, WorkflowView};
 
 use super::run::report;
 use super::table::{clip, print, print_workflows};
-use super::{Cli, LimitArgs};
+use super::time::{format_ms, parse_time};
+use super::{HostArgs, StoreArgs, ThreadArgs};
 use crate::runtime::Runtime;
+use crate::server::views;
 use crate::store::{WorkflowFilter, WorkflowStatus};
 
 #[derive(Debug, Subcommand)]
@@ -22,25 +25,48 @@ pub enum WorkflowCommand {
         /// Only workflows of this name.
         #[arg(long)]
         name: Option<String>,
+        /// Only workflows started on this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only workflows created after this time: a UTC date or date-time
+        /// (`2024-05-01 12:00:00`), milliseconds since the epoch, or a duration ago (`2h`).
+        #[arg(long, value_parser = parse_time)]
+        created_after: Option<i64>,
+        /// Only workflows created before this time (same forms as `--created-after`).
+        #[arg(long, value_parser = parse_time)]
+        created_before: Option<i64>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Skip this many (to page through a long listing).
+        #[arg(long)]
+        offset: Option<u32>,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Show one workflow.
     Get {
         id: String,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Show a workflow's recorded steps in call order.
     Steps {
         id: String,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Cancel a workflow. A process running it stops it at its next durable call.
-    Cancel { id: String },
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Resume a cancelled or failed workflow from its last checkpoint and run it to the end
     /// here.
     Resume {
@@ -48,7 +74,7 @@ pub enum WorkflowCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        limits: LimitArgs,
+        host: HostArgs,
     },
     /// Start a copy that replays the original's positions before `--from-step` and runs the
     /// rest anew, here, to the end.
@@ -62,123 +88,170 @@ pub enum WorkflowCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        limits: LimitArgs,
+        host: HostArgs,
     },
 }
 
-pub async fn workflow(cli: &Cli, command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
+impl WorkflowCommand {
+    /// The thread setting of the subcommands that run workflows.
+    pub(super) fn threads(&self) -> Option<&ThreadArgs> {
+        match self {
+            WorkflowCommand::Resume { host, .. } | WorkflowCommand::Fork { host, .. } => {
+                Some(&host.threads)
+            }
+            _ => None,
+        }
+    }
+}
+
+pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
     match command {
-        WorkflowCommand::Resume { id, json, limits } => {
-            let runtime = cli.runtime(limits).await?;
+        WorkflowCommand::Resume { id, json, host } => {
+            let runtime = host.runtime().await?;
             runtime.resume(id).await?;
-            return finish_here(&runtime, id, *json).await;
+            finish_here(&runtime, id, *json).await
         }
         WorkflowCommand::Fork {
             id,
             from_step,
             new_id,
             json,
-            limits,
+            host,
         } => {
-            let runtime = cli.runtime(limits).await?;
+            let runtime = host.runtime().await?;
             let fork = runtime.fork(id, *from_step, new_id.clone()).await?;
             eprintln!("forked {id} from step {from_step} as {}", fork.id);
-            return finish_here(&runtime, &fork.id, *json).await;
+            finish_here(&runtime, &fork.id, *json).await
         }
-        _ => {}
-    }
-    let store = cli.open_store().await?;
-    match command {
-        WorkflowCommand::Resume { .. } | WorkflowCommand::Fork { .. } => {}
-        WorkflowCommand::Cancel { id } => {
-            let record = store.cancel_workflow(id).await?;
+        WorkflowCommand::Cancel { id, store } => {
+            let record = store.open().await?.cancel_workflow(id).await?;
             eprintln!("workflow {id} {}", record.status);
+            Ok(ExitCode::SUCCESS)
         }
         WorkflowCommand::List {
             status,
             name,
+            queue,
+            created_after,
+            created_before,
             limit,
+            offset,
             json,
+            store,
         } => {
             let filter = WorkflowFilter {
                 status: *status,
                 name: name.clone(),
+                queue: queue.clone(),
+                created_after: *created_after,
+                created_before: *created_before,
                 limit: Some(*limit),
-                ..WorkflowFilter::default()
+                offset: *offset,
             };
-            let workflows = store.list_workflows(&filter).await?;
+            let workflows = store.open().await?.list_workflows(&filter).await?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&workflows)?);
+                let shown: Vec<WorkflowView> = views(workflows)?;
+                println!("{}", serde_json::to_string_pretty(&shown)?);
             } else {
                 print_workflows(&workflows);
             }
+            Ok(ExitCode::SUCCESS)
         }
-        WorkflowCommand::Get { id, json } => {
+        WorkflowCommand::Get { id, json, store } => {
             let workflow = store
+                .open()
+                .await?
                 .get_workflow(id)
                 .await?
                 .with_context(|| format!("no workflow with id {id}"))?;
+            let workflow = WorkflowView::try_from(workflow)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&workflow)?);
             } else {
-                let fields = [
-                    ("id", workflow.id.clone()),
-                    ("name", workflow.name.clone()),
-                    ("status", workflow.status.to_string()),
-                    ("input", workflow.input.clone()),
-                    ("output", workflow.output.clone().unwrap_or_default()),
-                    ("error", workflow.error.clone().unwrap_or_default()),
-                    ("last trap", workflow.trap_class.clone().unwrap_or_default()),
-                    (
-                        "trap message",
-                        workflow.trap_message.clone().unwrap_or_default(),
-                    ),
-                    ("executions", workflow.executions.to_string()),
-                    (
-                        "max recovery attempts",
-                        workflow.max_recovery_attempts.to_string(),
-                    ),
-                    ("executor", workflow.executor_id.clone()),
-                    ("app version", workflow.app_version.clone()),
-                    ("instance", workflow.instance.clone()),
-                ];
-                for (key, value) in fields {
-                    println!("{key:>22}: {value}");
-                }
+                print_workflow(&workflow);
             }
+            Ok(ExitCode::SUCCESS)
         }
-        WorkflowCommand::Steps { id, json } => {
+        WorkflowCommand::Steps { id, json, store } => {
+            let store = store.open().await?;
             if store.get_workflow(id).await?.is_none() {
                 anyhow::bail!("no workflow with id {id}");
             }
-            let steps = store.steps(id).await?;
+            let steps: Vec<StepView> = views(store.steps(id).await?)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&steps)?);
             } else {
-                let rows: Vec<Vec<String>> = steps
-                    .iter()
-                    .map(|s| {
-                        let outcome = match (&s.output, &s.error) {
-                            (Some(value), _) => clip(value, 48),
-                            (None, Some(failure)) => {
-                                clip(&format!("error: {}", failure.message), 48)
-                            }
-                            (None, None) => String::new(),
-                        };
-                        vec![
-                            s.function_id.to_string(),
-                            s.name.clone(),
-                            s.attempts.to_string(),
-                            format!("{} ms", s.completed_at - s.started_at),
-                            outcome,
-                        ]
-                    })
-                    .collect();
-                print(&["#", "STEP", "ATTEMPTS", "TOOK", "OUTPUT"], &rows);
+                print_steps(&steps);
             }
+            Ok(ExitCode::SUCCESS)
         }
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// `workflow get` for humans: one field a line.
+fn print_workflow(w: &WorkflowView) {
+    let optional = |value: &Option<String>| value.clone().unwrap_or_default();
+    let time = |ms: Option<i64>| ms.map(format_ms).unwrap_or_default();
+    let config = w
+        .config
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let fields = [
+        ("id", w.id.clone()),
+        ("name", w.name.clone()),
+        ("status", w.status.to_string()),
+        ("input", w.input.to_string()),
+        (
+            "output",
+            w.output
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        ),
+        ("error", optional(&w.error)),
+        ("last trap", optional(&w.trap_class)),
+        ("trap message", optional(&w.trap_message)),
+        ("created", time(Some(w.created_at))),
+        ("started", time(w.started_at)),
+        ("updated", time(Some(w.updated_at))),
+        ("executions", w.executions.to_string()),
+        ("max recovery attempts", w.max_recovery_attempts.to_string()),
+        ("executor", w.executor_id.clone()),
+        ("app version", w.app_version.clone()),
+        ("instance", w.instance.clone()),
+        ("config", config),
+        ("queue", optional(&w.queue_name)),
+        ("priority", w.priority.to_string()),
+        ("deduplication id", optional(&w.deduplication_id)),
+        ("parent", optional(&w.parent_workflow_id)),
+    ];
+    for (key, value) in fields {
+        println!("{key:>22}: {value}");
+    }
+}
+
+/// `workflow steps` for humans: a table.
+fn print_steps(steps: &[StepView]) {
+    let rows: Vec<Vec<String>> = steps
+        .iter()
+        .map(|s| {
+            let outcome = match (&s.output, &s.error) {
+                (Some(value), _) => clip(&value.to_string(), 48),
+                (None, Some(failure)) => clip(&format!("error: {}", failure.message), 48),
+                (None, None) => String::new(),
+            };
+            vec![
+                s.function_id.to_string(),
+                s.name.clone(),
+                s.attempts.to_string(),
+                format!("{} ms", s.completed_at - s.started_at),
+                outcome,
+            ]
+        })
+        .collect();
+    print(&["#", "STEP", "ATTEMPTS", "TOOK", "OUTPUT"], &rows);
 }
 
 /// Waits for a workflow this process drives (and that a cancellation elsewhere may stop), then

@@ -1,0 +1,265 @@
+//! The admin API's request and response bodies. `reprise serve` answers with these types, this
+//! client reads them and the CLI's `--json` output prints them, so the ends cannot drift apart.
+//!
+//! Workflow and step values (`input`, `output`) are the JSON values themselves, not JSON text.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Lifecycle of a workflow, named as in DBOS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE", try_from = "String")]
+pub enum WorkflowStatus {
+    /// Waiting on a queue.
+    Enqueued,
+    /// Running, or interrupted and awaiting recovery.
+    Pending,
+    Success,
+    Error,
+    Cancelled,
+    MaxRecoveryAttemptsExceeded,
+}
+
+impl WorkflowStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [WorkflowStatus; 6] = [
+        WorkflowStatus::Enqueued,
+        WorkflowStatus::Pending,
+        WorkflowStatus::Success,
+        WorkflowStatus::Error,
+        WorkflowStatus::Cancelled,
+        WorkflowStatus::MaxRecoveryAttemptsExceeded,
+    ];
+
+    /// Terminal statuses never run again on their own.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, WorkflowStatus::Enqueued | WorkflowStatus::Pending)
+    }
+
+    /// The spelling on the wire and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkflowStatus::Enqueued => "ENQUEUED",
+            WorkflowStatus::Pending => "PENDING",
+            WorkflowStatus::Success => "SUCCESS",
+            WorkflowStatus::Error => "ERROR",
+            WorkflowStatus::Cancelled => "CANCELLED",
+            WorkflowStatus::MaxRecoveryAttemptsExceeded => "MAX_RECOVERY_ATTEMPTS_EXCEEDED",
+        }
+    }
+}
+
+impl fmt::Display for WorkflowStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status name that is none of [`WorkflowStatus::ALL`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "unknown workflow status {0:?} (one of ENQUEUED, PENDING, SUCCESS, ERROR, CANCELLED, MAX_RECOVERY_ATTEMPTS_EXCEEDED)"
+)]
+pub struct UnknownStatus(pub String);
+
+/// Case-insensitive, so `--status success` and `?status=success` work.
+impl FromStr for WorkflowStatus {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        WorkflowStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownStatus(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for WorkflowStatus {
+    type Error = UnknownStatus;
+    fn try_from(s: String) -> Result<Self, UnknownStatus> {
+        s.parse()
+    }
+}
+
+/// `POST /workflows`: start a workflow, or enqueue it when `queue` is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartBody {
+    pub workflow: String,
+    #[serde(default)]
+    pub input: Value,
+    /// The configured instance to run on; needed when several define the workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// An existing id joins that workflow instead of starting another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Dispatch order within the queue: lower runs first.
+    #[serde(default)]
+    pub priority: i32,
+    /// At most one enqueued or running workflow per queue may hold it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deduplication_id: Option<String>,
+}
+
+/// `POST /workflows/{id}/fork`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForkBody {
+    /// Steps before this position are replayed from the original; the rest run anew.
+    pub from_step: u32,
+    /// The new workflow's id (generated when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// `GET /workflows` filters, all optional; times in milliseconds since the epoch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<WorkflowStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_after: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_before: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u32>,
+}
+
+/// A workflow as the API and `--json` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowView {
+    pub id: String,
+    pub name: String,
+    pub status: WorkflowStatus,
+    pub input: Value,
+    /// The workflow's return value once it succeeded.
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    /// Class of the last trap (`out_of_memory`, `stack_overflow`, `panic`, …), if any.
+    pub trap_class: Option<String>,
+    pub trap_message: Option<String>,
+    pub executor_id: String,
+    /// Content digest of the component it runs on.
+    pub app_version: String,
+    pub instance: String,
+    /// The instance's config values, captured at the start.
+    pub config: BTreeMap<String, String>,
+    /// How many executions have begun (1 after the first start; n+1 after n recoveries).
+    pub executions: u32,
+    pub max_recovery_attempts: u32,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// When the first execution began: `None` while enqueued.
+    pub started_at: Option<i64>,
+    /// The queue it was started on, kept after it is dispatched.
+    pub queue_name: Option<String>,
+    pub priority: i32,
+    pub deduplication_id: Option<String>,
+    pub parent_workflow_id: Option<String>,
+}
+
+/// A step's recorded outcome at one position of a workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepView {
+    pub workflow_id: String,
+    /// Position in call order, from 0.
+    pub function_id: u32,
+    pub name: String,
+    /// The step's return value, when it succeeded.
+    pub output: Option<Value>,
+    /// The failure, when it did not.
+    pub error: Option<StepFailure>,
+    /// Attempts made in the execution that recorded it.
+    pub attempts: u32,
+    pub started_at: i64,
+    pub completed_at: i64,
+}
+
+/// How a step finally failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepFailure {
+    pub message: String,
+    /// Each attempt's error, in order.
+    pub attempt_errors: Vec<String>,
+    pub retries_exhausted: bool,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: HealthStatus,
+    pub executor_id: String,
+    /// Workflows running in this process.
+    pub in_flight: u64,
+    /// Every configured queue (and any other holding workflows), by name.
+    pub queues: Vec<QueueHealth>,
+}
+
+/// Whether the server takes new work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Ok,
+    /// Shutting down: running work drains, new work is refused.
+    Draining,
+}
+
+/// One queue's depth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueHealth {
+    pub queue: String,
+    pub enqueued: u64,
+    pub pending: u64,
+}
+
+/// Every error answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    /// When a start named no instance and several define the workflow: their names, so a
+    /// caller can ask its user to choose in its own terms (a CLI flag, a form field).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choose_instance: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_through_text_and_json() {
+        for status in WorkflowStatus::ALL {
+            assert_eq!(status.to_string().parse(), Ok(status));
+            assert_eq!(status.as_str().to_lowercase().parse(), Ok(status));
+            let json = serde_json::to_string(&status).expect("serialize");
+            assert_eq!(json, format!("\"{status}\""));
+            assert_eq!(
+                serde_json::from_str::<WorkflowStatus>(&json).ok(),
+                Some(status)
+            );
+        }
+        let err = "DONE".parse::<WorkflowStatus>().expect_err("unknown");
+        assert!(err.to_string().contains("\"DONE\""), "{err}");
+    }
+
+    #[test]
+    fn a_start_body_with_an_unknown_field_is_refused() {
+        let body = r#"{"workflow": "fib", "input": 3, "queues": "fib"}"#;
+        let err = serde_json::from_str::<StartBody>(body).expect_err("typo");
+        assert!(err.to_string().contains("queues"), "{err}");
+    }
+}

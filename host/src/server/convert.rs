@@ -1,0 +1,206 @@
+//! Store records to the wire types of `reprise_client::wire`, at the edge: the store keeps
+//! values as JSON text, the API and `--json` show them as JSON values.
+
+use std::collections::BTreeMap;
+
+use reprise_client::wire::{self, StepFailure, StepView, WorkflowView};
+use serde::de::DeserializeOwned;
+
+use crate::store::{StepRecord, StoreError, WorkflowRecord, WorkflowStatus};
+
+impl From<WorkflowStatus> for wire::WorkflowStatus {
+    fn from(status: WorkflowStatus) -> Self {
+        match status {
+            WorkflowStatus::Enqueued => wire::WorkflowStatus::Enqueued,
+            WorkflowStatus::Pending => wire::WorkflowStatus::Pending,
+            WorkflowStatus::Success => wire::WorkflowStatus::Success,
+            WorkflowStatus::Error => wire::WorkflowStatus::Error,
+            WorkflowStatus::Cancelled => wire::WorkflowStatus::Cancelled,
+            WorkflowStatus::MaxRecoveryAttemptsExceeded => {
+                wire::WorkflowStatus::MaxRecoveryAttemptsExceeded
+            }
+        }
+    }
+}
+
+impl From<wire::WorkflowStatus> for WorkflowStatus {
+    fn from(status: wire::WorkflowStatus) -> Self {
+        match status {
+            wire::WorkflowStatus::Enqueued => WorkflowStatus::Enqueued,
+            wire::WorkflowStatus::Pending => WorkflowStatus::Pending,
+            wire::WorkflowStatus::Success => WorkflowStatus::Success,
+            wire::WorkflowStatus::Error => WorkflowStatus::Error,
+            wire::WorkflowStatus::Cancelled => WorkflowStatus::Cancelled,
+            wire::WorkflowStatus::MaxRecoveryAttemptsExceeded => {
+                WorkflowStatus::MaxRecoveryAttemptsExceeded
+            }
+        }
+    }
+}
+
+/// Parses a stored JSON column; a value that does not parse is a corrupt row, never a guess.
+fn column<T: DeserializeOwned>(
+    table: &'static str,
+    owner: &str,
+    name: &str,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        table,
+        message: format!("{owner}: {name} is not JSON: {e}"),
+    })
+}
+
+impl TryFrom<WorkflowRecord> for WorkflowView {
+    type Error = StoreError;
+
+    fn try_from(w: WorkflowRecord) -> Result<Self, StoreError> {
+        let owner = format!("workflow {}", w.id);
+        let table = "workflow_status";
+        let input = column(table, &owner, "input", &w.input)?;
+        let output = w
+            .output
+            .as_deref()
+            .map(|o| column(table, &owner, "output", o))
+            .transpose()?;
+        let config: BTreeMap<String, String> = column(table, &owner, "config", &w.config)?;
+        Ok(WorkflowView {
+            id: w.id,
+            name: w.name,
+            status: w.status.into(),
+            input,
+            output,
+            error: w.error,
+            trap_class: w.trap_class,
+            trap_message: w.trap_message,
+            executor_id: w.executor_id,
+            app_version: w.app_version,
+            instance: w.instance,
+            config,
+            executions: w.executions,
+            max_recovery_attempts: w.max_recovery_attempts,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+            started_at: w.started_at,
+            queue_name: w.queue_name,
+            priority: w.priority,
+            deduplication_id: w.deduplication_id,
+            parent_workflow_id: w.parent_workflow_id,
+        })
+    }
+}
+
+impl TryFrom<StepRecord> for StepView {
+    type Error = StoreError;
+
+    fn try_from(s: StepRecord) -> Result<Self, StoreError> {
+        let owner = format!("workflow {} step {}", s.workflow_id, s.function_id);
+        let output = s
+            .output
+            .as_deref()
+            .map(|o| column("operation_outputs", &owner, "output", o))
+            .transpose()?;
+        Ok(StepView {
+            workflow_id: s.workflow_id,
+            function_id: s.function_id,
+            name: s.name,
+            output,
+            error: s.error.map(|e| StepFailure {
+                message: e.message,
+                attempt_errors: e.attempt_errors,
+                retries_exhausted: e.retries_exhausted,
+            }),
+            attempts: s.attempts,
+            started_at: s.started_at,
+            completed_at: s.completed_at,
+        })
+    }
+}
+
+/// Converts a listing, failing on the first corrupt row.
+pub fn views<R, V: TryFrom<R, Error = StoreError>>(
+    records: impl IntoIterator<Item = R>,
+) -> Result<Vec<V>, StoreError> {
+    records.into_iter().map(V::try_from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StepFailureRecord;
+
+    fn record() -> WorkflowRecord {
+        WorkflowRecord {
+            id: "w".into(),
+            name: "checkout".into(),
+            status: WorkflowStatus::Success,
+            input: r#""book""#.into(),
+            output: Some(r#""receipt-400""#.into()),
+            error: None,
+            trap_class: None,
+            trap_message: None,
+            executor_id: "local".into(),
+            app_version: "digest".into(),
+            instance: "default".into(),
+            config: r#"{"topic":"alpha"}"#.into(),
+            executions: 1,
+            max_recovery_attempts: 100,
+            created_at: 1,
+            updated_at: 2,
+            queue_name: Some("q".into()),
+            priority: 0,
+            deduplication_id: None,
+            started_at: Some(1),
+            parent_workflow_id: None,
+        }
+    }
+
+    #[test]
+    fn values_are_json_values_not_json_text() {
+        let view = WorkflowView::try_from(record()).expect("valid record");
+        let json = serde_json::to_value(&view).expect("serialize");
+        assert_eq!(json["input"], "book");
+        assert_eq!(json["output"], "receipt-400");
+        assert_eq!(json["config"]["topic"], "alpha");
+        assert_eq!(json["status"], "SUCCESS");
+
+        let step = StepRecord {
+            workflow_id: "w".into(),
+            function_id: 0,
+            name: "price_of".into(),
+            output: Some("[1,2]".into()),
+            error: Some(StepFailureRecord {
+                message: "m".into(),
+                attempt_errors: vec!["a".into()],
+                retries_exhausted: true,
+            }),
+            attempts: 1,
+            started_at: 1,
+            completed_at: 2,
+        };
+        let json =
+            serde_json::to_value(StepView::try_from(step).expect("valid step")).expect("ser");
+        assert_eq!(json["output"], serde_json::json!([1, 2]));
+        assert_eq!(json["error"]["attempt_errors"][0], "a");
+    }
+
+    #[test]
+    fn a_corrupt_column_is_an_error_naming_the_workflow_and_column() {
+        let corrupt = WorkflowRecord {
+            output: Some("{not json".into()),
+            ..record()
+        };
+        let err = WorkflowView::try_from(corrupt).expect_err("corrupt");
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("workflow w: output"), "{err}");
+    }
+
+    #[test]
+    fn statuses_map_one_to_one() {
+        for status in reprise_client::wire::WorkflowStatus::ALL {
+            let store: WorkflowStatus = status.into();
+            assert_eq!(store.as_str(), status.as_str());
+            assert_eq!(wire::WorkflowStatus::from(store), status);
+        }
+    }
+}
