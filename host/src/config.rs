@@ -17,12 +17,20 @@ pub enum ConfigError {
     /// The cause is the `source`, not repeated in the message.
     #[error("cannot read config file {path}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not a valid `reprise.toml` (a typo in a key, a bad size or duration).
     #[error("invalid config {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        message: String,
+    },
 }
 
 /// A whole `reprise.toml`.
@@ -33,10 +41,13 @@ pub struct Config {
     #[serde(default = "default_database")]
     pub database: String,
     #[serde(default)]
+    /// `synced` or `process`.
     pub durability: Durability,
     #[serde(default = "default_executor")]
+    /// Who owns the workflows this server starts.
     pub executor_id: String,
     #[serde(default)]
+    /// The admin API.
     pub server: ServerConfig,
     /// Component name → `.wasm` file or guest crate directory (relative to the config file).
     #[serde(default)]
@@ -47,6 +58,7 @@ pub struct Config {
     #[serde(default)]
     pub instances: BTreeMap<String, InstanceConfig>,
     #[serde(default)]
+    /// Queues by name.
     pub queues: BTreeMap<String, QueueConfig>,
 }
 
@@ -55,10 +67,12 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     #[serde(default = "default_listen")]
+    /// The address the admin API listens on.
     pub listen: String,
     /// Bearer token every endpoint but `/healthz` requires. `token_env` names an environment
     /// variable holding it instead, to keep secrets out of the file.
     pub token: Option<String>,
+    /// An environment variable holding the token, instead of `token`.
     pub token_env: Option<String>,
     /// How long SIGINT/SIGTERM waits for running workflows before exiting.
     #[serde(default = "default_grace", deserialize_with = "duration")]
@@ -87,11 +101,17 @@ pub struct InstanceConfig {
     /// Name of an entry of `[components]`.
     pub component: String,
     #[serde(default, deserialize_with = "optional_size")]
+    /// Memory limit of each instance.
     pub memory_limit: Option<u64>,
+    /// CPU budget of each step attempt and stretch of workflow code.
     pub fuel: Option<u64>,
     #[serde(default, deserialize_with = "optional_size")]
+    /// Largest output of a workflow or step.
     pub max_output: Option<u64>,
+    /// Recoveries after the workflow's own traps.
     pub max_recovery_attempts: Option<u32>,
+    /// Recoveries after host crashes or restarts, counted apart from the workflow's traps.
+    pub max_host_recoveries: Option<u32>,
     /// Values the guest reads through `workflow_info().config`.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
@@ -105,6 +125,7 @@ pub struct QueueConfig {
     pub concurrency: Option<u32>,
     /// Most running at once in this process.
     pub worker_concurrency: Option<u32>,
+    /// At most so many starts per period.
     pub rate_limit: Option<RateLimitConfig>,
 }
 
@@ -112,8 +133,10 @@ pub struct QueueConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
+    /// Starts allowed per period.
     pub limit: u32,
     #[serde(deserialize_with = "duration")]
+    /// The period.
     pub period: Duration,
 }
 
@@ -215,6 +238,7 @@ impl Config {
                     fuel: None,
                     max_output: None,
                     max_recovery_attempts: None,
+                    max_host_recoveries: None,
                     config: BTreeMap::new(),
                 };
                 (name.clone(), implicit)
@@ -240,7 +264,9 @@ impl Config {
                     max_recovery_attempts: i
                         .max_recovery_attempts
                         .unwrap_or(defaults.max_recovery_attempts),
-                    max_host_recoveries: defaults.max_host_recoveries,
+                    max_host_recoveries: i
+                        .max_host_recoveries
+                        .unwrap_or(defaults.max_host_recoveries),
                     config: i.config,
                 };
                 (name, options)

@@ -34,6 +34,7 @@ const MAX_RESULT_WAIT: Duration = Duration::from_secs(60);
 
 /// What the handlers share.
 pub struct ServerState {
+    /// The runtime the API drives.
     pub runtime: Runtime,
     /// Instance name → its component.
     pub instances: BTreeMap<String, Arc<LoadedComponent>>,

@@ -159,6 +159,10 @@ pub struct WorkflowView {
     pub config: BTreeMap<String, String>,
     /// How many executions have begun (1 after the first start; n+1 after n recoveries).
     pub executions: u32,
+    /// How many executions ended in a trap of the workflow's own instance (the rest of the
+    /// recoveries followed a host crash or restart).
+    #[serde(default)]
+    pub traps: u32,
     pub max_recovery_attempts: u32,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 /// The bytes of the component at `path`, building the crate first when `path` is a directory.
 pub fn component_bytes(path: &Path) -> anyhow::Result<Vec<u8>> {

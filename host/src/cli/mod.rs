@@ -111,15 +111,19 @@ pub struct LimitArgs {
     /// Memory limit per instance, e.g. `64MiB`, `1GiB`, or bytes.
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     memory_limit: u64,
-    /// Fuel per execution (about one unit per wasm instruction); bounds infinite loops.
+    /// Fuel (about one unit per wasm instruction) for each step attempt and each stretch of
+    /// workflow code between durable calls; bounds infinite loops, not long workflows.
     #[arg(long, default_value_t = InstanceLimits::DEFAULT_FUEL)]
     fuel: u64,
     /// Largest output a workflow or step may return, e.g. `16MiB`.
     #[arg(long, default_value = "16MiB", value_parser = parse_size)]
     max_output: u64,
-    /// Recoveries after the first execution before MAX_RECOVERY_ATTEMPTS_EXCEEDED.
+    /// Recoveries after the workflow's own traps before MAX_RECOVERY_ATTEMPTS_EXCEEDED.
     #[arg(long, default_value_t = 100)]
     max_recovery_attempts: u32,
+    /// Recoveries after host crashes or restarts under the workflow, counted apart.
+    #[arg(long, default_value_t = InstanceOptions::DEFAULT_MAX_HOST_RECOVERIES)]
+    max_host_recoveries: u32,
     /// Instance config values the guest can read (`key=value`, repeatable).
     #[arg(long = "config", value_parser = parse_key_value)]
     config: Vec<(String, String)>,
@@ -136,7 +140,7 @@ impl LimitArgs {
                     max_output_bytes: self.max_output,
                 },
                 max_recovery_attempts: self.max_recovery_attempts,
-                max_host_recoveries: InstanceOptions::DEFAULT_MAX_HOST_RECOVERIES,
+                max_host_recoveries: self.max_host_recoveries,
                 config: self.config.iter().cloned().collect::<BTreeMap<_, _>>(),
             },
         )
