@@ -3,40 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use reprise_client::wire::{self, StepFailure, StepView, WorkflowView};
+use reprise_client::wire::{StepFailure, StepView, WorkflowView};
 use serde::de::DeserializeOwned;
 
-use crate::store::{StepRecord, StoreError, WorkflowRecord, WorkflowStatus};
-
-impl From<WorkflowStatus> for wire::WorkflowStatus {
-    fn from(status: WorkflowStatus) -> Self {
-        match status {
-            WorkflowStatus::Enqueued => wire::WorkflowStatus::Enqueued,
-            WorkflowStatus::Pending => wire::WorkflowStatus::Pending,
-            WorkflowStatus::Success => wire::WorkflowStatus::Success,
-            WorkflowStatus::Error => wire::WorkflowStatus::Error,
-            WorkflowStatus::Cancelled => wire::WorkflowStatus::Cancelled,
-            WorkflowStatus::MaxRecoveryAttemptsExceeded => {
-                wire::WorkflowStatus::MaxRecoveryAttemptsExceeded
-            }
-        }
-    }
-}
-
-impl From<wire::WorkflowStatus> for WorkflowStatus {
-    fn from(status: wire::WorkflowStatus) -> Self {
-        match status {
-            wire::WorkflowStatus::Enqueued => WorkflowStatus::Enqueued,
-            wire::WorkflowStatus::Pending => WorkflowStatus::Pending,
-            wire::WorkflowStatus::Success => WorkflowStatus::Success,
-            wire::WorkflowStatus::Error => WorkflowStatus::Error,
-            wire::WorkflowStatus::Cancelled => WorkflowStatus::Cancelled,
-            wire::WorkflowStatus::MaxRecoveryAttemptsExceeded => {
-                WorkflowStatus::MaxRecoveryAttemptsExceeded
-            }
-        }
-    }
-}
+use crate::store::{StepRecord, StoreError, WorkflowRecord};
 
 /// Parses a stored JSON column; a value that does not parse is a corrupt row, never a guess.
 fn column<T: DeserializeOwned>(
@@ -67,7 +37,7 @@ impl TryFrom<WorkflowRecord> for WorkflowView {
         Ok(WorkflowView {
             id: w.id,
             name: w.name,
-            status: w.status.into(),
+            status: w.status,
             input,
             output,
             error: w.error,
@@ -128,7 +98,7 @@ pub fn views<R, V: TryFrom<R, Error = StoreError>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StepFailureRecord;
+    use crate::store::{StepFailureRecord, WorkflowStatus};
 
     fn record() -> WorkflowRecord {
         WorkflowRecord {
@@ -195,14 +165,5 @@ mod tests {
         let err = WorkflowView::try_from(corrupt).expect_err("corrupt");
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains("workflow w: output"), "{err}");
-    }
-
-    #[test]
-    fn statuses_map_one_to_one() {
-        for status in reprise_client::wire::WorkflowStatus::ALL {
-            let store: WorkflowStatus = status.into();
-            assert_eq!(store.as_str(), status.as_str());
-            assert_eq!(wire::WorkflowStatus::from(store), status);
-        }
     }
 }

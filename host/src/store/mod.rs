@@ -10,8 +10,6 @@ mod rows;
 mod shared;
 mod sqlite;
 
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -128,63 +126,9 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// Lifecycle of a workflow, named as in DBOS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum WorkflowStatus {
-    /// Waiting on a queue.
-    Enqueued,
-    /// Running, or interrupted and awaiting recovery.
-    Pending,
-    /// Returned a value.
-    Success,
-    /// Returned an error (or failed in a way replay cannot fix).
-    Error,
-    /// Cancelled by a user.
-    Cancelled,
-    /// Trapped more often than its recovery bound allows.
-    MaxRecoveryAttemptsExceeded,
-}
-
-impl WorkflowStatus {
-    /// Terminal statuses never run again on their own.
-    pub fn is_terminal(self) -> bool {
-        !matches!(self, WorkflowStatus::Enqueued | WorkflowStatus::Pending)
-    }
-
-    /// The spelling stored in the database and shown to users.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkflowStatus::Enqueued => "ENQUEUED",
-            WorkflowStatus::Pending => "PENDING",
-            WorkflowStatus::Success => "SUCCESS",
-            WorkflowStatus::Error => "ERROR",
-            WorkflowStatus::Cancelled => "CANCELLED",
-            WorkflowStatus::MaxRecoveryAttemptsExceeded => "MAX_RECOVERY_ATTEMPTS_EXCEEDED",
-        }
-    }
-}
-
-impl fmt::Display for WorkflowStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for WorkflowStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s.to_ascii_uppercase().as_str() {
-            "ENQUEUED" => WorkflowStatus::Enqueued,
-            "PENDING" => WorkflowStatus::Pending,
-            "SUCCESS" => WorkflowStatus::Success,
-            "ERROR" => WorkflowStatus::Error,
-            "CANCELLED" => WorkflowStatus::Cancelled,
-            "MAX_RECOVERY_ATTEMPTS_EXCEEDED" => WorkflowStatus::MaxRecoveryAttemptsExceeded,
-            other => return Err(format!("unknown workflow status {other:?}")),
-        })
-    }
-}
+/// Lifecycle of a workflow, named as in DBOS: one type for the database, the runtime and the
+/// admin API, defined with the API's other types so the spellings cannot drift apart.
+pub use reprise_client::wire::WorkflowStatus;
 
 /// A workflow about to be created.
 #[derive(Debug, Clone)]

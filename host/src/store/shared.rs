@@ -505,8 +505,12 @@ where
         .await?;
         rows.iter()
             .map(|row| {
-                let status = WorkflowStatus::from_str(&row.text(T, "status")?)
-                    .map_err(|message| StoreError::Corrupt { table: T, message })?;
+                let status = WorkflowStatus::from_str(&row.text(T, "status")?).map_err(|err| {
+                    StoreError::Corrupt {
+                        table: T,
+                        message: err.to_string(),
+                    }
+                })?;
                 Ok((status, to_u64(row.int(T, "workflows")?, T, "workflows")?))
             })
             .collect()
