@@ -294,7 +294,7 @@ async fn list_workflows(
 ) -> Result<Json<Vec<WorkflowView>>, ApiError> {
     let Query(query) = query.map_err(query_rejection)?;
     let filter = WorkflowFilter {
-        status: query.status.map(Into::into),
+        status: query.status,
         name: query.name,
         queue: query.queue,
         created_after: query.created_after,

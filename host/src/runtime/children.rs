@@ -146,7 +146,7 @@ mod tests {
     fn a_childs_output_is_handed_over_as_json() {
         let result = ended(
             "c",
-            Waited::Ended(child(WorkflowStatus::Success, Some("[1,2]"))),
+            Waited::Ended(Box::new(child(WorkflowStatus::Success, Some("[1,2]")))),
         );
         assert!(matches!(result, Ok(ChildResult::Ok(v)) if v == serde_json::json!([1, 2])));
     }
@@ -155,7 +155,7 @@ mod tests {
     fn an_unreadable_child_output_is_a_corrupt_row_not_null() {
         let result = ended(
             "c",
-            Waited::Ended(child(WorkflowStatus::Success, Some("{oops"))),
+            Waited::Ended(Box::new(child(WorkflowStatus::Success, Some("{oops")))),
         );
         let Err(StoreError::Corrupt { message, .. }) = result else {
             panic!("expected a corrupt row, got {result:?}");
@@ -168,7 +168,10 @@ mod tests {
 
     #[test]
     fn a_failed_or_unknown_child_is_the_parents_error_to_handle() {
-        let failed = ended("c", Waited::Ended(child(WorkflowStatus::Error, None)));
+        let failed = ended(
+            "c",
+            Waited::Ended(Box::new(child(WorkflowStatus::Error, None))),
+        );
         assert!(
             matches!(failed, Ok(ChildResult::Err { status, message }) if status == "ERROR" && message == "boom")
         );

@@ -48,7 +48,7 @@ impl Completions {
 /// How a wait for a workflow's end came out.
 pub(crate) enum Waited {
     /// It reached a terminal status.
-    Ended(WorkflowRecord),
+    Ended(Box<WorkflowRecord>),
     /// The timeout passed first.
     TimedOut,
     /// No workflow has that id.

@@ -166,7 +166,7 @@ impl Shared {
         timeout: Option<Duration>,
     ) -> Result<Option<WorkflowRecord>, RuntimeError> {
         match self.wait_ended(id, timeout).await? {
-            Waited::Ended(record) => Ok(Some(record)),
+            Waited::Ended(record) => Ok(Some(*record)),
             Waited::TimedOut => Ok(None),
             Waited::Unknown => Err(RuntimeError::UnknownWorkflowId(id.to_string())),
         }
@@ -184,7 +184,9 @@ impl Shared {
             let done = self.completions.register(id);
             match self.store.get_workflow(id).await? {
                 None => return Ok(Waited::Unknown),
-                Some(record) if record.status.is_terminal() => return Ok(Waited::Ended(record)),
+                Some(record) if record.status.is_terminal() => {
+                    return Ok(Waited::Ended(Box::new(record)));
+                }
                 Some(_) => {}
             }
             // Workflows finished by other processes are noticed by polling.
