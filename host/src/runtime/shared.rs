@@ -2,7 +2,7 @@
 //! bookkeeping of what runs, who waits and which queues exist.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -45,12 +45,9 @@ impl Shared {
 
     /// The options of a workflow's instance. A workflow whose instance is no longer configured
     /// runs with default limits (its config values were captured at its start).
-    pub(crate) fn instance(&self, name: &str) -> InstanceOptions {
-        self.options
-            .instances
-            .get(name)
-            .cloned()
-            .unwrap_or_default()
+    pub(crate) fn instance(&self, name: &str) -> &InstanceOptions {
+        static DEFAULT: LazyLock<InstanceOptions> = LazyLock::new(InstanceOptions::default);
+        self.options.instances.get(name).unwrap_or(&DEFAULT)
     }
 
     /// The component with this digest, from memory or from the database.
