@@ -117,28 +117,9 @@ mod tests {
 
     fn child(status: WorkflowStatus, output: Option<&str>) -> WorkflowRecord {
         WorkflowRecord {
-            id: "c".into(),
-            name: "n".into(),
-            status,
-            input: "null".into(),
             output: output.map(str::to_string),
             error: Some("boom".into()),
-            trap_class: None,
-            trap_message: None,
-            executor_id: "local".into(),
-            app_version: "d".into(),
-            instance: "default".into(),
-            config: "{}".into(),
-            executions: 1,
-            traps: 0,
-            max_recovery_attempts: 1,
-            created_at: 0,
-            updated_at: 0,
-            queue_name: None,
-            priority: 0,
-            deduplication_id: None,
-            started_at: None,
-            parent_workflow_id: None,
+            ..WorkflowRecord::example("c", status)
         }
     }
 

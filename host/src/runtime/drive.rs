@@ -357,28 +357,8 @@ mod tests {
         Inserted {
             created,
             record: WorkflowRecord {
-                id: "w".into(),
-                name: "n".into(),
-                status,
-                input: "null".into(),
-                output: None,
-                error: None,
-                trap_class: None,
-                trap_message: None,
-                executor_id: "local".into(),
-                app_version: "d".into(),
-                instance: "default".into(),
-                config: "{}".into(),
-                executions: 1,
-                traps: 0,
-                max_recovery_attempts: 1,
-                created_at: 0,
-                updated_at: 0,
                 queue_name: queue.map(str::to_string),
-                priority: 0,
-                deduplication_id: None,
-                started_at: None,
-                parent_workflow_id: None,
+                ..WorkflowRecord::example("w", status)
             },
         }
     }

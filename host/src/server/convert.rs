@@ -102,28 +102,16 @@ mod tests {
 
     fn record() -> WorkflowRecord {
         WorkflowRecord {
-            id: "w".into(),
             name: "checkout".into(),
-            status: WorkflowStatus::Success,
             input: r#""book""#.into(),
             output: Some(r#""receipt-400""#.into()),
-            error: None,
-            trap_class: None,
-            trap_message: None,
-            executor_id: "local".into(),
-            app_version: "digest".into(),
-            instance: "default".into(),
             config: r#"{"topic":"alpha"}"#.into(),
-            executions: 1,
-            traps: 0,
             max_recovery_attempts: 100,
             created_at: 1,
             updated_at: 2,
             queue_name: Some("q".into()),
-            priority: 0,
-            deduplication_id: None,
             started_at: Some(1),
-            parent_workflow_id: None,
+            ..WorkflowRecord::example("w", WorkflowStatus::Success)
         }
     }
 

@@ -215,6 +215,37 @@ pub struct WorkflowRecord {
     pub parent_workflow_id: Option<String>,
 }
 
+#[cfg(test)]
+impl WorkflowRecord {
+    /// A row with `id` and `status` and plain values elsewhere, for unit tests to adjust.
+    pub(crate) fn example(id: &str, status: WorkflowStatus) -> Self {
+        WorkflowRecord {
+            id: id.into(),
+            name: "flow".into(),
+            status,
+            input: "null".into(),
+            output: None,
+            error: None,
+            trap_class: None,
+            trap_message: None,
+            executor_id: "local".into(),
+            app_version: "digest".into(),
+            instance: "default".into(),
+            config: "{}".into(),
+            executions: 1,
+            traps: 0,
+            max_recovery_attempts: 1,
+            created_at: 0,
+            updated_at: 0,
+            queue_name: None,
+            priority: 0,
+            deduplication_id: None,
+            started_at: None,
+            parent_workflow_id: None,
+        }
+    }
+}
+
 /// The final failure of a step, as stored (JSON) and replayed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepFailureRecord {
