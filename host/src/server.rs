@@ -117,6 +117,7 @@ fn store_error(err: &StoreError, message: String) -> ApiError {
         StoreError::UnknownWorkflow(_) => StatusCode::NOT_FOUND,
         StoreError::Duplicate { .. } | StoreError::NotResumable { .. } => StatusCode::CONFLICT,
         StoreError::Locked(_) => StatusCode::SERVICE_UNAVAILABLE,
+        StoreError::Storage(_) => StatusCode::INSUFFICIENT_STORAGE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     ApiError::new(status, message)

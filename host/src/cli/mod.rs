@@ -20,7 +20,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::parse_size;
 use crate::engine::EngineOptions;
 use crate::limits::InstanceLimits;
-use crate::runtime::{InstanceOptions, Runtime, RuntimeOptions};
+use crate::runtime::{InstanceOptions, Runtime, RuntimeError, RuntimeOptions};
 use crate::store::{Durability, Store, open_store};
 
 /// Durable workflows in WebAssembly: every step checkpointed, every failure recovered.
@@ -207,11 +207,15 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 const EXIT_WORKFLOW_FAILED: u8 = 1;
 /// Exit code for bad input or an unusable database: nothing ran.
 const EXIT_ERROR: u8 = 2;
+/// Exit code for a workflow that was stored (and may have run steps) but could not finish here,
+/// a failed checkpoint say: it stays PENDING and resumes at the next recovery.
+const EXIT_UNFINISHED: u8 = 3;
 
 /// Runs the CLI; the binary's whole body.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    ignore_file_size_signal();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.command.worker_threads())
         .enable_all()
@@ -227,8 +231,23 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", one_line(&err));
-            ExitCode::from(EXIT_ERROR)
+            ExitCode::from(exit_code(&err))
         }
+    }
+}
+
+/// What the process's exit says about an error: whether anything may have run.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    let unfinished = err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<RuntimeError>(),
+            Some(RuntimeError::Unfinished { .. })
+        )
+    });
+    if unfinished {
+        EXIT_UNFINISHED
+    } else {
+        EXIT_ERROR
     }
 }
 
@@ -241,6 +260,18 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::serve(args).await,
         Command::Enqueue(args) => enqueue::enqueue(args).await,
         Command::Bench(args) => bench::bench(args).await,
+    }
+}
+
+/// Past a file-size limit (`ulimit -f`) the kernel kills a writer with SIGXFSZ, in the middle of
+/// a commit. Ignored, the write fails with EFBIG instead: the database reports it like a full
+/// disk, and the user sees that error, with nothing half-written.
+fn ignore_file_size_signal() {
+    #[cfg(unix)]
+    // SAFETY: runs before any other thread of ours exists and installs no handler, only the
+    // ignore disposition, which every thread and child process may inherit.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 

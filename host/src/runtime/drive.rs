@@ -208,7 +208,10 @@ pub(crate) async fn recover_pending(
     let mut tasks = tokio::task::JoinSet::new();
     for workflow in pending {
         let shared = shared.clone();
-        tasks.spawn(async move { drive(&shared, Begin::Id(workflow.id)).await });
+        tasks.spawn(async move {
+            let driven = drive(&shared, Begin::Id(workflow.id.clone())).await;
+            driven.map_err(|cause| RuntimeError::unfinished(&workflow.id, cause))
+        });
     }
     let mut recovered = Vec::new();
     while let Some(joined) = tasks.join_next().await {

@@ -45,7 +45,32 @@ pub enum RuntimeError {
     /// kept whole (not as a source, so a report prints it once).
     #[error("checkpoint failed: {0}")]
     Checkpoint(StoreError),
+    /// The workflow is stored (it may have run steps) but could not go on here, most often
+    /// because a checkpoint failed; it stays PENDING and resumes at the next recovery.
+    #[error(
+        "workflow {workflow_id} is stored but did not finish: {cause}; it stays PENDING and \
+         resumes with `reprise recover`"
+    )]
+    Unfinished {
+        /// The workflow left PENDING.
+        workflow_id: String,
+        /// Why it stopped (kept whole, not as a source, so a report prints it once).
+        cause: Box<RuntimeError>,
+    },
     /// A background task panicked or was aborted.
     #[error("background task failed: {0}")]
     Task(String),
+}
+
+impl RuntimeError {
+    /// Marks an error met while driving a stored workflow: it did not finish and stays PENDING.
+    pub(crate) fn unfinished(workflow_id: &str, cause: RuntimeError) -> RuntimeError {
+        match cause {
+            already @ RuntimeError::Unfinished { .. } => already,
+            cause => RuntimeError::Unfinished {
+                workflow_id: workflow_id.to_owned(),
+                cause: Box::new(cause),
+            },
+        }
+    }
 }

@@ -171,11 +171,13 @@ impl Runtime {
             ..StartRequest::new(workflow, input)
         };
         let inserted = self.shared.submit(component, request, true).await?;
-        if inserted.created {
+        let id = inserted.record.id.clone();
+        let driven = if inserted.created {
             drive::drive(&self.shared, Begin::Created(Box::new(inserted.record))).await
         } else {
-            self.drive(&inserted.record.id).await
-        }
+            self.drive(&id).await
+        };
+        driven.map_err(|cause| RuntimeError::unfinished(&id, cause))
     }
 
     /// Drives a workflow claimed from a queue in the background; `slot` is dropped when it

@@ -54,6 +54,10 @@ pub enum StoreError {
     /// Another process holds the write lock longer than the busy timeout.
     #[error("database is locked by another process (busy timeout exceeded): {0}")]
     Locked(sqlx::Error),
+    /// The database cannot be written: the disk is full, a size or file-size limit was reached,
+    /// or the disk failed. What was being written is not stored.
+    #[error("cannot write the database (disk full, size limit or I/O error): {0}")]
+    Storage(sqlx::Error),
     /// Any other database failure.
     #[error("database error: {0}")]
     Database(sqlx::Error),
@@ -121,8 +125,24 @@ impl From<sqlx::Error> for StoreError {
             if message.contains("database is locked") || message.contains("database is busy") {
                 return StoreError::Locked(err);
             }
+            if cannot_write(db.code().as_deref()) {
+                return StoreError::Storage(err);
+            }
         }
         StoreError::Database(err)
+    }
+}
+
+/// Whether a database error code says the storage refused a write. SQLite's codes are numbers
+/// (primary code in the low byte): SQLITE_IOERR (10, with its extended codes) and SQLITE_FULL
+/// (13). Postgres's are SQLSTATEs: `53100` disk full, `58030` I/O error.
+fn cannot_write(code: Option<&str>) -> bool {
+    match code {
+        Some("53100" | "58030") => true,
+        Some(code) => code
+            .parse::<i32>()
+            .is_ok_and(|code| matches!(code & 0xff, 10 | 13)),
+        None => false,
     }
 }
 

@@ -82,6 +82,14 @@ pub(super) fn ending_columns(end: &WorkflowEnd) -> (WorkflowStatus, Option<&str>
 
 /// Whether `err` is a unique violation of `constraint`. SQLite does not name the constraint, so
 /// there any unique violation counts: callers only ask where one constraint can be violated.
+/// The row a write's `RETURNING` gave, if any. Writes run to their end (`fetch_all`), never
+/// stop after the first row (`fetch_optional`): in SQLite's autocommit mode a statement commits
+/// as it finishes, and a statement abandoned after its row loses the commit's error, so a full
+/// disk looked like success.
+fn first<R>(rows: Vec<R>) -> Option<R> {
+    rows.into_iter().next()
+}
+
 fn violates_unique(err: &sqlx::Error, constraint: &str) -> bool {
     matches!(err, sqlx::Error::Database(db)
         if db.kind() == ErrorKind::UniqueViolation
@@ -254,8 +262,9 @@ where
         .bind(new.deduplication_id.as_deref())
         .bind(started_at)
         .bind(new.parent_workflow_id.as_deref())
-        .fetch_optional(&mut *conn)
+        .fetch_all(&mut *conn)
         .await
+        .map(first)
         .map_err(|err| {
             duplicate_or(
                 err,
@@ -359,8 +368,9 @@ where
         .bind(executor_id)
         .bind(now_ms())
         .bind(workflow_id)
-        .fetch_optional(conn)
-        .await?;
+        .fetch_all(conn)
+        .await
+        .map(first)?;
         match row {
             Some(row) => to_u32(
                 row.int("workflow_status", "executions")?,
@@ -415,8 +425,9 @@ where
         .bind(message)
         .bind(now_ms())
         .bind(workflow_id)
-        .fetch_optional(conn)
-        .await?;
+        .fetch_all(conn)
+        .await
+        .map(first)?;
         match done {
             Some(_) => Ok(()),
             None => Err(StoreError::UnknownWorkflow(workflow_id.to_owned())),
@@ -441,8 +452,9 @@ where
         .bind(error)
         .bind(now_ms())
         .bind(workflow_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+        .fetch_all(&mut *conn)
+        .await
+        .map(first)?;
         if let Some(row) = finished {
             return workflow_from_row(&row);
         }
@@ -529,8 +541,9 @@ where
         ))
         .bind(now_ms())
         .bind(workflow_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+        .fetch_all(&mut *conn)
+        .await
+        .map(first)?;
         if let Some(row) = cancelled {
             return workflow_from_row(&row);
         }
@@ -613,8 +626,9 @@ where
         .bind(new_id)
         .bind(now_ms())
         .bind(workflow_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+        .fetch_all(&mut *conn)
+        .await
+        .map(first)?;
         let Some(row) = forked else {
             // Nothing inserted: either there is nothing to copy or the new id is taken.
             return Err(match Self::select_workflow(conn, workflow_id).await? {

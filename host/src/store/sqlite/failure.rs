@@ -12,7 +12,8 @@ use crate::store::StoreError;
 
 /// Whether `err` may have ended the writer's transaction rather than just its own statement.
 pub(super) fn poisons_transaction(err: &StoreError) -> bool {
-    let (StoreError::Database(err) | StoreError::Locked(err)) = err else {
+    let (StoreError::Database(err) | StoreError::Locked(err) | StoreError::Storage(err)) = err
+    else {
         // Our own verdicts (unknown workflow, duplicate step, corrupt row) change nothing.
         return false;
     };
@@ -43,27 +44,22 @@ pub(super) fn is_crash(err: &StoreError) -> bool {
         err,
         StoreError::Database(sqlx::Error::WorkerCrashed)
             | StoreError::Locked(sqlx::Error::WorkerCrashed)
+            | StoreError::Storage(sqlx::Error::WorkerCrashed)
     )
 }
 
 /// Makes copies of a batch-wide failure, one for each request it affects. `sqlx::Error` is not
 /// `Clone`, so a copy rebuilds what callers tell failures apart by instead of flattening the
-/// cause to text: the `Locked` classification (contention, not damage), a database error's code
-/// and kind, an I/O error's kind, a crashed worker.
+/// cause to text: the classification (contention, full storage, other), a database error's
+/// code and kind, an I/O error's kind, a crashed worker.
 pub(super) fn echo(cause: &StoreError) -> impl Fn() -> StoreError + use<> {
-    let (locked, copy) = match cause {
-        StoreError::Locked(err) => (true, Kept::of(err)),
-        StoreError::Database(err) => (false, Kept::of(err)),
-        other => (false, Kept::Text(other.to_string())),
+    let (class, copy): (fn(sqlx::Error) -> StoreError, _) = match cause {
+        StoreError::Locked(err) => (StoreError::Locked, Kept::of(err)),
+        StoreError::Storage(err) => (StoreError::Storage, Kept::of(err)),
+        StoreError::Database(err) => (StoreError::Database, Kept::of(err)),
+        other => (StoreError::Database, Kept::Text(other.to_string())),
     };
-    move || {
-        let err = copy.make();
-        if locked {
-            StoreError::Locked(err)
-        } else {
-            StoreError::Database(err)
-        }
-    }
+    move || class(copy.make())
 }
 
 /// The parts of a `sqlx::Error` a copy keeps.

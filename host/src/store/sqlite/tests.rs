@@ -268,7 +268,7 @@ async fn a_batch_that_fails_as_a_whole_is_rolled_back_and_the_writer_recovers() 
         store.put_component("sha256:huge", &huge),
         store.record_step(&second),
     );
-    assert!(matches!(full, Err(StoreError::Database(_))), "{full:?}");
+    assert!(matches!(full, Err(StoreError::Storage(_))), "{full:?}");
     assert!(a.is_err() && b.is_err(), "{a:?} {b:?}");
     assert!(store.steps("wf").await.expect("steps").is_empty());
     // Later writes still work.
