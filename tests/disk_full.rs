@@ -185,3 +185,33 @@ async fn run_reports_success_only_when_the_ending_is_on_disk() {
     }
     panic!("no limit up to 196 KiB let `fib 5` finish");
 }
+
+#[test]
+fn run_fails_when_its_database_file_is_deleted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("doomed.db");
+    let mut child = Command::new(reprise_bin())
+        .arg("run")
+        .arg(guest("fib"))
+        .args(["fib_slow", "[40, 50]", "--id", "wf", "--database"])
+        .arg(&db)
+        .env("REPRISE_CACHE_DIR", dir.path().join("cache"))
+        .env("RUST_LOG", "reprise=debug,guest=info")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn reprise run");
+    let mut lines = common::stderr_lines(&mut child);
+    let (log, seen) = common::read_until_checkpoints(&mut lines, "fib_step", 2);
+    assert_eq!(seen, 2, "the run did not get going: {log}");
+    std::fs::remove_file(&db).expect("delete the database file");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("wait for reprise run");
+    let stderr = rest.join("\n");
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(!stderr.contains("SUCCESS"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} was deleted", db.display())),
+        "the error names the deleted file: {stderr}"
+    );
+}

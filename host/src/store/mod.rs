@@ -58,6 +58,13 @@ pub enum StoreError {
     /// or the disk failed. What was being written is not stored.
     #[error("cannot write the database (disk full, size limit or I/O error): {0}")]
     Storage(sqlx::Error),
+    /// The database file was deleted or replaced while the store had it open: commits since
+    /// then went to a file that no name leads to and are lost when the process exits.
+    #[error(
+        "the database file {} was deleted or replaced while in use; what was written since is lost with it",
+        .0.display()
+    )]
+    FileGone(std::path::PathBuf),
     /// Any other database failure.
     #[error("database error: {0}")]
     Database(sqlx::Error),

@@ -13,6 +13,7 @@
 
 mod batch;
 mod failure;
+mod file;
 mod request;
 mod statements;
 mod writer;

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use super::batch::plan;
 use super::failure::{echo, is_crash, poisons_transaction};
+use super::file::FileIdentity;
 use super::request::{Outcome, Request};
 use crate::store::StoreError;
 
@@ -25,6 +26,8 @@ pub(super) struct Writer {
     /// `None` after a failure, until the next batch reconnects.
     conn: Option<SqliteConnection>,
     commits: Arc<AtomicU64>,
+    /// The file the commits go to, checked after each (`None` in memory).
+    file: Option<FileIdentity>,
 }
 
 impl Writer {
@@ -33,10 +36,12 @@ impl Writer {
         conn: SqliteConnection,
         commits: Arc<AtomicU64>,
     ) -> Writer {
+        let file = FileIdentity::of(options.get_filename());
         Writer {
             options,
             conn: Some(conn),
             commits,
+            file,
         }
     }
 
@@ -57,7 +62,11 @@ impl Writer {
             let Some(conn) = self.conn.as_mut() else {
                 continue;
             };
-            if !write_batch(conn, &mut batch, &self.commits).await {
+            let committed = Committed {
+                count: &self.commits,
+                file: self.file.as_ref(),
+            };
+            if !write_batch(conn, &mut batch, committed).await {
                 // A transaction SQLite rolled back on its own leaves sqlx believing it is
                 // still open, and a crashed worker stays crashed: start afresh rather than fail
                 // every later write.
@@ -93,19 +102,42 @@ fn still_usable(conn: &SqliteConnection, errors: &[Option<&StoreError>]) -> bool
     !errors.iter().flatten().any(|err| is_crash(err)) && !conn.is_in_transaction()
 }
 
+/// What a commit must settle before its requests hear of it.
+#[derive(Clone, Copy)]
+struct Committed<'a> {
+    count: &'a AtomicU64,
+    file: Option<&'a FileIdentity>,
+}
+
+impl Committed<'_> {
+    /// Counts a commit and checks that it went to the file the database is named by: a commit
+    /// to a deleted file is no commit at all. Returns the vanished file's error maker.
+    fn settle(self) -> Result<(), impl Fn() -> StoreError> {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        match self.file.map(FileIdentity::check) {
+            Some(Err(path)) => {
+                let gone = move || StoreError::FileGone(path.to_path_buf());
+                tracing::error!(error = %gone());
+                Err(gone)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Runs `batch` in one transaction with one commit, then answers every request. Returns whether
 /// the connection is still usable.
 async fn write_batch(
     conn: &mut SqliteConnection,
     batch: &mut Vec<Request>,
-    commits: &AtomicU64,
+    committed: Committed<'_>,
 ) -> bool {
     let size = batch.len();
     if size == 1
         && !batch[0].needs_transaction()
         && let Some(request) = batch.pop()
     {
-        return write_alone(conn, request, commits).await;
+        return write_alone(conn, request, committed).await;
     }
     // IMMEDIATE takes the write lock up front (waiting up to the busy timeout), so a statement
     // in the middle of the batch never meets a lock it cannot wait for.
@@ -156,18 +188,20 @@ async fn write_batch(
         }
         return usable;
     }
-    match tx.commit().await {
+    match tx.commit().await.map_err(StoreError::from) {
         Ok(()) => {
-            commits.fetch_add(1, Ordering::Relaxed);
+            let settled = committed.settle();
             tracing::debug!(size, "committed write batch");
-            for outcome in outcomes {
+            for mut outcome in outcomes {
+                if let Err(gone) = &settled {
+                    outcome.fail(gone);
+                }
                 outcome.send();
             }
             true
         }
-        Err(err) => {
-            tracing::warn!(error = %err, size, "commit failed; every write in the batch is lost");
-            let cause = StoreError::from(err);
+        Err(cause) => {
+            tracing::warn!(error = %cause, size, "commit failed; every write in the batch is lost");
             let copy = echo(&cause);
             let mut original = Some(cause);
             // One request gets the original error, the others a copy.
@@ -195,13 +229,19 @@ async fn write_batch(
 /// the connection's worker thread, which would dominate a sequential workflow's step latency.
 /// Only for requests whose statements are safe on their own (at most one of them writes); the
 /// others say so with [`Request::needs_transaction`].
-async fn write_alone(conn: &mut SqliteConnection, request: Request, commits: &AtomicU64) -> bool {
-    let outcome = request.apply(conn).await;
-    let error = outcome.error();
-    if error.is_none() {
-        commits.fetch_add(1, Ordering::Relaxed);
+async fn write_alone(
+    conn: &mut SqliteConnection,
+    request: Request,
+    committed: Committed<'_>,
+) -> bool {
+    let mut outcome = request.apply(conn).await;
+    let usable = still_usable(conn, &[outcome.error()]);
+    if outcome.error().is_none()
+        && let Err(gone) = committed.settle()
+    {
+        outcome.fail(gone);
     }
-    let usable = still_usable(conn, &[error]);
     outcome.send();
     usable
 }
+
