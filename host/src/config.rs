@@ -46,6 +46,10 @@ pub struct Config {
     #[serde(default = "default_executor")]
     /// Who owns the workflows this server starts.
     pub executor_id: String,
+    /// Live WebAssembly instances at once (the instance pool's size). Executions beyond it
+    /// wait their turn; waiting workflows are parked and hold none.
+    #[serde(default = "default_max_instances")]
+    pub max_instances: u32,
     #[serde(default)]
     /// The admin API.
     pub server: ServerConfig,
@@ -60,6 +64,10 @@ pub struct Config {
     #[serde(default)]
     /// Queues by name.
     pub queues: BTreeMap<String, QueueConfig>,
+}
+
+fn default_max_instances() -> u32 {
+    crate::engine::EngineOptions::default().max_instances
 }
 
 /// The admin HTTP server.

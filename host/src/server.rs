@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use reprise_client::wire::{
-    ErrorBody, ForkBody, Health, HealthStatus, ListQuery, QueueHealth, StartBody, StepView,
+    ErrorBody, ForkBody, Health, HealthStatus, InstanceHealth, ListQuery, QueueHealth, StartBody, StepView,
     WorkflowView,
 };
 use serde::Deserialize;
@@ -183,6 +183,8 @@ async fn health(State(state): State<Arc<ServerState>>) -> Result<Response, ApiEr
         queues.insert(depth.queue, queue);
     }
     let draining = state.draining.load(Ordering::Relaxed);
+    let usage = state.runtime.instance_usage();
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     let body = Health {
         status: if draining {
             HealthStatus::Draining
@@ -190,7 +192,13 @@ async fn health(State(state): State<Arc<ServerState>>) -> Result<Response, ApiEr
             HealthStatus::Ok
         },
         executor_id: state.runtime.options().executor_id.clone(),
-        in_flight: u64::try_from(state.runtime.in_flight()).unwrap_or(u64::MAX),
+        in_flight: count(state.runtime.in_flight()),
+        parked: count(usage.parked),
+        instances: InstanceHealth {
+            capacity: count(usage.capacity),
+            in_use: count(usage.in_use),
+            waiting: count(usage.waiting),
+        },
         queues: queues.into_values().collect(),
     };
     let status = if draining {

@@ -70,6 +70,30 @@ fn fib_children_crash(n: u32) -> Result<Vec<u64>, String> {
         .collect()
 }
 
+/// Starts `n` children `nap(100)` at once, awaits them all and returns how many succeeded: a
+/// fan-out wider than the instance pool, of children that wait too.
+#[workflow]
+fn fan_out(n: u32) -> Result<u32, String> {
+    let handles = (0..n)
+        .map(|_| start_child::<u64, _>("nap", &100))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut done = 0;
+    for handle in &handles {
+        handle.result()?;
+        done += 1;
+    }
+    Ok(done)
+}
+
+/// Sleeps `ms` durably and returns how many milliseconds after its due time the workflow ran
+/// again, by the recorded clock: the wake-up latency of a parked workflow.
+#[workflow]
+fn nap(ms: u64) -> Result<u64, String> {
+    let due = now_ms().saturating_add(ms);
+    sleep(Duration::from_millis(ms));
+    Ok(now_ms().saturating_sub(due))
+}
+
 /// A trivial step, for measuring the cost of a step.
 #[step]
 fn tick(i: u32) -> Result<u32, String> {
@@ -96,6 +120,8 @@ reprise_guest::export!(
         fib_slow,
         fib_children,
         fib_children_crash,
+        fan_out,
+        nap,
         count,
         empty
     ],

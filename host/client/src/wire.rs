@@ -207,10 +207,23 @@ pub struct StepFailure {
 pub struct Health {
     pub status: HealthStatus,
     pub executor_id: String,
-    /// Workflows running in this process.
+    /// Workflows running in this process (or waiting for an instance to run on).
     pub in_flight: u64,
+    /// Workflows parked in a durable wait (a sleep, a child's end): they hold no instance.
+    pub parked: u64,
+    /// The instance pool.
+    pub instances: InstanceHealth,
     /// Every configured queue (and any other holding workflows), by name.
     pub queues: Vec<QueueHealth>,
+}
+
+/// The instance pool: executions beyond its capacity wait their turn (`waiting` is the
+/// backlog).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceHealth {
+    pub capacity: u64,
+    pub in_use: u64,
+    pub waiting: u64,
 }
 
 /// Whether the server takes new work.

@@ -37,7 +37,11 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     let token = config.token().map_err(anyhow::Error::msg)?;
     let store = open_store(&config.database, config.durability).await?;
-    let runtime = Runtime::new(store, &EngineOptions::default(), config.runtime_options())?;
+    let engine = EngineOptions {
+        max_instances: config.max_instances,
+        ..EngineOptions::default()
+    };
+    let runtime = Runtime::new(store, &engine, config.runtime_options())?;
 
     let mut components = BTreeMap::new();
     for (name, path) in &config.components {

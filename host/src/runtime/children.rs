@@ -8,6 +8,7 @@ use crate::runtime::abort::{Cancelled, host_failure, violation};
 use crate::runtime::completion::Waited;
 use crate::runtime::context::WorkflowContext;
 use crate::runtime::options::StartRequest;
+use crate::runtime::park::{PARK_AFTER, Parked, Wake};
 use crate::store::{StoreError, WorkflowStatus};
 
 /// How a child's end is recorded in the parent's history: `{"ok": output}` or
@@ -64,10 +65,15 @@ pub(crate) async fn wait(
     let child_id = id.clone();
     let result: ChildResult = ctx
         .recorded(&name, |_| async move {
+            // A child that ends soon is awaited in place; otherwise the parent parks and
+            // nothing is recorded here until a replay finds the child ended.
             let waited = tokio::select! {
-                waited = host.wait_for(&id) => waited.map_err(host_failure)?,
+                waited = host.wait_for(&id, PARK_AFTER) => waited.map_err(host_failure)?,
                 _ = cancel.cancelled() => return Err(wasmtime::Error::new(Cancelled)),
             };
+            if let Waited::TimedOut = waited {
+                return Err(wasmtime::Error::new(Parked(Wake::Child(id))));
+            }
             ended(&id, waited).map_err(host_failure)
         })
         .await?;

@@ -1,11 +1,12 @@
 //! Driving a workflow to its end: begin an execution, run it, and after a trap re-instantiate
 //! and replay, bounded by the workflow's `max_recovery_attempts`; PENDING workflows resumed on
-//! exactly the code they started on. Also the one place that decides whether a start needs a
-//! drive, and the runtime as an execution sees it ([`ExecutionHost`]).
+//! exactly the code they started on; a workflow that parks in a wait resumed by replay when
+//! the wait ends. Also the one place that decides whether a start needs a drive, and the
+//! runtime as an execution sees it ([`ExecutionHost`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,7 @@ use crate::runtime::host::WorkflowHost;
 use crate::runtime::instance::LoadedComponent;
 use crate::runtime::isolated;
 use crate::runtime::options::StartRequest;
+use crate::runtime::park::Parking;
 use crate::runtime::shared::Shared;
 use crate::store::{Inserted, StepRecord, StoreError, WorkflowEnd, WorkflowRecord, WorkflowStatus};
 
@@ -33,33 +35,62 @@ pub enum Begin {
     /// The workflow was just created (or claimed from its queue) with its first execution
     /// begun in the same commit, so it has no recorded steps.
     Created(Box<WorkflowRecord>),
+    /// The workflow parked in a wait that has ended: the same execution goes on by replay
+    /// (no new execution is counted; a wait is not a recovery).
+    Unpark(String),
 }
 
 impl Begin {
     /// The workflow's id.
     pub fn id(&self) -> &str {
         match self {
-            Begin::Id(id) => id,
+            Begin::Id(id) | Begin::Unpark(id) => id,
             Begin::Created(record) => &record.id,
         }
     }
 }
 
-/// Runs a workflow until it reaches a terminal status, recovering it after every trap.
+/// How far a drive got: to the workflow's end, or to a wait it parked in.
+pub(crate) enum Driven {
+    Ended(Box<WorkflowRecord>),
+    Parked(Parking),
+}
+
+/// Runs a workflow until it reaches a terminal status, recovering it after every trap and
+/// waiting out its parked waits here.
 pub(crate) async fn drive(
     shared: &Arc<Shared>,
-    begin: Begin,
+    mut begin: Begin,
 ) -> Result<WorkflowRecord, RuntimeError> {
-    let (mut workflow, mut fresh) = match begin {
-        Begin::Id(id) => (shared.workflow(&id).await?, false),
-        Begin::Created(record) => (*record, true),
+    loop {
+        match drive_until_parked(shared, begin).await? {
+            Driven::Ended(record) => return Ok(*record),
+            Driven::Parked(parking) => {
+                parking.wait(shared).await;
+                shared.running.unregister(&parking.id);
+                begin = Begin::Unpark(parking.id);
+            }
+        }
+    }
+}
+
+/// Runs a workflow until it ends or parks, recovering it after every trap. A parked workflow
+/// stays registered as running here, so a cancel still reaches it.
+pub(crate) async fn drive_until_parked(
+    shared: &Arc<Shared>,
+    begin: Begin,
+) -> Result<Driven, RuntimeError> {
+    let (mut workflow, mut fresh, mut unpark) = match begin {
+        Begin::Id(id) => (shared.workflow(&id).await?, false, false),
+        Begin::Created(record) => (*record, true, false),
+        Begin::Unpark(id) => (shared.workflow(&id).await?, false, true),
     };
     loop {
         if workflow.status.is_terminal() {
-            return Ok(workflow);
+            return Ok(Driven::Ended(Box::new(workflow)));
         }
         let id = workflow.id.clone();
-        if !fresh {
+        if !fresh && !std::mem::take(&mut unpark) {
             let max_host = shared.instance(&workflow.instance).max_host_recoveries;
             if let Some(message) = recovery_exhausted(&workflow, max_host) {
                 let end = WorkflowEnd::MaxRecoveryAttemptsExceeded(message);
@@ -72,6 +103,8 @@ pub(crate) async fn drive(
                 .await?;
         }
         let component = shared.component(&workflow.app_version).await?;
+        // Executions beyond the pool wait here, in turn, before they read their history.
+        let place = shared.slots.workflow().await;
         let steps = if fresh {
             Vec::new()
         } else {
@@ -85,12 +118,21 @@ pub(crate) async fn drive(
             execution,
         });
         let cancel = shared.running.register(&id);
-        let ended = match execution_context(shared, &component, &workflow, steps, cancel) {
+        let ended = match execution_context(shared, &component, &workflow, steps, cancel.clone())
+        {
             Ok(context) => execute(&shared.engine, &component, &workflow, context).await,
             Err(err) => Err(err.into()),
         };
-        shared.running.unregister(&id);
-        match ended? {
+        drop(place);
+        let ended = ended.inspect_err(|_| shared.running.unregister(&id))?;
+        if !matches!(ended, ExecutionEnd::Parked(_)) {
+            shared.running.unregister(&id);
+        }
+        match ended {
+            ExecutionEnd::Parked(wake) => {
+                tracing::debug!(workflow_id = %id, execution, %wake, "workflow parked");
+                return Ok(Driven::Parked(Parking { id, wake, cancel }));
+            }
             ExecutionEnd::Finished(end) => workflow = shared.finish(&id, &end).await?,
             ExecutionEnd::Cancelled => workflow = shared.workflow(&id).await?,
             ExecutionEnd::Trapped(trap) => {
@@ -244,10 +286,22 @@ pub(crate) fn spawn_with<G: Send + 'static>(shared: &Arc<Shared>, begin: Begin, 
     let task_shared = shared.clone();
     shared.tasks.spawn(async move {
         let id = begin.id().to_string();
-        if let Err(err) = drive(&task_shared, begin).await {
-            tracing::error!(workflow_id = %id, "workflow could not be driven: {err}");
+        match drive_until_parked(&task_shared, begin).await {
+            Ok(Driven::Ended(_)) => drop(guard),
+            // The drive's task ends here; a small one waits, holding only the id, what wakes
+            // it and `guard`.
+            Ok(Driven::Parked(parking)) => {
+                tokio::spawn(async move {
+                    parking.wait(&task_shared).await;
+                    task_shared.running.unregister(&parking.id);
+                    spawn_with(&task_shared, Begin::Unpark(parking.id), guard);
+                });
+            }
+            Err(err) => {
+                tracing::error!(workflow_id = %id, "workflow could not be driven: {err}");
+                drop(guard);
+            }
         }
-        drop(guard);
     });
 }
 
@@ -320,8 +374,8 @@ impl WorkflowHost for ExecutionHost {
         }
     }
 
-    async fn wait_for(&self, id: &str) -> Result<Waited, StoreError> {
-        self.shared.wait_ended(id, None).await
+    async fn wait_for(&self, id: &str, timeout: Duration) -> Result<Waited, StoreError> {
+        self.shared.wait_ended(id, Some(timeout)).await
     }
 
     async fn run_isolated(
@@ -332,6 +386,7 @@ impl WorkflowHost for ExecutionHost {
         attempt: AttemptInfo,
     ) -> Result<Vec<u8>, String> {
         let seed = format!("{}#{function_id}", self.info.id);
+        let _place = self.shared.slots.isolated().await;
         let instance = isolated::Instance {
             shared: &self.shared,
             component: &self.component,
@@ -370,6 +425,7 @@ mod tests {
         drive_after_start(inserted, orphans, |_| running).map(|begin| match begin {
             Begin::Created(_) => "created",
             Begin::Id(_) => "by id",
+            Begin::Unpark(_) => "unparked",
         })
     }
 

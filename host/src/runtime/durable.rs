@@ -15,6 +15,7 @@ use crate::runtime::events::RuntimeEvent;
 use crate::runtime::history::Position;
 use crate::runtime::ids::fresh_random;
 use crate::runtime::instance::{HostState, Role};
+use crate::runtime::park::{Parked, Wake, sleep_parks};
 use crate::runtime::step::{PendingStep, checked_json, outcome_of};
 use crate::store::{StepFailureRecord, StepRecord, now_ms};
 
@@ -187,6 +188,9 @@ impl durable::Host for HostState {
             })
             .await?;
         let remaining = wake_at.saturating_sub(now_ms() as u64);
+        if sleep_parks(remaining) {
+            return Err(wasmtime::Error::new(Parked(Wake::At(wake_at))));
+        }
         ctx.unless_cancelled(tokio::time::sleep(Duration::from_millis(remaining)))
             .await
     }

@@ -2,6 +2,7 @@
 //! handed, without an engine or a database.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -67,7 +68,7 @@ impl WorkflowHost for FakeHost {
         Ok(Ok(id))
     }
 
-    async fn wait_for(&self, _id: &str) -> Result<Waited, StoreError> {
+    async fn wait_for(&self, _id: &str, _timeout: Duration) -> Result<Waited, StoreError> {
         Ok(Waited::Unknown)
     }
 

@@ -8,6 +8,7 @@ use crate::runtime::context::WorkflowContext;
 use crate::runtime::error::RuntimeError;
 use crate::runtime::history::NonDeterminism;
 use crate::runtime::instance::{HostState, LoadedComponent, Role, WorkflowEngine};
+use crate::runtime::park::{Parked, Wake};
 use crate::runtime::step::checked_json;
 use crate::store::{WorkflowEnd, WorkflowRecord};
 
@@ -20,6 +21,8 @@ pub(crate) enum ExecutionEnd {
     Trapped(ClassifiedTrap),
     /// The workflow was cancelled while it ran; its status already says so.
     Cancelled,
+    /// The workflow waits for `Wake` and gave back its instance; a replay resumes it.
+    Parked(Wake),
 }
 
 /// Runs `workflow` on a fresh instance of `component` whose durable calls go to `context`.
@@ -63,6 +66,10 @@ pub(crate) async fn execute(
             if err.downcast_ref::<Cancelled>().is_some() {
                 return Ok(ExecutionEnd::Cancelled);
             }
+            let err = match err.downcast::<Parked>() {
+                Ok(Parked(wake)) => return Ok(ExecutionEnd::Parked(wake)),
+                Err(err) => err,
+            };
             let err = match err.downcast::<HostFailure>() {
                 Ok(HostFailure(cause)) => return Err(RuntimeError::Checkpoint(cause)),
                 Err(err) => err,

@@ -2,6 +2,8 @@
 //! isolated instances, metrics and events — as one narrow trait, so the step protocol in
 //! `durable.rs` never sees the runtime and can be tested with a fake.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use crate::bindings::AttemptInfo;
@@ -22,8 +24,8 @@ pub(crate) trait WorkflowHost: Send + Sync {
         &self,
         request: StartRequest,
     ) -> Result<Result<String, String>, StoreError>;
-    /// Waits until a workflow ends.
-    async fn wait_for(&self, id: &str) -> Result<Waited, StoreError>;
+    /// Waits until a workflow ends, or `timeout` passes (`Waited::TimedOut`).
+    async fn wait_for(&self, id: &str, timeout: Duration) -> Result<Waited, StoreError>;
     /// Runs one attempt of an isolated step in a fresh instance of this component.
     async fn run_isolated(
         &self,

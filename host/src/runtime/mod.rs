@@ -16,8 +16,10 @@ mod ids;
 mod instance;
 mod isolated;
 mod options;
+mod park;
 mod running;
 mod shared;
+mod slots;
 mod step;
 
 use std::collections::BTreeMap;
@@ -43,6 +45,8 @@ pub use options::{DEFAULT_INSTANCE, InstanceOptions, RuntimeOptions, StartReques
 pub use running::CANCELLATION_POLL;
 use running::Running;
 use shared::Shared;
+pub use slots::InstanceUsage;
+use slots::Slots;
 
 /// The durable workflow runtime: load components, start workflows, drive them to the end,
 /// recover what a crash left behind.
@@ -66,6 +70,7 @@ impl Runtime {
             shared: Arc::new(Shared {
                 store,
                 engine: WorkflowEngine::new(&engine_options)?,
+                slots: Slots::new(engine_options.max_instances),
                 options,
                 metrics: Metrics::default(),
                 events: EventSink::new(65_536),
@@ -268,9 +273,16 @@ impl Runtime {
         running.spawn_watcher(self.shared.store.clone(), stop)
     }
 
-    /// Workflows being driven in the background right now.
+    /// Workflows being driven in the background right now (running or waiting for an
+    /// instance; parked ones are not driven until they wake).
     pub fn in_flight(&self) -> usize {
         self.shared.tasks.len()
+    }
+
+    /// How the instance pool is used: live instances, executions waiting for one, parked
+    /// workflows.
+    pub fn instance_usage(&self) -> InstanceUsage {
+        self.shared.slots.usage()
     }
 
     /// Stops taking background work and waits up to `grace` for what runs to finish. Returns

@@ -16,12 +16,15 @@ use crate::runtime::ids::new_workflow_id;
 use crate::runtime::instance::{LoadedComponent, WorkflowEngine};
 use crate::runtime::options::{DEFAULT_INSTANCE, InstanceOptions, RuntimeOptions, StartRequest};
 use crate::runtime::running::Running;
+use crate::runtime::slots::Slots;
 use crate::store::{Inserted, NewWorkflow, Store, StoreError, WorkflowEnd, WorkflowRecord};
 
 /// What every execution shares.
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) engine: WorkflowEngine,
+    /// Places in the engine's instance pool, taken in turn.
+    pub(crate) slots: Slots,
     pub(crate) options: RuntimeOptions,
     pub(crate) metrics: Metrics,
     pub(crate) events: EventSink,
@@ -63,6 +66,8 @@ impl Shared {
             .get_component(digest)
             .await?
             .ok_or_else(|| RuntimeError::MissingComponent(digest.to_string()))?;
+        // Loading instantiates the component once to list its definitions.
+        let _place = self.slots.isolated().await;
         Ok(self.engine.load(&bytes).await?)
     }
 

@@ -1,0 +1,114 @@
+//! Parking: a workflow that waits (a durable sleep, a child's end) gives back its instance and
+//! keeps only its id and what wakes it. When the wait ends it runs again by replay, which the
+//! guest cannot tell from having waited in place. So many waiting workflows cost memory for
+//! their ids, not for their instances, and the pool stays free for workflows that run.
+//!
+//! Short waits keep the instance: parking costs a read of the history and a replay, which a
+//! wait of a few milliseconds would not repay.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime::shared::Shared;
+use crate::store::now_ms;
+
+/// Waits longer than this give back the instance. Measured with `reprise bench`: parking and
+/// waking a workflow costs well under a millisecond plus its replay, so a wait of 50 ms is
+/// already a thousand times dearer in held memory than in the replay it saves.
+pub(crate) const PARK_AFTER: Duration = Duration::from_millis(50);
+
+/// The longest a parked wait for a child goes without reading the child's status: a child
+/// that ends in another process wakes no one here.
+const MAX_CHILD_POLL: Duration = Duration::from_secs(2);
+
+/// What ends a parked wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// A durable sleep's recorded wake-up time, in milliseconds since the epoch.
+    At(u64),
+    /// A child workflow's end.
+    Child(String),
+}
+
+impl fmt::Display for Wake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Wake::At(ms) => write!(f, "wake-up time {ms}"),
+            Wake::Child(id) => write!(f, "the end of workflow {id}"),
+        }
+    }
+}
+
+/// The execution stops at this durable call to park; a replay picks it up here.
+#[derive(Debug, thiserror::Error)]
+#[error("workflow parked until {0}")]
+pub(crate) struct Parked(pub(crate) Wake);
+
+/// Whether a durable sleep with `remaining_ms` left gives back its instance.
+pub(crate) fn sleep_parks(remaining_ms: u64) -> bool {
+    remaining_ms > PARK_AFTER.as_millis() as u64
+}
+
+/// A parked workflow: its id, what wakes it, and the token a cancel reaches it by.
+pub(crate) struct Parking {
+    pub(crate) id: String,
+    pub(crate) wake: Wake,
+    pub(crate) cancel: CancellationToken,
+}
+
+impl Parking {
+    /// Waits until the wake condition holds or the workflow is cancelled, counted as parked
+    /// meanwhile. The resumed execution finds out which from the database.
+    pub(crate) async fn wait(&self, shared: &Arc<Shared>) {
+        shared.slots.parked.fetch_add(1, Ordering::Relaxed);
+        tokio::select! {
+            _ = self.wake_condition(shared) => {}
+            _ = self.cancel.cancelled() => {}
+        }
+        shared.slots.parked.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    async fn wake_condition(&self, shared: &Shared) {
+        match &self.wake {
+            Wake::At(ms) => {
+                let remaining = ms.saturating_sub(now_ms() as u64);
+                tokio::time::sleep(Duration::from_millis(remaining)).await;
+            }
+            Wake::Child(child) => {
+                let mut poll = Duration::from_millis(100);
+                loop {
+                    // Registered before the read, so an end in between still wakes us.
+                    let ended_here = shared.completions.register(child);
+                    match shared.store.get_workflow(child).await {
+                        Ok(Some(record)) if !record.status.is_terminal() => {}
+                        // Ended, unknown, or unreadable: the resumed execution's own wait
+                        // sees which and says so.
+                        _ => return,
+                    }
+                    tokio::select! {
+                        _ = ended_here => {}
+                        _ = tokio::time::sleep(poll) => {}
+                    }
+                    poll = (poll * 2).min(MAX_CHILD_POLL);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_waits_longer_than_the_threshold_park() {
+        assert!(!sleep_parks(0));
+        assert!(!sleep_parks(PARK_AFTER.as_millis() as u64));
+        assert!(sleep_parks(PARK_AFTER.as_millis() as u64 + 1));
+        assert!(sleep_parks(u64::MAX));
+    }
+}
