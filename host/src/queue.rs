@@ -1,6 +1,8 @@
 //! Queue dispatch: one task per queue claims ENQUEUED workflows within the queue's limits and
 //! drives them. It wakes on an enqueue in this process or a finished workflow of the queue, and
-//! polls only to notice work enqueued (or slots freed) by other processes.
+//! polls only to notice work enqueued (or slots freed) by other processes. At start it first
+//! recovers the queue's workflows a previous process left PENDING, each in a slot of its own,
+//! so a restart never runs more than the limit.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +70,12 @@ struct Dispatcher {
 impl Dispatcher {
     async fn run(self, stop: CancellationToken) {
         tracing::debug!(queue = %self.queue, "dispatcher started");
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            recovered = self.recover() => if let Err(err) = recovered {
+                tracing::warn!(queue = %self.queue, "cannot recover the queue's PENDING workflows: {err}");
+            },
+        }
         loop {
             if let Err(err) = self.dispatch_once().await {
                 tracing::warn!(queue = %self.queue, "dispatch failed, will retry: {err}");
@@ -79,6 +87,26 @@ impl Dispatcher {
             }
         }
         tracing::debug!(queue = %self.queue, "dispatcher stopped");
+    }
+
+    /// Recovers this executor's PENDING workflows of the queue, each once a slot is free (in
+    /// order, before any new claim).
+    async fn recover(&self) -> Result<(), crate::runtime::RuntimeError> {
+        let pending = self.runtime.pending_in_queue(&self.queue).await?;
+        if !pending.is_empty() {
+            tracing::info!(queue = %self.queue, count = pending.len(), "recovering the queue's pending workflows");
+        }
+        for id in pending {
+            let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                break;
+            };
+            let slot = Slot {
+                _permit: permit,
+                wake: self.wake.clone(),
+            };
+            self.runtime.spawn_recovered(&id, slot);
+        }
+        Ok(())
     }
 
     /// Claims as many workflows as the free local slots and the queue's limits allow.

@@ -14,6 +14,12 @@ pub enum RuntimeEvent {
         /// Its execution count (1 for the first run).
         execution: u32,
     },
+    /// A parked workflow's wait ended (or it was cancelled): it resumes by replay once it gets
+    /// an instance.
+    Unparked {
+        /// The workflow.
+        workflow_id: String,
+    },
     /// A step's code is about to run (once per attempt).
     StepExecuting {
         /// The workflow.

@@ -191,6 +191,12 @@ impl Runtime {
         drive::spawn_with(&self.shared, Begin::Created(Box::new(record)), slot);
     }
 
+    /// Recovers (in the background) a PENDING workflow of a queue whose dispatcher gave it
+    /// `slot`, dropped when it ends.
+    pub fn spawn_recovered<G: Send + 'static>(&self, workflow_id: &str, slot: G) {
+        drive::spawn_with(&self.shared, Begin::Id(workflow_id.to_string()), slot);
+    }
+
     /// Drives a workflow in the background as [`Runtime::drive`] would.
     pub fn spawn(&self, workflow_id: &str) {
         drive::spawn(&self.shared, Begin::Id(workflow_id.to_string()));
@@ -248,18 +254,41 @@ impl Runtime {
         drive::recover_pending(&self.shared).await
     }
 
-    /// Starts every PENDING workflow this executor owns in the background.
+    /// Starts every PENDING workflow this executor owns in the background, except those of a
+    /// declared queue: its dispatcher recovers them within the queue's limits.
     pub async fn spawn_recovery(&self) -> Result<usize, RuntimeError> {
         let pending = self
             .shared
             .store
             .pending_workflows(&self.shared.options.executor_id)
             .await?;
-        let count = pending.len();
+        let mut count = 0;
         for workflow in pending {
-            drive::spawn(&self.shared, Begin::Id(workflow.id));
+            let dispatched = workflow
+                .queue_name
+                .as_deref()
+                .is_some_and(|queue| self.shared.queue_signal(queue).is_ok());
+            if !dispatched {
+                drive::spawn(&self.shared, Begin::Id(workflow.id));
+                count += 1;
+            }
         }
         Ok(count)
+    }
+
+    /// This executor's PENDING workflows of `queue`, oldest first: what its dispatcher
+    /// recovers before it claims anything new.
+    pub async fn pending_in_queue(&self, queue: &str) -> Result<Vec<String>, RuntimeError> {
+        let pending = self
+            .shared
+            .store
+            .pending_workflows(&self.shared.options.executor_id)
+            .await?;
+        Ok(pending
+            .into_iter()
+            .filter(|w| w.queue_name.as_deref() == Some(queue))
+            .map(|w| w.id)
+            .collect())
     }
 
     /// Stops, at their next durable call, the executions in this process whose workflows were

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::runtime::events::RuntimeEvent;
 use crate::runtime::shared::Shared;
 use crate::store::now_ms;
 
@@ -70,6 +71,9 @@ impl Parking {
             _ = self.cancel.cancelled() => {}
         }
         shared.slots.parked.fetch_sub(1, Ordering::Relaxed);
+        shared.events.emit(|| RuntimeEvent::Unparked {
+            workflow_id: self.id.clone(),
+        });
     }
 
     async fn wake_condition(&self, shared: &Shared) {

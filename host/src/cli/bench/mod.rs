@@ -1,6 +1,9 @@
 //! `reprise bench`: the figures the project promises, measured on the embedded database at
 //! each durability level — empty-workflow latency and throughput, per-step checkpoint
-//! overhead, instantiation time, and one crash-recovery replay of a 100-step workflow.
+//! overhead, instantiation time, and one crash-recovery replay of a 100-step workflow — and
+//! what parked workflows cost ([`parked`]).
+
+mod parked;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,6 +40,9 @@ pub struct BenchArgs {
     /// One-step workflows pushed through a queue for the queue-throughput figure.
     #[arg(long, default_value_t = 10_000)]
     queued: usize,
+    /// Workflows parked at once for the parked-memory figure (0 skips the parked figures).
+    #[arg(long, default_value_t = 10_000)]
+    parked: usize,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -75,8 +81,18 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         }
         all.push(figures);
     }
+    let parked = if args.parked > 0 {
+        let figures = parked::measure(&bytes, args.parked).await?;
+        if !args.json {
+            parked::print(&figures);
+        }
+        Some(figures)
+    } else {
+        None
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        let report = serde_json::json!({ "levels": all, "parked": parked });
+        println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(ExitCode::SUCCESS)
 }
