@@ -69,6 +69,7 @@ contract! {
         cancel_stops_active_workflows_and_leaves_ended_ones,
         resume_restarts_all_but_successes,
         fork_copies_the_workflow_and_the_steps_before_the_fork_point,
+        trap_runs_memory_limits_and_pauses_are_kept,
     ],
     db: [
         corrupt_rows_are_reported_as_corrupt,

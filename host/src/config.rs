@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::limits::InstanceLimits;
-use crate::runtime::{InstanceOptions, RuntimeOptions};
+use crate::limits::{InstanceLimits, TrapClass};
+use crate::runtime::{
+    AtEnd, InstanceOptions, MemoryGrowth, RuntimeOptions, TrapPolicies, TrapPolicy,
+};
 use crate::store::{Durability, RateLimit};
 
 /// Why a config file was refused.
@@ -123,6 +125,84 @@ pub struct InstanceConfig {
     /// Values the guest reads through `workflow_info().config`.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// Trap policies by trap class (`out_of_memory`, `cpu_limit`, …).
+    #[serde(default)]
+    pub traps: BTreeMap<TrapClass, TrapPolicyConfig>,
+}
+
+/// `[instances.NAME.traps.CLASS]`: what happens after traps of one class.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrapPolicyConfig {
+    /// Traps of this class in a row that are recovered.
+    pub max_recoveries: Option<u32>,
+    /// `out_of_memory` only: `{ factor = 2.0, max = "256MiB" }`.
+    pub grow_memory: Option<GrowthConfig>,
+    /// `"fail"` (default) or `"pause"`.
+    #[serde(default)]
+    pub then: AtEnd,
+}
+
+/// How the memory limit grows on each out-of-memory recovery.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrowthConfig {
+    /// The multiplier, more than 1.
+    pub factor: f64,
+    /// The cap.
+    #[serde(deserialize_with = "size")]
+    pub max: u64,
+}
+
+impl InstanceConfig {
+    fn trap_policies(&self) -> TrapPolicies {
+        self.traps
+            .iter()
+            .map(|(class, policy)| {
+                let grow_memory = policy.grow_memory.map(|g| MemoryGrowth {
+                    factor: g.factor,
+                    max_bytes: g.max,
+                });
+                let policy = TrapPolicy {
+                    max_recoveries: policy.max_recoveries,
+                    grow_memory,
+                    then: policy.then,
+                };
+                (*class, policy)
+            })
+            .collect()
+    }
+
+    /// Why the instance's trap policies make no sense, if they do not.
+    fn check_traps(&self) -> Result<(), String> {
+        let limit = self
+            .memory_limit
+            .unwrap_or(InstanceLimits::DEFAULT_MEMORY_BYTES);
+        for (class, policy) in &self.traps {
+            let Some(growth) = policy.grow_memory else {
+                continue;
+            };
+            if *class != TrapClass::OutOfMemory {
+                return Err(format!(
+                    "traps.{class}: grow_memory applies to out_of_memory only"
+                ));
+            }
+            if !(growth.factor > 1.0 && growth.factor.is_finite()) {
+                return Err(format!(
+                    "traps.{class}.grow_memory: factor must be more than 1, not {}",
+                    growth.factor
+                ));
+            }
+            if growth.max <= limit {
+                return Err(format!(
+                    "traps.{class}.grow_memory: max ({} bytes) must be more than the memory \
+                     limit ({limit} bytes)",
+                    growth.max
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One queue's limits.
@@ -205,6 +285,9 @@ impl Config {
                     instance.component
                 )));
             }
+            instance
+                .check_traps()
+                .map_err(|message| invalid(format!("instance {name:?}: {message}")))?;
         }
         for (name, queue) in &config.queues {
             if queue.concurrency == Some(0) || queue.worker_concurrency == Some(0) {
@@ -248,6 +331,7 @@ impl Config {
                     max_recovery_attempts: None,
                     max_host_recoveries: None,
                     config: BTreeMap::new(),
+                    traps: BTreeMap::new(),
                 };
                 (name.clone(), implicit)
             })
@@ -275,6 +359,7 @@ impl Config {
                     max_host_recoveries: i
                         .max_host_recoveries
                         .unwrap_or(defaults.max_host_recoveries),
+                    trap_policies: i.trap_policies(),
                     config: i.config,
                 };
                 (name, options)
@@ -442,5 +527,49 @@ mod tests {
             .expect_err("unit")
             .to_string();
         assert!(err.contains("parsecs"), "{err}");
+    }
+
+    #[test]
+    fn trap_policies_parse_per_instance_and_class_and_size_the_pool() {
+        let config = load(
+            r#"
+            [components]
+            memhog = "m.wasm"
+            [instances.tight]
+            component = "memhog"
+            memory_limit = "16MiB"
+            [instances.tight.traps.out_of_memory]
+            max_recoveries = 3
+            grow_memory = { factor = 2.0, max = "256MiB" }
+            then = "pause"
+            [instances.tight.traps.cpu_limit]
+            max_recoveries = 0
+            "#,
+        )
+        .expect("valid config");
+        let options = config.runtime_options();
+        let policies = &options.instances["tight"].trap_policies;
+        let oom = policies[&TrapClass::OutOfMemory];
+        assert_eq!(oom.max_recoveries, Some(3));
+        assert_eq!(oom.then, AtEnd::Pause);
+        assert_eq!(oom.grow_memory.map(|g| g.max_bytes), Some(256 << 20));
+        assert_eq!(policies[&TrapClass::CpuLimit].then, AtEnd::Fail);
+        assert!(options.instances["memhog"].trap_policies.is_empty());
+        assert_eq!(options.max_memory_bytes(), 256 << 20, "the pool fits the cap");
+    }
+
+    #[test]
+    fn nonsensical_trap_policies_are_refused_naming_the_key() {
+        for (policy, expected) in [
+            ("[instances.i.traps.panic]\ngrow_memory = { factor = 2.0, max = \"1GiB\" }", "out_of_memory only"),
+            ("[instances.i.traps.out_of_memory]\ngrow_memory = { factor = 1.0, max = \"1GiB\" }", "more than 1"),
+            ("[instances.i.traps.out_of_memory]\ngrow_memory = { factor = 2.0, max = \"1MiB\" }", "must be more than the memory limit"),
+            ("[instances.i.traps.out_of_memry]\nmax_recoveries = 1", "out_of_memry"),
+            ("[instances.i.traps.panic]\nthen = \"retry\"", "retry"),
+        ] {
+            let text = format!("[components]\nm = \"m.wasm\"\n[instances.i]\ncomponent = \"m\"\n{policy}");
+            let err = load(&text).expect_err(policy).to_string();
+            assert!(err.contains(expected), "{policy}: {err}");
+        }
     }
 }

@@ -168,6 +168,11 @@ pub struct Engine<T: 'static> {
 }
 
 impl<T: GuestState> Engine<T> {
+    /// The most memory any instance may be given: the pool's size per instance.
+    pub fn max_memory_bytes(&self) -> u64 {
+        self.listing_memory_bytes
+    }
+
     /// An engine whose instance pool is sized by `options`.
     pub fn new(options: &EngineOptions) -> Result<Self, EngineError> {
         let mut config = wasmtime::Config::new();

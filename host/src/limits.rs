@@ -91,7 +91,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 }
 
 /// Why an instance stopped abnormally. Stored with the workflow as `trap_class`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TrapClass {
     /// Memory growth past the instance's limit.
@@ -119,6 +119,23 @@ impl TrapClass {
             TrapClass::CpuLimit => "cpu_limit",
             TrapClass::Other => "other",
         }
+    }
+}
+
+impl TrapClass {
+    /// Every class.
+    pub const ALL: [TrapClass; 6] = [
+        TrapClass::OutOfMemory,
+        TrapClass::StackOverflow,
+        TrapClass::Panic,
+        TrapClass::Unreachable,
+        TrapClass::CpuLimit,
+        TrapClass::Other,
+    ];
+
+    /// The class stored as `text`, if any.
+    pub fn parse(text: &str) -> Option<TrapClass> {
+        TrapClass::ALL.into_iter().find(|c| c.as_str() == text)
     }
 }
 

@@ -27,7 +27,7 @@ const LATENCY_BOUNDS_US: [u64; 12] = [
 #[derive(Default)]
 pub struct Metrics {
     workflows_started: AtomicU64,
-    finished: [AtomicU64; 6],
+    finished: [AtomicU64; WorkflowStatus::ALL.len()],
     steps_executed: AtomicU64,
     steps_replayed: AtomicU64,
     step_retries: AtomicU64,
@@ -46,6 +46,7 @@ fn status_index(status: WorkflowStatus) -> usize {
         WorkflowStatus::Error => 3,
         WorkflowStatus::Cancelled => 4,
         WorkflowStatus::MaxRecoveryAttemptsExceeded => 5,
+        WorkflowStatus::Paused => 6,
     }
 }
 

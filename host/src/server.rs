@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use reprise_client::wire::{
-    ErrorBody, ForkBody, Health, HealthStatus, InstanceHealth, ListQuery, QueueHealth, StartBody, StepView,
+    ErrorBody, ForkBody, Health, HealthStatus, InstanceHealth, ResumeBody, ListQuery, QueueHealth, StartBody, StepView,
     WorkflowView,
 };
 use serde::Deserialize;
@@ -96,7 +96,8 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::UnknownWorkflow { .. }
             | RuntimeError::InvalidInput(_)
             | RuntimeError::UnknownQueue { .. }
-            | RuntimeError::UnknownInstance(_) => StatusCode::BAD_REQUEST,
+            | RuntimeError::UnknownInstance(_)
+            | RuntimeError::MemoryLimitTooLarge { .. } => StatusCode::BAD_REQUEST,
             RuntimeError::UnknownWorkflowId(_) => StatusCode::NOT_FOUND,
             RuntimeError::Store(store) => return store_error(store, err.to_string()),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -381,14 +382,23 @@ async fn cancel_workflow(
 async fn resume_workflow(
     State(state): State<Arc<ServerState>>,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> Result<Json<WorkflowView>, ApiError> {
+    // No body resumes with the limits the workflow had.
+    let body: ResumeBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ResumeBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, format!("invalid resume body: {e}"))
+        })?
+    };
     if state.draining.load(Ordering::Relaxed) {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting down",
         ));
     }
-    view(state.runtime.resume(&id).await?)
+    view(state.runtime.resume(&id, body.memory_limit).await?)
 }
 
 async fn fork_workflow(

@@ -2,7 +2,7 @@
 
 use reprise::store::{NewWorkflow, StepRecord, Store, StoreError, WorkflowEnd, WorkflowStatus};
 
-use super::{claim, ids, new_workflow, queued, status_of, step};
+use super::{claim, ids, new_workflow, queued, status_of, step, trap};
 
 pub async fn cancel_stops_active_workflows_and_leaves_ended_ones(store: &dyn Store) {
     store
@@ -71,7 +71,7 @@ pub async fn resume_restarts_all_but_successes(store: &dyn Store) {
         .await
         .expect("begin");
     store
-        .record_trap("cancelled", "panic", "boom")
+        .record_trap("cancelled", &trap("panic", "boom"))
         .await
         .expect("trap");
     let trapped = store
@@ -83,7 +83,7 @@ pub async fn resume_restarts_all_but_successes(store: &dyn Store) {
     store.cancel_workflow("cancelled").await.expect("cancel");
 
     let resumed = store
-        .resume_workflow("cancelled", "exec-b")
+        .resume_workflow("cancelled", "exec-b", None)
         .await
         .expect("resume");
     assert_eq!(resumed.status, WorkflowStatus::Pending);
@@ -114,7 +114,7 @@ pub async fn resume_restarts_all_but_successes(store: &dyn Store) {
         .await
         .expect("finish");
     let resumed = store
-        .resume_workflow("failed", "exec-b")
+        .resume_workflow("failed", "exec-b", None)
         .await
         .expect("resume");
     assert_eq!(
@@ -140,7 +140,7 @@ pub async fn resume_restarts_all_but_successes(store: &dyn Store) {
             .expect("begin");
     }
     let resumed = store
-        .resume_workflow("exhausted", "exec-b")
+        .resume_workflow("exhausted", "exec-b", None)
         .await
         .expect("resume");
     assert_eq!(
@@ -154,7 +154,7 @@ pub async fn resume_restarts_all_but_successes(store: &dyn Store) {
         .await
         .expect("insert");
     let resumed = store
-        .resume_workflow("waiting", "exec-b")
+        .resume_workflow("waiting", "exec-b", None)
         .await
         .expect("resume");
     assert_eq!(resumed.status, WorkflowStatus::Pending);
@@ -169,7 +169,7 @@ pub async fn resume_restarts_all_but_successes(store: &dyn Store) {
         .await
         .expect("finish");
     let err = store
-        .resume_workflow("ok", "exec-b")
+        .resume_workflow("ok", "exec-b", None)
         .await
         .expect_err("success");
     assert!(
@@ -179,7 +179,7 @@ pub async fn resume_restarts_all_but_successes(store: &dyn Store) {
     );
     assert_eq!(status_of(store, "ok").await, WorkflowStatus::Success);
     let err = store
-        .resume_workflow("ghost", "exec-b")
+        .resume_workflow("ghost", "exec-b", None)
         .await
         .expect_err("unknown");
     assert!(matches!(err, StoreError::UnknownWorkflow(_)), "{err:?}");
@@ -193,7 +193,7 @@ pub async fn resume_restarts_all_but_successes(store: &dyn Store) {
     store.cancel_workflow("k1").await.expect("cancel");
     store.insert_workflow(&keyed("k2")).await.expect("insert");
     let err = store
-        .resume_workflow("k1", "exec-b")
+        .resume_workflow("k1", "exec-b", None)
         .await
         .expect_err("dup");
     assert!(matches!(err, StoreError::Duplicate { .. }), "{err:?}");
@@ -216,7 +216,7 @@ pub async fn fork_copies_the_workflow_and_the_steps_before_the_fork_point(store:
         store.record_step(&step("orig", i)).await.expect("record");
     }
     store
-        .record_trap("orig", "panic", "boom")
+        .record_trap("orig", &trap("panic", "boom"))
         .await
         .expect("trap");
     store
@@ -296,4 +296,49 @@ pub async fn fork_copies_the_workflow_and_the_steps_before_the_fork_point(store:
         "{err:?}"
     );
     assert_eq!(store.get_workflow("new").await.expect("get"), None);
+}
+
+pub async fn trap_runs_memory_limits_and_pauses_are_kept(store: &dyn Store) {
+    store
+        .insert_workflow(&new_workflow("wf"))
+        .await
+        .expect("insert");
+    let read = |id: &'static str| async move {
+        store.get_workflow(id).await.expect("read").expect("exists")
+    };
+    store.record_trap("wf", &trap("out_of_memory", "a")).await.expect("trap");
+    let grown = reprise::store::TrapRecord {
+        memory_limit: Some(32 << 20),
+        ..trap("out_of_memory", "b")
+    };
+    store.record_trap("wf", &grown).await.expect("trap");
+    let record = read("wf").await;
+    assert_eq!((record.traps, record.trap_streak), (2, 2));
+    assert_eq!(record.memory_limit, Some(32 << 20));
+    // Another class starts a new run; a trap without a new limit keeps the grown one.
+    store.record_trap("wf", &trap("panic", "c")).await.expect("trap");
+    let record = read("wf").await;
+    assert_eq!((record.traps, record.trap_streak), (3, 1));
+    assert_eq!(record.memory_limit, Some(32 << 20));
+
+    // A pause is not an end: it can be cancelled, and resumed with a new limit.
+    let paused = store
+        .finish_workflow("wf", &WorkflowEnd::Paused("paused".into()))
+        .await
+        .expect("pause");
+    assert_eq!(paused.status, WorkflowStatus::Paused);
+    assert!(store.pending_workflows("exec-a").await.expect("pending").is_empty());
+    let resumed = store
+        .resume_workflow("wf", "exec-b", Some(64 << 20))
+        .await
+        .expect("resume");
+    assert_eq!(resumed.status, WorkflowStatus::Pending);
+    assert_eq!((resumed.traps, resumed.trap_streak), (0, 0));
+    assert_eq!(resumed.memory_limit, Some(64 << 20));
+    store
+        .finish_workflow("wf", &WorkflowEnd::Paused("again".into()))
+        .await
+        .expect("pause");
+    let cancelled = store.cancel_workflow("wf").await.expect("cancel");
+    assert_eq!(cancelled.status, WorkflowStatus::Cancelled);
 }

@@ -113,6 +113,15 @@ pub fn queued(id: &str, queue: &str, priority: i32) -> NewWorkflow {
     }
 }
 
+/// A trap record without a grown memory limit.
+pub fn trap<'a>(class: &'a str, message: &'a str) -> reprise::store::TrapRecord<'a> {
+    reprise::store::TrapRecord {
+        class,
+        message,
+        memory_limit: None,
+    }
+}
+
 pub fn step(workflow_id: &str, function_id: u32) -> StepRecord {
     StepRecord {
         workflow_id: workflow_id.to_owned(),

@@ -7,7 +7,7 @@ use reprise::store::{
     WorkflowRecord, WorkflowStatus,
 };
 
-use super::{Db, ids, new_workflow, queued, step};
+use super::{Db, ids, new_workflow, queued, step, trap};
 
 pub async fn insert_is_idempotent_and_returns_the_original(store: &dyn Store) {
     let first = store
@@ -134,7 +134,7 @@ pub async fn finish_keeps_the_first_terminal_state(store: &dyn Store) {
         .await
         .expect("insert");
     store
-        .record_trap("wf", "panic", "oh no")
+        .record_trap("wf", &trap("panic", "oh no"))
         .await
         .expect("trap");
     store
@@ -470,7 +470,7 @@ pub async fn lifecycle_rules_hold_end_to_end(store: &dyn Store) {
     );
     // Resuming d1 would make two active holders.
     let err = store
-        .resume_workflow("d1", "exec-1")
+        .resume_workflow("d1", "exec-1", None)
         .await
         .expect_err("dup");
     assert!(matches!(err, StoreError::Duplicate { .. }), "{err:?}");
@@ -546,7 +546,7 @@ pub async fn lifecycle_rules_hold_end_to_end(store: &dyn Store) {
         store.fork_workflow("ghost", "w3", 1).await,
         Err(StoreError::UnknownWorkflow(_))
     ));
-    let resumed = store.resume_workflow("w", "exec-9").await.expect("resume");
+    let resumed = store.resume_workflow("w", "exec-9", None).await.expect("resume");
     assert_eq!(
         (resumed.status, resumed.executions, resumed.error),
         (WorkflowStatus::Pending, 0, None)
@@ -556,7 +556,7 @@ pub async fn lifecycle_rules_hold_end_to_end(store: &dyn Store) {
         .await
         .expect("finish");
     assert!(matches!(
-        store.resume_workflow("w", "exec-9").await,
+        store.resume_workflow("w", "exec-9", None).await,
         Err(StoreError::NotResumable { .. })
     ));
 

@@ -22,22 +22,34 @@ pub enum WorkflowStatus {
     Error,
     Cancelled,
     MaxRecoveryAttemptsExceeded,
+    /// Stopped by its trap policy for an operator, who resumes it (with new limits). Not an
+    /// end: waiters keep waiting.
+    Paused,
 }
 
 impl WorkflowStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [WorkflowStatus; 6] = [
+    pub const ALL: [WorkflowStatus; 7] = [
         WorkflowStatus::Enqueued,
         WorkflowStatus::Pending,
         WorkflowStatus::Success,
         WorkflowStatus::Error,
         WorkflowStatus::Cancelled,
         WorkflowStatus::MaxRecoveryAttemptsExceeded,
+        WorkflowStatus::Paused,
     ];
 
-    /// Terminal statuses never run again on their own.
+    /// Terminal statuses are final: the workflow ended and never runs again on its own.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, WorkflowStatus::Enqueued | WorkflowStatus::Pending)
+        !matches!(
+            self,
+            WorkflowStatus::Enqueued | WorkflowStatus::Pending | WorkflowStatus::Paused
+        )
+    }
+
+    /// Whether nothing will run the workflow until someone acts: it ended, or it is paused.
+    pub fn is_settled(self) -> bool {
+        self.is_terminal() || self == WorkflowStatus::Paused
     }
 
     /// The spelling on the wire and shown to users.
@@ -49,6 +61,7 @@ impl WorkflowStatus {
             WorkflowStatus::Error => "ERROR",
             WorkflowStatus::Cancelled => "CANCELLED",
             WorkflowStatus::MaxRecoveryAttemptsExceeded => "MAX_RECOVERY_ATTEMPTS_EXCEEDED",
+            WorkflowStatus::Paused => "PAUSED",
         }
     }
 }
@@ -62,7 +75,7 @@ impl fmt::Display for WorkflowStatus {
 /// A status name that is none of [`WorkflowStatus::ALL`].
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error(
-    "unknown workflow status {0:?} (one of ENQUEUED, PENDING, SUCCESS, ERROR, CANCELLED, MAX_RECOVERY_ATTEMPTS_EXCEEDED)"
+    "unknown workflow status {0:?} (one of ENQUEUED, PENDING, SUCCESS, ERROR, CANCELLED, MAX_RECOVERY_ATTEMPTS_EXCEEDED, PAUSED)"
 )]
 pub struct UnknownStatus(pub String);
 
@@ -105,6 +118,15 @@ pub struct StartBody {
     /// At most one enqueued or running workflow per queue may hold it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deduplication_id: Option<String>,
+}
+
+/// `POST /workflows/{id}/resume`; the body is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeBody {
+    /// The workflow's memory limit from now on, in bytes (its instance's when never set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<u64>,
 }
 
 /// `POST /workflows/{id}/fork`.
@@ -163,6 +185,10 @@ pub struct WorkflowView {
     /// recoveries followed a host crash or restart).
     #[serde(default)]
     pub traps: u32,
+    /// The workflow's own memory limit in bytes, when its trap policy grew it or a resume set
+    /// it (the limit that finally worked); `None`: its instance's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<u64>,
     pub max_recovery_attempts: u32,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,

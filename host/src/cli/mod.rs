@@ -94,6 +94,11 @@ pub struct HostArgs {
 }
 
 impl HostArgs {
+    /// The memory limit given on the command line, if any.
+    fn memory_limit(&self) -> Option<u64> {
+        self.limits.memory_limit
+    }
+
     async fn runtime(&self) -> anyhow::Result<Runtime> {
         let store = self.store.open().await?;
         let runtime = Runtime::new(
@@ -108,9 +113,10 @@ impl HostArgs {
 /// Limits and recovery settings shared by the commands that run workflows.
 #[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
-    /// Memory limit per instance, e.g. `64MiB`, `1GiB`, or bytes.
-    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
-    memory_limit: u64,
+    /// Memory limit per instance, e.g. `64MiB`, `1GiB`, or bytes [default: 64MiB]. For
+    /// `workflow resume`, the resumed workflow's own limit from now on.
+    #[arg(long, value_parser = parse_size)]
+    memory_limit: Option<u64>,
     /// Fuel (about one unit per wasm instruction) for each step attempt and each stretch of
     /// workflow code between durable calls; bounds infinite loops, not long workflows.
     #[arg(long, default_value_t = InstanceLimits::DEFAULT_FUEL)]
@@ -135,13 +141,16 @@ impl LimitArgs {
             executor_id,
             InstanceOptions {
                 limits: InstanceLimits {
-                    memory_bytes: self.memory_limit,
+                    memory_bytes: self
+                        .memory_limit
+                        .unwrap_or(InstanceLimits::DEFAULT_MEMORY_BYTES),
                     fuel: self.fuel,
                     max_output_bytes: self.max_output,
                 },
                 max_recovery_attempts: self.max_recovery_attempts,
                 max_host_recoveries: self.max_host_recoveries,
                 config: self.config.iter().cloned().collect::<BTreeMap<_, _>>(),
+                trap_policies: Default::default(),
             },
         )
     }
@@ -210,6 +219,8 @@ const EXIT_ERROR: u8 = 2;
 /// Exit code for a workflow that was stored (and may have run steps) but could not finish here,
 /// a failed checkpoint say: it stays PENDING and resumes at the next recovery.
 const EXIT_UNFINISHED: u8 = 3;
+/// Exit code for a workflow its trap policy paused for an operator.
+const EXIT_PAUSED: u8 = 4;
 
 /// Runs the CLI; the binary's whole body.
 pub fn main() -> ExitCode {

@@ -8,7 +8,7 @@ use clap::Args;
 use reprise_client::wire::WorkflowView;
 
 use super::component::component_bytes;
-use super::{EXIT_WORKFLOW_FAILED, HostArgs, parse_input};
+use super::{EXIT_PAUSED, EXIT_WORKFLOW_FAILED, HostArgs, parse_input};
 use crate::store::{WorkflowRecord, WorkflowStatus};
 
 #[derive(Debug, Args)]
@@ -76,5 +76,8 @@ pub fn report(record: &WorkflowRecord, json: bool) -> anyhow::Result<ExitCode> {
         record.status,
         record.error.as_deref().unwrap_or("(no error recorded)")
     );
+    if record.status == WorkflowStatus::Paused {
+        return Ok(ExitCode::from(EXIT_PAUSED));
+    }
     Ok(ExitCode::from(EXIT_WORKFLOW_FAILED))
 }

@@ -67,8 +67,8 @@ pub enum WorkflowCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Resume a cancelled or failed workflow from its last checkpoint and run it to the end
-    /// here.
+    /// Resume a cancelled, failed or paused workflow from its last checkpoint and run it to
+    /// the end here (`--memory-limit` gives it a new memory limit).
     Resume {
         id: String,
         #[arg(long)]
@@ -108,7 +108,7 @@ pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
     match command {
         WorkflowCommand::Resume { id, json, host } => {
             let runtime = host.runtime().await?;
-            runtime.resume(id).await?;
+            runtime.resume(id, host.memory_limit()).await?;
             finish_here(&runtime, id, *json).await
         }
         WorkflowCommand::Fork {
@@ -217,6 +217,13 @@ fn print_workflow(w: &WorkflowView) {
         ("started", time(w.started_at)),
         ("updated", time(Some(w.updated_at))),
         ("executions", w.executions.to_string()),
+        ("traps", w.traps.to_string()),
+        (
+            "memory limit",
+            w.memory_limit
+                .map(|bytes| format!("{} MiB", bytes >> 20))
+                .unwrap_or_else(|| "the instance's".into()),
+        ),
         ("max recovery attempts", w.max_recovery_attempts.to_string()),
         ("executor", w.executor_id.clone()),
         ("app version", w.app_version.clone()),

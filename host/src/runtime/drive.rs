@@ -25,8 +25,11 @@ use crate::runtime::instance::LoadedComponent;
 use crate::runtime::isolated;
 use crate::runtime::options::StartRequest;
 use crate::runtime::park::Parking;
+use crate::runtime::recovery::{self, Verdict};
 use crate::runtime::shared::Shared;
-use crate::store::{Inserted, StepRecord, StoreError, WorkflowEnd, WorkflowRecord, WorkflowStatus};
+use crate::store::{
+    Inserted, StepRecord, StoreError, TrapRecord, WorkflowEnd, WorkflowRecord, WorkflowStatus,
+};
 
 /// How a drive begins: what the caller already knows saves reads on the hot path.
 pub enum Begin {
@@ -86,14 +89,17 @@ pub(crate) async fn drive_until_parked(
         Begin::Unpark(id) => (shared.workflow(&id).await?, false, true),
     };
     loop {
-        if workflow.status.is_terminal() {
+        if workflow.status.is_settled() {
             return Ok(Driven::Ended(Box::new(workflow)));
         }
         let id = workflow.id.clone();
         if !fresh && !std::mem::take(&mut unpark) {
-            let max_host = shared.instance(&workflow.instance).max_host_recoveries;
-            if let Some(message) = recovery_exhausted(&workflow, max_host) {
-                let end = WorkflowEnd::MaxRecoveryAttemptsExceeded(message);
+            let end = match recovery::verdict(&workflow, shared.instance(&workflow.instance)) {
+                Verdict::Recover => None,
+                Verdict::Fail(message) => Some(WorkflowEnd::MaxRecoveryAttemptsExceeded(message)),
+                Verdict::Pause(message) => Some(WorkflowEnd::Paused(message)),
+            };
+            if let Some(end) = end {
                 workflow = shared.finish(&id, &end).await?;
                 continue;
             }
@@ -136,11 +142,24 @@ pub(crate) async fn drive_until_parked(
             ExecutionEnd::Finished(end) => workflow = shared.finish(&id, &end).await?,
             ExecutionEnd::Cancelled => workflow = shared.workflow(&id).await?,
             ExecutionEnd::Trapped(trap) => {
-                tracing::warn!(workflow_id = %id, execution, class = %trap.class, "workflow instance trapped, recovering: {}", trap.message);
-                shared
-                    .store
-                    .record_trap(&id, trap.class.as_str(), &trap.message)
-                    .await?;
+                tracing::warn!(workflow_id = %id, execution, class = %trap.class, "workflow instance trapped: {}", trap.message);
+                let instance = shared.instance(&workflow.instance);
+                let limit = workflow
+                    .memory_limit
+                    .unwrap_or(instance.limits.memory_bytes);
+                let grown = recovery::grown_memory_limit(trap.class, limit, &instance.trap_policies);
+                let record = TrapRecord {
+                    class: trap.class.as_str(),
+                    message: &trap.message,
+                    memory_limit: grown,
+                };
+                shared.store.record_trap(&id, &record).await?;
+                if let Some(bytes) = grown {
+                    tracing::info!(workflow_id = %id, memory_limit = bytes, "trap policy grew the memory limit");
+                    workflow.memory_limit = Some(bytes);
+                }
+                let same_class = workflow.trap_class.as_deref() == Some(trap.class.as_str());
+                workflow.trap_streak = if same_class { workflow.trap_streak + 1 } else { 1 };
                 shared.metrics.trapped(trap.class);
                 shared.events.emit(|| RuntimeEvent::ExecutionTrapped {
                     workflow_id: id.clone(),
@@ -164,7 +183,10 @@ fn execution_context(
     steps: Vec<StepRecord>,
     cancel: CancellationToken,
 ) -> Result<WorkflowContext, StoreError> {
-    let limits = shared.instance(&workflow.instance).limits;
+    let mut limits = shared.instance(&workflow.instance).limits;
+    if let Some(bytes) = workflow.memory_limit {
+        limits.memory_bytes = bytes;
+    }
     let info = WorkflowInfo {
         id: workflow.id.clone(),
         name: workflow.name.clone(),
@@ -201,41 +223,6 @@ fn instance_config(workflow: &WorkflowRecord) -> Result<BTreeMap<String, String>
             workflow.id
         ),
     })
-}
-
-/// Why a workflow may not be recovered again, if so. Its own traps are bounded by its
-/// `max_recovery_attempts` (one first execution plus that many recoveries, as DBOS counts
-/// them); executions cut short by a host crash or restart are not its fault and have their
-/// own, generous bound, which only a workflow that keeps killing its host reaches.
-fn recovery_exhausted(workflow: &WorkflowRecord, max_host_recoveries: u32) -> Option<String> {
-    if workflow.traps > workflow.max_recovery_attempts {
-        return Some(exceeded_message(workflow));
-    }
-    let host = workflow.executions.saturating_sub(workflow.traps);
-    (host > max_host_recoveries).then(|| {
-        format!(
-            "workflow {} was interrupted by {host} host crashes or restarts, more than the \
-             {max_host_recoveries} its instance allows (its own traps: {})",
-            workflow.id, workflow.traps
-        )
-    })
-}
-
-fn exceeded_message(workflow: &WorkflowRecord) -> String {
-    let last = workflow
-        .trap_message
-        .as_deref()
-        .map(|m| {
-            format!(
-                " (last trap: {} — {m})",
-                workflow.trap_class.as_deref().unwrap_or("other")
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        "workflow {} exceeded {} recovery attempts{last}",
-        workflow.id, workflow.max_recovery_attempts
-    )
 }
 
 /// Resumes every PENDING workflow of this executor, concurrently, and waits for all of them.

@@ -57,6 +57,17 @@ pub enum RuntimeError {
         /// Why it stopped (kept whole, not as a source, so a report prints it once).
         cause: Box<RuntimeError>,
     },
+    /// A memory limit beyond what the instance pool gives any instance.
+    #[error(
+        "memory limit of {asked} bytes is more than this host's instances may have ({pool} bytes): \
+         raise an instance's memory_limit (or a trap policy's cap) and restart it"
+    )]
+    MemoryLimitTooLarge {
+        /// The limit asked for.
+        asked: u64,
+        /// The pool's per-instance size.
+        pool: u64,
+    },
     /// A background task panicked or was aborted.
     #[error("background task failed: {0}")]
     Task(String),

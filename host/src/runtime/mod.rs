@@ -17,6 +17,7 @@ mod instance;
 mod isolated;
 mod options;
 mod park;
+mod recovery;
 mod running;
 mod shared;
 mod slots;
@@ -42,6 +43,7 @@ pub use history::NonDeterminism;
 pub use ids::new_workflow_id;
 pub use instance::{HostState, LoadedComponent, WorkflowEngine};
 pub use options::{DEFAULT_INSTANCE, InstanceOptions, RuntimeOptions, StartRequest};
+pub use recovery::{AtEnd, MemoryGrowth, TrapPolicies, TrapPolicy};
 pub use running::CANCELLATION_POLL;
 use running::Running;
 use shared::Shared;
@@ -220,12 +222,21 @@ impl Runtime {
         Ok(record)
     }
 
-    /// Resumes a cancelled or failed workflow from its last checkpoint, in the background.
-    pub async fn resume(&self, workflow_id: &str) -> Result<WorkflowRecord, RuntimeError> {
+    /// Resumes a cancelled, failed or paused workflow from its last checkpoint, in the
+    /// background; `memory_limit` replaces its memory limit from now on.
+    pub async fn resume(
+        &self,
+        workflow_id: &str,
+        memory_limit: Option<u64>,
+    ) -> Result<WorkflowRecord, RuntimeError> {
+        let pool = self.shared.engine.max_memory_bytes();
+        if let Some(asked) = memory_limit.filter(|&asked| asked > pool) {
+            return Err(RuntimeError::MemoryLimitTooLarge { asked, pool });
+        }
         let record = self
             .shared
             .store
-            .resume_workflow(workflow_id, &self.shared.options.executor_id)
+            .resume_workflow(workflow_id, &self.shared.options.executor_id, memory_limit)
             .await?;
         self.spawn(workflow_id);
         Ok(record)

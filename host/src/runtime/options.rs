@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::limits::InstanceLimits;
+use crate::runtime::recovery::TrapPolicies;
 
 /// How the workflows of one configured instance run: its limits, recovery bound and the config
 /// values its guest reads. DBOS's configured instances: one component, several settings.
@@ -20,6 +21,9 @@ pub struct InstanceOptions {
     /// Config values the guest reads through `workflow-info`; captured when a workflow starts,
     /// so a recovery sees what the start saw.
     pub config: BTreeMap<String, String>,
+    /// What happens after traps of each class: more or fewer recoveries, a growing memory
+    /// limit, pausing instead of failing. Classes without one keep the defaults.
+    pub trap_policies: TrapPolicies,
 }
 
 impl InstanceOptions {
@@ -34,6 +38,7 @@ impl Default for InstanceOptions {
             max_recovery_attempts: 100,
             max_host_recoveries: InstanceOptions::DEFAULT_MAX_HOST_RECOVERIES,
             config: BTreeMap::new(),
+            trap_policies: TrapPolicies::new(),
         }
     }
 }
@@ -59,11 +64,15 @@ impl RuntimeOptions {
         }
     }
 
-    /// The largest memory limit of any instance, which sizes the engine's instance pool.
+    /// The largest memory limit any instance may reach, grown by a trap policy too, which
+    /// sizes the engine's instance pool.
     pub(crate) fn max_memory_bytes(&self) -> u64 {
         self.instances
             .values()
-            .map(|i| i.limits.memory_bytes)
+            .flat_map(|i| {
+                let grown = i.trap_policies.values().filter_map(|p| p.grow_memory);
+                std::iter::once(i.limits.memory_bytes).chain(grown.map(|g| g.max_bytes))
+            })
             .max()
             .unwrap_or(InstanceLimits::DEFAULT_MEMORY_BYTES)
     }

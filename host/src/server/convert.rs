@@ -49,6 +49,7 @@ impl TryFrom<WorkflowRecord> for WorkflowView {
             config,
             executions: w.executions,
             traps: w.traps,
+            memory_limit: w.memory_limit,
             max_recovery_attempts: w.max_recovery_attempts,
             created_at: w.created_at,
             updated_at: w.updated_at,

@@ -240,6 +240,12 @@ pub struct WorkflowRecord {
     pub started_at: Option<i64>,
     /// The workflow that started this one, for children.
     pub parent_workflow_id: Option<String>,
+    /// Traps of `trap_class` in a row, ended by a trap of another class or a resume: what a
+    /// trap policy's per-class bound counts.
+    pub trap_streak: u32,
+    /// The workflow's own memory limit, when its trap policy grew it or an operator set it on
+    /// resume: the limit that finally worked stays recorded. `None`: its instance's limit.
+    pub memory_limit: Option<u64>,
 }
 
 #[cfg(test)]
@@ -269,6 +275,8 @@ impl WorkflowRecord {
             deduplication_id: None,
             started_at: None,
             parent_workflow_id: None,
+            trap_streak: 0,
+            memory_limit: None,
         }
     }
 }
@@ -314,6 +322,19 @@ pub enum WorkflowEnd {
     Error(String),
     /// The last trap, after too many recoveries.
     MaxRecoveryAttemptsExceeded(String),
+    /// Not an end: its trap policy paused it for an operator, who resumes it (with new limits).
+    Paused(String),
+}
+
+/// A trap that ended an execution, as recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct TrapRecord<'a> {
+    /// Its class (`out_of_memory`, …).
+    pub class: &'a str,
+    /// What the engine said.
+    pub message: &'a str,
+    /// The memory limit the next execution gets, when the trap policy grew it.
+    pub memory_limit: Option<u64>,
 }
 
 /// Filter for listings; `None` means any.
@@ -407,13 +428,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<u32, StoreError>;
     /// Commits a step outcome. Concurrent calls share one commit.
     async fn record_step(&self, step: &StepRecord) -> Result<(), StoreError>;
-    /// Records the class and message of the trap that ended an execution, and counts it.
-    async fn record_trap(
-        &self,
-        workflow_id: &str,
-        class: &str,
-        message: &str,
-    ) -> Result<(), StoreError>;
+    /// Records the class and message of the trap that ended an execution and counts it (and
+    /// the run of traps of its class); a grown memory limit is kept for the next execution.
+    async fn record_trap(&self, workflow_id: &str, trap: &TrapRecord<'_>)
+    -> Result<(), StoreError>;
     /// Ends a workflow and returns its final row. A workflow that already ended keeps its first
     /// ending, which is returned.
     async fn finish_workflow(
@@ -438,14 +456,15 @@ pub trait Store: Send + Sync + 'static {
     /// ended is left as it is (its row is returned), so cancelling twice is harmless. A running
     /// execution notices on its next checkpoint.
     async fn cancel_workflow(&self, id: &str) -> Result<WorkflowRecord, StoreError>;
-    /// Makes a cancelled, failed or stuck workflow PENDING again under `executor_id`, with its
-    /// execution count and error reset, so the caller can run it from its recorded steps. An
-    /// ENQUEUED one is started at once, skipping its queue. A SUCCESS is
-    /// [`StoreError::NotResumable`].
+    /// Makes a cancelled, failed, paused or stuck workflow PENDING again under `executor_id`,
+    /// with its execution and trap counts and error reset, so the caller can run it from its
+    /// recorded steps; `memory_limit` replaces its memory limit. An ENQUEUED one is started at
+    /// once, skipping its queue. A SUCCESS is [`StoreError::NotResumable`].
     async fn resume_workflow(
         &self,
         id: &str,
         executor_id: &str,
+        memory_limit: Option<u64>,
     ) -> Result<WorkflowRecord, StoreError>;
     /// Copies a workflow to `new_id` as a fresh PENDING workflow that keeps the recorded steps
     /// before `from_step`, so it replays them and runs the rest anew. Off any queue.

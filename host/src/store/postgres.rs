@@ -21,8 +21,8 @@ use sqlx::{Postgres, QueryBuilder, Transaction};
 use super::rows::{Columns, get};
 use super::shared::{Dialect, StepRow, in_dispatch_order, workflow_columns};
 use super::{
-    Inserted, NewWorkflow, QueueClaim, QueueDepth, StepRecord, Store, StoreError, WorkflowEnd,
-    WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
+    Inserted, NewWorkflow, QueueClaim, QueueDepth, StepRecord, Store, StoreError, TrapRecord,
+    WorkflowEnd, WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
 };
 
 /// Connections in the pool: enough for concurrent workflows' checkpoints to reach Postgres
@@ -248,11 +248,10 @@ impl Store for PostgresStore {
     async fn record_trap(
         &self,
         workflow_id: &str,
-        class: &str,
-        message: &str,
+        trap: &TrapRecord<'_>,
     ) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
-        Postgres::record_trap(&mut conn, workflow_id, class, message).await
+        Postgres::record_trap(&mut conn, workflow_id, trap).await
     }
 
     async fn finish_workflow(
@@ -306,9 +305,10 @@ impl Store for PostgresStore {
         &self,
         id: &str,
         executor_id: &str,
+        memory_limit: Option<u64>,
     ) -> Result<WorkflowRecord, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let resumed = Postgres::resume_workflow(&mut tx, id, executor_id).await;
+        let resumed = Postgres::resume_workflow(&mut tx, id, executor_id, memory_limit).await;
         settle(tx, resumed).await
     }
 

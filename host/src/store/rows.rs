@@ -82,6 +82,11 @@ pub(super) fn workflow_from_row(row: &impl Columns) -> Result<WorkflowRecord, St
         deduplication_id: row.opt_text(T, "deduplication_id")?,
         started_at: row.opt_int(T, "started_at")?,
         parent_workflow_id: row.opt_text(T, "parent_workflow_id")?,
+        trap_streak: to_u32(row.int(T, "trap_streak")?, T, "trap_streak")?,
+        memory_limit: row
+            .opt_int(T, "memory_limit")?
+            .map(|bytes| to_u64(bytes, T, "memory_limit"))
+            .transpose()?,
         id,
     })
 }

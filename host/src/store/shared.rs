@@ -19,8 +19,8 @@ use sqlx::{Database, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
 use super::filter::push_filter_clauses;
 use super::rows::{Columns, step_from_row, to_u32, to_u64, workflow_from_row};
 use super::{
-    Inserted, NewWorkflow, QueueDepth, StepRecord, StoreError, WorkflowEnd, WorkflowFilter,
-    WorkflowRecord, WorkflowStatus, now_ms,
+    Inserted, NewWorkflow, QueueDepth, StepRecord, StoreError, TrapRecord, WorkflowEnd,
+    WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
 };
 
 /// The `workflow_status` columns [`workflow_from_row`] reads by name.
@@ -28,7 +28,8 @@ macro_rules! workflow_columns {
     () => {
         "workflow_id, name, status, input, output, error, trap_class, trap_message, executor_id, \
          app_version, instance, config, executions, traps, max_recovery_attempts, created_at, \
-         updated_at, queue_name, priority, deduplication_id, started_at, parent_workflow_id"
+         updated_at, queue_name, priority, deduplication_id, started_at, parent_workflow_id, \
+         trap_streak, memory_limit"
     };
 }
 pub(super) use workflow_columns;
@@ -77,6 +78,7 @@ pub(super) fn ending_columns(end: &WorkflowEnd) -> (WorkflowStatus, Option<&str>
             None,
             Some(error.as_str()),
         ),
+        WorkflowEnd::Paused(error) => (WorkflowStatus::Paused, None, Some(error.as_str())),
     }
 }
 
@@ -413,18 +415,22 @@ where
     async fn record_trap(
         conn: &mut Self::Connection,
         workflow_id: &str,
-        class: &str,
-        message: &str,
+        trap: &TrapRecord<'_>,
     ) -> Result<(), StoreError> {
-        // RETURNING says whether a row matched: sqlx has no backend-neutral row count.
+        // RETURNING says whether a row matched: sqlx has no backend-neutral row count. The
+        // streak's CASE reads the class this statement replaces.
         let done = sqlx::query(
             "UPDATE workflow_status SET trap_class = $1, trap_message = $2, updated_at = $3, \
-             traps = traps + 1 WHERE workflow_id = $4 RETURNING workflow_id",
+             traps = traps + 1, \
+             trap_streak = CASE WHEN trap_class = $1 THEN trap_streak + 1 ELSE 1 END, \
+             memory_limit = coalesce($5, memory_limit) \
+             WHERE workflow_id = $4 RETURNING workflow_id",
         )
-        .bind(class)
-        .bind(message)
+        .bind(trap.class)
+        .bind(trap.message)
         .bind(now_ms())
         .bind(workflow_id)
+        .bind(trap.memory_limit.map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX)))
         .fetch_all(conn)
         .await
         .map(first)?;
@@ -536,7 +542,7 @@ where
     ) -> Result<WorkflowRecord, StoreError> {
         let cancelled = sqlx::query(concat!(
             "UPDATE workflow_status SET status = 'CANCELLED', updated_at = $1 \
-             WHERE workflow_id = $2 AND status IN ('ENQUEUED', 'PENDING') RETURNING ",
+             WHERE workflow_id = $2 AND status IN ('ENQUEUED', 'PENDING', 'PAUSED') RETURNING ",
             workflow_columns!()
         ))
         .bind(now_ms())
@@ -558,6 +564,7 @@ where
         conn: &mut Self::Connection,
         workflow_id: &str,
         executor_id: &str,
+        memory_limit: Option<u64>,
     ) -> Result<WorkflowRecord, StoreError> {
         // The row is read (and locked) first: a failed statement aborts a Postgres transaction,
         // so nothing could be read after a deduplication clash to explain it.
@@ -583,7 +590,7 @@ where
         // attempts; the trap columns stay as a record of what went wrong last time.
         let row = sqlx::query(concat!(
             "UPDATE workflow_status SET status = 'PENDING', executions = 0, traps = 0, \
-             error = NULL, \
+             trap_streak = 0, error = NULL, memory_limit = coalesce($4, memory_limit), \
              executor_id = $1, started_at = coalesce(started_at, $2), updated_at = $2 \
              WHERE workflow_id = $3 RETURNING ",
             workflow_columns!()
@@ -591,6 +598,7 @@ where
         .bind(executor_id)
         .bind(now_ms())
         .bind(workflow_id)
+        .bind(memory_limit.map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX)))
         .fetch_one(&mut *conn)
         .await
         // A cancelled workflow's deduplication id was taken by a newer one meanwhile.

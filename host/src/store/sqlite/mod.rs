@@ -38,7 +38,8 @@ use tokio::task::JoinHandle;
 use super::rows::{Columns, get};
 use super::shared::{Dialect, StepRow};
 use super::{
-    Inserted, NewWorkflow, QueueClaim, QueueDepth, StepRecord, Store, StoreError, WorkflowEnd,
+    Inserted, NewWorkflow, QueueClaim, QueueDepth, StepRecord, Store, StoreError, TrapRecord,
+    WorkflowEnd,
     WorkflowFilter, WorkflowRecord, WorkflowStatus,
 };
 use request::{Reply, Request};
@@ -341,12 +342,16 @@ impl Store for SqliteStore {
     async fn record_trap(
         &self,
         workflow_id: &str,
-        class: &str,
-        message: &str,
+        trap: &TrapRecord<'_>,
     ) -> Result<(), StoreError> {
-        let (workflow_id, class, message) =
-            (workflow_id.to_owned(), class.to_owned(), message.to_owned());
+        let (workflow_id, class, message) = (
+            workflow_id.to_owned(),
+            trap.class.to_owned(),
+            trap.message.to_owned(),
+        );
+        let memory_limit = trap.memory_limit;
         self.write(|reply| Request::RecordTrap {
+            memory_limit,
             workflow_id,
             class,
             message,
@@ -403,11 +408,13 @@ impl Store for SqliteStore {
         &self,
         id: &str,
         executor_id: &str,
+        memory_limit: Option<u64>,
     ) -> Result<WorkflowRecord, StoreError> {
         let (workflow_id, executor_id) = (id.to_owned(), executor_id.to_owned());
         self.write(|reply| Request::Resume {
             workflow_id,
             executor_id,
+            memory_limit,
             reply,
         })
         .await

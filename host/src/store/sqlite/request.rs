@@ -7,7 +7,9 @@ use tokio::sync::oneshot;
 
 use super::statements;
 use crate::store::shared::{Dialect, StepRow};
-use crate::store::{Inserted, NewWorkflow, QueueClaim, StoreError, WorkflowEnd, WorkflowRecord};
+use crate::store::{
+    Inserted, NewWorkflow, QueueClaim, StoreError, TrapRecord, WorkflowEnd, WorkflowRecord,
+};
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -37,6 +39,7 @@ pub(super) enum Request {
         workflow_id: String,
         class: String,
         message: String,
+        memory_limit: Option<u64>,
         reply: Reply<()>,
     },
     Finish {
@@ -55,6 +58,7 @@ pub(super) enum Request {
     Resume {
         workflow_id: String,
         executor_id: String,
+        memory_limit: Option<u64>,
         reply: Reply<WorkflowRecord>,
     },
     Fork {
@@ -174,11 +178,16 @@ impl Request {
                 workflow_id,
                 class,
                 message,
+                memory_limit,
                 reply,
-            } => Outcome::Unit(
-                reply,
-                Sqlite::record_trap(conn, &workflow_id, &class, &message).await,
-            ),
+            } => {
+                let trap = TrapRecord {
+                    class: &class,
+                    message: &message,
+                    memory_limit,
+                };
+                Outcome::Unit(reply, Sqlite::record_trap(conn, &workflow_id, &trap).await)
+            }
             Request::Finish {
                 workflow_id,
                 end,
@@ -197,10 +206,13 @@ impl Request {
             Request::Resume {
                 workflow_id,
                 executor_id,
+                memory_limit,
                 reply,
             } => Outcome::Record(
                 reply,
-                Box::new(Sqlite::resume_workflow(conn, &workflow_id, &executor_id).await),
+                Box::new(
+                    Sqlite::resume_workflow(conn, &workflow_id, &executor_id, memory_limit).await,
+                ),
             ),
             Request::Fork {
                 workflow_id,

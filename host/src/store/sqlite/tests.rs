@@ -8,7 +8,9 @@ use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
 use super::{Durability, SqliteStore};
-use crate::store::{NewWorkflow, StepRecord, Store, StoreError, WorkflowEnd, WorkflowStatus};
+use crate::store::{
+    NewWorkflow, StepRecord, Store, StoreError, TrapRecord, WorkflowEnd, WorkflowStatus,
+};
 
 fn new_workflow(id: &str) -> NewWorkflow {
     NewWorkflow {
@@ -130,8 +132,8 @@ async fn mixed_requests_in_one_batch_each_get_their_own_answer() {
         store.begin_execution("new", "exec-b"),
         store.record_step(&new_step),
         store.record_step(&stray_step),
-        store.record_trap("old", "panic", "boom"),
-        store.record_trap("ghost", "panic", "boom"),
+        store.record_trap("old", &TrapRecord { class: "panic", message: "boom", memory_limit: None }),
+        store.record_trap("ghost", &TrapRecord { class: "panic", message: "boom", memory_limit: None }),
         store.finish_workflow("new", &end),
     );
     assert_eq!(
