@@ -9,14 +9,7 @@ use std::time::Duration;
 use crate::limits::TrapClass;
 use crate::store::{QueueDepth, WorkflowStatus};
 
-const TRAP_CLASSES: [TrapClass; 6] = [
-    TrapClass::OutOfMemory,
-    TrapClass::StackOverflow,
-    TrapClass::Panic,
-    TrapClass::Unreachable,
-    TrapClass::CpuLimit,
-    TrapClass::Other,
-];
+const TRAP_CLASSES: [TrapClass; 6] = TrapClass::ALL;
 
 /// Upper bounds (µs) of the checkpoint latency buckets: from a page-cache commit to a slow fsync.
 const LATENCY_BOUNDS_US: [u64; 12] = [

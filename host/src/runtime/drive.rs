@@ -94,7 +94,13 @@ pub(crate) async fn drive_until_parked(
         }
         let id = workflow.id.clone();
         if !fresh && !std::mem::take(&mut unpark) {
-            let end = match recovery::verdict(&workflow, shared.instance(&workflow.instance)) {
+            let instance = shared.instance(&workflow.instance);
+            let verdict = recovery::verdict(
+                &workflow,
+                &instance.trap_policies,
+                instance.max_host_recoveries,
+            );
+            let end = match verdict {
                 Verdict::Recover => None,
                 Verdict::Fail(message) => Some(WorkflowEnd::MaxRecoveryAttemptsExceeded(message)),
                 Verdict::Pause(message) => Some(WorkflowEnd::Paused(message)),

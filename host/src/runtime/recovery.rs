@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::limits::TrapClass;
-use crate::runtime::options::InstanceOptions;
 use crate::store::WorkflowRecord;
 
 /// What a trap policy does once its bound is reached.
@@ -56,10 +55,15 @@ pub(crate) enum Verdict {
     Pause(String),
 }
 
-/// Decides, from the recorded counts, whether `workflow` may begin another execution.
-pub(crate) fn verdict(workflow: &WorkflowRecord, instance: &InstanceOptions) -> Verdict {
+/// Decides, from the recorded counts, whether `workflow` may begin another execution under
+/// its instance's trap policies and bound on host interruptions.
+pub(crate) fn verdict(
+    workflow: &WorkflowRecord,
+    policies: &TrapPolicies,
+    max_host: u32,
+) -> Verdict {
     let class = workflow.trap_class.as_deref().and_then(TrapClass::parse);
-    let policy = class.and_then(|c| instance.trap_policies.get(&c).copied());
+    let policy = class.and_then(|c| policies.get(&c).copied());
     let own_bound = match (class, policy.and_then(|p| p.max_recoveries)) {
         (Some(class), Some(max)) if workflow.trap_streak > max => Some(format!(
             "workflow {} trapped with {class} {} times in a row, more than the {max} recoveries \
@@ -87,7 +91,6 @@ pub(crate) fn verdict(workflow: &WorkflowRecord, instance: &InstanceOptions) -> 
         };
     }
     let host = workflow.executions.saturating_sub(workflow.traps);
-    let max_host = instance.max_host_recoveries;
     if host > max_host {
         return Verdict::Fail(format!(
             "workflow {} was interrupted by {host} host crashes or restarts, more than the \
@@ -151,16 +154,20 @@ mod tests {
         }
     }
 
-    fn with_policy(class: TrapClass, policy: TrapPolicy) -> InstanceOptions {
-        InstanceOptions {
-            trap_policies: TrapPolicies::from([(class, policy)]),
-            ..InstanceOptions::default()
-        }
+    /// The default bound on host interruptions.
+    const MAX_HOST: u32 = 1000;
+
+    fn with_policy(class: TrapClass, policy: TrapPolicy) -> TrapPolicies {
+        TrapPolicies::from([(class, policy)])
+    }
+
+    fn verdict(workflow: &WorkflowRecord, policies: &TrapPolicies) -> Verdict {
+        super::verdict(workflow, policies, MAX_HOST)
     }
 
     #[test]
     fn without_a_policy_the_overall_bound_fails_the_workflow() {
-        let defaults = InstanceOptions::default();
+        let defaults = TrapPolicies::new();
         assert_eq!(verdict(&trapped("cpu_limit", 100, 100), &defaults), Verdict::Recover);
         let Verdict::Fail(message) = verdict(&trapped("cpu_limit", 101, 101), &defaults) else {
             panic!("expected a failure");
