@@ -134,3 +134,28 @@ fn a_body_dribbled_past_the_body_timeout_gets_408_as_json() {
     );
     assert_eq!(listed.json(), serde_json::json!([]), "{listed:?}");
 }
+
+#[test]
+fn a_huge_content_length_is_refused_at_once_without_reading_the_body() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &config_with(dir.path(), "", ""));
+
+    // Headers only: the body never comes, so an answer must not wait for it.
+    for (token, expected) in [("secret", 413), ("wrong", 401)] {
+        let head = format!(
+            "POST /workflows HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100000000000\r\n\r\n"
+        );
+        let started = Instant::now();
+        let answer = exchange(server.address(), head.as_bytes());
+        let took = started.elapsed();
+        assert_eq!(answer.status, expected, "{answer:?}");
+        assert!(took < Duration::from_secs(2), "answered after {took:?}");
+        let error = answer.json()["error"].as_str().map(str::to_string);
+        let error = error.unwrap_or_else(|| panic!("no error string: {answer:?}"));
+        if expected == 413 {
+            assert!(error.contains("max_body"), "{error}");
+            assert!(error.contains("16384"), "names the limit: {error}");
+        }
+    }
+}

@@ -30,13 +30,23 @@ impl BodyLimits {
 }
 
 /// Reads the whole body within the limits and hands the request on with it buffered; answers
-/// 408 or 413 itself when the client is too slow or sends too much.
+/// 408 or 413 itself when the client is too slow or sends too much. A body whose
+/// `Content-Length` is over the limit is refused before a byte of it is read: waiting for
+/// 100 GB to refuse it would hand the connection to the client for as long as it likes.
 pub(super) async fn read_body(
     State(limits): State<BodyLimits>,
     request: Request,
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limits.max_body) {
+        return too_large(limits.max_body);
+    }
     let read = Limited::new(body, limits.max_body_usize()).collect();
     let bytes = match tokio::time::timeout(limits.body_timeout, read).await {
         Ok(Ok(collected)) => collected.to_bytes(),
