@@ -159,3 +159,127 @@ fn a_huge_content_length_is_refused_at_once_without_reading_the_body() {
         }
     }
 }
+
+/// A request as raw bytes: `method target`, authorised, with `body` as JSON unless
+/// `content_type` says otherwise; the connection closes after the answer.
+fn request(method: &str, target: &str, content_type: Option<&str>, body: &str) -> Vec<u8> {
+    let content_type = content_type
+        .map(|t| format!("Content-Type: {t}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "{method} {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret\r\n\
+         {content_type}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn every_error_is_json_with_an_error_string_whoever_answers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &config_with(dir.path(), "", ""));
+    let json = Some("application/json");
+    let huge_uri = format!("/workflows/{}", "a".repeat(70_000));
+    let many_headers = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..150)
+            .map(|i| format!("X-H{i}: v\r\n"))
+            .collect::<String>()
+    );
+
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("unknown path", request("GET", "/nope", None, ""), 404),
+        (
+            "unknown path under /workflows",
+            request("GET", "/workflows/a/b/c", None, ""),
+            404,
+        ),
+        (
+            "wrong method",
+            request("DELETE", "/workflows", None, ""),
+            405,
+        ),
+        (
+            "wrong method on /healthz",
+            request("POST", "/healthz", None, ""),
+            405,
+        ),
+        (
+            "id not UTF-8",
+            request("GET", "/workflows/%FF", None, ""),
+            400,
+        ),
+        (
+            "id not UTF-8, steps",
+            request("GET", "/workflows/%C3%28/steps", None, ""),
+            400,
+        ),
+        (
+            "malformed JSON",
+            request("POST", "/workflows", json, "{\"workflow\": "),
+            400,
+        ),
+        (
+            "wrong JSON type",
+            request("POST", "/workflows", json, "{\"workflow\": 3}"),
+            400,
+        ),
+        (
+            "JSON not an object",
+            request("POST", "/workflows", json, "[1, 2]"),
+            400,
+        ),
+        (
+            "no content type",
+            request("POST", "/workflows", None, "{\"workflow\": \"fib\"}"),
+            415,
+        ),
+        (
+            "fork body of the wrong type",
+            request("POST", "/workflows/x/fork", json, "{\"from_step\": -1}"),
+            400,
+        ),
+        (
+            "bad query parameter",
+            request("GET", "/workflows?limit=many", None, ""),
+            400,
+        ),
+        (
+            "unknown query parameter",
+            request("GET", "/workflows?colour=red", None, ""),
+            400,
+        ),
+        (
+            "bad result timeout",
+            request("GET", "/workflows/x/result?timeout_ms=soon", None, ""),
+            400,
+        ),
+        ("huge URI", request("GET", &huge_uri, None, ""), 414),
+        ("too many headers", many_headers.into_bytes(), 431),
+        ("not HTTP at all", b"HELLO THERE\r\n\r\n".to_vec(), 400),
+        (
+            "bad header line",
+            b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n".to_vec(),
+            400,
+        ),
+    ];
+    // Every case is tried before failing, so one run shows every answer that is wrong.
+    let mut wrong = Vec::new();
+    for (what, bytes, expected) in cases {
+        let answer = exchange(server.address(), &bytes);
+        let error = serde_json::from_str::<serde_json::Value>(&answer.body)
+            .ok()
+            .and_then(|body| body["error"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let is_json = answer.header("content-type") == Some("application/json");
+        if answer.status != expected || !is_json || error.is_empty() {
+            let body: String = answer.body.chars().take(200).collect();
+            wrong.push(format!(
+                "{what}: expected {expected} JSON, got {} {:?} {body:?}",
+                answer.status,
+                answer.header("content-type")
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}

@@ -5,7 +5,9 @@
 
 mod convert;
 mod errors;
+mod extract;
 mod http;
+mod hyper_errors;
 mod limits;
 
 use std::collections::BTreeMap;
@@ -14,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +30,7 @@ use serde::Deserialize;
 pub(crate) use convert::views;
 pub use errors::ApiError;
 use errors::{json_rejection, query_rejection};
+use extract::WorkflowId;
 pub use http::serve;
 pub use limits::BodyLimits;
 
@@ -69,7 +72,10 @@ pub fn router(state: Arc<ServerState>, limits: BodyLimits) -> Router {
     Router::new()
         .route("/healthz", get(health))
         .merge(guarded)
+        .fallback(errors::no_endpoint)
+        .method_not_allowed_fallback(errors::wrong_method)
         .layer(DefaultBodyLimit::max(limits.max_body_usize()))
+        .layer(middleware::map_response(errors::json_error_bodies))
         .with_state(state)
 }
 
@@ -251,7 +257,7 @@ async fn list_workflows(
 
 async fn get_workflow(
     State(state): State<Arc<ServerState>>,
-    Path(id): Path<String>,
+    WorkflowId(id): WorkflowId,
 ) -> Result<Json<WorkflowView>, ApiError> {
     let record = state.runtime.store().get_workflow(&id).await?;
     view(
@@ -271,7 +277,7 @@ struct ResultQuery {
 /// the wait times out (ask again).
 async fn workflow_result(
     State(state): State<Arc<ServerState>>,
-    Path(id): Path<String>,
+    WorkflowId(id): WorkflowId,
     query: Result<Query<ResultQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(query_rejection)?;
@@ -293,7 +299,7 @@ async fn workflow_result(
 
 async fn workflow_steps(
     State(state): State<Arc<ServerState>>,
-    Path(id): Path<String>,
+    WorkflowId(id): WorkflowId,
 ) -> Result<Response, ApiError> {
     if state.runtime.store().get_workflow(&id).await?.is_none() {
         return Err(ApiError::new(
@@ -307,14 +313,14 @@ async fn workflow_steps(
 
 async fn cancel_workflow(
     State(state): State<Arc<ServerState>>,
-    Path(id): Path<String>,
+    WorkflowId(id): WorkflowId,
 ) -> Result<Json<WorkflowView>, ApiError> {
     view(state.runtime.cancel(&id).await?)
 }
 
 async fn resume_workflow(
     State(state): State<Arc<ServerState>>,
-    Path(id): Path<String>,
+    WorkflowId(id): WorkflowId,
 ) -> Result<Json<WorkflowView>, ApiError> {
     if state.draining.load(Ordering::Relaxed) {
         return Err(ApiError::new(
@@ -327,7 +333,7 @@ async fn resume_workflow(
 
 async fn fork_workflow(
     State(state): State<Arc<ServerState>>,
-    Path(id): Path<String>,
+    WorkflowId(id): WorkflowId,
     body: Result<Json<ForkBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(json_rejection)?;

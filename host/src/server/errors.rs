@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use reprise_client::wire::ErrorBody;
 
@@ -68,10 +68,81 @@ fn store_error(err: &StoreError, message: String) -> ApiError {
     ApiError::new(status, message)
 }
 
+/// A body that is not the JSON the endpoint takes is bad input (400), whether it does not parse
+/// or has the wrong shape; a missing content type (415) or a body over the limit (413) keep
+/// their own statuses.
 pub(super) fn json_rejection(rejection: JsonRejection) -> ApiError {
-    ApiError::new(rejection.status(), rejection.body_text())
+    let status = match &rejection {
+        JsonRejection::JsonDataError(_) | JsonRejection::JsonSyntaxError(_) => {
+            StatusCode::BAD_REQUEST
+        }
+        other => other.status(),
+    };
+    ApiError::new(status, rejection.body_text())
 }
 
 pub(super) fn query_rejection(rejection: QueryRejection) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text())
+}
+
+/// The router's fallback: no endpoint has this path.
+pub(super) async fn no_endpoint(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no endpoint {method} {}", clip(uri.path())),
+    )
+}
+
+/// The path exists, but not with this method (axum still sets `Allow`).
+pub(super) async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} does not take {method}", clip(uri.path())),
+    )
+}
+
+/// A path as an error message shows it: a 60 KiB path is not worth echoing whole.
+fn clip(path: &str) -> String {
+    const SHOWN: usize = 200;
+    match path.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}…", &path[..end]),
+        None => path.to_string(),
+    }
+}
+
+/// Longest error text of someone else's making that is turned into a JSON message.
+const MAX_FOREIGN_ERROR: usize = 64 * 1024;
+
+/// The last resort behind every route: an error answer that is not JSON yet (a rejection of an
+/// extractor no handler maps, say) gets the JSON body, its text as the message, so the API
+/// keeps its promise even for answers added later.
+pub(super) async fn json_error_bodies(response: Response) -> Response {
+    let status = response.status();
+    let failed = status.is_client_error() || status.is_server_error();
+    if !failed || is_json(response.headers()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_FOREIGN_ERROR)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let json = ApiError::new(status, message).into_response();
+    let (json_parts, json_body) = json.into_parts();
+    parts.headers.extend(json_parts.headers);
+    Response::from_parts(parts, json_body)
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"))
 }

@@ -15,9 +15,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::hyper_errors::JsonErrors;
+
 /// Serves `app` on `listener` until `stop`, then waits for the connections' requests in flight.
 /// A connection that does not deliver a whole request head within `header_timeout` (counted
 /// from when the server starts waiting for it, so an idle kept-alive connection too) is closed.
+/// hyper's own error answers leave with a JSON body (see [`JsonErrors`]).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -43,7 +46,8 @@ pub async fn serve(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout);
-            let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
+            let mut connection =
+                pin!(builder.serve_connection(TokioIo::new(JsonErrors::new(stream)), service));
             let served = tokio::select! {
                 served = connection.as_mut() => served,
                 () = stop.cancelled() => {
