@@ -9,6 +9,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod ids;
 pub mod wire;
 
 use std::time::Duration;

@@ -1,18 +1,10 @@
-//! Fresh ids and random numbers for what is not replayed: workflow ids, and the values a
-//! recorded call records.
+//! Workflow ids — what one may be, fresh ones, the ones derived for children — and random
+//! numbers for what is not replayed. The rule itself is `reprise_client::ids`, shared with
+//! the clients so both ends refuse the same ids in the same words.
 
-/// A random UUID-shaped id.
-pub fn new_workflow_id() -> String {
-    let (a, b) = (fresh_random(), fresh_random());
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0x0fff,
-        (b >> 48) & 0x3fff | 0x8000,
-        b & 0xffff_ffff_ffff
-    )
-}
+pub use reprise_client::ids::{
+    InvalidId, MAX_WORKFLOW_ID_LEN, new_workflow_id, validate_workflow_id,
+};
 
 /// 64 random bits from the OS-seeded hasher: not for cryptography, enough for jitter and ids.
 pub(crate) fn fresh_random() -> u64 {

@@ -37,7 +37,7 @@ pub use error::RuntimeError;
 use events::EventSink;
 pub use events::RuntimeEvent;
 pub use history::NonDeterminism;
-pub use ids::new_workflow_id;
+pub use ids::{InvalidId, MAX_WORKFLOW_ID_LEN, new_workflow_id, validate_workflow_id};
 pub use instance::{HostState, LoadedComponent, WorkflowEngine};
 pub use options::{DEFAULT_INSTANCE, InstanceOptions, RuntimeOptions, StartRequest};
 pub use running::CANCELLATION_POLL;
