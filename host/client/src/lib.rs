@@ -17,6 +17,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use ids::InvalidId;
+use ids::validate_workflow_id;
 use wire::{ErrorBody, ForkBody, StartBody};
 pub use wire::{WorkflowStatus, WorkflowView};
 
@@ -25,6 +27,9 @@ pub use wire::{WorkflowStatus, WorkflowView};
 pub enum ClientError {
     #[error("invalid server URL {0:?}")]
     Url(String),
+    /// A workflow id breaks the id rule; nothing was sent.
+    #[error(transparent)]
+    InvalidId(#[from] InvalidId),
     /// The request did not get an answer; the cause says why.
     #[error("cannot reach the server")]
     Http(#[from] reqwest::Error),
@@ -66,7 +71,9 @@ pub struct StartOptions {
     pub deduplication_id: Option<String>,
 }
 
-/// A connection to one `reprise serve`.
+/// A connection to one `reprise serve`. Every workflow id is checked against
+/// [`ids::validate_workflow_id`] before anything is sent: ids become URL paths, and an id like
+/// `a/steps` would otherwise ask a different endpoint.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
@@ -133,6 +140,9 @@ impl Client {
         input: &I,
         options: &StartOptions,
     ) -> Result<WorkflowHandle, ClientError> {
+        if let Some(id) = &options.id {
+            validate_workflow_id(id)?;
+        }
         let body = StartBody {
             workflow: workflow.to_string(),
             input: serde_json::to_value(input).map_err(ClientError::Input)?,
@@ -175,6 +185,7 @@ impl Client {
 
     /// The workflow as it is now.
     pub async fn status(&self, id: &str) -> Result<WorkflowView, ClientError> {
+        validate_workflow_id(id)?;
         Ok(self
             .send(self.request(reqwest::Method::GET, &format!("/workflows/{id}")))
             .await?
@@ -183,6 +194,7 @@ impl Client {
 
     /// Cancels a workflow.
     pub async fn cancel(&self, id: &str) -> Result<WorkflowView, ClientError> {
+        validate_workflow_id(id)?;
         Ok(self
             .send(self.request(reqwest::Method::POST, &format!("/workflows/{id}/cancel")))
             .await?
@@ -191,6 +203,7 @@ impl Client {
 
     /// Resumes a cancelled or failed workflow from its last checkpoint.
     pub async fn resume(&self, id: &str) -> Result<WorkflowView, ClientError> {
+        validate_workflow_id(id)?;
         Ok(self
             .send(self.request(reqwest::Method::POST, &format!("/workflows/{id}/resume")))
             .await?
@@ -204,6 +217,10 @@ impl Client {
         from_step: u32,
         new_id: Option<&str>,
     ) -> Result<WorkflowHandle, ClientError> {
+        validate_workflow_id(id)?;
+        if let Some(new_id) = new_id {
+            validate_workflow_id(new_id)?;
+        }
         let body = ForkBody {
             from_step,
             id: new_id.map(str::to_string),
@@ -219,6 +236,7 @@ impl Client {
 
     /// Waits until the workflow ends and returns it as it ended.
     pub async fn wait(&self, id: &str) -> Result<WorkflowView, ClientError> {
+        validate_workflow_id(id)?;
         loop {
             let request = self
                 .request(

@@ -228,6 +228,9 @@ impl Runtime {
         from_step: u32,
         new_id: Option<String>,
     ) -> Result<WorkflowRecord, RuntimeError> {
+        if let Some(id) = &new_id {
+            validate_workflow_id(id)?;
+        }
         let new_id = new_id.unwrap_or_else(new_workflow_id);
         let record = self
             .shared

@@ -41,7 +41,8 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::UnknownWorkflow { .. }
             | RuntimeError::InvalidInput(_)
             | RuntimeError::UnknownQueue { .. }
-            | RuntimeError::UnknownInstance(_) => StatusCode::BAD_REQUEST,
+            | RuntimeError::UnknownInstance(_)
+            | RuntimeError::InvalidId(_) => StatusCode::BAD_REQUEST,
             RuntimeError::UnknownWorkflowId(_) => StatusCode::NOT_FOUND,
             RuntimeError::Store(store) => return store_error(store, err.to_string()),
             _ => StatusCode::INTERNAL_SERVER_ERROR,

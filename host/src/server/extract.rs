@@ -6,9 +6,11 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 
 use super::ApiError;
+use crate::runtime::validate_workflow_id;
 
-/// The `{id}` of a `/workflows/{id}/…` path. axum's own `Path` answers a percent-encoded id
-/// that is not UTF-8 in plain text.
+/// The `{id}` of a `/workflows/{id}/…` path, checked against the id rule: a bad id is the
+/// caller's mistake (400), not a workflow that happens not to exist (404). axum's own `Path`
+/// would answer a percent-encoded id that is not UTF-8 in plain text.
 pub(super) struct WorkflowId(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for WorkflowId {
@@ -18,6 +20,8 @@ impl<S: Send + Sync> FromRequestParts<S> for WorkflowId {
         let Path(id) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|rejection| ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text()))?;
+        validate_workflow_id(&id)
+            .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, err.to_string()))?;
         Ok(WorkflowId(id))
     }
 }
