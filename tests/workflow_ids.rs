@@ -10,7 +10,7 @@ use std::process::Command;
 use common::server::{Server, config};
 use common::{Harness, guest, options, reprise_bin};
 use reprise::WorkflowStatus;
-use reprise::runtime::MAX_WORKFLOW_ID_LEN;
+use reprise::runtime::{MAX_WORKFLOW_ID_LEN, validate_workflow_id};
 use reprise::store::WorkflowFilter;
 use reprise_client::{ClientError, StartOptions};
 use serde_json::{Value, json};
@@ -209,4 +209,35 @@ async fn a_guest_chosen_child_id_that_breaks_the_rule_is_not_started_not_a_trap(
         .expect("list");
     let ids: BTreeSet<&str> = all.iter().map(|w| w.id.as_str()).collect();
     assert!(ids.contains("kid-1") && !ids.contains("bad/id"), "{ids:?}");
+}
+
+#[tokio::test]
+async fn children_of_a_parent_with_a_long_id_get_ids_that_pass_the_rule() {
+    let mut h = Harness::new(options(3)).await;
+    let component = h.component("fib").await;
+    for parent in ["p".repeat(MAX_WORKFLOW_ID_LEN), "q".repeat(195)] {
+        let wf = h
+            .runtime
+            .run(&component, "fib_children", "3", Some(parent.clone()))
+            .await
+            .expect("run");
+        assert_eq!(wf.status, WorkflowStatus::Success, "{wf:?}");
+        assert_eq!(wf.output.as_deref(), Some("[1,1,2]"));
+        let all = h
+            .store
+            .list_workflows(&WorkflowFilter::default())
+            .await
+            .expect("list");
+        let children: Vec<_> = all
+            .iter()
+            .filter(|w| w.parent_workflow_id.as_deref() == Some(parent.as_str()))
+            .collect();
+        assert_eq!(children.len(), 3, "{children:?}");
+        for child in children {
+            assert_eq!(validate_workflow_id(&child.id), Ok(()), "{}", child.id);
+        }
+    }
+    // Fresh ids (a start without one) pass too.
+    let fresh = h.run("fib", "fib", "2").await;
+    assert_eq!(validate_workflow_id(&fresh.id), Ok(()), "{}", fresh.id);
 }

@@ -64,7 +64,7 @@ pub fn validate_workflow_id(id: &str) -> Result<(), InvalidId> {
     if id.len() > MAX_WORKFLOW_ID_LEN {
         return Err(InvalidId::TooLong { len: id.len() });
     }
-    if let Some((at, found)) = id.char_indices().find(|(_, c)| !allowed(*c)) {
+    if let Some((at, found)) = id.char_indices().find(|(_, c)| !allowed_in_id(*c)) {
         return Err(InvalidId::Character {
             id: Shown::of(id),
             found,
@@ -77,7 +77,8 @@ pub fn validate_workflow_id(id: &str) -> Result<(), InvalidId> {
     Ok(())
 }
 
-fn allowed(c: char) -> bool {
+/// Whether `c` may appear in a workflow id (the character half of the rule).
+pub fn allowed_in_id(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@')
 }
 
