@@ -1,0 +1,102 @@
+//! Handing work to a server over a network that fails: a start whose answer is lost is retried
+//! under the same workflow id, so it joins the workflow the server stored instead of making a
+//! second.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::server::{Server, config};
+use reprise_client::StartOptions;
+use serde_json::Value;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Every workflow the server holds, through its API.
+async fn workflows(server: &Server) -> Vec<Value> {
+    let listed: Value = reqwest::Client::new()
+        .get(format!("{}/workflows?limit=1000", server.url))
+        .bearer_auth("secret")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("list JSON");
+    listed.as_array().cloned().unwrap_or_default()
+}
+
+fn ids(workflows: &[Value]) -> BTreeSet<String> {
+    workflows
+        .iter()
+        .filter_map(|w| w["id"].as_str().map(String::from))
+        .collect()
+}
+
+/// A TCP proxy to `upstream` that loses the server's first answer: on its first connection it
+/// forwards the request and, as soon as the server starts answering (so the server has acted
+/// on it), drops both sides. Later connections pass through. Returns its address and a count
+/// of the connections it took.
+async fn proxy_losing_the_first_answer(upstream: String) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    let address = listener.local_addr().expect("proxy address").to_string();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let first = counted.fetch_add(1, Ordering::SeqCst) == 0;
+            let Ok(mut server) = TcpStream::connect(&upstream).await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                if !first {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    return;
+                }
+                let (mut from_client, _to_client) = client.split();
+                let (mut from_server, mut to_server) = server.split();
+                let mut answer_starts = [0u8; 1];
+                tokio::select! {
+                    _ = tokio::io::copy(&mut from_client, &mut to_server) => {}
+                    _ = from_server.read_exact(&mut answer_starts) => {}
+                }
+                // Both connections close here; the client never sees the answer.
+            });
+        }
+    });
+    (address, connections)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_whose_answer_is_lost_is_retried_and_joins_the_stored_workflow() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &config(dir.path(), ""));
+    let (proxy, connections) = proxy_losing_the_first_answer(server.address().to_string()).await;
+
+    let client = reprise_client::Client::new(&format!("http://{proxy}"), Some("secret".into()))
+        .expect("client");
+    let options = StartOptions {
+        queue: Some("fib".into()),
+        ..StartOptions::default()
+    };
+    let handle = client
+        .start_with("fib", &10, &options)
+        .await
+        .expect("the lost answer is retried");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "one lost answer, one retry"
+    );
+
+    let stored = workflows(&server).await;
+    assert_eq!(
+        ids(&stored),
+        BTreeSet::from([handle.id().to_string()]),
+        "the retry joined the stored workflow instead of enqueuing a second: {stored:?}"
+    );
+    let output: u64 = handle.result().await.expect("result");
+    assert_eq!(output, 55);
+}
