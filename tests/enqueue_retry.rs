@@ -1,15 +1,18 @@
 //! Handing work to a server over a network that fails: a start whose answer is lost is retried
 //! under the same workflow id, so it joins the workflow the server stored instead of making a
-//! second.
+//! second; and `reprise enqueue --wait` keeps waiting through a server restart.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use common::server::{Server, config};
-use reprise_client::StartOptions;
+use common::reprise_bin;
+use common::server::{Server, config, poll_until};
+use reprise_client::{StartOptions, WorkflowStatus};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -99,4 +102,64 @@ async fn a_start_whose_answer_is_lost_is_retried_and_joins_the_stored_workflow()
     );
     let output: u64 = handle.result().await.expect("result");
     assert_eq!(output, 55);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_wait_keeps_waiting_through_a_server_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .to_string();
+    let text = config(dir.path(), "");
+    let mut first = Server::start_on(dir.path(), &text, &listen);
+
+    // fib(20) with 100 ms between steps: about two seconds.
+    let waiting = Command::new(reprise_bin())
+        .args(["enqueue", "fib", "fib_slow", "[20, 100]", "--wait"])
+        .args(["--server", &first.url, "--token", "secret"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn reprise enqueue --wait");
+
+    // Kill the server once the workflow is well under way: enqueue is waiting on it by then.
+    let running = poll_until(
+        || async {
+            let listed = workflows(&first).await;
+            match ids(&listed).into_iter().next() {
+                Some(id) => first.steps(&id).await.len(),
+                None => 0,
+            }
+        },
+        |steps| *steps >= 3,
+    )
+    .await;
+    assert!(running >= 3, "the workflow did not get going");
+    first.signal_and_wait("KILL");
+
+    // The same config, database and port: the new server recovers the workflow.
+    let second = Server::start_on(dir.path(), &text, &listen);
+    let finished = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || waiting.wait_with_output()),
+    )
+    .await
+    .expect("enqueue --wait ended within 60 s")
+    .expect("join")
+    .expect("enqueue output");
+    let stdout = String::from_utf8_lossy(&finished.stdout);
+    let stderr = String::from_utf8_lossy(&finished.stderr);
+    assert_eq!(finished.status.code(), Some(0), "{stdout}\n{stderr}");
+
+    let stored = workflows(&second).await;
+    assert_eq!(stored.len(), 1, "exactly one workflow: {stored:?}");
+    let id = stored[0]["id"].as_str().unwrap_or_default();
+    assert_eq!(stored[0]["status"], "SUCCESS", "{stored:?}");
+    assert!(
+        stdout.starts_with(&format!("{id} fib_slow([20, 100]) SUCCESS 6765 in ")),
+        "{stdout}"
+    );
+    let status = second.client().status(id).await.expect("status");
+    assert_eq!(status.status, WorkflowStatus::Success);
 }

@@ -81,7 +81,8 @@ pub struct StartOptions {
 /// `a/steps` would otherwise ask a different endpoint.
 ///
 /// Starts, status reads and cancels that fail on the way are retried per the
-/// [`RetryPolicy`]; resumes and forks are sent once.
+/// [`RetryPolicy`]; waits for a result reconnect until the workflow ends; resumes and forks
+/// are sent once.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
@@ -284,19 +285,24 @@ impl Client {
         Ok(self.handle(forked.id))
     }
 
-    /// Waits until the workflow ends and returns it as it ended.
+    /// Waits until the workflow ends and returns it as it ended. The workflow is durable, so
+    /// the wait is too: when the connection drops, times out or the server is unavailable
+    /// (restarting, say) it reconnects, at most [`RetryPolicy::max_backoff`] apart, for as
+    /// long as it takes; bound it with a timeout of your own. Refusals (an unknown id, a
+    /// wrong token) end it.
     pub async fn wait(&self, id: &str) -> Result<WorkflowView, ClientError> {
         validate_workflow_id(id)?;
+        let path = format!("/workflows/{id}/result?timeout_ms=30000");
+        let mut backoff = Backoff::new(&self.retry);
         loop {
             let request = self
-                .request(
-                    reqwest::Method::GET,
-                    &format!("/workflows/{id}/result?timeout_ms=30000"),
-                )
+                .request(reqwest::Method::GET, &path)
                 .timeout(Duration::from_secs(45));
-            let (code, workflow): (u16, WorkflowView) = self.send(request).await?;
-            if code == 200 && workflow.status.is_terminal() {
-                return Ok(workflow);
+            match self.send::<WorkflowView>(request).await {
+                Ok((200, workflow)) if workflow.status.is_terminal() => return Ok(workflow),
+                Ok(_) => backoff.reset(),
+                Err(err) if is_transient(&err) => backoff.wait().await,
+                Err(err) => return Err(err),
             }
         }
     }

@@ -16,7 +16,8 @@ pub struct RetryPolicy {
     pub attempts: u32,
     /// Wait before the first retry; doubled after each, up to `max_backoff`.
     pub initial_backoff: Duration,
-    /// Longest wait between tries.
+    /// Longest wait between tries. A wait for a result retries at this pace until the
+    /// workflow ends, however long its server is away.
     pub max_backoff: Duration,
     /// A start, status or cancel unanswered this long has failed on the way (a server that
     /// took the connection and hung). Waits for results are long polls with a bound of their
@@ -39,6 +40,7 @@ impl Default for RetryPolicy {
 /// come back in the same instant.
 pub(crate) struct Backoff {
     next: Duration,
+    initial: Duration,
     max: Duration,
 }
 
@@ -46,6 +48,7 @@ impl Backoff {
     pub(crate) fn new(policy: &RetryPolicy) -> Backoff {
         Backoff {
             next: policy.initial_backoff,
+            initial: policy.initial_backoff,
             max: policy.max_backoff.max(policy.initial_backoff),
         }
     }
@@ -56,6 +59,11 @@ impl Backoff {
         let jitter = Duration::from_millis(fresh_random() % quarter.saturating_add(1));
         tokio::time::sleep(self.next + jitter).await;
         self.next = (self.next * 2).min(self.max);
+    }
+
+    /// Back to the first wait, after an answer.
+    pub(crate) fn reset(&mut self) {
+        self.next = self.initial;
     }
 }
 
@@ -108,7 +116,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn waits_double_up_to_the_maximum() {
+    async fn waits_double_up_to_the_maximum_then_start_over() {
         let policy = RetryPolicy {
             initial_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(70),
@@ -126,5 +134,13 @@ mod tests {
         for (got, step) in waited.iter().zip(steps) {
             assert!(*got >= step && *got <= step + step / 4 + 40, "{waited:?}");
         }
+        backoff.reset();
+        let before = std::time::Instant::now();
+        backoff.wait().await;
+        assert!(
+            before.elapsed().as_millis() < 20 + 5 + 40,
+            "{:?}",
+            before.elapsed()
+        );
     }
 }
