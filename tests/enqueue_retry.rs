@@ -1,6 +1,7 @@
 //! Handing work to a server over a network that fails: a start whose answer is lost is retried
 //! under the same workflow id, so it joins the workflow the server stored instead of making a
-//! second; and `reprise enqueue --wait` keeps waiting through a server restart.
+//! second; `reprise enqueue --id` joins an existing workflow; and `reprise enqueue --wait`
+//! keeps waiting through a server restart.
 
 mod common;
 
@@ -102,6 +103,58 @@ async fn a_start_whose_answer_is_lost_is_retried_and_joins_the_stored_workflow()
     );
     let output: u64 = handle.result().await.expect("result");
     assert_eq!(output, 55);
+}
+
+/// Runs `reprise enqueue` against `server` with `args`; returns exit code, stdout, stderr.
+fn enqueue(server: &Server, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(reprise_bin())
+        .arg("enqueue")
+        .args(args)
+        .args(["--server", &server.url, "--token", "secret"])
+        .output()
+        .expect("run reprise enqueue");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_with_an_id_joins_the_workflow_instead_of_making_another() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &config(dir.path(), ""));
+
+    let (code, out, err) = enqueue(&server, &["fib", "fib", "7", "--id", "job-1"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "job-1");
+    let (code, out, err) = enqueue(&server, &["fib", "fib", "7", "--id", "job-1", "--wait"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("job-1 fib(7) SUCCESS 13 in "), "{out}");
+
+    // With --count, `{i}` in the id numbers the copies as it does in the input.
+    let (code, out, err) = enqueue(
+        &server,
+        &["fib", "fib", "{i}", "--count", "3", "--id", "job-{i}"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["job-1", "job-2", "job-3"]);
+    let (code, _, err) = enqueue(
+        &server,
+        &["fib", "fib", "1", "--count", "2", "--id", "same"],
+    );
+    assert_eq!(code, Some(2), "copies cannot share an id: {err}");
+    assert!(err.contains("{i}"), "{err}");
+    let (code, _, err) = enqueue(&server, &["fib", "fib", "1", "--id", "a/b"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("workflow id"), "{err}");
+
+    let stored = workflows(&server).await;
+    assert_eq!(
+        ids(&stored),
+        BTreeSet::from(["job-1".into(), "job-2".into(), "job-3".into()]),
+        "{stored:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
