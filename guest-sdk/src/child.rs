@@ -61,7 +61,9 @@ impl Child {
     }
 
     /// The child's workflow id. Without one the host derives it from the parent's id and the
-    /// call's position, so a replay finds the same child instead of starting another.
+    /// call's position, so a replay finds the same child instead of starting another. An id
+    /// must follow the host's rule (1 to 200 ASCII letters, digits and `-_.:@`, not `.` or
+    /// `..`): the host refuses any other, and the start fails with [`ChildError::NotStarted`].
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
         self
@@ -90,7 +92,8 @@ impl Child {
     ///
     /// The start is recorded: a replay returns the recorded id (or error) and never starts the
     /// child twice. Fails with [`ChildError::NotStarted`] if the host refuses it (unknown
-    /// workflow or queue, duplicate deduplication id), if `input` does not serialize, or if
+    /// workflow or queue, duplicate deduplication id, an id that breaks the id rule), if
+    /// `input` does not serialize, or if
     /// called inside a step.
     pub fn start<T, I: Serialize + ?Sized>(&self, input: &I) -> Result<ChildHandle<T>, ChildError> {
         let input = self.prepare(input)?;

@@ -98,8 +98,8 @@ pub enum ChildError {
         message: String,
     },
     /// The child was not started: the host refused it (an unknown workflow or queue, a
-    /// duplicate deduplication id), its input did not serialize, or the call was made inside
-    /// a step.
+    /// duplicate deduplication id, an id that breaks the id rule), its input did not
+    /// serialize, or the call was made inside a step.
     NotStarted {
         /// The workflow name the parent asked for.
         workflow: String,

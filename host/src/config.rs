@@ -90,6 +90,14 @@ pub struct ServerConfig {
     /// Largest request body accepted.
     #[serde(default = "default_max_body", deserialize_with = "size")]
     pub max_body: u64,
+    /// How long a connection may take to send a whole request head, counted from when the
+    /// server starts waiting for it: a client trickling header bytes (or idling on a kept-alive
+    /// connection) cannot hold a connection open forever.
+    #[serde(default = "default_header_timeout", deserialize_with = "duration")]
+    pub header_timeout: Duration,
+    /// How long a request may take to send its whole body before it is answered 408.
+    #[serde(default = "default_body_timeout", deserialize_with = "duration")]
+    pub body_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -100,6 +108,8 @@ impl Default for ServerConfig {
             token_env: None,
             grace_period: default_grace(),
             max_body: default_max_body(),
+            header_timeout: default_header_timeout(),
+            body_timeout: default_body_timeout(),
         }
     }
 }
@@ -253,6 +263,12 @@ fn default_grace() -> Duration {
 fn default_max_body() -> u64 {
     1 << 20
 }
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(30)
+}
 
 impl Config {
     /// Reads and checks a config file; relative paths are resolved against its directory.
@@ -277,6 +293,16 @@ impl Config {
             .any(|scheme| config.database.starts_with(scheme));
         if !is_url && Path::new(&config.database).is_relative() {
             config.database = base.join(&config.database).to_string_lossy().into_owned();
+        }
+        for (key, timeout) in [
+            ("header_timeout", config.server.header_timeout),
+            ("body_timeout", config.server.body_timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(invalid(format!(
+                    "server.{key} of 0 would cut off every request"
+                )));
+            }
         }
         for (name, instance) in &config.instances {
             if !config.components.contains_key(&instance.component) {
@@ -465,6 +491,8 @@ mod tests {
             token = "s3cret"
             grace_period = "5s"
             max_body = "64KiB"
+            header_timeout = "2s"
+            body_timeout = "500ms"
             [components]
             publisher = "guests/publisher"
             [instances.alpha]
@@ -481,6 +509,8 @@ mod tests {
         assert!(config.database.ends_with("data/reprise.db") && config.database.starts_with('/'));
         assert_eq!(config.server.grace_period, Duration::from_secs(5));
         assert_eq!(config.server.max_body, 64 << 10);
+        assert_eq!(config.server.header_timeout, Duration::from_secs(2));
+        assert_eq!(config.server.body_timeout, Duration::from_millis(500));
         let options = config.runtime_options();
         assert_eq!(options.instances["alpha"].limits.memory_bytes, 32 << 20);
         assert_eq!(options.instances["alpha"].config["topic"], "alpha");
@@ -527,6 +557,10 @@ mod tests {
             .expect_err("unit")
             .to_string();
         assert!(err.contains("parsecs"), "{err}");
+        let err = load("[server]\nheader_timeout = \"0s\"")
+            .expect_err("zero")
+            .to_string();
+        assert!(err.contains("server.header_timeout"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! `reprise_client::wire`, which the client reads.
 
 mod convert;
+mod errors;
+mod extract;
+mod http;
+mod hyper_errors;
+mod limits;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,23 +16,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use reprise_client::wire::{
-    ErrorBody, ForkBody, Health, HealthStatus, InstanceHealth, ResumeBody, ListQuery, QueueHealth, StartBody, StepView,
-    WorkflowView,
+    ForkBody, Health, HealthStatus, InstanceHealth, ListQuery, QueueHealth, ResumeBody, StartBody,
+    StepView, WorkflowView,
 };
 use serde::Deserialize;
 
 pub(crate) use convert::views;
+pub use errors::ApiError;
+use errors::{json_rejection, query_rejection};
+use extract::WorkflowId;
+pub use http::serve;
+pub use limits::BodyLimits;
 
 use crate::runtime::LoadedComponent;
-use crate::runtime::{DEFAULT_INSTANCE, Runtime, RuntimeError, StartRequest};
-use crate::store::{StoreError, WorkflowFilter, WorkflowRecord};
+use crate::runtime::{DEFAULT_INSTANCE, Runtime, StartRequest};
+use crate::store::{WorkflowFilter, WorkflowRecord};
 
 /// Longest a single `/result` request waits before answering 202 (the client asks again).
 const MAX_RESULT_WAIT: Duration = Duration::from_secs(60);
@@ -46,8 +56,9 @@ pub struct ServerState {
     pub draining: AtomicBool,
 }
 
-/// The router, with the body limit and the token check applied.
-pub fn router(state: Arc<ServerState>, max_body: usize) -> Router {
+/// The router, with the token check and then the body limits applied to every endpoint but
+/// `/healthz`: a request without the token is refused before its body is read.
+pub fn router(state: Arc<ServerState>, limits: BodyLimits) -> Router {
     let guarded = Router::new()
         .route("/workflows", post(start_workflow).get(list_workflows))
         .route("/workflows/{id}", get(get_workflow))
@@ -57,79 +68,16 @@ pub fn router(state: Arc<ServerState>, max_body: usize) -> Router {
         .route("/workflows/{id}/resume", post(resume_workflow))
         .route("/workflows/{id}/fork", post(fork_workflow))
         .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(limits, limits::read_body))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(health))
         .merge(guarded)
-        .layer(DefaultBodyLimit::max(max_body))
+        .fallback(errors::no_endpoint)
+        .method_not_allowed_fallback(errors::wrong_method)
+        .layer(DefaultBodyLimit::max(limits.max_body_usize()))
+        .layer(middleware::map_response(errors::json_error_bodies))
         .with_state(state)
-}
-
-/// An error response: a status and a message, rendered as JSON.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    body: ErrorBody,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            body: ErrorBody {
-                error: message.into(),
-                choose_instance: Vec::new(),
-            },
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
-    }
-}
-
-impl From<RuntimeError> for ApiError {
-    fn from(err: RuntimeError) -> Self {
-        let status = match &err {
-            RuntimeError::UnknownWorkflow { .. }
-            | RuntimeError::InvalidInput(_)
-            | RuntimeError::UnknownQueue { .. }
-            | RuntimeError::UnknownInstance(_)
-            | RuntimeError::MemoryLimitTooLarge { .. } => StatusCode::BAD_REQUEST,
-            RuntimeError::UnknownWorkflowId(_) => StatusCode::NOT_FOUND,
-            RuntimeError::Store(store) => return store_error(store, err.to_string()),
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, err.to_string())
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
-        let message = err.to_string();
-        store_error(&err, message)
-    }
-}
-
-fn store_error(err: &StoreError, message: String) -> ApiError {
-    let status = match err {
-        StoreError::UnknownWorkflow(_) => StatusCode::NOT_FOUND,
-        StoreError::Duplicate { .. } | StoreError::NotResumable { .. } => StatusCode::CONFLICT,
-        StoreError::Locked(_) => StatusCode::SERVICE_UNAVAILABLE,
-        StoreError::Storage(_) => StatusCode::INSUFFICIENT_STORAGE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    ApiError::new(status, message)
-}
-
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    ApiError::new(rejection.status(), rejection.body_text())
-}
-
-fn query_rejection(rejection: QueryRejection) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text())
 }
 
 async fn require_token(
@@ -318,7 +266,7 @@ async fn list_workflows(
 
 async fn get_workflow(
     State(state): State<Arc<ServerState>>,
-    Path(id): Path<String>,
+    WorkflowId(id): WorkflowId,
 ) -> Result<Json<WorkflowView>, ApiError> {
     let record = state.runtime.store().get_workflow(&id).await?;
     view(
@@ -338,7 +286,7 @@ struct ResultQuery {
 /// the wait times out (ask again).
 async fn workflow_result(
     State(state): State<Arc<ServerState>>,
-    Path(id): Path<String>,
+    WorkflowId(id): WorkflowId,
     query: Result<Query<ResultQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(query_rejection)?;
@@ -360,7 +308,7 @@ async fn workflow_result(
 
 async fn workflow_steps(
     State(state): State<Arc<ServerState>>,
-    Path(id): Path<String>,
+    WorkflowId(id): WorkflowId,
 ) -> Result<Response, ApiError> {
     if state.runtime.store().get_workflow(&id).await?.is_none() {
         return Err(ApiError::new(
@@ -374,14 +322,14 @@ async fn workflow_steps(
 
 async fn cancel_workflow(
     State(state): State<Arc<ServerState>>,
-    Path(id): Path<String>,
+    WorkflowId(id): WorkflowId,
 ) -> Result<Json<WorkflowView>, ApiError> {
     view(state.runtime.cancel(&id).await?)
 }
 
 async fn resume_workflow(
     State(state): State<Arc<ServerState>>,
-    Path(id): Path<String>,
+    WorkflowId(id): WorkflowId,
     body: axum::body::Bytes,
 ) -> Result<Json<WorkflowView>, ApiError> {
     // No body resumes with the limits the workflow had.
@@ -403,7 +351,7 @@ async fn resume_workflow(
 
 async fn fork_workflow(
     State(state): State<Arc<ServerState>>,
-    Path(id): Path<String>,
+    WorkflowId(id): WorkflowId,
     body: Result<Json<ForkBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(json_rejection)?;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod raw;
 pub mod server;
 
 use std::collections::BTreeSet;

@@ -8,6 +8,12 @@ use super::{guest, reprise_bin};
 
 /// The guests and queues the serve tests use, with `{extra}` appended.
 pub fn config(dir: &Path, extra: &str) -> String {
+    config_with(dir, "", extra)
+}
+
+/// [`config`] with `server_keys` (lines like `body_timeout = "1s"`) added to its `[server]`
+/// table, which `extra` cannot reopen.
+pub fn config_with(dir: &Path, server_keys: &str, extra: &str) -> String {
     format!(
         r#"
 database = "{db}"
@@ -18,6 +24,7 @@ executor_id = "test-executor"
 token = "secret"
 grace_period = "10s"
 max_body = "16KiB"
+{server_keys}
 
 [components]
 fib = "{fib}"
@@ -61,6 +68,12 @@ pub struct Server {
 impl Server {
     /// Writes `config_text` to `dir/reprise.toml` and starts a server on a free port.
     pub fn start(dir: &Path, config_text: &str) -> Server {
+        Server::start_on(dir, config_text, "127.0.0.1:0")
+    }
+
+    /// [`Server::start`] listening on `listen`: a restarted server takes its predecessor's
+    /// port, so a client that knows only the URL finds it again.
+    pub fn start_on(dir: &Path, config_text: &str, listen: &str) -> Server {
         let config_path = dir.join("reprise.toml");
         std::fs::write(&config_path, config_text).expect("write config");
         let stderr_log = dir.join(format!(
@@ -72,7 +85,7 @@ impl Server {
         ));
         let stderr = std::fs::File::create(&stderr_log).expect("log file");
         let mut child = Command::new(reprise_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .args(["serve", "--listen", listen, "--config"])
             .arg(&config_path)
             .env("REPRISE_CACHE_DIR", dir.join("cache"))
             .env("RUST_LOG", "reprise=info,guest=warn")
@@ -99,6 +112,11 @@ impl Server {
             dir: dir.to_path_buf(),
             stderr_log,
         }
+    }
+
+    /// `host:port`, for raw TCP.
+    pub fn address(&self) -> &str {
+        self.url.trim_start_matches("http://")
     }
 
     pub fn client(&self) -> reprise_client::Client {

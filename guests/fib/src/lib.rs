@@ -94,6 +94,18 @@ fn nap(ms: u64) -> Result<u64, String> {
     Ok(now_ms().saturating_sub(due))
 }
 
+/// Starts a child `fib(1)` under the id `id` and reports how the start went, as its output:
+/// `started <id>` or `not started: <message>`. A guest-chosen id the host refuses must be a
+/// `ChildError::NotStarted` the parent can handle, not a trap.
+#[workflow]
+fn child_with_id(id: String) -> Result<String, String> {
+    match Child::new("fib").id(id).start::<u64, _>(&1) {
+        Ok(handle) => Ok(format!("started {}", handle.id())),
+        Err(ChildError::NotStarted { message, .. }) => Ok(format!("not started: {message}")),
+        Err(other) => Err(other.to_string()),
+    }
+}
+
 /// A trivial step, for measuring the cost of a step.
 #[step]
 fn tick(i: u32) -> Result<u32, String> {
@@ -122,6 +134,7 @@ reprise_guest::export!(
         fib_children_crash,
         fan_out,
         nap,
+        child_with_id,
         count,
         empty
     ],

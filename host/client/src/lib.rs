@@ -9,6 +9,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod ids;
+mod retry;
 pub mod wire;
 
 use std::time::Duration;
@@ -16,6 +18,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use ids::InvalidId;
+use ids::{new_workflow_id, validate_workflow_id};
+pub use retry::RetryPolicy;
+use retry::{Backoff, is_transient};
 use wire::{ErrorBody, ForkBody, StartBody};
 pub use wire::{WorkflowStatus, WorkflowView};
 
@@ -24,6 +30,9 @@ pub use wire::{WorkflowStatus, WorkflowView};
 pub enum ClientError {
     #[error("invalid server URL {0:?}")]
     Url(String),
+    /// A workflow id breaks the id rule; nothing was sent.
+    #[error(transparent)]
+    InvalidId(#[from] InvalidId),
     /// The request did not get an answer; the cause says why.
     #[error("cannot reach the server")]
     Http(#[from] reqwest::Error),
@@ -58,6 +67,8 @@ pub enum ClientError {
 /// Options of a start or enqueue beyond the workflow and its input.
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
+    /// The workflow id; an existing one is joined, not started again. Without one, the client
+    /// makes one up for the start (once, so its retries join rather than duplicate).
     pub id: Option<String>,
     pub instance: Option<String>,
     pub queue: Option<String>,
@@ -65,12 +76,19 @@ pub struct StartOptions {
     pub deduplication_id: Option<String>,
 }
 
-/// A connection to one `reprise serve`.
+/// A connection to one `reprise serve`. Every workflow id is checked against
+/// [`ids::validate_workflow_id`] before anything is sent: ids become URL paths, and an id like
+/// `a/steps` would otherwise ask a different endpoint.
+///
+/// Starts, status reads and cancels that fail on the way are retried per the
+/// [`RetryPolicy`]; waits for a result reconnect until the workflow ends; resumes and forks
+/// are sent once.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    retry: RetryPolicy,
 }
 
 impl Client {
@@ -82,10 +100,20 @@ impl Client {
         Ok(Client {
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
+                // The server closes a connection idle for its header_timeout (10 s unless
+                // configured); letting go sooner avoids sending on one it is closing.
+                .pool_idle_timeout(Duration::from_secs(5))
                 .build()?,
             base: base_url.trim_end_matches('/').to_string(),
             token,
+            retry: RetryPolicy::default(),
         })
+    }
+
+    /// This client with another retry policy.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Client {
+        self.retry = policy;
+        self
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -125,27 +153,58 @@ impl Client {
         Ok((status, value))
     }
 
+    /// [`Client::send`] for a request that is safe to repeat, built afresh by `build` for
+    /// each try: a failure on the way is retried per the policy, and the last one returned.
+    async fn send_retrying<T: DeserializeOwned>(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<(u16, T), ClientError> {
+        let mut backoff = Backoff::new(&self.retry);
+        let mut tries = 1;
+        loop {
+            let request = build().timeout(self.retry.request_timeout);
+            match self.send(request).await {
+                Err(err) if tries < self.retry.attempts && is_transient(&err) => {
+                    tries += 1;
+                    backoff.wait().await;
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// Starts (or, with `options.queue`, enqueues) a workflow and returns its handle.
+    ///
+    /// The start always names its workflow id: `options.id`, or one made up here, once. So
+    /// when the server stored the workflow but its answer was lost, the retry joins that
+    /// workflow instead of starting a second.
     pub async fn start_with<I: Serialize + ?Sized>(
         &self,
         workflow: &str,
         input: &I,
         options: &StartOptions,
     ) -> Result<WorkflowHandle, ClientError> {
+        let id = match &options.id {
+            Some(id) => {
+                validate_workflow_id(id)?;
+                id.clone()
+            }
+            None => new_workflow_id(),
+        };
         let body = StartBody {
             workflow: workflow.to_string(),
             input: serde_json::to_value(input).map_err(ClientError::Input)?,
             instance: options.instance.clone(),
-            id: options.id.clone(),
+            id: Some(id),
             queue: options.queue.clone(),
             priority: options.priority,
             deduplication_id: options.deduplication_id.clone(),
         };
         let (_, started): (u16, WorkflowView) = self
-            .send(
+            .send_retrying(|| {
                 self.request(reqwest::Method::POST, "/workflows")
-                    .json(&body),
-            )
+                    .json(&body)
+            })
             .await?;
         Ok(self.handle(started.id))
     }
@@ -174,35 +233,45 @@ impl Client {
 
     /// The workflow as it is now.
     pub async fn status(&self, id: &str) -> Result<WorkflowView, ClientError> {
+        validate_workflow_id(id)?;
+        let path = format!("/workflows/{id}");
         Ok(self
-            .send(self.request(reqwest::Method::GET, &format!("/workflows/{id}")))
+            .send_retrying(|| self.request(reqwest::Method::GET, &path))
             .await?
             .1)
     }
 
-    /// Cancels a workflow.
+    /// Cancels a workflow (retried: cancelling twice leaves it as once).
     pub async fn cancel(&self, id: &str) -> Result<WorkflowView, ClientError> {
+        validate_workflow_id(id)?;
+        let path = format!("/workflows/{id}/cancel");
         Ok(self
-            .send(self.request(reqwest::Method::POST, &format!("/workflows/{id}/cancel")))
+            .send_retrying(|| self.request(reqwest::Method::POST, &path))
             .await?
             .1)
     }
 
-    /// Resumes a cancelled or failed workflow from its last checkpoint.
+    /// Resumes a cancelled or failed workflow from its last checkpoint. Sent once: a repeat
+    /// after a lost answer would be refused as not resumable.
     pub async fn resume(&self, id: &str) -> Result<WorkflowView, ClientError> {
+        validate_workflow_id(id)?;
         Ok(self
             .send(self.request(reqwest::Method::POST, &format!("/workflows/{id}/resume")))
             .await?
             .1)
     }
 
-    /// Starts a copy of a workflow that replays its steps before `from_step`.
+    /// Starts a copy of a workflow that replays its steps before `from_step`. Sent once.
     pub async fn fork(
         &self,
         id: &str,
         from_step: u32,
         new_id: Option<&str>,
     ) -> Result<WorkflowHandle, ClientError> {
+        validate_workflow_id(id)?;
+        if let Some(new_id) = new_id {
+            validate_workflow_id(new_id)?;
+        }
         let body = ForkBody {
             from_step,
             id: new_id.map(str::to_string),
@@ -216,18 +285,24 @@ impl Client {
         Ok(self.handle(forked.id))
     }
 
-    /// Waits until the workflow ends and returns it as it ended.
+    /// Waits until the workflow ends and returns it as it ended. The workflow is durable, so
+    /// the wait is too: when the connection drops, times out or the server is unavailable
+    /// (restarting, say) it reconnects, at most [`RetryPolicy::max_backoff`] apart, for as
+    /// long as it takes; bound it with a timeout of your own. Refusals (an unknown id, a
+    /// wrong token) end it.
     pub async fn wait(&self, id: &str) -> Result<WorkflowView, ClientError> {
+        validate_workflow_id(id)?;
+        let path = format!("/workflows/{id}/result?timeout_ms=30000");
+        let mut backoff = Backoff::new(&self.retry);
         loop {
             let request = self
-                .request(
-                    reqwest::Method::GET,
-                    &format!("/workflows/{id}/result?timeout_ms=30000"),
-                )
+                .request(reqwest::Method::GET, &path)
                 .timeout(Duration::from_secs(45));
-            let (code, workflow): (u16, WorkflowView) = self.send(request).await?;
-            if code == 200 && workflow.status.is_terminal() {
-                return Ok(workflow);
+            match self.send::<WorkflowView>(request).await {
+                Ok((200, workflow)) if workflow.status.is_terminal() => return Ok(workflow),
+                Ok(_) => backoff.reset(),
+                Err(err) if is_transient(&err) => backoff.wait().await,
+                Err(err) => return Err(err),
             }
         }
     }

@@ -1,5 +1,8 @@
 //! `reprise enqueue`: hand workflows to a running `reprise serve` through the client crate and,
-//! with `--wait`, print each result as it completes, with its duration.
+//! with `--wait`, print each result as it completes, with its duration. Every copy is started
+//! under a workflow id fixed before it is sent (`--id`, or one the client makes up), so the
+//! client's retries after a lost answer join the stored workflow instead of duplicating it, and
+//! `--wait` keeps waiting through a server restart.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -8,7 +11,7 @@ use clap::Args;
 use reprise_client::wire::WorkflowStatus;
 use reprise_client::{Client, ClientError, StartOptions};
 
-use super::parse_input;
+use super::{parse_input, parse_workflow_id};
 
 #[derive(Debug, Args)]
 pub struct EnqueueArgs {
@@ -26,7 +29,12 @@ pub struct EnqueueArgs {
     /// The instance to run on (needed when several define the workflow).
     #[arg(long)]
     instance: Option<String>,
-    /// Wait for every workflow and print its result as it completes.
+    /// The workflow id: an existing one is joined (and, with --wait, awaited) instead of
+    /// started again. With --count, `{i}` in it is replaced by the copy's number.
+    #[arg(long)]
+    id: Option<String>,
+    /// Wait for every workflow and print its result as it completes; a lost connection or a
+    /// restarting server is waited out.
     #[arg(long)]
     wait: bool,
     /// The server.
@@ -38,12 +46,33 @@ pub struct EnqueueArgs {
 }
 
 pub async fn enqueue(args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.server, args.token.clone())?;
-    let mut waiting = tokio::task::JoinSet::new();
-    for i in 1..=args.count.max(1) {
+    let count = args.count.max(1);
+    if let Some(id) = &args.id
+        && count > 1
+        && !id.contains("{i}")
+    {
+        anyhow::bail!(
+            "--id {id:?} with --count {count}: put {{i}} in it, so each copy has its own id"
+        );
+    }
+    // Every copy's input and id are checked before the first is sent: a mistake in copy 7
+    // must not leave copies 1 to 6 enqueued.
+    let mut copies = Vec::new();
+    for i in 1..=count {
         let text = args.input.replace("{i}", &i.to_string());
         let input = parse_input(&text)?;
+        let id = args
+            .id
+            .as_ref()
+            .map(|id| parse_workflow_id(&id.replace("{i}", &i.to_string())))
+            .transpose()?;
+        copies.push((text, input, id));
+    }
+    let client = Client::new(&args.server, args.token.clone())?;
+    let mut waiting = tokio::task::JoinSet::new();
+    for (text, input, id) in copies {
         let options = StartOptions {
+            id,
             queue: Some(args.queue.clone()),
             instance: args.instance.clone(),
             ..StartOptions::default()

@@ -20,7 +20,9 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::parse_size;
 use crate::engine::EngineOptions;
 use crate::limits::InstanceLimits;
-use crate::runtime::{InstanceOptions, Runtime, RuntimeError, RuntimeOptions};
+use crate::runtime::{
+    InstanceOptions, InvalidId, Runtime, RuntimeError, RuntimeOptions, validate_workflow_id,
+};
 use crate::store::{Durability, Store, open_store};
 
 /// Durable workflows in WebAssembly: every step checkpointed, every failure recovered.
@@ -204,6 +206,13 @@ fn one_line(err: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line
+}
+
+/// A workflow id argument, checked against the id rule as clap parses it: a bad one is
+/// reported with the rule, exit code 2, before any database is opened.
+fn parse_workflow_id(text: &str) -> Result<String, InvalidId> {
+    validate_workflow_id(text)?;
+    Ok(text.to_string())
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

@@ -8,7 +8,7 @@ use clap::Args;
 use reprise_client::wire::WorkflowView;
 
 use super::component::component_bytes;
-use super::{EXIT_PAUSED, EXIT_WORKFLOW_FAILED, HostArgs, parse_input};
+use super::{EXIT_PAUSED, EXIT_WORKFLOW_FAILED, HostArgs, parse_input, parse_workflow_id};
 use crate::store::{WorkflowRecord, WorkflowStatus};
 
 #[derive(Debug, Args)]
@@ -22,7 +22,7 @@ pub struct RunArgs {
     input: String,
     /// Workflow id: an existing id joins that workflow (resuming it if PENDING) instead of
     /// starting another.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_workflow_id)]
     id: Option<String>,
     /// Print the whole workflow record as JSON instead of the output alone.
     #[arg(long)]

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::engine::EngineOptions;
 use crate::queue::start_dispatchers;
 use crate::runtime::Runtime;
-use crate::server::{ServerState, router};
+use crate::server::{BodyLimits, ServerState, router};
 use crate::store::open_store;
 
 #[derive(Debug, Args)]
@@ -83,19 +83,18 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         queues: config.queues.keys().cloned().collect(),
         draining: AtomicBool::new(false),
     });
-    let app = router(
-        state.clone(),
-        usize::try_from(config.server.max_body).unwrap_or(usize::MAX),
-    );
+    let limits = BodyLimits {
+        max_body: config.server.max_body,
+        body_timeout: config.server.body_timeout,
+    };
+    let app = router(state.clone(), limits);
     let stop_http = CancellationToken::new();
-    let http = tokio::spawn({
-        let stop = stop_http.clone();
-        async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        }
-    });
+    let http = tokio::spawn(crate::server::serve(
+        listener,
+        app,
+        config.server.header_timeout,
+        stop_http.clone(),
+    ));
     // Tests and scripts read the bound address (with port 0 it is chosen here) from stdout.
     println!("reprise serve listening on http://{address}");
     tracing::info!(%address, executor_id = %config.executor_id, recovered, queues = config.queues.len(), "serving");
@@ -122,7 +121,7 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     stop_watching.cancel();
     let _ = watcher.await;
     stop_http.cancel();
-    if let Ok(Err(err)) = http.await {
+    if let Err(err) = http.await {
         tracing::warn!("admin server ended with an error: {err}");
     }
     Ok(ExitCode::SUCCESS)

@@ -10,7 +10,7 @@ use reprise_client::wire::{StepView, WorkflowView};
 use super::run::report;
 use super::table::{clip, print, print_workflows};
 use super::time::{format_ms, parse_time};
-use super::{HostArgs, StoreArgs, ThreadArgs};
+use super::{HostArgs, StoreArgs, ThreadArgs, parse_workflow_id};
 use crate::runtime::Runtime;
 use crate::server::views;
 use crate::store::{WorkflowFilter, WorkflowStatus};
@@ -47,6 +47,7 @@ pub enum WorkflowCommand {
     },
     /// Show one workflow.
     Get {
+        #[arg(value_parser = parse_workflow_id)]
         id: String,
         #[arg(long)]
         json: bool,
@@ -55,6 +56,7 @@ pub enum WorkflowCommand {
     },
     /// Show a workflow's recorded steps in call order.
     Steps {
+        #[arg(value_parser = parse_workflow_id)]
         id: String,
         #[arg(long)]
         json: bool,
@@ -63,6 +65,7 @@ pub enum WorkflowCommand {
     },
     /// Cancel a workflow. A process running it stops it at its next durable call.
     Cancel {
+        #[arg(value_parser = parse_workflow_id)]
         id: String,
         #[command(flatten)]
         store: StoreArgs,
@@ -70,6 +73,7 @@ pub enum WorkflowCommand {
     /// Resume a cancelled, failed or paused workflow from its last checkpoint and run it to
     /// the end here (`--memory-limit` gives it a new memory limit).
     Resume {
+        #[arg(value_parser = parse_workflow_id)]
         id: String,
         #[arg(long)]
         json: bool,
@@ -79,11 +83,12 @@ pub enum WorkflowCommand {
     /// Start a copy that replays the original's positions before `--from-step` and runs the
     /// rest anew, here, to the end.
     Fork {
+        #[arg(value_parser = parse_workflow_id)]
         id: String,
         #[arg(long)]
         from_step: u32,
         /// The new workflow's id (generated when absent).
-        #[arg(long = "new-id")]
+        #[arg(long = "new-id", value_parser = parse_workflow_id)]
         new_id: Option<String>,
         #[arg(long)]
         json: bool,

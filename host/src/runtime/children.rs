@@ -7,6 +7,7 @@ use crate::bindings::{ChildFailure, ChildOptions};
 use crate::runtime::abort::{Cancelled, host_failure, violation};
 use crate::runtime::completion::Waited;
 use crate::runtime::context::WorkflowContext;
+use crate::runtime::ids::child_id;
 use crate::runtime::options::StartRequest;
 use crate::runtime::park::{PARK_AFTER, Parked, Wake};
 use crate::store::{StoreError, WorkflowStatus};
@@ -21,7 +22,9 @@ enum ChildResult {
 }
 
 /// Starts a child of the parent's component and instance, recorded at the parent's next
-/// position. Its id defaults to `<parent>-<position>`, so a replay asks for the same child.
+/// position. Its id defaults to [`child_id`] (`<parent>-<position>`), so a replay asks for the
+/// same child; a guest-chosen id that breaks the id rule fails the start, which the guest sees
+/// as `ChildError::NotStarted`.
 pub(crate) async fn start(
     ctx: &mut WorkflowContext,
     workflow: String,
@@ -38,11 +41,7 @@ pub(crate) async fn start(
             )));
         };
         let request = StartRequest {
-            id: Some(
-                options
-                    .id
-                    .unwrap_or_else(|| format!("{parent}-{function_id}")),
-            ),
+            id: Some(options.id.unwrap_or_else(|| child_id(&parent, function_id))),
             queue: options.queue,
             priority: options.priority.unwrap_or(0),
             deduplication_id: options.deduplication_id,

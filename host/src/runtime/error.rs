@@ -1,6 +1,7 @@
 //! Why the runtime could not do what was asked.
 
 use crate::engine::EngineError;
+use crate::runtime::ids::InvalidId;
 use crate::store::StoreError;
 
 /// Why the runtime could not do what was asked. Guest failures are not errors here: they end
@@ -32,6 +33,10 @@ pub enum RuntimeError {
         /// The configured queues.
         available: Vec<String>,
     },
+    /// A caller-chosen workflow id breaks the rule of `reprise_client::ids`; nothing was
+    /// written.
+    #[error(transparent)]
+    InvalidId(#[from] InvalidId),
     /// No instance of that name is configured; nothing was written.
     #[error("no instance named {0:?}")]
     UnknownInstance(String),

@@ -1,17 +1,35 @@
-//! Fresh ids and random numbers for what is not replayed: workflow ids, and the values a
-//! recorded call records.
+//! Workflow ids — what one may be, fresh ones, the ones derived for children — and random
+//! numbers for what is not replayed. The rule itself is `reprise_client::ids`, shared with
+//! the clients so both ends refuse the same ids in the same words.
 
-/// A random UUID-shaped id.
-pub fn new_workflow_id() -> String {
-    let (a, b) = (fresh_random(), fresh_random());
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0x0fff,
-        (b >> 48) & 0x3fff | 0x8000,
-        b & 0xffff_ffff_ffff
-    )
+use sha2::{Digest, Sha256};
+
+pub use reprise_client::ids::{
+    InvalidId, MAX_WORKFLOW_ID_LEN, allowed_in_id, new_workflow_id, validate_workflow_id,
+};
+
+/// The id of the child a parent starts at `position` without choosing one: `<parent>-<position>`,
+/// the same on every replay, so a recovered parent finds its child. When that breaks the id rule
+/// (a parent id near the length limit, or one stored before the rule existed) it is the parent
+/// id's longest valid prefix that fits, then a digest of the whole parent id and the position:
+/// still the same on every replay, still one per parent and position.
+pub(crate) fn child_id(parent: &str, position: u32) -> String {
+    let simple = format!("{parent}-{position}");
+    // An id starting with `-` (from a parent stored as "") would read as a flag on the command
+    // line.
+    if validate_workflow_id(&simple).is_ok() && !simple.starts_with('-') {
+        return simple;
+    }
+    let digest = hex::encode(&Sha256::digest(parent.as_bytes())[..8]);
+    let suffix = format!("-{digest}-{position}");
+    let room = MAX_WORKFLOW_ID_LEN.saturating_sub(suffix.len());
+    let prefix: String = parent
+        .chars()
+        .take_while(|c| allowed_in_id(*c))
+        .take(room)
+        .collect();
+    let prefix = if prefix.is_empty() { "child" } else { &prefix };
+    format!("{prefix}{suffix}")
 }
 
 /// 64 random bits from the OS-seeded hasher: not for cryptography, enough for jitter and ids.
@@ -25,4 +43,42 @@ pub(crate) fn fresh_random() -> u64 {
             .unwrap_or(0),
     );
     hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_id_is_parent_dash_position_when_that_fits_the_rule() {
+        assert_eq!(child_id("order-7", 3), "order-7-3");
+        let parent = "p".repeat(MAX_WORKFLOW_ID_LEN - 2);
+        assert_eq!(child_id(&parent, 9), format!("{parent}-9"));
+    }
+
+    #[test]
+    fn a_child_id_passes_the_rule_whatever_the_parent_id_and_stays_the_same() {
+        let long = "p".repeat(MAX_WORKFLOW_ID_LEN);
+        let other_long = format!("{}q", "p".repeat(MAX_WORKFLOW_ID_LEN - 1));
+        // Ids stored before the rule existed may be anything.
+        for parent in [long.as_str(), &other_long, "", "a/b", "x\0y", ".."] {
+            for position in [0, 7, u32::MAX] {
+                let id = child_id(parent, position);
+                assert_eq!(
+                    validate_workflow_id(&id),
+                    Ok(()),
+                    "{parent:?} {position}: {id}"
+                );
+                assert!(!id.starts_with('-'), "{id}");
+                assert_eq!(id, child_id(parent, position), "deterministic");
+            }
+        }
+        assert_ne!(child_id(&long, 1), child_id(&long, 2));
+        assert_ne!(child_id(&long, 1), child_id(&other_long, 1));
+        assert!(
+            child_id(&long, 1).starts_with("ppppp"),
+            "{}",
+            child_id(&long, 1)
+        );
+    }
 }

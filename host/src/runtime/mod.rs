@@ -40,7 +40,7 @@ pub use error::RuntimeError;
 use events::EventSink;
 pub use events::RuntimeEvent;
 pub use history::NonDeterminism;
-pub use ids::new_workflow_id;
+pub use ids::{InvalidId, MAX_WORKFLOW_ID_LEN, new_workflow_id, validate_workflow_id};
 pub use instance::{HostState, LoadedComponent, WorkflowEngine};
 pub use options::{DEFAULT_INSTANCE, InstanceOptions, RuntimeOptions, StartRequest};
 pub use recovery::{AtEnd, MemoryGrowth, TrapPolicies, TrapPolicy};
@@ -250,6 +250,9 @@ impl Runtime {
         from_step: u32,
         new_id: Option<String>,
     ) -> Result<WorkflowRecord, RuntimeError> {
+        if let Some(id) = &new_id {
+            validate_workflow_id(id)?;
+        }
         let new_id = new_id.unwrap_or_else(new_workflow_id);
         let record = self
             .shared

@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::runtime::completion::{self, Completions, Waited};
 use crate::runtime::error::RuntimeError;
 use crate::runtime::events::{EventSink, RuntimeEvent};
-use crate::runtime::ids::new_workflow_id;
+use crate::runtime::ids::{new_workflow_id, validate_workflow_id};
 use crate::runtime::instance::{LoadedComponent, WorkflowEngine};
 use crate::runtime::options::{DEFAULT_INSTANCE, InstanceOptions, RuntimeOptions, StartRequest};
 use crate::runtime::running::Running;
@@ -88,8 +88,9 @@ impl Shared {
         Ok(record)
     }
 
-    /// Validates and records a start: the component defines the workflow, the input is JSON,
-    /// the instance and queue exist. Nothing is written when a check fails. A start without a
+    /// Validates and records a start: the id (if chosen) follows the rule, the component
+    /// defines the workflow, the input is JSON, the instance and queue exist. Nothing is
+    /// written when a check fails. A start without a
     /// queue has its first execution begun in the same commit when `begin` is true.
     pub(crate) async fn submit(
         &self,
@@ -97,6 +98,9 @@ impl Shared {
         request: StartRequest,
         begin: bool,
     ) -> Result<Inserted, RuntimeError> {
+        if let Some(id) = &request.id {
+            validate_workflow_id(id)?;
+        }
         if !component.has_workflow(&request.workflow) {
             return Err(RuntimeError::UnknownWorkflow {
                 name: request.workflow,
