@@ -127,3 +127,25 @@ async fn a_parent_awaiting_a_thousand_children_ends_with_a_pool_of_eight() {
     let log = server.log();
     assert!(!log.contains("could not be driven"), "{log}");
 }
+
+/// Waking a parked workflow replays its code up to the wait; what that code logged the first
+/// time is not printed again at its level.
+#[test]
+fn a_parked_workflows_logs_print_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = std::process::Command::new(common::reprise_bin())
+        .arg("run")
+        .arg(guest("fib"))
+        .args(["fib_slow", "[5, 80]", "--database"])
+        .arg(dir.path().join("logs.db"))
+        .env("REPRISE_CACHE_DIR", dir.path().join("cache"))
+        .env("RUST_LOG", "guest=info")
+        .output()
+        .expect("reprise run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for (i, value) in [(1, 1), (2, 1), (3, 2), (4, 3), (5, 5)] {
+        let line = format!("fib({i}) = {value}");
+        assert_eq!(stderr.matches(&line).count(), 1, "{line}:\n{stderr}");
+    }
+}

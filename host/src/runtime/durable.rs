@@ -229,6 +229,15 @@ impl durable::Host for HostState {
     async fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
         let workflow_id = self.workflow_id();
         let message = capped_log_message(&message);
+        // Workflow code between recorded positions logged when it first ran; replaying it
+        // (after a recovery, or each time a parked workflow wakes) would print every line
+        // again, looking like re-run steps. Kept at debug level, marked.
+        let replayed = matches!(&self.role, Role::Workflow(ctx)
+            if ctx.pending().is_none() && ctx.history.replaying());
+        if replayed {
+            tracing::debug!(target: "guest", %workflow_id, replayed = true, "{message}");
+            return Ok(());
+        }
         match level {
             LogLevel::Trace => tracing::trace!(target: "guest", %workflow_id, "{message}"),
             LogLevel::Debug => tracing::debug!(target: "guest", %workflow_id, "{message}"),

@@ -51,6 +51,12 @@ impl History {
         }
     }
 
+    /// Whether recorded positions lie ahead: the workflow code running now already ran, in an
+    /// earlier execution or before the workflow parked.
+    pub fn replaying(&self) -> bool {
+        !self.recorded.is_empty()
+    }
+
     /// Claims the next position for a durable call named `name`.
     pub fn claim(&mut self, name: &str) -> Result<Position, NonDeterminism> {
         let function_id = self.next;
@@ -91,6 +97,16 @@ mod tests {
         assert!(matches!(history.claim("a"), Ok(Position::Replay(s)) if s.name == "a"));
         assert!(matches!(history.claim("b"), Ok(Position::Replay(s)) if s.function_id == 1));
         assert!(matches!(history.claim("c"), Ok(Position::Execute(2))));
+    }
+
+    #[test]
+    fn replaying_lasts_while_recorded_positions_lie_ahead() {
+        let mut history = History::new("wf", vec![step(0, "a"), step(1, "b")]);
+        assert!(history.replaying());
+        history.claim("a").expect("replay");
+        assert!(history.replaying());
+        history.claim("b").expect("replay");
+        assert!(!history.replaying(), "past the last recorded position, code runs anew");
     }
 
     #[test]
