@@ -14,7 +14,7 @@
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
@@ -115,6 +115,17 @@ fn analyze(func: &ItemFn, what: &str) -> syn::Result<Signature> {
                 ));
             }
             FnArg::Typed(pt) => {
+                if let Some(borrow) = first_borrow(pt.ty.to_token_stream()) {
+                    return Err(syn::Error::new(
+                        borrow.span(),
+                        format!(
+                            "a {what}'s arguments are owned values: they are decoded from JSON \
+                             (recorded, replayed, or sent to a fresh instance), so they cannot \
+                             borrow; use `String` instead of `&str`, `Vec<T>` instead of `&[T]`, \
+                             `T` instead of `&T`"
+                        ),
+                    ));
+                }
                 let name = match &*pt.pat {
                     Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none() => p.ident.clone(),
                     _ => format_ident!("__reprise_arg{}", i),
@@ -136,6 +147,15 @@ fn analyze(func: &ItemFn, what: &str) -> syn::Result<Signature> {
         types,
         output,
         fallible,
+    })
+}
+
+/// The first `&` in a type's tokens, nested ones included (`Vec<&str>`, `Option<&T>`).
+fn first_borrow(tokens: TokenStream2) -> Option<proc_macro2::Punct> {
+    tokens.into_iter().find_map(|tree| match tree {
+        proc_macro2::TokenTree::Punct(punct) if punct.as_char() == '&' => Some(punct),
+        proc_macro2::TokenTree::Group(group) => first_borrow(group.stream()),
+        _ => None,
     })
 }
 
@@ -562,5 +582,38 @@ fn expand_export(lists: ExportLists) -> TokenStream2 {
                 #component with_types_in ::reprise_guest::__bindings
             );
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(func: ItemFn) -> String {
+        match analyze(&func, "step") {
+            Ok(_) => String::new(),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_borrowed_argument_is_refused_naming_the_owned_form() {
+        for func in [
+            syn::parse_quote! { fn f(name: &str) -> u32 { 0 } },
+            syn::parse_quote! { fn f(names: Vec<&str>) {} },
+            syn::parse_quote! { fn f(n: u32, item: Option<&'static Item>) {} },
+        ] {
+            let message = error_of(func);
+            assert!(
+                message.contains("arguments are owned values") && message.contains("use `String` instead of `&str`"),
+                "{message:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn owned_arguments_are_accepted() {
+        let func: ItemFn = syn::parse_quote! { fn f(name: String, ids: Vec<u64>) -> u32 { 0 } };
+        assert!(analyze(&func, "step").is_ok());
     }
 }
