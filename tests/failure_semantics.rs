@@ -300,3 +300,18 @@ async fn run_with_the_id_of_a_pending_workflow_resumes_it() {
     assert_eq!(done.executions, 1);
     assert_eq!(h.executions_of("resume-me", "fib_step"), 12);
 }
+
+/// An isolated step missing from `export!` cannot run in a fresh instance, however often it is
+/// tried: the workflow ends ERROR at once, naming the fix, instead of retrying it pointlessly.
+#[tokio::test]
+async fn an_isolated_step_missing_from_export_fails_at_once_naming_the_fix() {
+    let mut harness = Harness::new(options(10)).await;
+    let record = harness.run("chaos", "calls_unlisted", "null").await;
+    assert_eq!(record.status, WorkflowStatus::Error);
+    let error = record.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("isolated step \"unlisted\" is not listed in the component's export!"),
+        "{error}"
+    );
+    assert_eq!(harness.executions_of(&record.id, "unlisted"), 1, "not retried");
+}

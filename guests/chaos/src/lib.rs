@@ -195,6 +195,18 @@ fn chain(steps: u32, n: u64) -> Result<u64, String> {
     Ok(total)
 }
 
+/// An isolated step deliberately left out of `export!`: a fresh instance cannot find it.
+#[step(isolated, max_attempts = 5, interval_ms = 10)]
+fn unlisted() -> Result<u32, String> {
+    Ok(1)
+}
+
+/// Calls the isolated step that `export!` does not list.
+#[workflow]
+fn calls_unlisted() -> Result<u32, String> {
+    Ok(unlisted()?)
+}
+
 /// Blocks the instance for `ms` milliseconds inside a step, as a blocking client would.
 #[step(retries = false)]
 fn block(ms: u64) -> Result<u64, String> {
@@ -223,6 +235,7 @@ reprise_guest::export!(
         entropy,
         blocked,
         chain,
+        calls_unlisted,
     ],
     steps = [first, second, draw_in_step, draw_isolated, block, burn],
 );

@@ -24,6 +24,7 @@ use crate::runtime::host::WorkflowHost;
 use crate::runtime::instance::LoadedComponent;
 use crate::runtime::isolated;
 use crate::runtime::options::StartRequest;
+use crate::runtime::abort::ProtocolViolation;
 use crate::runtime::park::Parking;
 use crate::runtime::recovery::{self, Verdict};
 use crate::runtime::shared::Shared;
@@ -377,7 +378,7 @@ impl WorkflowHost for ExecutionHost {
         name: &str,
         input: Vec<u8>,
         attempt: AttemptInfo,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Result<Vec<u8>, String>, ProtocolViolation> {
         let seed = format!("{}#{function_id}", self.info.id);
         let _place = self.shared.slots.isolated().await;
         let instance = isolated::Instance {

@@ -172,7 +172,9 @@ impl durable::Host for HostState {
             )));
         };
         let (host, function_id) = (ctx.host.clone(), pending.function_id);
-        Ok(host.run_isolated(function_id, &name, input, attempt).await)
+        host.run_isolated(function_id, &name, input, attempt)
+            .await
+            .map_err(wasmtime::Error::new)
     }
 
     async fn sleep(&mut self, duration_ms: u64) -> wasmtime::Result<()> {

@@ -78,8 +78,8 @@ impl WorkflowHost for FakeHost {
         name: &str,
         _input: Vec<u8>,
         _attempt: AttemptInfo,
-    ) -> Result<Vec<u8>, String> {
-        Err(format!("no isolated {name} here"))
+    ) -> Result<Result<Vec<u8>, String>, ProtocolViolation> {
+        Ok(Err(format!("no isolated {name} here")))
     }
 
     fn metrics(&self) -> &Metrics {

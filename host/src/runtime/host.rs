@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::bindings::AttemptInfo;
 use crate::metrics::Metrics;
+use crate::runtime::abort::ProtocolViolation;
 use crate::runtime::completion::Waited;
 use crate::runtime::events::EventSink;
 use crate::runtime::options::StartRequest;
@@ -26,14 +27,16 @@ pub(crate) trait WorkflowHost: Send + Sync {
     ) -> Result<Result<String, String>, StoreError>;
     /// Waits until a workflow ends, or `timeout` passes (`Waited::TimedOut`).
     async fn wait_for(&self, id: &str, timeout: Duration) -> Result<Waited, StoreError>;
-    /// Runs one attempt of an isolated step in a fresh instance of this component.
+    /// Runs one attempt of an isolated step in a fresh instance of this component: its output
+    /// or its error, or a [`ProtocolViolation`] when no attempt could ever succeed (the step
+    /// is missing from the component's exports).
     async fn run_isolated(
         &self,
         function_id: u32,
         name: &str,
         input: Vec<u8>,
         attempt: AttemptInfo,
-    ) -> Result<Vec<u8>, String>;
+    ) -> Result<Result<Vec<u8>, String>, ProtocolViolation>;
     /// Counters for `/metrics`.
     fn metrics(&self) -> &Metrics;
     /// Observers of what the execution does.

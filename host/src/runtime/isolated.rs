@@ -5,6 +5,7 @@
 use crate::bindings::{AttemptInfo, StepError, WorkflowInfo};
 use crate::engine::EngineError;
 use crate::limits::{InstanceLimits, classify};
+use crate::runtime::abort::ProtocolViolation;
 use crate::runtime::events::RuntimeEvent;
 use crate::runtime::instance::{HostState, LoadedComponent, Role};
 use crate::runtime::shared::Shared;
@@ -21,13 +22,14 @@ pub(crate) struct Instance<'a> {
 }
 
 impl Instance<'_> {
-    /// Runs the attempt; every way it can fail is the step's error message.
+    /// Runs the attempt; every way it can fail is the step's error message, except a step the
+    /// component does not export, which no attempt can fix: that stops the workflow.
     pub(crate) async fn run_attempt(
         &self,
         name: &str,
         input: Vec<u8>,
         attempt: AttemptInfo,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Result<Vec<u8>, String>, ProtocolViolation> {
         let host = self;
         let engine = &host.shared.engine;
         let state = HostState::new(
@@ -43,18 +45,22 @@ impl Instance<'_> {
             let guest = engine.instantiate(host.component, &mut store).await?;
             Ok::<_, EngineError>((store, guest))
         };
-        let (mut store, guest) = started
-            .await
-            .map_err(|err| format!("isolated step {name:?} could not start: {err}"))?;
-        match guest.call_run_step(&mut store, name, &input, attempt).await {
+        let (mut store, guest) = match started.await {
+            Ok(started) => started,
+            Err(err) => return Ok(Err(format!("isolated step {name:?} could not start: {err}"))),
+        };
+        Ok(match guest.call_run_step(&mut store, name, &input, attempt).await {
             Ok(Ok(output)) => Ok(output),
             Ok(Err(StepError::Failed(message))) => Err(message),
             Ok(Err(StepError::InvalidInput(message))) => {
                 Err(format!("invalid input for step {name:?}: {message}"))
             }
-            Ok(Err(StepError::UnknownStep(_))) => Err(format!(
-                "isolated step {name:?} is not listed in the component's export! steps"
-            )),
+            Ok(Err(StepError::UnknownStep(_))) => {
+                return Err(ProtocolViolation(format!(
+                    "isolated step {name:?} is not listed in the component's export! steps: a \
+                     fresh instance cannot find it; add it to export!(steps = [...])"
+                )));
+            }
             Err(err) => {
                 let trap = classify(&err, store.data().panic_message.as_deref());
                 host.shared.metrics.isolated_trapped(trap.class);
@@ -67,6 +73,6 @@ impl Instance<'_> {
                     });
                 Err(format!("isolated step {name:?} trapped: {trap}"))
             }
-        }
+        })
     }
 }
