@@ -110,8 +110,12 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let _ = dispatcher.await;
     }
     let drained = runtime.drain(config.server.grace_period).await;
+    let parked = runtime.instance_usage().parked;
     if drained {
-        tracing::info!("all running workflows finished");
+        tracing::info!(
+            parked,
+            "all running workflows finished; parked ones stay PENDING and resume at the next start"
+        );
     } else {
         tracing::warn!(
             in_flight = runtime.in_flight(),
