@@ -105,7 +105,10 @@ fn run_limited(db: &Path, cache: &Path, id: &str, limit: Option<u64>) -> std::pr
     let mut command = match limit {
         Some(bytes) => {
             let mut prlimit = Command::new("prlimit");
-            prlimit.arg(format!("--fsize={bytes}")).arg("--").arg(reprise_bin());
+            prlimit
+                .arg(format!("--fsize={bytes}"))
+                .arg("--")
+                .arg(reprise_bin());
             prlimit
         }
         None => Command::new(reprise_bin()),

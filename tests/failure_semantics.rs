@@ -313,5 +313,9 @@ async fn an_isolated_step_missing_from_export_fails_at_once_naming_the_fix() {
         error.contains("isolated step \"unlisted\" is not listed in the component's export!"),
         "{error}"
     );
-    assert_eq!(harness.executions_of(&record.id, "unlisted"), 1, "not retried");
+    assert_eq!(
+        harness.executions_of(&record.id, "unlisted"),
+        1,
+        "not retried"
+    );
 }

@@ -54,7 +54,10 @@ async fn result(http: &reqwest::Client, server: &Server, id: &str) -> Value {
             "workflow {id} did not end in two minutes"
         );
         let response = http
-            .get(format!("{}/workflows/{id}/result?timeout_ms=30000", server.url))
+            .get(format!(
+                "{}/workflows/{id}/result?timeout_ms=30000",
+                server.url
+            ))
             .bearer_auth("secret")
             .send()
             .await
@@ -107,7 +110,12 @@ async fn five_thousand_sleeping_workflows_all_end_with_a_pool_of_sixteen() {
         .iter()
         .filter(|view| view["status"] != "SUCCESS")
         .collect();
-    assert!(failed.is_empty(), "{} did not succeed: {:?}", failed.len(), &failed[..failed.len().min(3)]);
+    assert!(
+        failed.is_empty(),
+        "{} did not succeed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
     let log = server.log();
     assert!(!log.contains("could not be driven"), "{log}");
     let after = health(&http, &server).await;
@@ -120,7 +128,12 @@ async fn a_parent_awaiting_a_thousand_children_ends_with_a_pool_of_eight() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = start(dir.path(), 8);
     let http = reqwest::Client::new();
-    let id = post(&http, &server, json!({"workflow": "fan_out", "input": 1000})).await;
+    let id = post(
+        &http,
+        &server,
+        json!({"workflow": "fan_out", "input": 1000}),
+    )
+    .await;
     let view = result(&http, &server, &id).await;
     assert_eq!(view["status"], "SUCCESS", "{view}");
     assert_eq!(view["output"], 1000, "{view}");

@@ -97,7 +97,14 @@ async fn a_pausing_policy_pauses_and_the_cli_resumes_with_a_bigger_limit() {
     let db = harness.db_path();
 
     let resumed = Command::new(reprise_bin())
-        .args(["workflow", "resume", &record.id, "--memory-limit", "64MiB", "--json"])
+        .args([
+            "workflow",
+            "resume",
+            &record.id,
+            "--memory-limit",
+            "64MiB",
+            "--json",
+        ])
         .arg("--database")
         .arg(&db)
         .output()
@@ -150,7 +157,10 @@ then = "pause"
     let id = started["id"].as_str().expect("id").to_owned();
     // `/result` does not count a pause as an end: it answers 202 with the PAUSED view.
     let response = http
-        .get(format!("{}/workflows/{id}/result?timeout_ms=3000", server.url))
+        .get(format!(
+            "{}/workflows/{id}/result?timeout_ms=3000",
+            server.url
+        ))
         .bearer_auth("secret")
         .send()
         .await
@@ -184,7 +194,10 @@ then = "pause"
     assert_eq!(refused.status().as_u16(), 400);
     let body: Value = refused.json().await.expect("json");
     assert!(
-        body["error"].as_str().unwrap_or_default().contains("more than this host's instances may have"),
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("more than this host's instances may have"),
         "{body}"
     );
 
@@ -197,7 +210,10 @@ then = "pause"
         .expect("resume");
     assert_eq!(resumed.status().as_u16(), 200);
     let done: Value = http
-        .get(format!("{}/workflows/{id}/result?timeout_ms=30000", server.url))
+        .get(format!(
+            "{}/workflows/{id}/result?timeout_ms=30000",
+            server.url
+        ))
         .bearer_auth("secret")
         .send()
         .await

@@ -589,19 +589,36 @@ mod tests {
         assert_eq!(oom.grow_memory.map(|g| g.max_bytes), Some(256 << 20));
         assert_eq!(policies[&TrapClass::CpuLimit].then, AtEnd::Fail);
         assert!(options.instances["memhog"].trap_policies.is_empty());
-        assert_eq!(options.max_memory_bytes(), 256 << 20, "the pool fits the cap");
+        assert_eq!(
+            options.max_memory_bytes(),
+            256 << 20,
+            "the pool fits the cap"
+        );
     }
 
     #[test]
     fn nonsensical_trap_policies_are_refused_naming_the_key() {
         for (policy, expected) in [
-            ("[instances.i.traps.panic]\ngrow_memory = { factor = 2.0, max = \"1GiB\" }", "out_of_memory only"),
-            ("[instances.i.traps.out_of_memory]\ngrow_memory = { factor = 1.0, max = \"1GiB\" }", "more than 1"),
-            ("[instances.i.traps.out_of_memory]\ngrow_memory = { factor = 2.0, max = \"1MiB\" }", "must be more than the memory limit"),
-            ("[instances.i.traps.out_of_memry]\nmax_recoveries = 1", "out_of_memry"),
+            (
+                "[instances.i.traps.panic]\ngrow_memory = { factor = 2.0, max = \"1GiB\" }",
+                "out_of_memory only",
+            ),
+            (
+                "[instances.i.traps.out_of_memory]\ngrow_memory = { factor = 1.0, max = \"1GiB\" }",
+                "more than 1",
+            ),
+            (
+                "[instances.i.traps.out_of_memory]\ngrow_memory = { factor = 2.0, max = \"1MiB\" }",
+                "must be more than the memory limit",
+            ),
+            (
+                "[instances.i.traps.out_of_memry]\nmax_recoveries = 1",
+                "out_of_memry",
+            ),
             ("[instances.i.traps.panic]\nthen = \"retry\"", "retry"),
         ] {
-            let text = format!("[components]\nm = \"m.wasm\"\n[instances.i]\ncomponent = \"m\"\n{policy}");
+            let text =
+                format!("[components]\nm = \"m.wasm\"\n[instances.i]\ncomponent = \"m\"\n{policy}");
             let err = load(&text).expect_err(policy).to_string();
             assert!(err.contains(expected), "{policy}: {err}");
         }

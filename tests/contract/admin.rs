@@ -306,7 +306,10 @@ pub async fn trap_runs_memory_limits_and_pauses_are_kept(store: &dyn Store) {
     let read = |id: &'static str| async move {
         store.get_workflow(id).await.expect("read").expect("exists")
     };
-    store.record_trap("wf", &trap("out_of_memory", "a")).await.expect("trap");
+    store
+        .record_trap("wf", &trap("out_of_memory", "a"))
+        .await
+        .expect("trap");
     let grown = reprise::store::TrapRecord {
         memory_limit: Some(32 << 20),
         ..trap("out_of_memory", "b")
@@ -316,7 +319,10 @@ pub async fn trap_runs_memory_limits_and_pauses_are_kept(store: &dyn Store) {
     assert_eq!((record.traps, record.trap_streak), (2, 2));
     assert_eq!(record.memory_limit, Some(32 << 20));
     // Another class starts a new run; a trap without a new limit keeps the grown one.
-    store.record_trap("wf", &trap("panic", "c")).await.expect("trap");
+    store
+        .record_trap("wf", &trap("panic", "c"))
+        .await
+        .expect("trap");
     let record = read("wf").await;
     assert_eq!((record.traps, record.trap_streak), (3, 1));
     assert_eq!(record.memory_limit, Some(32 << 20));
@@ -327,7 +333,13 @@ pub async fn trap_runs_memory_limits_and_pauses_are_kept(store: &dyn Store) {
         .await
         .expect("pause");
     assert_eq!(paused.status, WorkflowStatus::Paused);
-    assert!(store.pending_workflows("exec-a").await.expect("pending").is_empty());
+    assert!(
+        store
+            .pending_workflows("exec-a")
+            .await
+            .expect("pending")
+            .is_empty()
+    );
     let resumed = store
         .resume_workflow("wf", "exec-b", Some(64 << 20))
         .await

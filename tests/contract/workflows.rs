@@ -546,7 +546,10 @@ pub async fn lifecycle_rules_hold_end_to_end(store: &dyn Store) {
         store.fork_workflow("ghost", "w3", 1).await,
         Err(StoreError::UnknownWorkflow(_))
     ));
-    let resumed = store.resume_workflow("w", "exec-9", None).await.expect("resume");
+    let resumed = store
+        .resume_workflow("w", "exec-9", None)
+        .await
+        .expect("resume");
     assert_eq!(
         (resumed.status, resumed.executions, resumed.error),
         (WorkflowStatus::Pending, 0, None)

@@ -605,7 +605,8 @@ mod tests {
         ] {
             let message = error_of(func);
             assert!(
-                message.contains("arguments are owned values") && message.contains("use `String` instead of `&str`"),
+                message.contains("arguments are owned values")
+                    && message.contains("use `String` instead of `&str`"),
                 "{message:?}"
             );
         }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bindings::{AttemptInfo, WorkflowInfo};
 use crate::limits::InstanceLimits;
 use crate::metrics::Metrics;
+use crate::runtime::abort::ProtocolViolation;
 use crate::runtime::completion::Waited;
 use crate::runtime::context::WorkflowContext;
 use crate::runtime::error::RuntimeError;
@@ -24,7 +25,6 @@ use crate::runtime::host::WorkflowHost;
 use crate::runtime::instance::LoadedComponent;
 use crate::runtime::isolated;
 use crate::runtime::options::StartRequest;
-use crate::runtime::abort::ProtocolViolation;
 use crate::runtime::park::Parking;
 use crate::runtime::recovery::{self, Verdict};
 use crate::runtime::shared::Shared;
@@ -131,8 +131,7 @@ pub(crate) async fn drive_until_parked(
             execution,
         });
         let cancel = shared.running.register(&id);
-        let ended = match execution_context(shared, &component, &workflow, steps, cancel.clone())
-        {
+        let ended = match execution_context(shared, &component, &workflow, steps, cancel.clone()) {
             Ok(context) => execute(&shared.engine, &component, &workflow, context).await,
             Err(err) => Err(err.into()),
         };
@@ -154,7 +153,8 @@ pub(crate) async fn drive_until_parked(
                 let limit = workflow
                     .memory_limit
                     .unwrap_or(instance.limits.memory_bytes);
-                let grown = recovery::grown_memory_limit(trap.class, limit, &instance.trap_policies);
+                let grown =
+                    recovery::grown_memory_limit(trap.class, limit, &instance.trap_policies);
                 let record = TrapRecord {
                     class: trap.class.as_str(),
                     message: &trap.message,
@@ -166,7 +166,11 @@ pub(crate) async fn drive_until_parked(
                     workflow.memory_limit = Some(bytes);
                 }
                 let same_class = workflow.trap_class.as_deref() == Some(trap.class.as_str());
-                workflow.trap_streak = if same_class { workflow.trap_streak + 1 } else { 1 };
+                workflow.trap_streak = if same_class {
+                    workflow.trap_streak + 1
+                } else {
+                    1
+                };
                 shared.metrics.trapped(trap.class);
                 shared.events.emit(|| RuntimeEvent::ExecutionTrapped {
                     workflow_id: id.clone(),

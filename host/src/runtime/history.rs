@@ -106,7 +106,10 @@ mod tests {
         history.claim("a").expect("replay");
         assert!(history.replaying());
         history.claim("b").expect("replay");
-        assert!(!history.replaying(), "past the last recorded position, code runs anew");
+        assert!(
+            !history.replaying(),
+            "past the last recorded position, code runs anew"
+        );
     }
 
     #[test]

@@ -47,32 +47,38 @@ impl Instance<'_> {
         };
         let (mut store, guest) = match started.await {
             Ok(started) => started,
-            Err(err) => return Ok(Err(format!("isolated step {name:?} could not start: {err}"))),
-        };
-        Ok(match guest.call_run_step(&mut store, name, &input, attempt).await {
-            Ok(Ok(output)) => Ok(output),
-            Ok(Err(StepError::Failed(message))) => Err(message),
-            Ok(Err(StepError::InvalidInput(message))) => {
-                Err(format!("invalid input for step {name:?}: {message}"))
-            }
-            Ok(Err(StepError::UnknownStep(_))) => {
-                return Err(ProtocolViolation(format!(
-                    "isolated step {name:?} is not listed in the component's export! steps: a \
-                     fresh instance cannot find it; add it to export!(steps = [...])"
+            Err(err) => {
+                return Ok(Err(format!(
+                    "isolated step {name:?} could not start: {err}"
                 )));
             }
-            Err(err) => {
-                let trap = classify(&err, store.data().panic_message.as_deref());
-                host.shared.metrics.isolated_trapped(trap.class);
-                host.shared
-                    .events
-                    .emit(|| RuntimeEvent::IsolatedStepTrapped {
-                        workflow_id: host.info.id.clone(),
-                        name: name.to_string(),
-                        class: trap.class,
-                    });
-                Err(format!("isolated step {name:?} trapped: {trap}"))
-            }
-        })
+        };
+        Ok(
+            match guest.call_run_step(&mut store, name, &input, attempt).await {
+                Ok(Ok(output)) => Ok(output),
+                Ok(Err(StepError::Failed(message))) => Err(message),
+                Ok(Err(StepError::InvalidInput(message))) => {
+                    Err(format!("invalid input for step {name:?}: {message}"))
+                }
+                Ok(Err(StepError::UnknownStep(_))) => {
+                    return Err(ProtocolViolation(format!(
+                        "isolated step {name:?} is not listed in the component's export! steps: a \
+                     fresh instance cannot find it; add it to export!(steps = [...])"
+                    )));
+                }
+                Err(err) => {
+                    let trap = classify(&err, store.data().panic_message.as_deref());
+                    host.shared.metrics.isolated_trapped(trap.class);
+                    host.shared
+                        .events
+                        .emit(|| RuntimeEvent::IsolatedStepTrapped {
+                            workflow_id: host.info.id.clone(),
+                            name: name.to_string(),
+                            class: trap.class,
+                        });
+                    Err(format!("isolated step {name:?} trapped: {trap}"))
+                }
+            },
+        )
     }
 }

@@ -168,11 +168,17 @@ mod tests {
     #[test]
     fn without_a_policy_the_overall_bound_fails_the_workflow() {
         let defaults = TrapPolicies::new();
-        assert_eq!(verdict(&trapped("cpu_limit", 100, 100), &defaults), Verdict::Recover);
+        assert_eq!(
+            verdict(&trapped("cpu_limit", 100, 100), &defaults),
+            Verdict::Recover
+        );
         let Verdict::Fail(message) = verdict(&trapped("cpu_limit", 101, 101), &defaults) else {
             panic!("expected a failure");
         };
-        assert!(message.contains("exceeded 100 recovery attempts"), "{message}");
+        assert!(
+            message.contains("exceeded 100 recovery attempts"),
+            "{message}"
+        );
         assert!(message.contains("cpu_limit — boom"), "{message}");
     }
 
@@ -183,14 +189,20 @@ mod tests {
             ..TrapPolicy::default()
         };
         let instance = with_policy(TrapClass::CpuLimit, policy);
-        assert_eq!(verdict(&trapped("cpu_limit", 9, 2), &instance), Verdict::Recover);
+        assert_eq!(
+            verdict(&trapped("cpu_limit", 9, 2), &instance),
+            Verdict::Recover
+        );
         let Verdict::Fail(message) = verdict(&trapped("cpu_limit", 9, 3), &instance) else {
             panic!("expected a failure");
         };
         assert!(message.contains("cpu_limit 3 times in a row"), "{message}");
         assert!(message.contains("more than the 2 recoveries"), "{message}");
         // Another class's run is not bound by it.
-        assert_eq!(verdict(&trapped("panic", 9, 3), &instance), Verdict::Recover);
+        assert_eq!(
+            verdict(&trapped("panic", 9, 3), &instance),
+            Verdict::Recover
+        );
     }
 
     #[test]
@@ -204,7 +216,10 @@ mod tests {
         let Verdict::Pause(message) = verdict(&trapped("out_of_memory", 2, 2), &instance) else {
             panic!("expected a pause");
         };
-        assert!(message.contains("reprise workflow resume w --memory-limit"), "{message}");
+        assert!(
+            message.contains("reprise workflow resume w --memory-limit"),
+            "{message}"
+        );
         let no_bound = with_policy(
             TrapClass::OutOfMemory,
             TrapPolicy {
@@ -231,7 +246,9 @@ mod tests {
         );
         assert_eq!(verdict(&workflow, &instance), Verdict::Recover);
         workflow.executions += 1;
-        assert!(matches!(verdict(&workflow, &instance), Verdict::Fail(m) if m.contains("1001 host crashes")));
+        assert!(
+            matches!(verdict(&workflow, &instance), Verdict::Fail(m) if m.contains("1001 host crashes"))
+        );
     }
 
     #[test]

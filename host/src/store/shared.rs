@@ -430,7 +430,10 @@ where
         .bind(trap.message)
         .bind(now_ms())
         .bind(workflow_id)
-        .bind(trap.memory_limit.map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX)))
+        .bind(
+            trap.memory_limit
+                .map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX)),
+        )
         .fetch_all(conn)
         .await
         .map(first)?;

@@ -32,11 +32,7 @@ impl FileIdentity {
             (Some(metadata), Some(id)) => inode(metadata) == Some(id),
             (Some(_), None) => true,
         };
-        if same {
-            Ok(())
-        } else {
-            Err(&self.path)
-        }
+        if same { Ok(()) } else { Err(&self.path) }
     }
 }
 

@@ -39,8 +39,7 @@ use super::rows::{Columns, get};
 use super::shared::{Dialect, StepRow};
 use super::{
     Inserted, NewWorkflow, QueueClaim, QueueDepth, StepRecord, Store, StoreError, TrapRecord,
-    WorkflowEnd,
-    WorkflowFilter, WorkflowRecord, WorkflowStatus,
+    WorkflowEnd, WorkflowFilter, WorkflowRecord, WorkflowStatus,
 };
 use request::{Reply, Request};
 use writer::Writer;

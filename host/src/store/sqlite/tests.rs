@@ -132,8 +132,22 @@ async fn mixed_requests_in_one_batch_each_get_their_own_answer() {
         store.begin_execution("new", "exec-b"),
         store.record_step(&new_step),
         store.record_step(&stray_step),
-        store.record_trap("old", &TrapRecord { class: "panic", message: "boom", memory_limit: None }),
-        store.record_trap("ghost", &TrapRecord { class: "panic", message: "boom", memory_limit: None }),
+        store.record_trap(
+            "old",
+            &TrapRecord {
+                class: "panic",
+                message: "boom",
+                memory_limit: None
+            }
+        ),
+        store.record_trap(
+            "ghost",
+            &TrapRecord {
+                class: "panic",
+                message: "boom",
+                memory_limit: None
+            }
+        ),
         store.finish_workflow("new", &end),
     );
     assert_eq!(

@@ -244,4 +244,3 @@ async fn write_alone(
     outcome.send();
     usable
 }
-
