@@ -15,7 +15,7 @@ use crate::bindings::{AttemptInfo, WorkflowInfo};
 use crate::limits::InstanceLimits;
 use crate::metrics::Metrics;
 use crate::runtime::abort::ProtocolViolation;
-use crate::runtime::completion::Waited;
+use crate::runtime::completion::{POLL_INTERVAL, Waited};
 use crate::runtime::context::WorkflowContext;
 use crate::runtime::error::RuntimeError;
 use crate::runtime::events::{EventSink, RuntimeEvent};
@@ -69,11 +69,7 @@ pub(crate) async fn drive(
     loop {
         match drive_until_parked(shared, begin).await? {
             Driven::Ended(record) => return Ok(*record),
-            Driven::Parked(parking) => {
-                parking.wait(shared).await;
-                shared.running.unregister(&parking.id);
-                begin = Begin::Unpark(parking.id);
-            }
+            Driven::Parked(parking) => begin = Begin::Unpark(parking.wait(shared).await),
         }
     }
 }
@@ -136,11 +132,11 @@ pub(crate) async fn drive_until_parked(
             Err(err) => Err(err.into()),
         };
         drop(place);
-        let ended = ended.inspect_err(|_| shared.running.unregister(&id))?;
-        if !matches!(ended, ExecutionEnd::Parked(_)) {
+        // A parked workflow stays registered, so a cancel reaches it while it waits.
+        if !matches!(ended, Ok(ExecutionEnd::Parked(_))) {
             shared.running.unregister(&id);
         }
-        match ended {
+        match ended? {
             ExecutionEnd::Parked(wake) => {
                 tracing::debug!(workflow_id = %id, execution, %wake, "workflow parked");
                 return Ok(Driven::Parked(Parking { id, wake, cancel }));
@@ -163,23 +159,15 @@ pub(crate) async fn drive_until_parked(
                 shared.store.record_trap(&id, &record).await?;
                 if let Some(bytes) = grown {
                     tracing::info!(workflow_id = %id, memory_limit = bytes, "trap policy grew the memory limit");
-                    workflow.memory_limit = Some(bytes);
                 }
-                let same_class = workflow.trap_class.as_deref() == Some(trap.class.as_str());
-                workflow.trap_streak = if same_class {
-                    workflow.trap_streak + 1
-                } else {
-                    1
-                };
                 shared.metrics.trapped(trap.class);
                 shared.events.emit(|| RuntimeEvent::ExecutionTrapped {
                     workflow_id: id.clone(),
                     execution,
                     class: trap.class,
                 });
-                workflow.traps += 1;
-                workflow.trap_class = Some(trap.class.as_str().to_string());
-                workflow.trap_message = Some(trap.message);
+                // The counts the next verdict needs, as the store computed them.
+                workflow = shared.workflow(&id).await?;
             }
         }
     }
@@ -290,9 +278,8 @@ pub(crate) fn spawn_with<G: Send + 'static>(shared: &Arc<Shared>, begin: Begin, 
             // it and `guard`.
             Ok(Driven::Parked(parking)) => {
                 tokio::spawn(async move {
-                    parking.wait(&task_shared).await;
-                    task_shared.running.unregister(&parking.id);
-                    spawn_with(&task_shared, Begin::Unpark(parking.id), guard);
+                    let id = parking.wait(&task_shared).await;
+                    spawn_with(&task_shared, Begin::Unpark(id), guard);
                 });
             }
             Err(err) => {
@@ -373,7 +360,9 @@ impl WorkflowHost for ExecutionHost {
     }
 
     async fn wait_for(&self, id: &str, timeout: Duration) -> Result<Waited, StoreError> {
-        self.shared.wait_ended(id, Some(timeout)).await
+        self.shared
+            .wait_ended(id, Some(timeout), POLL_INTERVAL)
+            .await
     }
 
     async fn run_isolated(

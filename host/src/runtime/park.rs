@@ -63,17 +63,20 @@ pub(crate) struct Parking {
 
 impl Parking {
     /// Waits until the wake condition holds or the workflow is cancelled, counted as parked
-    /// meanwhile. The resumed execution finds out which from the database.
-    pub(crate) async fn wait(&self, shared: &Arc<Shared>) {
+    /// meanwhile, then unregisters it; returns its id, to resume it by. The resumed execution
+    /// finds out from the database which it was.
+    pub(crate) async fn wait(self, shared: &Arc<Shared>) -> String {
         shared.slots.parked.fetch_add(1, Ordering::Relaxed);
         tokio::select! {
             _ = self.wake_condition(shared) => {}
             _ = self.cancel.cancelled() => {}
         }
         shared.slots.parked.fetch_sub(1, Ordering::Relaxed);
+        shared.running.unregister(&self.id);
         shared.events.emit(|| RuntimeEvent::Unparked {
             workflow_id: self.id.clone(),
         });
+        self.id
     }
 
     async fn wake_condition(&self, shared: &Shared) {
@@ -83,22 +86,9 @@ impl Parking {
                 tokio::time::sleep(Duration::from_millis(remaining)).await;
             }
             Wake::Child(child) => {
-                let mut poll = Duration::from_millis(100);
-                loop {
-                    // Registered before the read, so an end in between still wakes us.
-                    let ended_here = shared.completions.register(child);
-                    match shared.store.get_workflow(child).await {
-                        Ok(Some(record)) if !record.status.is_terminal() => {}
-                        // Ended, unknown, or unreadable: the resumed execution's own wait
-                        // sees which and says so.
-                        _ => return,
-                    }
-                    tokio::select! {
-                        _ = ended_here => {}
-                        _ = tokio::time::sleep(poll) => {}
-                    }
-                    poll = (poll * 2).min(MAX_CHILD_POLL);
-                }
+                // However it comes out (ended, unknown, unreadable), the resumed execution's
+                // own wait sees which and says so.
+                let _ = shared.wait_ended(child, None, MAX_CHILD_POLL).await;
             }
         }
     }

@@ -171,20 +171,27 @@ impl Shared {
         id: &str,
         timeout: Option<Duration>,
     ) -> Result<Option<WorkflowRecord>, RuntimeError> {
-        match self.wait_ended(id, timeout).await? {
+        match self
+            .wait_ended(id, timeout, completion::POLL_INTERVAL)
+            .await?
+        {
             Waited::Ended(record) => Ok(Some(*record)),
             Waited::TimedOut => Ok(None),
             Waited::Unknown => Err(RuntimeError::UnknownWorkflowId(id.to_string())),
         }
     }
 
-    /// [`Shared::wait`] with only the store's errors left as errors.
+    /// [`Shared::wait`] with only the store's errors left as errors. Ends in other processes
+    /// are noticed by polling, every [`completion::POLL_INTERVAL`] at first and ever less
+    /// often, up to every `max_poll`.
     pub(crate) async fn wait_ended(
         &self,
         id: &str,
         timeout: Option<Duration>,
+        max_poll: Duration,
     ) -> Result<Waited, StoreError> {
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let mut every = completion::POLL_INTERVAL.min(max_poll);
         loop {
             // Register before reading, so a completion between the read and the wait is seen.
             let done = self.completions.register(id);
@@ -195,8 +202,8 @@ impl Shared {
                 }
                 Some(_) => {}
             }
-            // Workflows finished by other processes are noticed by polling.
-            let poll = tokio::time::sleep(completion::POLL_INTERVAL);
+            let poll = tokio::time::sleep(every);
+            every = (every * 2).min(max_poll);
             let expired = async {
                 match deadline {
                     Some(deadline) => tokio::time::sleep_until(deadline).await,
