@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::failure::{echo, poisons_transaction};
+use super::failure::batch_wide;
 use super::request::{Outcome, Reply, Request};
 use crate::store::rows::workflow_from_row;
 use crate::store::shared::{
@@ -151,9 +151,7 @@ async fn insert_together(
             match insert.build().fetch_all(&mut *conn).await {
                 Ok(rows) => created = by_id(&rows),
                 Err(err) => {
-                    let cause = StoreError::from(err);
-                    if poisons_transaction(&cause) {
-                        let copy = echo(&cause);
+                    if let Some(copy) = batch_wide(err) {
                         outcomes.extend(
                             chunk
                                 .into_iter()
@@ -217,9 +215,7 @@ async fn record_steps_together(
                     continue;
                 }
                 Err(err) => {
-                    let cause = StoreError::from(err);
-                    if poisons_transaction(&cause) {
-                        let copy = echo(&cause);
+                    if let Some(copy) = batch_wide(err) {
                         outcomes.extend(
                             chunk
                                 .into_iter()
@@ -272,9 +268,7 @@ async fn finish_together(
             match update.build().fetch_all(&mut *conn).await {
                 Ok(rows) => changed = by_id(&rows),
                 Err(err) => {
-                    let cause = StoreError::from(err);
-                    if poisons_transaction(&cause) {
-                        let copy = echo(&cause);
+                    if let Some(copy) = batch_wide(err) {
                         outcomes.extend(
                             chunk
                                 .into_iter()
@@ -282,6 +276,7 @@ async fn finish_together(
                         );
                         continue;
                     }
+                    // A constraint failure undid only that statement: each ending on its own.
                 }
             }
         }

@@ -34,6 +34,14 @@ pub(super) fn poisons_transaction(err: &StoreError) -> bool {
     }
 }
 
+/// For a bulk statement that failed: copies of its failure for every request of its chunk when
+/// it may have sunk the whole transaction, `None` when it undid only itself (a constraint), so
+/// its requests can be tried one by one.
+pub(super) fn batch_wide(err: sqlx::Error) -> Option<impl Fn() -> StoreError + use<>> {
+    let cause = StoreError::from(err);
+    poisons_transaction(&cause).then(|| echo(&cause))
+}
+
 fn primary_code(db: &dyn DatabaseError) -> Option<i32> {
     db.code()?.parse::<i32>().ok().map(|code| code & 0xff)
 }
