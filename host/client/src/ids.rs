@@ -96,8 +96,9 @@ pub fn new_workflow_id() -> String {
 }
 
 /// 64 random bits from the OS-seeded hasher, the clock and a counter: not for cryptography,
-/// enough that two ids made anywhere, even in the same nanosecond, differ.
-pub(crate) fn fresh_random() -> u64 {
+/// enough that two ids made anywhere, even in the same nanosecond, differ. The host draws its
+/// fresh random numbers here too.
+pub fn fresh_random() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -5,7 +5,8 @@
 use sha2::{Digest, Sha256};
 
 pub use reprise_client::ids::{
-    InvalidId, MAX_WORKFLOW_ID_LEN, allowed_in_id, new_workflow_id, validate_workflow_id,
+    InvalidId, MAX_WORKFLOW_ID_LEN, allowed_in_id, fresh_random, new_workflow_id,
+    validate_workflow_id,
 };
 
 /// The id of the child a parent starts at `position` without choosing one: `<parent>-<position>`,
@@ -30,19 +31,6 @@ pub(crate) fn child_id(parent: &str, position: u32) -> String {
         .collect();
     let prefix = if prefix.is_empty() { "child" } else { &prefix };
     format!("{prefix}{suffix}")
-}
-
-/// 64 random bits from the OS-seeded hasher: not for cryptography, enough for jitter and ids.
-pub(crate) fn fresh_random() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    hasher.finish()
 }
 
 #[cfg(test)]
