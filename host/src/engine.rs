@@ -19,14 +19,20 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{CallHook, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use wasmtime_wasi::WasiView;
+use wasmtime_wasi_http::WasiHttpView;
 
 use crate::bindings::reprise::workflow::{durable, types};
 use crate::bindings::{Guest, GuestPre};
 use crate::limits::{InstanceLimits, MemoryLimiter};
+use crate::sandbox::files::{GatedFilesystem, GatedFilesystemView};
 
 /// What the engine needs of an instance's state: WASI, the `reprise:workflow` imports, and a
 /// memory limiter. The runtime's store data implements it.
-pub trait GuestState: WasiView + durable::Host + types::Host + Send + Sized + 'static {
+pub trait GuestState:
+    WasiView + WasiHttpView + durable::Host + types::Host + Send + Sized + 'static
+{
+    /// The instance's filesystem behind the gate that keeps it to steps.
+    fn gated_filesystem(&mut self) -> GatedFilesystemView<'_>;
     /// The limiter that turns growing past the instance's limit into a typed trap.
     fn limiter(&mut self) -> &mut MemoryLimiter;
     /// Whether the guest made a durable call since this was last asked: it then gets a fresh
@@ -207,8 +213,17 @@ impl<T: GuestState> Engine<T> {
             wasmtime::Engine::new(&config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
 
         let mut linker = Linker::new(&wasm);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let config_err = |e: wasmtime::Error| EngineError::Config(format!("{e:#}"));
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(config_err)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(config_err)?;
+        // Files only inside steps: wasmtime-wasi's filesystem, replaced by the gated one.
+        linker.allow_shadowing(true);
+        wasmtime_wasi::p2::bindings::filesystem::types::add_to_linker::<T, GatedFilesystem>(
+            &mut linker,
+            T::gated_filesystem,
+        )
+        .map_err(config_err)?;
+        linker.allow_shadowing(false);
         Guest::add_to_linker::<T, HasSelf<T>>(&mut linker, |s| s)
             .map_err(|e| EngineError::Config(format!("{e:#}")))?;
 

@@ -14,7 +14,8 @@ pub mod limits;
 pub mod metrics;
 pub mod queue;
 pub mod runtime;
-mod sandbox;
+pub mod grants;
+pub mod sandbox;
 pub mod server;
 pub mod store;
 

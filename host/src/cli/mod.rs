@@ -3,6 +3,7 @@
 mod bench;
 mod component;
 mod enqueue;
+mod grants;
 mod inspect;
 mod recover;
 mod run;
@@ -19,6 +20,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::parse_size;
 use crate::engine::EngineOptions;
+use crate::grants::Grants;
 use crate::limits::InstanceLimits;
 use crate::runtime::{
     InstanceOptions, InvalidId, Runtime, RuntimeError, RuntimeOptions, validate_workflow_id,
@@ -93,6 +95,8 @@ pub struct HostArgs {
     threads: ThreadArgs,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    grants: grants::GrantArgs,
 }
 
 impl HostArgs {
@@ -106,7 +110,8 @@ impl HostArgs {
         let runtime = Runtime::new(
             store,
             &EngineOptions::default(),
-            self.limits.runtime_options(&self.executor_id),
+            self.limits
+                .runtime_options(&self.executor_id, self.grants.grants()?),
         )?;
         Ok(runtime)
     }
@@ -138,7 +143,7 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    fn runtime_options(&self, executor_id: &str) -> RuntimeOptions {
+    fn runtime_options(&self, executor_id: &str, grants: Arc<Grants>) -> RuntimeOptions {
         RuntimeOptions::single(
             executor_id,
             InstanceOptions {
@@ -153,6 +158,7 @@ impl LimitArgs {
                 max_host_recoveries: self.max_host_recoveries,
                 config: self.config.iter().cloned().collect::<BTreeMap<_, _>>(),
                 trap_policies: Default::default(),
+                grants,
             },
         )
     }

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use crate::bindings::WorkflowInfo;
+use crate::grants::Grants;
 use crate::limits::InstanceLimits;
 use crate::runtime::abort::{Cancelled, host_failure, violation};
 use crate::runtime::events::RuntimeEvent;
@@ -25,6 +26,8 @@ pub(crate) struct WorkflowContext {
     pub(crate) info: WorkflowInfo,
     pub(crate) history: History,
     pub(crate) limits: InstanceLimits,
+    /// What the instance's steps may reach.
+    pub(crate) grants: Arc<Grants>,
     pub(crate) cancel: CancellationToken,
     pending: Option<PendingStep>,
     /// Tells the instance's clocks and random whether a step attempt runs.
@@ -38,6 +41,7 @@ impl WorkflowContext {
         info: WorkflowInfo,
         history: History,
         limits: InstanceLimits,
+        grants: Arc<Grants>,
         cancel: CancellationToken,
     ) -> Self {
         WorkflowContext {
@@ -45,6 +49,7 @@ impl WorkflowContext {
             info,
             history,
             limits,
+            grants,
             cancel,
             pending: None,
             phase: StepPhase::new(false),

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use crate::bindings::{AttemptInfo, WorkflowInfo};
+use crate::grants::Grants;
 use crate::limits::InstanceLimits;
 use crate::metrics::Metrics;
 use crate::runtime::abort::ProtocolViolation;
@@ -182,7 +183,9 @@ fn execution_context(
     steps: Vec<StepRecord>,
     cancel: CancellationToken,
 ) -> Result<WorkflowContext, StoreError> {
-    let mut limits = shared.instance(&workflow.instance).limits;
+    let instance = shared.instance(&workflow.instance);
+    let mut limits = instance.limits;
+    let grants = instance.grants.clone();
     if let Some(bytes) = workflow.memory_limit {
         limits.memory_bytes = bytes;
     }
@@ -201,6 +204,7 @@ fn execution_context(
         info: info.clone(),
         created_at: workflow.created_at,
         limits,
+        grants: grants.clone(),
     };
     let history = History::new(&workflow.id, steps);
     Ok(WorkflowContext::new(
@@ -208,6 +212,7 @@ fn execution_context(
         info,
         history,
         limits,
+        grants,
         cancel,
     ))
 }
@@ -334,6 +339,7 @@ pub(crate) struct ExecutionHost {
     pub(crate) info: WorkflowInfo,
     pub(crate) created_at: i64,
     pub(crate) limits: InstanceLimits,
+    pub(crate) grants: Arc<Grants>,
 }
 
 #[async_trait]
@@ -381,6 +387,7 @@ impl WorkflowHost for ExecutionHost {
             seed: &seed,
             created_at: self.created_at,
             limits: self.limits,
+            grants: &self.grants,
         };
         instance.run_attempt(name, input, attempt).await
     }

@@ -8,6 +8,7 @@ use crate::bindings::{
     AttemptInfo, ChildFailure, ChildOptions, LogLevel, StepEnd, StepOptions, StepStart,
     WorkflowInfo,
 };
+use crate::grants::secret_not_granted;
 use crate::runtime::abort::violation;
 use crate::runtime::children;
 use crate::runtime::context::WorkflowContext;
@@ -17,6 +18,7 @@ use crate::runtime::ids::fresh_random;
 use crate::runtime::instance::{HostState, Role};
 use crate::runtime::park::{Parked, Wake, sleep_parks};
 use crate::runtime::step::{PendingStep, checked_json, outcome_of};
+use crate::sandbox::with_refusal;
 use crate::store::{StepFailureRecord, StepRecord, now_ms};
 
 impl HostState {
@@ -46,6 +48,8 @@ impl durable::Host for HostState {
         name: String,
         options: StepOptions,
     ) -> wasmtime::Result<StepStart> {
+        // A refusal of workflow code before this step is not the step's.
+        self.access.take_refusal();
         let ctx = self.workflow("begin-step")?;
         ctx.check_cancelled()?;
         if let Some(outer) = ctx.pending() {
@@ -95,6 +99,8 @@ impl durable::Host for HostState {
     }
 
     async fn end_step(&mut self, output: Result<Vec<u8>, String>) -> wasmtime::Result<StepEnd> {
+        let refusal = self.access.take_refusal();
+        let output = output.map_err(|message| with_refusal(message, refusal));
         let ctx = self.workflow("end-step")?;
         let cap = ctx.limits.max_output_bytes;
         let Some(mut pending) = ctx.leave_step() else {
@@ -256,6 +262,17 @@ impl durable::Host for HostState {
             Role::IsolatedStep { info } => Ok(info.clone()),
             Role::Listing => Err(violation("workflow-info while listing definitions".into())),
         }
+    }
+
+    async fn secret(&mut self, name: String) -> wasmtime::Result<Result<String, String>> {
+        let access = &self.access;
+        if let Err(refused) = access.in_step(&format!("to read secret {name:?}")) {
+            return Ok(Err(refused));
+        }
+        Ok(match access.grants.secrets.get(&name) {
+            Some(value) => Ok(value.to_string()),
+            None => Err(access.refuse(secret_not_granted(&access.instance, &name))),
+        })
     }
 
     async fn report_panic(&mut self, message: String) -> wasmtime::Result<()> {

@@ -12,6 +12,7 @@ use crate::bindings::reprise::workflow::types::RetryPolicy;
 use crate::bindings::{
     AttemptInfo, ChildOptions, StepEnd, StepOptions, StepOutcome, StepStart, WorkflowInfo,
 };
+use crate::grants::{Grants, IO_OUTSIDE_STEP, Secrets};
 use crate::limits::InstanceLimits;
 use crate::metrics::Metrics;
 use crate::runtime::abort::{Cancelled, HostFailure, ProtocolViolation};
@@ -131,8 +132,14 @@ fn instance(host: Arc<FakeHost>, steps: Vec<StepRecord>, cancel: CancellationTok
         max_output_bytes: 8,
         ..InstanceLimits::default()
     };
-    let ctx = WorkflowContext::new(host, info, History::new("wf", steps), limits, cancel);
-    HostState::new("wf", 0, limits.memory_bytes, Role::Workflow(Box::new(ctx)))
+    let grants = Arc::new(Grants {
+        secrets: Secrets::new([("KEY".to_string(), "s3cret".to_string())]),
+        ..Grants::default()
+    });
+    let history = History::new("wf", steps);
+    let ctx = WorkflowContext::new(host, info, history, limits, grants.clone(), cancel);
+    let role = Role::Workflow(Box::new(ctx));
+    HostState::new("wf", 0, limits.memory_bytes, role, grants, "default").expect("no dirs to open")
 }
 
 #[tokio::test]
@@ -329,5 +336,52 @@ fn a_huge_log_message_is_cut_on_a_character_boundary_with_a_marker() {
         )),
         "{}",
         &cut[cut.len() - 60..]
+    );
+}
+
+#[tokio::test]
+async fn secrets_are_read_only_inside_steps_and_never_committed() {
+    let host = Arc::new(FakeHost::default());
+    let mut state = instance(host.clone(), vec![], CancellationToken::new());
+    let outside = state.secret("KEY".into()).await.expect("no trap");
+    assert_eq!(
+        outside.expect_err("workflow code may not read secrets"),
+        format!("{IO_OUTSIDE_STEP} (workflow code tried to read secret \"KEY\")")
+    );
+    state
+        .begin_step("charge".into(), options(1))
+        .await
+        .expect("begin");
+    let inside = state.secret("KEY".into()).await.expect("no trap");
+    assert_eq!(inside.as_deref(), Ok("s3cret"));
+    let unknown = state.secret("OTHER".into()).await.expect("no trap");
+    assert!(
+        unknown
+            .as_ref()
+            .is_err_and(|e| e.contains("secret \"OTHER\" is not granted")),
+        "{unknown:?}"
+    );
+    state.end_step(Ok(b"1".to_vec())).await.expect("end");
+    let committed = host.checkpoints();
+    assert!(!format!("{committed:?}").contains("s3cret"));
+}
+
+#[tokio::test]
+async fn a_refusal_during_an_attempt_is_added_to_its_error() {
+    let host = Arc::new(FakeHost::default());
+    let mut state = instance(host.clone(), vec![], CancellationToken::new());
+    state
+        .begin_step("call".into(), options(1))
+        .await
+        .expect("begin");
+    state.access.refuse("TCP to x:1 is not granted".into());
+    state
+        .end_step(Err("Permission denied".into()))
+        .await
+        .expect("end");
+    let committed = host.checkpoints();
+    assert_eq!(
+        committed[0].error.as_ref().map(|e| e.message.as_str()),
+        Some("Permission denied (the host refused: TCP to x:1 is not granted)")
     );
 }

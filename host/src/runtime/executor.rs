@@ -2,6 +2,7 @@
 //! Whether to try again is the drive's business, not this file's.
 
 use crate::bindings::WorkflowError;
+use crate::engine::EngineError;
 use crate::limits::{ClassifiedTrap, classify};
 use crate::runtime::abort::{Cancelled, HostFailure, ProtocolViolation};
 use crate::runtime::context::WorkflowContext;
@@ -9,6 +10,7 @@ use crate::runtime::error::RuntimeError;
 use crate::runtime::history::NonDeterminism;
 use crate::runtime::instance::{HostState, LoadedComponent, Role, WorkflowEngine};
 use crate::runtime::park::{Parked, Wake};
+use crate::sandbox::with_refusal;
 use crate::runtime::step::checked_json;
 use crate::store::{WorkflowEnd, WorkflowRecord};
 
@@ -34,12 +36,16 @@ pub(crate) async fn execute(
 ) -> Result<ExecutionEnd, RuntimeError> {
     let limits = context.limits;
     let cancel = context.cancel.clone();
+    let grants = context.grants.clone();
     let state = HostState::new(
         &workflow.id,
         workflow.created_at,
         limits.memory_bytes,
         Role::Workflow(Box::new(context)),
-    );
+        grants,
+        &workflow.instance,
+    )
+    .map_err(|e| EngineError::Instantiate(e.to_string()))?;
     let mut store = engine.store(state, limits.fuel)?;
     let guest = engine.instantiate(component, &mut store).await?;
     let input = workflow.input.clone().into_bytes();
@@ -54,7 +60,9 @@ pub(crate) async fn execute(
             Ok(text) => WorkflowEnd::Success(text),
             Err(message) => WorkflowEnd::Error(message),
         },
-        Ok(Err(WorkflowError::Failed(message))) => WorkflowEnd::Error(message),
+        Ok(Err(WorkflowError::Failed(message))) => {
+            WorkflowEnd::Error(with_refusal(message, store.data().access.take_refusal()))
+        }
         Ok(Err(WorkflowError::InvalidInput(message))) => WorkflowEnd::Error(format!(
             "invalid input for workflow {:?}: {message}",
             workflow.name

@@ -1,23 +1,34 @@
 //! The data of one wasmtime store — one guest instance — and what it is for.
 
+use std::sync::Arc;
+
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::WorkflowInfo;
 use crate::engine::GuestState;
+use crate::grants::Grants;
 use crate::limits::MemoryLimiter;
 use crate::runtime::context::WorkflowContext;
-use crate::sandbox::{StepPhase, virtual_wasi};
+use crate::sandbox::files::GatedFilesystemView;
+use crate::sandbox::http::HttpGate;
+use crate::sandbox::{Access, SandboxError, StepPhase};
 
 /// The engine a runtime runs its instances on.
 pub type WorkflowEngine = crate::engine::Engine<HostState>;
 /// A component loaded into a runtime's engine, ready to run workflows.
 pub type LoadedComponent = crate::engine::LoadedComponent<HostState>;
 
-/// The state of one instance: its sandboxed WASI, memory limiter and role. Opaque outside the
-/// runtime; the engine reaches it through [`GuestState`].
+/// The state of one instance: its sandboxed WASI and HTTP, memory limiter and role. Opaque
+/// outside the runtime; the engine reaches it through [`GuestState`].
 pub struct HostState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    http_gate: HttpGate,
+    /// What the instance's steps may reach; secrets are read through it.
+    pub(crate) access: Access,
     table: ResourceTable,
     limiter: MemoryLimiter,
     pub(crate) role: Role,
@@ -39,21 +50,33 @@ pub(crate) enum Role {
 }
 
 impl HostState {
-    /// An instance whose clocks and random are seeded by `seed` and start at `epoch_ms`.
-    pub(crate) fn new(seed: &str, epoch_ms: i64, memory_limit: u64, role: Role) -> Self {
-        let phase = match &role {
-            Role::Workflow(ctx) => ctx.phase.clone(),
-            Role::IsolatedStep { .. } => StepPhase::new(true),
-            Role::Listing => StepPhase::new(false),
+    /// An instance whose clocks and random are seeded by `seed` and start at `epoch_ms`, whose
+    /// steps reach what `grants` of `instance` allow.
+    pub(crate) fn new(
+        seed: &str,
+        epoch_ms: i64,
+        memory_limit: u64,
+        role: Role,
+        grants: Arc<Grants>,
+        instance: &str,
+    ) -> Result<Self, SandboxError> {
+        let (phase, workflow_id) = match &role {
+            Role::Workflow(ctx) => (ctx.phase.clone(), ctx.info.id.as_str()),
+            Role::IsolatedStep { info } => (StepPhase::new(true), info.id.as_str()),
+            Role::Listing => (StepPhase::new(false), ""),
         };
-        HostState {
-            wasi: virtual_wasi(seed, epoch_ms, &phase),
+        let access = Access::new(grants, instance, workflow_id, phase);
+        Ok(HostState {
+            wasi: crate::sandbox::wasi(seed, epoch_ms, &access)?,
+            http: WasiHttpCtx::new(),
+            http_gate: HttpGate::new(access.clone()),
+            access,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(memory_limit),
             role,
             panic_message: None,
             refuel: false,
-        }
+        })
     }
 
     /// The id of the workflow this instance works for, for logs and events.
@@ -75,7 +98,27 @@ impl WasiView for HostState {
     }
 }
 
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_gate,
+        }
+    }
+}
+
 impl GuestState for HostState {
+    fn gated_filesystem(&mut self) -> GatedFilesystemView<'_> {
+        GatedFilesystemView {
+            inner: WasiFilesystemCtxView {
+                ctx: self.wasi.filesystem(),
+                table: &mut self.table,
+            },
+            access: &self.access,
+        }
+    }
+
     fn limiter(&mut self) -> &mut MemoryLimiter {
         &mut self.limiter
     }
@@ -85,6 +128,17 @@ impl GuestState for HostState {
     }
 
     fn for_listing(memory_bytes: u64) -> Self {
-        HostState::new("inspect", 0, memory_bytes, Role::Listing)
+        let access = Access::nothing();
+        HostState {
+            wasi: wasmtime_wasi::WasiCtxBuilder::new().build(),
+            http: WasiHttpCtx::new(),
+            http_gate: HttpGate::new(access.clone()),
+            access,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(memory_bytes),
+            role: Role::Listing,
+            panic_message: None,
+            refuel: false,
+        }
     }
 }

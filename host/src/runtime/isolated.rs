@@ -2,13 +2,17 @@
 //! memory limit, so its out-of-memory, panic or trap is a step error and the workflow's
 //! instance lives on.
 
+use std::sync::Arc;
+
 use crate::bindings::{AttemptInfo, StepError, WorkflowInfo};
+use crate::grants::Grants;
 use crate::engine::EngineError;
 use crate::limits::{InstanceLimits, classify};
 use crate::runtime::abort::ProtocolViolation;
 use crate::runtime::events::RuntimeEvent;
 use crate::runtime::instance::{HostState, LoadedComponent, Role};
 use crate::runtime::shared::Shared;
+use crate::sandbox::with_refusal;
 
 /// Where an isolated attempt runs: the workflow's component and limits, for that workflow.
 pub(crate) struct Instance<'a> {
@@ -19,6 +23,7 @@ pub(crate) struct Instance<'a> {
     pub(crate) seed: &'a str,
     pub(crate) created_at: i64,
     pub(crate) limits: InstanceLimits,
+    pub(crate) grants: &'a Arc<Grants>,
 }
 
 impl Instance<'_> {
@@ -32,15 +37,18 @@ impl Instance<'_> {
     ) -> Result<Result<Vec<u8>, String>, ProtocolViolation> {
         let host = self;
         let engine = &host.shared.engine;
-        let state = HostState::new(
-            host.seed,
-            host.created_at,
-            host.limits.memory_bytes,
-            Role::IsolatedStep {
-                info: host.info.clone(),
-            },
-        );
         let started = async {
+            let state = HostState::new(
+                host.seed,
+                host.created_at,
+                host.limits.memory_bytes,
+                Role::IsolatedStep {
+                    info: host.info.clone(),
+                },
+                host.grants.clone(),
+                &host.info.instance,
+            )
+            .map_err(|e| EngineError::Instantiate(e.to_string()))?;
             let mut store = engine.store(state, host.limits.fuel)?;
             let guest = engine.instantiate(host.component, &mut store).await?;
             Ok::<_, EngineError>((store, guest))
@@ -56,7 +64,9 @@ impl Instance<'_> {
         Ok(
             match guest.call_run_step(&mut store, name, &input, attempt).await {
                 Ok(Ok(output)) => Ok(output),
-                Ok(Err(StepError::Failed(message))) => Err(message),
+                Ok(Err(StepError::Failed(message))) => {
+                    Err(with_refusal(message, store.data().access.take_refusal()))
+                }
                 Ok(Err(StepError::InvalidInput(message))) => {
                     Err(format!("invalid input for step {name:?}: {message}"))
                 }

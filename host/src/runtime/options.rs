@@ -2,7 +2,9 @@
 //! what a start asks for.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use crate::grants::Grants;
 use crate::limits::InstanceLimits;
 use crate::runtime::recovery::TrapPolicies;
 
@@ -24,6 +26,9 @@ pub struct InstanceOptions {
     /// What happens after traps of each class: more or fewer recoveries, a growing memory
     /// limit, pausing instead of failing. Classes without one keep the defaults.
     pub trap_policies: TrapPolicies,
+    /// What its steps may reach: hosts, directories, secrets. Read when an execution starts,
+    /// never stored: a recovery sees the grants configured now.
+    pub grants: Arc<Grants>,
 }
 
 impl InstanceOptions {
@@ -39,6 +44,7 @@ impl Default for InstanceOptions {
             max_host_recoveries: InstanceOptions::DEFAULT_MAX_HOST_RECOVERIES,
             config: BTreeMap::new(),
             trap_policies: TrapPolicies::new(),
+            grants: Arc::default(),
         }
     }
 }

@@ -1,5 +1,4 @@
-//! What one guest instance can touch: its clocks and random, no files, sockets or
-//! environment.
+//! An instance's clocks and random.
 //!
 //! Workflow code must be deterministic for replay to be sound, so while it runs WASI's clocks
 //! and random sources are functions of the workflow id and the call position, never the real
@@ -8,43 +7,28 @@
 //! must not be predictable from the workflow id. Readings inside a step do not advance the
 //! virtual sequence, so workflow code sees the same values on every replay.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
-/// Whether an instance is inside a step attempt, shared by its WASI clocks and random and
-/// flipped by the step protocol.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct StepPhase(Arc<AtomicBool>);
+use super::StepPhase;
 
-impl StepPhase {
-    /// A phase that starts inside a step (an isolated step's instance) or outside.
-    pub(crate) fn new(in_step: bool) -> Self {
-        StepPhase(Arc::new(AtomicBool::new(in_step)))
-    }
-
-    /// Marks a step attempt as running (`true`) or workflow code as running (`false`).
-    pub(crate) fn set(&self, in_step: bool) {
-        self.0.store(in_step, Ordering::Relaxed);
-    }
-
-    fn in_step(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// A WASI context whose clocks and random, outside steps, are seeded by `seed` (the workflow
-/// id) and start at `epoch_ms` (the workflow's creation time); no files, sockets or
-/// environment.
-pub(crate) fn virtual_wasi(seed: &str, epoch_ms: i64, phase: &StepPhase) -> WasiCtx {
+/// Gives `builder` clocks and random that, outside steps, are seeded by `seed` (the workflow
+/// id) and start at `epoch_ms` (the workflow's creation time).
+pub(super) fn add_virtual_time(
+    builder: &mut WasiCtxBuilder,
+    seed: &str,
+    epoch_ms: i64,
+    phase: &StepPhase,
+) {
     let digest = Sha256::digest(seed.as_bytes());
     let mut seed128 = [0u8; 16];
     seed128.copy_from_slice(&digest[..16]);
     let seed = u128::from_le_bytes(seed128);
-    WasiCtxBuilder::new()
+    builder
         .wall_clock(WallClock::new(epoch_ms, phase.clone()))
         .monotonic_clock(MonotonicClock {
             readings: AtomicU64::new(0),
@@ -52,8 +36,7 @@ pub(crate) fn virtual_wasi(seed: &str, epoch_ms: i64, phase: &StepPhase) -> Wasi
         })
         .insecure_random_seed(seed)
         .insecure_random(Random::new(seed as u64, phase.clone()))
-        .secure_random(Random::new((seed >> 64) as u64, phase.clone()))
-        .build()
+        .secure_random(Random::new((seed >> 64) as u64, phase.clone()));
 }
 
 /// Outside steps, a deterministic byte stream (splitmix64): the same seed gives the same bytes

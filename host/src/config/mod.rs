@@ -3,10 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+mod grants;
+
+pub use grants::{DirConfig, SecretSource, existing_dir, host_patterns};
+
+use crate::grants::Grants;
 use crate::limits::{InstanceLimits, TrapClass};
 use crate::runtime::{
     AtEnd, InstanceOptions, MemoryGrowth, RuntimeOptions, TrapPolicies, TrapPolicy,
@@ -138,6 +144,24 @@ pub struct InstanceConfig {
     /// Trap policies by trap class (`out_of_memory`, `cpu_limit`, …).
     #[serde(default)]
     pub traps: BTreeMap<TrapClass, TrapPolicyConfig>,
+    /// Hosts steps may send HTTP requests to: `host`, `host:port`, `host:*`.
+    #[serde(default)]
+    pub allow_http: Vec<String>,
+    /// Hosts steps may open TCP connections to.
+    #[serde(default)]
+    pub allow_tcp: Vec<String>,
+    /// Directories steps see, by the path the guest uses.
+    #[serde(default)]
+    pub dirs: BTreeMap<String, DirConfig>,
+    /// Secrets steps read by name, and where each value comes from.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// Timeout of each phase of an HTTP request that sets none [default: 30s].
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub http_timeout: Option<Duration>,
+    /// The grants above, read when the config loads.
+    #[serde(skip)]
+    pub grants: Arc<Grants>,
 }
 
 /// `[instances.NAME.traps.CLASS]`: what happens after traps of one class.
@@ -315,6 +339,11 @@ impl Config {
                 .check_traps()
                 .map_err(|message| invalid(format!("instance {name:?}: {message}")))?;
         }
+        for (name, instance) in config.instances.iter_mut() {
+            instance.grants = instance
+                .read_grants(base)
+                .map_err(|message| invalid(format!("instance {name:?}: {message}")))?;
+        }
         for (name, queue) in &config.queues {
             if queue.concurrency == Some(0) || queue.worker_concurrency == Some(0) {
                 return Err(invalid(format!(
@@ -358,6 +387,12 @@ impl Config {
                     max_host_recoveries: None,
                     config: BTreeMap::new(),
                     traps: BTreeMap::new(),
+                    allow_http: Vec::new(),
+                    allow_tcp: Vec::new(),
+                    dirs: BTreeMap::new(),
+                    secrets: BTreeMap::new(),
+                    http_timeout: None,
+                    grants: Arc::default(),
                 };
                 (name.clone(), implicit)
             })
@@ -387,6 +422,7 @@ impl Config {
                         .unwrap_or(defaults.max_host_recoveries),
                     trap_policies: i.trap_policies(),
                     config: i.config,
+                    grants: i.grants,
                 };
                 (name, options)
             })
@@ -411,6 +447,10 @@ fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         SizeValue::Bytes(n) => Ok(n),
         SizeValue::Text(text) => parse_size(&text).map_err(serde::de::Error::custom),
     }
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 fn optional_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
@@ -528,7 +568,7 @@ mod tests {
 
     #[test]
     fn the_readme_example_config_is_valid() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         let section = readme
             .split("### The config file")
             .nth(1)
