@@ -47,7 +47,9 @@ impl GrantArgs {
             .map(|name| {
                 std::env::var(name)
                     .map(|value| (name.clone(), value))
-                    .with_context(|| format!("--secret {name}: the environment variable {name} is not set"))
+                    .with_context(|| {
+                        format!("--secret {name}: the environment variable {name} is not set")
+                    })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Arc::new(Grants {

@@ -42,9 +42,8 @@ impl SecretSource {
                 .map_err(|_| format!("secret {name:?} reads ${var}, which is not set")),
             (None, Some(file)) => {
                 let path = base.join(file);
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    format!("secret {name:?} reads {}: {e}", path.display())
-                })?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("secret {name:?} reads {}: {e}", path.display()))?;
                 let text = text.strip_suffix('\n').unwrap_or(&text);
                 Ok(text.strip_suffix('\r').unwrap_or(text).to_string())
             }

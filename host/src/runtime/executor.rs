@@ -10,8 +10,8 @@ use crate::runtime::error::RuntimeError;
 use crate::runtime::history::NonDeterminism;
 use crate::runtime::instance::{HostState, LoadedComponent, Role, WorkflowEngine};
 use crate::runtime::park::{Parked, Wake};
-use crate::sandbox::with_refusal;
 use crate::runtime::step::checked_json;
+use crate::sandbox::with_refusal;
 use crate::store::{WorkflowEnd, WorkflowRecord};
 
 /// How an execution ended.

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use crate::bindings::{AttemptInfo, StepError, WorkflowInfo};
-use crate::grants::Grants;
 use crate::engine::EngineError;
+use crate::grants::Grants;
 use crate::limits::{InstanceLimits, classify};
 use crate::runtime::abort::ProtocolViolation;
 use crate::runtime::events::RuntimeEvent;

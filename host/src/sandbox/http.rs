@@ -29,7 +29,13 @@ impl HttpGate {
             _ => 443,
         });
         self.access.in_step(&format!("HTTP to {host}:{port}"))?;
-        if self.access.grants.http.iter().any(|p| p.matches(host, port)) {
+        if self
+            .access
+            .grants
+            .http
+            .iter()
+            .any(|p| p.matches(host, port))
+        {
             return Ok(());
         }
         Err(self

@@ -14,7 +14,10 @@ use super::Access;
 pub(super) fn add_sockets(builder: &mut WasiCtxBuilder, access: &Access) {
     let granted = !access.grants.tcp.is_empty();
     // Name lookups serve connections only: without a TCP grant there is nothing to look up.
-    builder.allow_tcp(granted).allow_udp(false).allow_ip_name_lookup(granted);
+    builder
+        .allow_tcp(granted)
+        .allow_udp(false)
+        .allow_ip_name_lookup(granted);
     if !granted {
         return;
     }
@@ -66,7 +69,10 @@ async fn granted(patterns: &[HostPattern], addr: SocketAddr) -> bool {
             let addrs: Vec<IpAddr> = match tokio::net::lookup_host((pattern.host(), 0)).await {
                 Ok(found) => found.map(|a| a.ip()).collect(),
                 Err(err) => {
-                    tracing::debug!(host = pattern.host(), "cannot resolve a granted host: {err}");
+                    tracing::debug!(
+                        host = pattern.host(),
+                        "cannot resolve a granted host: {err}"
+                    );
                     continue;
                 }
             };

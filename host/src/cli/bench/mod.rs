@@ -1,8 +1,9 @@
 //! `reprise bench`: the figures the project promises, measured on the embedded database at
 //! each durability level — empty-workflow latency and throughput, per-step checkpoint
 //! overhead, instantiation time, and one crash-recovery replay of a 100-step workflow — and
-//! what parked workflows cost ([`parked`]).
+//! what parked workflows cost ([`parked`]) and what an HTTP call from a step costs ([`http`]).
 
+mod http;
 mod parked;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,9 @@ pub struct BenchArgs {
     /// Workflows parked at once for the parked-memory figure (0 skips the parked figures).
     #[arg(long, default_value_t = 10_000)]
     parked: usize,
+    /// GETs a step makes to a loopback server, timed against native reqwest (0 skips them).
+    #[arg(long, default_value_t = 2_000)]
+    http: u32,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -90,8 +94,17 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let http = if args.http > 0 {
+        let figures = http::measure(&bytes, args.http).await?;
+        if !args.json {
+            http::print(&figures);
+        }
+        Some(figures)
+    } else {
+        None
+    };
     if args.json {
-        let report = serde_json::json!({ "levels": all, "parked": parked });
+        let report = serde_json::json!({ "levels": all, "parked": parked, "http": http });
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(ExitCode::SUCCESS)
