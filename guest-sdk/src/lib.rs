@@ -67,6 +67,7 @@
 
 mod child;
 mod error;
+mod registry;
 mod runtime;
 
 /// The bindings `wit-bindgen` generates from `wit/workflow.wit`: the guest's half of the contract
@@ -87,12 +88,14 @@ pub mod __bindings {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::__bindings::reprise::workflow::types::LogLevel;
+    pub use crate::registry::{all_steps, all_workflows};
     pub use crate::runtime::{
         BodyError, StepConfig, StepDef, WorkflowDef, assert_isolated_step_arg, assert_step_arg,
         assert_step_output, assert_workflow_arg, assert_workflow_output, call_isolated_step,
         call_step, check_names, definitions, log, run_step, run_workflow, step_entry,
         workflow_input, workflow_result, workflow_value,
     };
+    pub use inventory;
     pub use serde;
     pub use serde_json;
 }
@@ -109,11 +112,12 @@ pub use runtime::{
 /// reprise_guest::export!(workflows = [pipeline, other::nightly], steps = [add, flaky]);
 /// ```
 ///
-/// Lists functions marked [`#[workflow]`](macro@workflow) and [`#[step]`](macro@step) (paths
-/// work; the items must be visible where `export!` is written). `steps` may be empty or
-/// omitted, but list every step that is `isolated` (the host runs it by name in a fresh
-/// instance) and preferably all of them, so `reprise inspect` shows them. Invoke it once per
-/// component, at the crate root.
+/// Every function marked [`#[workflow]`](macro@workflow) or [`#[step]`](macro@step) registers
+/// itself, so both lists may be empty or omitted (`reprise_guest::export!();`): nothing can be
+/// left out by mistake. Listing functions (paths work; the items must be visible where
+/// `export!` is written) checks at compile time that each is marked and that no two share a
+/// name, and lists them first in `reprise inspect`. Invoke it once per component, at the crate
+/// root.
 ///
 /// It implements the component's exports: `run-workflow` dispatches on the workflow's name,
 /// `run-step` runs one attempt of a named step, and `definitions` lists what is registered

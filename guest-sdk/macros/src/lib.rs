@@ -395,6 +395,10 @@ fn expand_step(options: StepOptions, func: ItemFn) -> syn::Result<TokenStream2> 
             },
         };
 
+        // Registered where it is defined, so a step left out of `export!` still exists.
+        #(#shared)*
+        ::reprise_guest::__private::inventory::submit! { #def }
+
         #[doc(hidden)]
         #[allow(dead_code)]
         #(#shared)*
@@ -471,6 +475,9 @@ fn expand_workflow(name: Option<LitStr>, func: ItemFn) -> syn::Result<TokenStrea
                     run
                 },
             };
+
+        #(#shared)*
+        ::reprise_guest::__private::inventory::submit! { #def }
     })
 }
 
@@ -551,6 +558,14 @@ fn expand_export(lists: ExportLists) -> TokenStream2 {
             const STEPS: &[::reprise_guest::__private::StepDef] = &[#(#steps),*];
             const _: () = ::reprise_guest::__private::check_names(WORKFLOWS, STEPS);
 
+            // What `#[step]` and `#[workflow]` registered, with what the lists name.
+            fn workflows() -> &'static [::reprise_guest::__private::WorkflowDef] {
+                ::reprise_guest::__private::all_workflows(WORKFLOWS)
+            }
+            fn steps() -> &'static [::reprise_guest::__private::StepDef] {
+                ::reprise_guest::__private::all_steps(STEPS)
+            }
+
             impl ::reprise_guest::__bindings::Guest for #component {
                 fn run_workflow(
                     name: ::std::string::String,
@@ -559,7 +574,7 @@ fn expand_export(lists: ExportLists) -> TokenStream2 {
                     ::std::vec::Vec<u8>,
                     ::reprise_guest::__bindings::WorkflowError,
                 > {
-                    ::reprise_guest::__private::run_workflow(WORKFLOWS, name, input)
+                    ::reprise_guest::__private::run_workflow(workflows(), name, input)
                 }
 
                 fn run_step(
@@ -570,11 +585,11 @@ fn expand_export(lists: ExportLists) -> TokenStream2 {
                     ::std::vec::Vec<u8>,
                     ::reprise_guest::__bindings::StepError,
                 > {
-                    ::reprise_guest::__private::run_step(STEPS, name, input, attempt)
+                    ::reprise_guest::__private::run_step(steps(), name, input, attempt)
                 }
 
                 fn definitions() -> ::reprise_guest::__bindings::Definitions {
-                    ::reprise_guest::__private::definitions(WORKFLOWS, STEPS)
+                    ::reprise_guest::__private::definitions(workflows(), steps())
                 }
             }
 

@@ -195,7 +195,8 @@ fn chain(steps: u32, n: u64) -> Result<u64, String> {
     Ok(total)
 }
 
-/// An isolated step deliberately left out of `export!`: a fresh instance cannot find it.
+/// An isolated step deliberately left out of `export!`: it registers itself, so a fresh
+/// instance finds it all the same.
 #[step(isolated, max_attempts = 5, interval_ms = 10)]
 fn unlisted() -> Result<u32, String> {
     Ok(1)
