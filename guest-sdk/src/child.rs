@@ -10,8 +10,8 @@ use std::marker::PhantomData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::__bindings::reprise::workflow::durable;
 use crate::__bindings::reprise::workflow::types::{ChildFailure, ChildOptions};
+use crate::backend as durable;
 use crate::error::ChildError;
 use crate::runtime::step_status;
 

@@ -65,10 +65,14 @@
 
 #![warn(missing_docs)]
 
+mod backend;
 mod child;
 mod error;
+pub mod http;
 mod registry;
 mod runtime;
+#[cfg(not(target_family = "wasm"))]
+pub mod testing;
 
 /// The bindings `wit-bindgen` generates from `wit/workflow.wit`: the guest's half of the contract
 /// with the host. Hidden: only [`export!`]'s expansion and this crate use them.
@@ -103,7 +107,7 @@ pub mod __private {
 pub use child::{Child, ChildHandle, start_child};
 pub use error::{ChildError, Error, MaxStepRetriesExceeded, StepError};
 pub use runtime::{
-    StepStatus, WorkflowInfo, now_ms, random_u64, sleep, step_status, workflow_info,
+    StepStatus, WorkflowInfo, now_ms, random_u64, secret, sleep, step_status, workflow_info,
 };
 
 /// Registers the component's workflows and steps with the host.

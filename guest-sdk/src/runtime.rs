@@ -10,12 +10,12 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::__bindings::reprise::workflow::durable;
 use crate::__bindings::reprise::workflow::types::StepError as ExportStepError;
 use crate::__bindings::reprise::workflow::types::{
     AttemptInfo, Definitions, LogLevel, RetryPolicy, StepDefinition, StepEnd, StepOptions,
     StepOutcome, StepStart, WorkflowError,
 };
+use crate::backend as durable;
 use crate::error::{MaxStepRetriesExceeded, StepError};
 
 // ---------------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ impl Drop for StatusGuard {
     }
 }
 
-fn in_step() -> bool {
+pub(crate) fn in_step() -> bool {
     STEP_STATUS.with(|s| s.borrow().is_some())
 }
 
@@ -257,7 +257,11 @@ fn drive_step<T: DeserializeOwned>(
     loop {
         let output = {
             let _status = StatusGuard::set(def.name, &attempt);
-            attempt_once(&attempt)
+            // Under `cargo test` a harness may stand in for the body.
+            match durable::stubbed(def.name, attempt.attempt) {
+                Some(output) => output,
+                None => attempt_once(&attempt),
+            }
         };
         match end_step(&output) {
             StepEnd::Done(recorded) => return outcome(def.name, recorded),
@@ -460,6 +464,21 @@ pub fn now_ms() -> u64 {
 /// 64 random bits, recorded: a replay sees the same value as the first run.
 pub fn random_u64() -> u64 {
     durable::random_u64()
+}
+
+/// The message of every I/O attempt made from workflow code, word for word the host's: workflow
+/// code is replayed, so what it reads must come from recorded steps.
+pub(crate) const IO_OUTSIDE_STEP: &str =
+    "I/O is only allowed inside a step: move this call into a #[step] function";
+
+/// A secret granted to this workflow's instance (`secrets` in its config, `--secret` on the
+/// command line), by name. Only inside a step: from workflow code it is an error, as all I/O
+/// is. The host never records or logs it, so do not return it from the step either.
+pub fn secret(name: &str) -> Result<String, crate::Error> {
+    if !in_step() {
+        return Err(crate::Error::msg(IO_OUTSIDE_STEP));
+    }
+    durable::secret(name).map_err(crate::Error::msg)
 }
 
 /// Facts about the running workflow (DBOS's `DBOS.workflow_id` and friends).

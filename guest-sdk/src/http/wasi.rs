@@ -1,0 +1,157 @@
+//! Sending a [`Request`] through `wasi:http/outgoing-handler`, blocking until the whole
+//! response has been read.
+
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{
+    ErrorCode, Fields, IncomingBody, Method as WasiMethod, OutgoingBody, OutgoingRequest,
+    RequestOptions, Scheme, http_error_code,
+};
+use wasip2::io::streams::StreamError;
+
+use super::{HttpError, Method, Request, Response, parse_url};
+
+/// Bytes read from the response body at a time.
+const READ_CHUNK: u64 = 64 * 1024;
+/// Bytes written to the request body at a time (wasi:http's `check-write` limit is 4 KiB+).
+const WRITE_CHUNK: usize = 4096;
+
+pub(super) fn send(request: &Request) -> Result<Response, HttpError> {
+    let url = parse_url(&request.url)?;
+    let what = format!("{} {}", request.method.as_str(), request.url);
+    let failed = |message: String| HttpError::Failed {
+        request: what.clone(),
+        message,
+    };
+    let headers: Vec<(String, Vec<u8>)> = request
+        .headers
+        .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone().into_bytes()))
+        .collect();
+    let fields = Fields::from_list(&headers).map_err(|e| failed(format!("bad header: {e:?}")))?;
+    let outgoing = OutgoingRequest::new(fields);
+    let scheme = if url.https {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    let method = wasi_method(&request.method);
+    let set = outgoing
+        .set_method(&method)
+        .and(outgoing.set_scheme(Some(&scheme)))
+        .and(outgoing.set_authority(Some(url.authority)))
+        .and(outgoing.set_path_with_query(Some(&url.path_with_query)));
+    set.map_err(|()| failed("the request's method, scheme, authority or path was refused".into()))?;
+    let body = outgoing
+        .body()
+        .map_err(|()| failed("the request body could not be opened".into()))?;
+    let options = request.timeout.map(|timeout| {
+        let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        let options = RequestOptions::new();
+        // A host that does not support a timeout refuses it; the instance's applies then.
+        let _ = options.set_connect_timeout(Some(nanos));
+        let _ = options.set_first_byte_timeout(Some(nanos));
+        let _ = options.set_between_bytes_timeout(Some(nanos));
+        options
+    });
+    let future = outgoing_handler::handle(outgoing, options).map_err(|e| failed(describe(&e)))?;
+
+    // The body is streamed after `handle`: the host reads it while it sends.
+    {
+        let stream = body
+            .write()
+            .map_err(|()| failed("the request body could not be written".into()))?;
+        for chunk in request.body.chunks(WRITE_CHUNK) {
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| failed(format!("writing the request body: {}", stream_error(e))))?;
+        }
+    }
+    OutgoingBody::finish(body, None).map_err(|e| failed(describe(&e)))?;
+
+    let incoming = loop {
+        match future.get() {
+            Some(Ok(Ok(response))) => break response,
+            Some(Ok(Err(code))) => return Err(failed(describe(&code))),
+            Some(Err(())) => return Err(failed("the response was already taken".into())),
+            None => future.subscribe().block(),
+        }
+    };
+    let status = incoming.status();
+    let headers = incoming
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    let body_handle = incoming
+        .consume()
+        .map_err(|()| failed("the response body could not be opened".into()))?;
+    let mut body = Vec::new();
+    {
+        let stream = body_handle
+            .stream()
+            .map_err(|()| failed("the response body could not be read".into()))?;
+        loop {
+            match stream.blocking_read(READ_CHUNK) {
+                Ok(chunk) => body.extend_from_slice(&chunk),
+                Err(StreamError::Closed) => break,
+                Err(e) => {
+                    return Err(failed(format!(
+                        "reading the response body: {}",
+                        stream_error(e)
+                    )));
+                }
+            }
+        }
+    }
+    drop(IncomingBody::finish(body_handle));
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn wasi_method(method: &Method) -> WasiMethod {
+    match method {
+        Method::Get => WasiMethod::Get,
+        Method::Head => WasiMethod::Head,
+        Method::Post => WasiMethod::Post,
+        Method::Put => WasiMethod::Put,
+        Method::Delete => WasiMethod::Delete,
+        Method::Patch => WasiMethod::Patch,
+        Method::Options => WasiMethod::Options,
+        Method::Other(name) => WasiMethod::Other(name.clone()),
+    }
+}
+
+fn stream_error(e: StreamError) -> String {
+    match e {
+        StreamError::Closed => "the stream was closed".into(),
+        StreamError::LastOperationFailed(err) => match http_error_code(&err) {
+            Some(code) => describe(&code),
+            None => "an I/O error".into(),
+        },
+    }
+}
+
+/// Words for a `wasi:http` error; the host's own message when it gave one (a refusal names
+/// the host and the key that would grant it).
+fn describe(code: &ErrorCode) -> String {
+    match code {
+        ErrorCode::InternalError(Some(message)) => message.clone(),
+        ErrorCode::DnsError(_) => "DNS lookup failed".into(),
+        ErrorCode::DnsTimeout => "DNS lookup timed out".into(),
+        ErrorCode::ConnectionRefused => "connection refused".into(),
+        ErrorCode::ConnectionTimeout => "connecting timed out".into(),
+        ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
+            "timed out waiting for the response".into()
+        }
+        ErrorCode::ConnectionTerminated => "the connection was closed".into(),
+        ErrorCode::TlsCertificateError => "the server's TLS certificate was refused".into(),
+        ErrorCode::TlsProtocolError => "TLS failed".into(),
+        ErrorCode::HttpRequestDenied => "the host denied the request".into(),
+        ErrorCode::HttpProtocolError => "HTTP protocol error".into(),
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,213 @@
+//! The `durable` interface, natively: what the host would do for each call, against the
+//! thread's [`State`] and in virtual time. Same signatures as the generated imports.
+
+use crate::__bindings::reprise::workflow::types::{
+    AttemptInfo, ChildFailure, ChildOptions, LogLevel, StepEnd, StepOptions, StepOutcome,
+    StepStart, WorkflowInfo,
+};
+use crate::http::{HttpError, Request, Response};
+use crate::registry;
+
+use super::state::{Pending, failure};
+use super::{Crash, with_state};
+
+pub(crate) fn begin_step(name: &str, options: StepOptions) -> StepStart {
+    with_state(|s| {
+        if let Some(record) = s.claim(name) {
+            return StepStart::Replay(record.outcome);
+        }
+        let max_attempts = if options.retry.retries_allowed {
+            options.retry.max_attempts.max(1)
+        } else {
+            1
+        };
+        s.pending = Some(Pending {
+            name: name.to_string(),
+            options,
+            attempt: 1,
+            max_attempts,
+            errors: Vec::new(),
+        });
+        *s.executions.entry(name.to_string()).or_default() += 1;
+        StepStart::Execute(AttemptInfo {
+            attempt: 1,
+            max_attempts,
+        })
+    })
+}
+
+pub(crate) fn end_step(output: Result<&[u8], &str>) -> StepEnd {
+    let crash = with_state(|s| {
+        let mut pending = s.pending.take().expect("end-step without begin-step");
+        let injected = match s.failures.get_mut(&pending.name) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                Some(format!(
+                    "injected failure of {} (attempt {})",
+                    pending.name, pending.attempt
+                ))
+            }
+            _ => None,
+        };
+        let output = match injected {
+            Some(message) => Err(message),
+            None => output.map(<[u8]>::to_vec).map_err(str::to_string),
+        };
+        let outcome = match output {
+            Ok(json) => StepOutcome::Value(json),
+            Err(message) => {
+                pending.errors.push(message.clone());
+                if pending.attempt < pending.max_attempts {
+                    let retry = &pending.options.retry;
+                    let exponent = i32::try_from(pending.attempt - 1).unwrap_or(i32::MAX);
+                    let backoff = retry.interval_ms as f64 * retry.backoff_rate.powi(exponent);
+                    let backoff = backoff.clamp(0.0, u64::MAX as f64) as u64;
+                    s.now_ms = s.now_ms.saturating_add(backoff);
+                    s.slept_ms = s.slept_ms.saturating_add(backoff);
+                    pending.attempt += 1;
+                    let info = AttemptInfo {
+                        attempt: pending.attempt,
+                        max_attempts: pending.max_attempts,
+                    };
+                    *s.executions.entry(pending.name.clone()).or_default() += 1;
+                    s.pending = Some(pending);
+                    return Err(StepEnd::Retry(info));
+                }
+                StepOutcome::Failed(failure(&mut pending, message))
+            }
+        };
+        s.record(&pending.name, outcome.clone(), pending.attempt);
+        let crash = s.crash_after_steps == Some(s.steps_recorded());
+        if crash {
+            s.crash_after_steps = None;
+        }
+        Ok((outcome, crash))
+    });
+    match crash {
+        Err(retry) => retry,
+        Ok((_, true)) => std::panic::panic_any(Crash),
+        Ok((outcome, false)) => StepEnd::Done(outcome),
+    }
+}
+
+/// Runs an isolated step's body here, as the fresh instance would.
+pub(crate) fn run_isolated(
+    name: &str,
+    input: &[u8],
+    _attempt: AttemptInfo,
+) -> Result<Vec<u8>, String> {
+    let def = registry::all_steps(&[])
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| format!("no step named {name:?} is defined"))?;
+    (def.run)(input).map_err(|e| match e {
+        crate::runtime::BodyError::InvalidInput(m) | crate::runtime::BodyError::Failed(m) => m,
+    })
+}
+
+pub(crate) fn stubbed(step: &str, attempt: u32) -> Option<Result<Vec<u8>, String>> {
+    // Called outside the borrow: a stub may log, or read the clock.
+    let stub = with_state(|s| s.stubs.get(step).cloned())?;
+    Some(stub(attempt).and_then(|v| serde_json::to_vec(&v).map_err(|e| e.to_string())))
+}
+
+pub(crate) fn sleep(duration_ms: u64) {
+    with_state(|s| {
+        if s.pending.is_some() {
+            s.now_ms = s.now_ms.saturating_add(duration_ms);
+            return;
+        }
+        let wake_at = s.recorded_u64("reprise.sleep", |s| s.now_ms.saturating_add(duration_ms));
+        if wake_at > s.now_ms {
+            s.slept_ms = s.slept_ms.saturating_add(wake_at - s.now_ms);
+            s.now_ms = wake_at;
+        }
+    })
+}
+
+pub(crate) fn now_ms() -> u64 {
+    with_state(|s| s.recorded_u64("reprise.now", |s| s.now_ms))
+}
+
+pub(crate) fn random_u64() -> u64 {
+    with_state(|s| {
+        s.recorded_u64("reprise.random", |s| {
+            // splitmix64: varied values, the same in every test run.
+            s.random = s.random.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = s.random;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        })
+    })
+}
+
+pub(crate) fn log(level: LogLevel, message: &str) {
+    let level = match level {
+        LogLevel::Trace => "trace",
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+    };
+    with_state(|s| s.logs.push((level.to_string(), message.to_string())));
+}
+
+pub(crate) fn workflow_info() -> WorkflowInfo {
+    with_state(|s| WorkflowInfo {
+        id: s.workflow_id.clone(),
+        name: s.workflow_name.clone(),
+        recovery_attempt: s.runs.saturating_sub(1),
+        executor_id: "test".into(),
+        app_version: "test".into(),
+        instance: "test".into(),
+        config: s.config.clone().into_iter().collect(),
+    })
+}
+
+pub(crate) fn start_child(
+    workflow: &str,
+    _input: &[u8],
+    _options: &ChildOptions,
+) -> Result<String, String> {
+    Err(format!(
+        "child workflow {workflow:?}: child workflows do not run under the test harness; test \
+         the child's workflow function on its own"
+    ))
+}
+
+pub(crate) fn await_child(id: &str) -> Result<Vec<u8>, ChildFailure> {
+    Err(ChildFailure {
+        id: id.to_string(),
+        status: "ERROR".into(),
+        message: "child workflows do not run under the test harness".into(),
+    })
+}
+
+pub(crate) fn report_panic(_message: &str) {}
+
+pub(crate) fn secret(name: &str) -> Result<String, String> {
+    with_state(|s| {
+        s.secrets.get(name).cloned().ok_or_else(|| {
+            format!(
+                "secret {name:?} is not granted to instance \"test\": add it to secrets (or \
+                 --secret {name})"
+            )
+        })
+    })
+}
+
+/// An HTTP request of a step, answered by the test's stub.
+pub(crate) fn send_http(request: &Request) -> Result<Response, HttpError> {
+    let stub = with_state(|s| {
+        s.requests.push(request.clone());
+        s.http.clone()
+    });
+    match stub {
+        Some(stub) => stub(request),
+        None => Err(HttpError::Failed {
+            request: format!("{} {}", request.method.as_str(), request.url),
+            message: "no HTTP stub: give the harness one with Harness::stub_http".into(),
+        }),
+    }
+}
