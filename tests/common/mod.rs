@@ -5,6 +5,7 @@
 pub mod postgres;
 pub mod raw;
 pub mod server;
+pub mod services;
 
 use std::collections::BTreeSet;
 use std::io::BufRead;

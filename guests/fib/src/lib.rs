@@ -126,6 +126,24 @@ fn count(n: u32) -> Result<u32, String> {
 #[workflow]
 fn empty() {}
 
+/// `n` GETs of `url` in one step, for `reprise bench`: how much a request from a step costs.
+#[step(retries = false)]
+fn get_many(url: String, n: u32) -> Result<u32, String> {
+    for _ in 0..n {
+        let response = reprise_guest::http::get(url.clone())?;
+        if !response.is_success() {
+            return Err(format!("GET {url}: {}", response.status));
+        }
+    }
+    Ok(n)
+}
+
+/// Makes `n` GETs of `url` from one step.
+#[workflow]
+fn http_gets(url: String, n: u32) -> Result<u32, String> {
+    Ok(get_many(url, n)?)
+}
+
 reprise_guest::export!(
     workflows = [
         fib,

@@ -10,17 +10,15 @@ use crate::grants::{HostPattern, Kind, not_granted};
 
 use super::Access;
 
-/// Lets the instance's sockets connect where `access` allows.
+/// Lets the instance's sockets connect where `access` allows. TCP stays on without a grant,
+/// so that a refused connection is refused by [`permits`], which says why.
 pub(super) fn add_sockets(builder: &mut WasiCtxBuilder, access: &Access) {
-    let granted = !access.grants.tcp.is_empty();
     // Name lookups serve connections only: without a TCP grant there is nothing to look up.
+    let granted = !access.grants.tcp.is_empty();
     builder
-        .allow_tcp(granted)
+        .allow_tcp(true)
         .allow_udp(false)
         .allow_ip_name_lookup(granted);
-    if !granted {
-        return;
-    }
     let access = access.clone();
     builder.socket_addr_check(move |addr, usage| {
         let access = access.clone();

@@ -1,0 +1,197 @@
+//! An order saga, the guide's real case: reserve stock over TCP, charge a payment API over
+//! HTTP with a secret key (retried with backoff on failure), and release the stock when the
+//! payment cannot be made. The instance's config names the services:
+//! `payments_url` (`http://host:port`) and `inventory_addr` (`host:port`).
+//!
+//! The other workflows exist for the host's tests of what steps and workflow code may reach.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+
+use reprise_guest::http::{self, Request};
+use reprise_guest::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// What a customer ordered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: String,
+    pub item: String,
+    pub quantity: u32,
+    pub amount_cents: u64,
+}
+
+/// A paid order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub order_id: String,
+    pub reservation: String,
+    pub charge: String,
+}
+
+/// The charge the payment API created.
+#[derive(Deserialize)]
+struct Charge {
+    id: String,
+}
+
+/// One request line to the inventory service, one answer line: `OK <detail>` or `ERR <why>`.
+fn inventory(addr: &str, line: &str) -> Result<String, String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("inventory at {addr}: {e}"))?;
+    stream
+        .write_all(format!("{line}\n").as_bytes())
+        .map_err(|e| format!("inventory at {addr}: {e}"))?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .map_err(|e| format!("inventory at {addr}: {e}"))?;
+    match answer.trim_end().split_once(' ') {
+        Some(("OK", detail)) => Ok(detail.to_string()),
+        _ if answer.trim_end() == "OK" => Ok(String::new()),
+        _ => Err(format!("inventory refused {line:?}: {}", answer.trim_end())),
+    }
+}
+
+#[step(max_attempts = 3, interval_ms = 100)]
+fn reserve_stock(inventory_addr: String, order: Order) -> Result<String, String> {
+    let line = format!("RESERVE {} {} {}", order.id, order.item, order.quantity);
+    inventory(&inventory_addr, &line)
+}
+
+#[step(max_attempts = 4, interval_ms = 200, backoff_rate = 2.0)]
+fn charge_payment(payments_url: String, order: Order) -> Result<String, String> {
+    let key = reprise_guest::secret("PAYMENT_KEY")?;
+    let body = serde_json::json!({ "order_id": order.id, "amount_cents": order.amount_cents });
+    let response = Request::post(format!("{payments_url}/charges"))
+        .header("authorization", format!("Bearer {key}"))
+        .json(&body)?
+        .send()?;
+    if !response.is_success() {
+        // An error: retried per the policy above (4 attempts, 200 ms, then 400, then 800).
+        return Err(format!("payment API answered {}", response.status));
+    }
+    Ok(response.json::<Charge>()?.id)
+}
+
+#[step(max_attempts = 5, interval_ms = 100)]
+fn release_stock(inventory_addr: String, reservation: String) -> Result<(), String> {
+    inventory(&inventory_addr, &format!("RELEASE {reservation}")).map(drop)
+}
+
+fn setting(key: &str) -> Result<String, String> {
+    workflow_info()
+        .config
+        .get(key)
+        .cloned()
+        .ok_or_else(|| format!("the instance has no config value {key:?}"))
+}
+
+/// Reserve, charge, and release the reservation if the charge cannot be made.
+#[workflow]
+pub fn checkout(order: Order) -> Result<Receipt, String> {
+    let (payments, stock) = (setting("payments_url")?, setting("inventory_addr")?);
+    let reservation = reserve_stock(stock.clone(), order.clone())?;
+    match charge_payment(payments, order.clone()) {
+        Ok(charge) => Ok(Receipt {
+            order_id: order.id,
+            reservation,
+            charge,
+        }),
+        Err(e) => {
+            release_stock(stock, reservation)?;
+            Err(format!("payment failed: {e}; stock released"))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// For the host's tests of the sandbox.
+
+/// Tries one kind of I/O straight from workflow code, which must be refused: the error text,
+/// or what it read if it was not.
+#[workflow]
+pub fn io_from_workflow_code(kind: String) -> Result<String, String> {
+    let result = match kind.as_str() {
+        "http" => http::get(setting("payments_url")?)
+            .map(|r| format!("status {}", r.status))
+            .map_err(|e| e.to_string()),
+        "secret" => reprise_guest::secret("PAYMENT_KEY").map_err(|e| e.to_string()),
+        "tcp" => TcpStream::connect(setting("inventory_addr")?)
+            .map(|_| "connected".to_string())
+            .map_err(|e| e.to_string()),
+        "file" => std::fs::read_to_string("/data/hello.txt").map_err(|e| e.to_string()),
+        // wasi:http straight from an off-the-shelf client, past the SDK's own check.
+        "raw_http" => waki_get(&setting("payments_url")?).map(|(status, _)| status.to_string()),
+        other => return Err(format!("no such kind {other:?}")),
+    };
+    result
+}
+
+#[step(retries = false)]
+fn read_file(path: String) -> Result<String, String> {
+    std::fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))
+}
+
+#[step(retries = false)]
+fn write_file(path: String, text: String) -> Result<String, String> {
+    std::fs::write(&path, text).map_err(|e| format!("writing {path}: {e}"))?;
+    Ok(format!("wrote {path}"))
+}
+
+/// Reads `/data/<name>` in a step, then tries to write `/data/out.txt`: `[read, write]`, each
+/// the text or the error.
+#[workflow]
+pub fn files(name: String) -> Vec<String> {
+    let read = read_file(format!("/data/{name}")).map_err(|e| e.to_string());
+    let write = write_file("/data/out.txt".into(), "written".into()).map_err(|e| e.to_string());
+    [read, write]
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|e| e))
+        .collect()
+}
+
+#[step(retries = false)]
+fn get_url(url: String) -> Result<(u16, String), String> {
+    let response = http::get(url)?;
+    Ok((response.status, response.text()?))
+}
+
+/// GETs `url` from a step: `[status, body]`.
+#[workflow]
+pub fn fetch(url: String) -> Result<(u16, String), String> {
+    Ok(get_url(url)?)
+}
+
+fn waki_get(url: &str) -> Result<(u16, String), String> {
+    let response = waki::Client::new()
+        .get(url)
+        .send()
+        .map_err(|e| format!("{e:#}"))?;
+    let status = response.status_code();
+    let body = response.body().map_err(|e| format!("{e:#}"))?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[step(retries = false)]
+fn get_with_waki(url: String) -> Result<(u16, String), String> {
+    waki_get(&url)
+}
+
+/// GETs `url` from a step with the waki crate: `[status, body]`.
+#[workflow]
+pub fn fetch_with_waki(url: String) -> Result<(u16, String), String> {
+    Ok(get_with_waki(url)?)
+}
+
+#[step(retries = false)]
+fn read_secret(name: String) -> Result<usize, String> {
+    Ok(reprise_guest::secret(&name)?.len())
+}
+
+/// The length of a secret read in a step (never the value).
+#[workflow]
+pub fn secret_length(name: String) -> Result<usize, String> {
+    Ok(read_secret(name)?)
+}
+
+reprise_guest::export!(workflows = [checkout]);

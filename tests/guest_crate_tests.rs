@@ -1,0 +1,40 @@
+//! A guest author's `cargo test`: the shop guest's own tests run natively in its crate, with
+//! the SDK's test harness standing in for the host.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+#[test]
+fn the_shop_guests_native_tests_pass_under_cargo_test() {
+    let guests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("guests");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(&guests)
+        .args(["test", "-p", "shop", "--target-dir"])
+        .arg(guests.join("target"))
+        // The outer cargo's settings are for the host workspace, not this one.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_MAKEFLAGS")
+        .output()
+        .expect("run cargo test in guests/");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "cargo test -p shop failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for test in [
+        "a_paid_order_gets_a_receipt",
+        "a_failing_payment_api_is_retried_with_backoff",
+        "when_payment_fails_for_good_the_stock_is_released",
+        "a_crash_after_reserving_does_not_reserve_again",
+    ] {
+        assert!(
+            stdout.contains(&format!("test {test} ... ok")),
+            "{test} did not pass:\n{stdout}"
+        );
+    }
+}
