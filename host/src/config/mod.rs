@@ -581,6 +581,73 @@ mod tests {
         assert_eq!(config.queues["fib"].worker_concurrency, Some(8));
     }
 
+    /// The README's instance with grants: a directory and a secret next to the config file.
+    #[test]
+    fn the_readmes_grants_parse() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("[instances.shop]")
+            .expect("the README's grants example");
+        let end = readme[start..].find("```").expect("end of block");
+        // PATH is set wherever tests run; the README's variable is not.
+        let block = readme[start..start + end].replace("env = \"PAYMENT_KEY\"", "env = \"PATH\"");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("data")).expect("data dir");
+        let path = dir.path().join("reprise.toml");
+        std::fs::write(
+            &path,
+            format!("[components]\nshop = \"shop.wasm\"\n{block}"),
+        )
+        .expect("write");
+        let config = Config::load(&path).expect("the README's grants parse");
+        let grants = &config.runtime_options().instances["shop"].grants;
+        assert!(grants.http[0].matches("api.payments.example", 443));
+        assert!(grants.tcp[0].matches("127.0.0.1", 7000));
+        assert!(grants.dirs[0].read_only);
+        assert_eq!(grants.dirs[0].guest_path, "/data");
+        assert!(grants.secrets.get("PAYMENT_KEY").is_some());
+        assert_eq!(grants.http_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn bad_grants_stop_the_load_naming_the_instance_and_the_key() {
+        for (keys, expected) in [
+            (
+                "allow_http = [\"http://x\"]",
+                "allow_http: \"http://x\" is not a host grant",
+            ),
+            (
+                "allow_tcp = [\"db:port\"]",
+                "allow_tcp: \"db:port\" is not a host grant",
+            ),
+            (
+                "dirs = { \"/d\" = { path = \"missing\" } }",
+                "is not a directory",
+            ),
+            (
+                "dirs = { \"rel\" = { path = \".\" } }",
+                "the guest path must be absolute",
+            ),
+            (
+                "secrets = { K = { env = \"REPRISE_SURELY_UNSET_VARIABLE\" } }",
+                "secret \"K\" reads $REPRISE_SURELY_UNSET_VARIABLE, which is not set",
+            ),
+            (
+                "secrets = { K = { file = \"nope.key\" } }",
+                "secret \"K\" reads",
+            ),
+            ("secrets = { K = {} }", "exactly one of env"),
+        ] {
+            let text =
+                format!("[components]\nc = \"c.wasm\"\n[instances.i]\ncomponent = \"c\"\n{keys}");
+            let err = load(&text).expect_err(keys).to_string();
+            assert!(
+                err.contains("instance \"i\"") && err.contains(expected),
+                "{keys}: {err}"
+            );
+        }
+    }
+
     #[test]
     fn mistakes_are_named() {
         let err = load("databse = \"x\"").expect_err("typo").to_string();
