@@ -185,6 +185,30 @@ async fn an_off_the_shelf_wasi_http_client_works_in_a_step() {
 }
 
 #[tokio::test]
+async fn a_server_that_does_not_answer_fails_the_attempt_at_the_http_timeout() {
+    let payments = PaymentApi::start(0).await;
+    let grants = Grants {
+        http: vec!["127.0.0.1:*".parse().unwrap()],
+        http_timeout: std::time::Duration::from_millis(300),
+        ..Grants::default()
+    };
+    let mut harness = Harness::new(options(grants, &[])).await;
+    let url = json!(format!("{}/slow", payments.url)).to_string();
+    let started = std::time::Instant::now();
+    let record = harness.run("shop", "fetch", &url).await;
+    assert_eq!(record.status, WorkflowStatus::Error);
+    let error = record.error.unwrap_or_default();
+    assert!(
+        error.contains("timed out waiting for the response"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "not the server's 60 s"
+    );
+}
+
+#[tokio::test]
 async fn read_only_directories_refuse_writes_and_read_write_ones_take_them() {
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("hello.txt"), "hello").unwrap();

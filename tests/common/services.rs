@@ -42,6 +42,13 @@ impl PaymentApi {
         let app = axum::Router::new()
             .route("/charges", axum::routing::post(charge))
             .route("/ping", axum::routing::get(|| async { "pong" }))
+            .route(
+                "/slow",
+                axum::routing::get(|| async {
+                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                    "late"
+                }),
+            )
             .with_state(state);
         tokio::spawn(async move { axum::serve(listener, app).await });
         PaymentApi {

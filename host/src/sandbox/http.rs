@@ -1,10 +1,10 @@
 //! Outgoing HTTP from steps through `wasi:http`: a request goes out only inside a step attempt
 //! and only to a host of the instance's `allow_http`; a refusal reaches the guest as
-//! `internal-error` carrying a message that says how to grant it.
+//! `internal-error` carrying a message that says how to grant it. What is let through goes out
+//! over [`super::http_client`]'s pooled connections.
 
 use std::time::Duration;
 
-use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiHttpHooks};
 
 use crate::grants::{Kind, not_granted};
@@ -72,12 +72,10 @@ impl WasiHttpHooks for HttpGate {
         let options = with_timeouts(options, self.access.grants.http_timeout);
         Box::new(async move {
             verdict.map_err(|message| Error::InternalError(Some(message)))?;
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            let response = super::http_client::send(request, options).await?;
+            // The pool drives the connection: nothing is left for the caller to await.
+            let io = async { Ok(()) };
+            Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
     }
 }

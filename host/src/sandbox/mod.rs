@@ -8,6 +8,7 @@
 mod clocks;
 pub mod files;
 pub(crate) mod http;
+mod http_client;
 mod net;
 
 use std::sync::atomic::{AtomicBool, Ordering};
