@@ -143,7 +143,7 @@ async fn io_from_workflow_code_is_refused_even_when_granted() {
     let mut grants = shop_grants(&payments, &inventory);
     grants.dirs = vec![DirGrant::new(&data.path().to_string_lossy(), "/data", false).unwrap()];
     let mut harness = Harness::new(options(grants, &config)).await;
-    for kind in ["http", "raw_http", "secret", "tcp", "file"] {
+    for kind in ["http", "raw_http", "secret", "tcp", "file", "dns"] {
         let record = harness
             .run("shop", "io_from_workflow_code", &json!(kind).to_string())
             .await;

@@ -24,6 +24,7 @@ use wasmtime_wasi_http::WasiHttpView;
 use crate::bindings::reprise::workflow::{durable, types};
 use crate::bindings::{Guest, GuestPre};
 use crate::limits::{InstanceLimits, MemoryLimiter};
+use crate::sandbox::dns::{GatedNameLookup, GatedNameLookupView};
 use crate::sandbox::files::{GatedFilesystem, GatedFilesystemView};
 
 /// What the engine needs of an instance's state: WASI, the `reprise:workflow` imports, and a
@@ -33,6 +34,8 @@ pub trait GuestState:
 {
     /// The instance's filesystem behind the gate that keeps it to steps.
     fn gated_filesystem(&mut self) -> GatedFilesystemView<'_>;
+    /// The instance's name lookups behind the same gate.
+    fn gated_name_lookup(&mut self) -> GatedNameLookupView<'_>;
     /// The limiter that turns growing past the instance's limit into a typed trap.
     fn limiter(&mut self) -> &mut MemoryLimiter;
     /// Whether the guest made a durable call since this was last asked: it then gets a fresh
@@ -216,11 +219,16 @@ impl<T: GuestState> Engine<T> {
         let config_err = |e: wasmtime::Error| EngineError::Config(format!("{e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(config_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(config_err)?;
-        // Files only inside steps: wasmtime-wasi's filesystem, replaced by the gated one.
+        // Files and name lookups only inside steps: wasmtime-wasi's, replaced by gated ones.
         linker.allow_shadowing(true);
         wasmtime_wasi::p2::bindings::filesystem::types::add_to_linker::<T, GatedFilesystem>(
             &mut linker,
             T::gated_filesystem,
+        )
+        .map_err(config_err)?;
+        wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::add_to_linker::<T, GatedNameLookup>(
+            &mut linker,
+            T::gated_name_lookup,
         )
         .map_err(config_err)?;
         linker.allow_shadowing(false);

@@ -120,6 +120,9 @@ pub fn io_from_workflow_code(kind: String) -> Result<String, String> {
             .map(|_| "connected".to_string())
             .map_err(|e| e.to_string()),
         "file" => std::fs::read_to_string("/data/hello.txt").map_err(|e| e.to_string()),
+        "dns" => std::net::ToSocketAddrs::to_socket_addrs("localhost:7000")
+            .map(|addrs| format!("{} addresses", addrs.count()))
+            .map_err(|e| e.to_string()),
         // wasi:http straight from an off-the-shelf client, past the SDK's own check.
         "raw_http" => waki_get(&setting("payments_url")?).map(|(status, _)| status.to_string()),
         other => return Err(format!("no such kind {other:?}")),

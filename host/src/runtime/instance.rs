@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
+use wasmtime_wasi::sockets::WasiSocketsCtxView;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -12,6 +13,7 @@ use crate::engine::GuestState;
 use crate::grants::Grants;
 use crate::limits::MemoryLimiter;
 use crate::runtime::context::WorkflowContext;
+use crate::sandbox::dns::GatedNameLookupView;
 use crate::sandbox::files::GatedFilesystemView;
 use crate::sandbox::http::HttpGate;
 use crate::sandbox::{Access, SandboxError, StepPhase};
@@ -109,6 +111,16 @@ impl WasiHttpView for HostState {
 }
 
 impl GuestState for HostState {
+    fn gated_name_lookup(&mut self) -> GatedNameLookupView<'_> {
+        GatedNameLookupView {
+            inner: WasiSocketsCtxView {
+                ctx: self.wasi.sockets(),
+                table: &mut self.table,
+            },
+            access: &self.access,
+        }
+    }
+
     fn gated_filesystem(&mut self) -> GatedFilesystemView<'_> {
         GatedFilesystemView {
             inner: WasiFilesystemCtxView {

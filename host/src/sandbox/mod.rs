@@ -6,6 +6,7 @@
 //! secrets, and only while a step attempt runs.
 
 mod clocks;
+pub mod dns;
 pub mod files;
 pub(crate) mod http;
 mod http_client;
