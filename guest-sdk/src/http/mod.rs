@@ -22,7 +22,7 @@
 //! [`crate::testing::Harness`].
 
 #[cfg(not(target_family = "wasm"))]
-mod native;
+pub(crate) mod native;
 #[cfg(target_family = "wasm")]
 mod wasi;
 

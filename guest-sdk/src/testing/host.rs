@@ -5,7 +5,6 @@ use crate::__bindings::reprise::workflow::types::{
     AttemptInfo, ChildFailure, ChildOptions, LogLevel, StepEnd, StepOptions, StepOutcome,
     StepStart, WorkflowInfo,
 };
-use crate::http::{HttpError, Request, Response};
 use crate::registry;
 
 use super::state::{Pending, failure};
@@ -195,19 +194,4 @@ pub(crate) fn secret(name: &str) -> Result<String, String> {
             )
         })
     })
-}
-
-/// An HTTP request of a step, answered by the test's stub.
-pub(crate) fn send_http(request: &Request) -> Result<Response, HttpError> {
-    let stub = with_state(|s| {
-        s.requests.push(request.clone());
-        s.http.clone()
-    });
-    match stub {
-        Some(stub) => stub(request),
-        None => Err(HttpError::Failed {
-            request: format!("{} {}", request.method.as_str(), request.url),
-            message: "no HTTP stub: give the harness one with Harness::stub_http".into(),
-        }),
-    }
 }

@@ -31,6 +31,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::__bindings::reprise::workflow::types::StepOutcome;
+use crate::http::native::{Transport, set_transport};
 use crate::http::{HttpError, Request, Response};
 
 use state::State;
@@ -116,7 +117,9 @@ impl Harness {
             s.runs += 1;
         }
         let previous = CURRENT.with(|c| c.replace(Some(self.state.clone())));
+        let previous_http = set_transport(Some(self.http_transport()));
         let result = catch_unwind(AssertUnwindSafe(f));
+        set_transport(previous_http);
         CURRENT.with(|c| *c.borrow_mut() = previous);
         match result {
             Ok(value) => Ok(value),
@@ -125,6 +128,26 @@ impl Harness {
             }),
             Err(payload) => resume_unwind(payload),
         }
+    }
+
+    /// Records each request and hands it to the stub, called outside the state's borrow (a
+    /// stub may log or read the clock).
+    fn http_transport(&self) -> Transport {
+        let state = self.state.clone();
+        Rc::new(move |request: &Request| {
+            let stub = {
+                let mut s = state.borrow_mut();
+                s.requests.push(request.clone());
+                s.http.clone()
+            };
+            match stub {
+                Some(stub) => stub(request),
+                None => Err(HttpError::Failed {
+                    request: format!("{} {}", request.method.as_str(), request.url),
+                    message: "no HTTP stub: give the harness one with Harness::stub_http".into(),
+                }),
+            }
+        })
     }
 
     /// Makes the next `times` attempts of `step` fail (after its body ran), as a flaky
