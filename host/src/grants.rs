@@ -65,13 +65,22 @@ impl HostPattern {
         if self.port.is_some_and(|p| p != port) {
             return false;
         }
-        let host = normalize_host(host);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
         if self.host == "*" {
             return true;
         }
         match self.host.strip_prefix("*.") {
-            Some(domain) => host.len() > domain.len() + 1 && host.ends_with(&format!(".{domain}")),
-            None => host == self.host,
+            // `a.example.com` for `*.example.com`: a label, a dot, then the domain.
+            Some(domain) => {
+                let Some(split) = host.len().checked_sub(domain.len() + 1) else {
+                    return false;
+                };
+                split > 0
+                    && host.is_char_boundary(split)
+                    && host[split..].starts_with('.')
+                    && host[split + 1..].eq_ignore_ascii_case(domain)
+            }
+            None => host.eq_ignore_ascii_case(&self.host),
         }
     }
 

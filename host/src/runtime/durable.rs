@@ -266,7 +266,7 @@ impl durable::Host for HostState {
 
     async fn secret(&mut self, name: String) -> wasmtime::Result<Result<String, String>> {
         let access = &self.access;
-        if let Err(refused) = access.in_step(&format!("to read secret {name:?}")) {
+        if let Err(refused) = access.in_step(|| format!("to read secret {name:?}")) {
             return Ok(Err(refused));
         }
         Ok(match access.grants.secrets.get(&name) {

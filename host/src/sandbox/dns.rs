@@ -33,7 +33,7 @@ impl Host for GatedNameLookupView<'_> {
     ) -> Result<Resource<ResolveAddressStream>, SocketError> {
         if self
             .access
-            .in_step(&format!("to look up {name:?}"))
+            .in_step(|| format!("to look up {name:?}"))
             .is_err()
         {
             return Err(ErrorCode::AccessDenied.into());

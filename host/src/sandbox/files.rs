@@ -27,7 +27,7 @@ pub struct GatedFilesystemView<'a> {
 impl GatedFilesystemView<'_> {
     fn gate(&self, operation: &str) -> FsResult<()> {
         self.access
-            .in_step(&format!("a file operation ({operation})"))
+            .in_step(|| format!("a file operation ({operation})"))
             .map_err(|_| FsError::from(ErrorCode::NotPermitted))
     }
 }

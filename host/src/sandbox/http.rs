@@ -28,7 +28,7 @@ impl HttpGate {
             Some("http") => 80,
             _ => 443,
         });
-        self.access.in_step(&format!("HTTP to {host}:{port}"))?;
+        self.access.in_step(|| format!("HTTP to {host}:{port}"))?;
         if self
             .access
             .grants

@@ -62,6 +62,7 @@ pub(super) async fn send(
             inner: incoming.map_err(Error::from),
             idle,
             timer: None,
+            armed: false,
         }
         .boxed_unsync()
     }))
@@ -83,11 +84,13 @@ fn client_error(authority: &str, err: &hyper_util::client::legacy::Error) -> Err
     Error::InternalError(Some(message))
 }
 
-/// A response body that fails when no frame arrives for `idle`.
+/// A response body that fails when no frame arrives for `idle`. One timer per body, re-armed
+/// when a wait begins.
 struct IdleTimeout<B> {
     inner: B,
     idle: Duration,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
 }
 
 impl<B: Body<Data = Bytes, Error = Error> + Unpin> Body for IdleTimeout<B> {
@@ -99,16 +102,20 @@ impl<B: Body<Data = Bytes, Error = Error> + Unpin> Body for IdleTimeout<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
-            self.timer = None;
+            self.armed = false;
             return Poll::Ready(frame);
         }
-        let idle = self.idle;
-        let timer = self.timer.get_or_insert_with(|| {
-            let deadline = tokio::time::Instant::now().checked_add(idle);
-            Box::pin(tokio::time::sleep_until(
-                deadline.unwrap_or_else(far_future),
-            ))
-        });
+        let this = &mut *self;
+        let deadline = tokio::time::Instant::now()
+            .checked_add(this.idle)
+            .unwrap_or_else(far_future);
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !this.armed {
+            timer.as_mut().reset(deadline);
+            this.armed = true;
+        }
         ready!(timer.as_mut().poll(cx));
         Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
     }

@@ -75,12 +75,16 @@ impl Access {
         Access::new(Arc::default(), "", "", StepPhase::new(false))
     }
 
-    /// `Err` with [`IO_OUTSIDE_STEP`] when workflow code, not a step, runs now.
-    pub(crate) fn in_step(&self, what: &str) -> Result<(), String> {
+    /// `Err` with [`IO_OUTSIDE_STEP`] when workflow code, not a step, runs now; `what` (what
+    /// was tried) is only worded then, off the path of every allowed read and write.
+    pub(crate) fn in_step(&self, what: impl FnOnce() -> String) -> Result<(), String> {
         if self.phase.in_step() {
             Ok(())
         } else {
-            Err(self.refuse(format!("{IO_OUTSIDE_STEP} (workflow code tried {what})")))
+            Err(self.refuse(format!(
+                "{IO_OUTSIDE_STEP} (workflow code tried {})",
+                what()
+            )))
         }
     }
 

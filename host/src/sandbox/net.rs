@@ -31,7 +31,7 @@ async fn permits(access: &Access, addr: SocketAddr, usage: SocketAddrUse) -> boo
         // A connect first binds to the wildcard address on any port: the connect decides.
         SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
         SocketAddrUse::TcpConnect => {
-            if let Err(_refused) = access.in_step(&format!("to connect to {addr}")) {
+            if let Err(_refused) = access.in_step(|| format!("to connect to {addr}")) {
                 return false;
             }
             if granted(&access.grants.tcp, addr).await {
