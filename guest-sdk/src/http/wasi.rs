@@ -55,8 +55,9 @@ pub(super) fn send(request: &Request) -> Result<Response, HttpError> {
     });
     let future = outgoing_handler::handle(outgoing, options).map_err(|e| failed(describe(&e)))?;
 
-    // The body is streamed after `handle`: the host reads it while it sends.
-    {
+    // The body is streamed after `handle`: the host reads it while it sends. An empty one
+    // needs no stream.
+    if !request.body.is_empty() {
         let stream = body
             .write()
             .map_err(|()| failed("the request body could not be written".into()))?;
@@ -68,12 +69,16 @@ pub(super) fn send(request: &Request) -> Result<Response, HttpError> {
     }
     OutgoingBody::finish(body, None).map_err(|e| failed(describe(&e)))?;
 
-    let incoming = loop {
-        match future.get() {
-            Some(Ok(Ok(response))) => break response,
-            Some(Ok(Err(code))) => return Err(failed(describe(&code))),
-            Some(Err(())) => return Err(failed("the response was already taken".into())),
-            None => future.subscribe().block(),
+    // The response is never ready this early: wait first, then take it.
+    future.subscribe().block();
+    let incoming = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(code))) => return Err(failed(describe(&code))),
+        Some(Err(())) => return Err(failed("the response was already taken".into())),
+        None => {
+            return Err(failed(
+                "the response was not ready after waiting for it".into(),
+            ));
         }
     };
     let status = incoming.status();
