@@ -127,6 +127,8 @@ async fn hosts_not_granted_are_refused_with_the_key_that_would_grant_them() {
         inventory.addr, inventory.addr
     );
     assert!(error.contains(&expected), "{error}");
+    // A refusal is a step error like any other: retried per the step's policy (3 attempts).
+    assert_eq!(harness.executions_of(&record.id, "reserve_stock"), 3);
     assert!(payments.charges().is_empty() && inventory.lines().is_empty());
 }
 
@@ -287,6 +289,22 @@ fn reprise_run_grants_hosts_and_secrets_by_flag() {
         String::from_utf8_lossy(&secret.stdout).trim(),
         KEY.len().to_string()
     );
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("hello.txt"), "hello").unwrap();
+    let grant = format!("{}:/data:ro", data.path().display());
+    let files = run(&["--dir", &grant], "files", r#""hello.txt""#);
+    assert!(
+        files.status.success(),
+        "{}",
+        String::from_utf8_lossy(&files.stderr)
+    );
+    let [read, write]: [String; 2] = serde_json::from_slice(&files.stdout).unwrap();
+    assert_eq!(read, "hello");
+    assert!(write.contains("Operation not permitted"), "{write}");
+    let missing = run(&["--dir", "/no/such/dir:/data"], "files", r#""hello.txt""#);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("is not a directory"));
+
     let unset = run(&["--secret", "NOT_SET_ANYWHERE"], "secret_length", r#""X""#);
     assert_eq!(unset.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unset.stderr).contains("NOT_SET_ANYWHERE is not set"));
