@@ -35,6 +35,8 @@ pub struct StepConfig {
     pub backoff_rate: f64,
     /// Run each attempt in a fresh instance through `run-isolated`.
     pub isolated: bool,
+    /// Each attempt's time limit in milliseconds, 0 for none (set only on isolated steps).
+    pub timeout_ms: u64,
 }
 
 impl StepConfig {
@@ -254,6 +256,9 @@ fn drive_step<T: DeserializeOwned>(
         StepStart::Replay(recorded) => return outcome(def.name, recorded),
         StepStart::Execute(attempt) => attempt,
     };
+    if def.config.timeout_ms > 0 {
+        durable::set_step_timeout(def.config.timeout_ms);
+    }
     loop {
         let output = {
             let _status = StatusGuard::set(def.name, &attempt);

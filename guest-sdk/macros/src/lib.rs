@@ -217,6 +217,8 @@ struct StepOptions {
     interval_ms: u64,
     backoff_rate: f64,
     isolated: bool,
+    /// Each attempt's time limit; 0 for none. A step with one runs isolated.
+    timeout_ms: u64,
 }
 
 impl Default for StepOptions {
@@ -228,6 +230,7 @@ impl Default for StepOptions {
             interval_ms: 1000,
             backoff_rate: 2.0,
             isolated: false,
+            timeout_ms: 0,
         }
     }
 }
@@ -271,6 +274,20 @@ impl StepOptions {
                 }
                 self.backoff_rate = rate;
             }
+            "timeout_ms" => {
+                let lit: syn::LitInt = meta.value()?.parse()?;
+                let ms: u64 = lit.base10_parse()?;
+                if ms == 0 {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "timeout_ms must be at least 1 (leave it out for no limit)",
+                    ));
+                }
+                self.timeout_ms = ms;
+                // Interrupting code leaves its memory in any state: only a fresh instance,
+                // thrown away with it, can be interrupted safely.
+                self.isolated = true;
+            }
             "isolated" => {
                 self.isolated = if meta.input.peek(Token![=]) {
                     meta.value()?.parse::<syn::LitBool>()?.value
@@ -281,7 +298,7 @@ impl StepOptions {
             _ => {
                 return Err(meta.error(
                     "unknown step option; expected name, retries, max_attempts, interval_ms, \
-                     backoff_rate or isolated",
+                     backoff_rate, isolated or timeout_ms",
                 ));
             }
         }
@@ -355,6 +372,7 @@ fn expand_step(options: StepOptions, func: ItemFn) -> syn::Result<TokenStream2> 
         interval_ms,
         backoff_rate,
         isolated,
+        timeout_ms,
         ..
     } = options;
     Ok(quote! {
@@ -376,6 +394,7 @@ fn expand_step(options: StepOptions, func: ItemFn) -> syn::Result<TokenStream2> 
                 interval_ms: #interval_ms,
                 backoff_rate: #backoff_rate,
                 isolated: #isolated,
+                timeout_ms: #timeout_ms,
             },
             run: {
                 fn run(

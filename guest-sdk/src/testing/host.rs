@@ -185,6 +185,10 @@ pub(crate) fn await_child(id: &str) -> Result<Vec<u8>, ChildFailure> {
 
 pub(crate) fn report_panic(_message: &str) {}
 
+/// Natively a step's body runs on the test's thread and cannot be interrupted: a timeout is
+/// the host's to enforce.
+pub(crate) fn set_step_timeout(_timeout_ms: u64) {}
+
 pub(crate) fn secret(name: &str) -> Result<String, String> {
     with_state(|s| {
         s.secrets.get(name).cloned().ok_or_else(|| {

@@ -221,6 +221,30 @@ fn blocked(ms: u64) -> Result<u64, String> {
     Ok(block(ms)?)
 }
 
+/// Spins in a busy loop, never calling the host, on its first `spinning` attempts; then
+/// answers with the attempt number. Each attempt has 200 ms.
+#[step(timeout_ms = 200, max_attempts = 3, interval_ms = 10)]
+fn spin_then_answer(spinning: u32) -> Result<u32, String> {
+    let attempt = step_status().map_or(1, |s| s.attempt);
+    if attempt <= spinning {
+        let mut x = 0u64;
+        loop {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    }
+    Ok(attempt)
+}
+
+/// Runs `spin_then_answer`: which attempt answered, or every attempt's error.
+#[workflow]
+fn timed(spinning: u32) -> Result<String, String> {
+    match spin_then_answer(spinning) {
+        Ok(attempt) => Ok(format!("answered on attempt {attempt}")),
+        Err(StepError::MaxRetriesExceeded(e)) => Err(format!("gave up: {}", e.errors.join(" | "))),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 reprise_guest::export!(
     workflows = [
         spin,

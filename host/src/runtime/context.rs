@@ -61,6 +61,11 @@ impl WorkflowContext {
         self.pending.as_ref()
     }
 
+    /// The step attempt in progress, to set what the guest declares after `begin-step`.
+    pub(crate) fn pending_mut(&mut self) -> Option<&mut PendingStep> {
+        self.pending.as_mut()
+    }
+
     /// An attempt of `step` starts: the guest sees the real clock and entropy until it ends.
     pub(crate) fn enter_step(&mut self, step: PendingStep) {
         self.pending = Some(step);

@@ -377,6 +377,7 @@ impl WorkflowHost for ExecutionHost {
         name: &str,
         input: Vec<u8>,
         attempt: AttemptInfo,
+        timeout: Option<Duration>,
     ) -> Result<Result<Vec<u8>, String>, ProtocolViolation> {
         let seed = format!("{}#{function_id}", self.info.id);
         let _place = self.shared.slots.isolated().await;
@@ -389,7 +390,7 @@ impl WorkflowHost for ExecutionHost {
             limits: self.limits,
             grants: &self.grants,
         };
-        instance.run_attempt(name, input, attempt).await
+        instance.run_attempt(name, input, attempt, timeout).await
     }
 
     fn metrics(&self) -> &Metrics {

@@ -83,6 +83,7 @@ impl durable::Host for HostState {
                     attempt: 1,
                     errors: Vec::new(),
                     started_at: now_ms(),
+                    timeout: None,
                 };
                 let info = pending.attempt_info();
                 ctx.host.metrics().step_executed();
@@ -177,10 +178,28 @@ impl durable::Host for HostState {
                 "run-isolated({name:?}) outside begin-step/end-step"
             )));
         };
-        let (host, function_id) = (ctx.host.clone(), pending.function_id);
-        host.run_isolated(function_id, &name, input, attempt)
+        let (host, function_id, timeout) = (ctx.host.clone(), pending.function_id, pending.timeout);
+        host.run_isolated(function_id, &name, input, attempt, timeout)
             .await
             .map_err(wasmtime::Error::new)
+    }
+
+    async fn set_step_timeout(&mut self, timeout_ms: u64) -> wasmtime::Result<()> {
+        let ctx = self.workflow("set-step-timeout")?;
+        let Some(pending) = ctx.pending_mut() else {
+            return Err(violation(
+                "set-step-timeout outside begin-step/end-step".into(),
+            ));
+        };
+        if !pending.options.isolated {
+            return Err(violation(format!(
+                "step {:?} set a timeout but is not isolated: only an isolated step's instance \
+                 can be interrupted safely",
+                pending.name
+            )));
+        }
+        pending.timeout = Some(Duration::from_millis(timeout_ms.max(1)));
+        Ok(())
     }
 
     async fn sleep(&mut self, duration_ms: u64) -> wasmtime::Result<()> {

@@ -79,6 +79,7 @@ impl WorkflowHost for FakeHost {
         name: &str,
         _input: Vec<u8>,
         _attempt: AttemptInfo,
+        _timeout: Option<Duration>,
     ) -> Result<Result<Vec<u8>, String>, ProtocolViolation> {
         Ok(Err(format!("no isolated {name} here")))
     }
@@ -383,5 +384,35 @@ async fn a_refusal_during_an_attempt_is_added_to_its_error() {
     assert_eq!(
         committed[0].error.as_ref().map(|e| e.message.as_str()),
         Some("Permission denied (the host refused: TCP to x:1 is not granted)")
+    );
+}
+
+#[tokio::test]
+async fn only_an_isolated_step_may_set_a_timeout() {
+    let host = Arc::new(FakeHost::default());
+    let mut state = instance(host.clone(), vec![], CancellationToken::new());
+    state
+        .begin_step("inline".into(), options(1))
+        .await
+        .expect("begin");
+    let err = state.set_step_timeout(100).await.expect_err("inline");
+    assert!(err.to_string().contains("is not isolated"), "{err}");
+
+    let mut state = instance(host, vec![], CancellationToken::new());
+    let isolated = StepOptions {
+        isolated: true,
+        ..options(1)
+    };
+    state
+        .begin_step("isolated".into(), isolated)
+        .await
+        .expect("begin");
+    state.set_step_timeout(100).await.expect("isolated");
+    let Role::Workflow(ctx) = &state.role else {
+        panic!("a workflow instance");
+    };
+    assert_eq!(
+        ctx.pending().and_then(|p| p.timeout),
+        Some(Duration::from_millis(100))
     );
 }

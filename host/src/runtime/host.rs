@@ -29,13 +29,15 @@ pub(crate) trait WorkflowHost: Send + Sync {
     async fn wait_for(&self, id: &str, timeout: Duration) -> Result<Waited, StoreError>;
     /// Runs one attempt of an isolated step in a fresh instance of this component: its output
     /// or its error, or a [`ProtocolViolation`] when no attempt could ever succeed (the step
-    /// is missing from the component's exports).
+    /// is missing from the component's exports). An attempt running past `timeout` is
+    /// interrupted and fails with a timeout error.
     async fn run_isolated(
         &self,
         function_id: u32,
         name: &str,
         input: Vec<u8>,
         attempt: AttemptInfo,
+        timeout: Option<Duration>,
     ) -> Result<Result<Vec<u8>, String>, ProtocolViolation>;
     /// Counters for `/metrics`.
     fn metrics(&self) -> &Metrics;

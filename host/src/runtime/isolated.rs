@@ -3,6 +3,7 @@
 //! instance lives on.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::bindings::{AttemptInfo, StepError, WorkflowInfo};
 use crate::engine::EngineError;
@@ -34,6 +35,7 @@ impl Instance<'_> {
         name: &str,
         input: Vec<u8>,
         attempt: AttemptInfo,
+        timeout: Option<Duration>,
     ) -> Result<Result<Vec<u8>, String>, ProtocolViolation> {
         let host = self;
         let engine = &host.shared.engine;
@@ -61,34 +63,49 @@ impl Instance<'_> {
                 )));
             }
         };
-        Ok(
-            match guest.call_run_step(&mut store, name, &input, attempt).await {
-                Ok(Ok(output)) => Ok(output),
-                Ok(Err(StepError::Failed(message))) => {
-                    Err(with_refusal(message, store.data().access.take_refusal()))
-                }
-                Ok(Err(StepError::InvalidInput(message))) => {
-                    Err(format!("invalid input for step {name:?}: {message}"))
-                }
-                Ok(Err(StepError::UnknownStep(_))) => {
-                    return Err(ProtocolViolation(format!(
-                        "isolated step {name:?} is not listed in the component's export! steps: a \
-                     fresh instance cannot find it; add it to export!(steps = [...])"
+        // A guest in a busy loop still yields to tokio every few million instructions (its
+        // fuel's yield interval), so the timer fires and dropping the call ends the attempt.
+        let call = guest.call_run_step(&mut store, name, &input, attempt);
+        let result = match timeout {
+            Some(limit) => match tokio::time::timeout(limit, call).await {
+                Ok(result) => result,
+                Err(_) => {
+                    return Ok(Err(format!(
+                        "step {name:?} timed out: attempt {} of {} was interrupted after {} ms",
+                        attempt.attempt,
+                        attempt.max_attempts,
+                        limit.as_millis()
                     )));
                 }
-                Err(err) => {
-                    let trap = classify(&err, store.data().panic_message.as_deref());
-                    host.shared.metrics.isolated_trapped(trap.class);
-                    host.shared
-                        .events
-                        .emit(|| RuntimeEvent::IsolatedStepTrapped {
-                            workflow_id: host.info.id.clone(),
-                            name: name.to_string(),
-                            class: trap.class,
-                        });
-                    Err(format!("isolated step {name:?} trapped: {trap}"))
-                }
             },
-        )
+            None => call.await,
+        };
+        Ok(match result {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(StepError::Failed(message))) => {
+                Err(with_refusal(message, store.data().access.take_refusal()))
+            }
+            Ok(Err(StepError::InvalidInput(message))) => {
+                Err(format!("invalid input for step {name:?}: {message}"))
+            }
+            Ok(Err(StepError::UnknownStep(_))) => {
+                return Err(ProtocolViolation(format!(
+                    "a fresh instance of the component defines no step {name:?} to run \
+                         isolated (was it built without the reprise-guest SDK, or an old one?)"
+                )));
+            }
+            Err(err) => {
+                let trap = classify(&err, store.data().panic_message.as_deref());
+                host.shared.metrics.isolated_trapped(trap.class);
+                host.shared
+                    .events
+                    .emit(|| RuntimeEvent::IsolatedStepTrapped {
+                        workflow_id: host.info.id.clone(),
+                        name: name.to_string(),
+                        class: trap.class,
+                    });
+                Err(format!("isolated step {name:?} trapped: {trap}"))
+            }
+        })
     }
 }
