@@ -155,6 +155,7 @@ pub fn files(name: String) -> Vec<String> {
 
 #[step(retries = false)]
 fn get_url(url: String) -> Result<(u16, String), String> {
+    info!("GET {url}");
     let response = http::get(url)?;
     Ok((response.status, response.text()?))
 }
@@ -162,7 +163,9 @@ fn get_url(url: String) -> Result<(u16, String), String> {
 /// GETs `url` from a step: `[status, body]`.
 #[workflow]
 pub fn fetch(url: String) -> Result<(u16, String), String> {
-    Ok(get_url(url)?)
+    let (status, body) = get_url(url)?;
+    info!("fetched: {status}");
+    Ok((status, body))
 }
 
 fn waki_get(url: &str) -> Result<(u16, String), String> {

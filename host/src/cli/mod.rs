@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::parse_size;
+use crate::config::{LogFormat, parse_size};
 use crate::engine::EngineOptions;
 use crate::grants::Grants;
 use crate::limits::InstanceLimits;
@@ -33,6 +33,10 @@ use crate::store::{Durability, Store, open_store};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Logs on stderr as `text` or `json` (one object per line) [default: text, or `serve`'s
+    /// `log_format`].
+    #[arg(long, global = true, env = "REPRISE_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +169,15 @@ impl LimitArgs {
 }
 
 impl Command {
+    /// `serve`'s `log_format`, read before logging starts (the config is read again, and its
+    /// errors reported, when `serve` starts).
+    fn configured_log_format(&self) -> Option<LogFormat> {
+        match self {
+            Command::Serve(args) => args.log_format(),
+            _ => None,
+        }
+    }
+
     /// Threads for the async runtime: one unless the command takes `--worker-threads`.
     fn worker_threads(&self) -> usize {
         let threads = match self {
@@ -240,7 +253,10 @@ const EXIT_PAUSED: u8 = 4;
 /// Runs the CLI; the binary's whole body.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(
+        cli.log_format
+            .or_else(|| cli.command.configured_log_format()),
+    );
     ignore_file_size_signal();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.command.worker_threads())
@@ -301,12 +317,23 @@ fn ignore_file_size_signal() {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: Option<LogFormat>) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,guest=info,reprise=info"));
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format.unwrap_or_default() {
+        // Fields flattened beside `message`, and no span lists: one flat object a line, what
+        // log shippers index.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }

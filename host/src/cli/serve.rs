@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ThreadArgs;
 use super::component::component_bytes;
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
 use crate::engine::EngineOptions;
 use crate::queue::start_dispatchers;
 use crate::runtime::Runtime;
@@ -31,6 +31,13 @@ pub struct ServeArgs {
     listen: Option<String>,
     #[command(flatten)]
     pub(super) threads: ThreadArgs,
+}
+
+impl ServeArgs {
+    /// The config's `log_format`, if the config can be read.
+    pub(super) fn log_format(&self) -> Option<LogFormat> {
+        Config::load(&self.config).ok().and_then(|c| c.log_format)
+    }
 }
 
 pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {

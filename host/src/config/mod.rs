@@ -54,6 +54,9 @@ pub struct Config {
     #[serde(default = "default_executor")]
     /// Who owns the workflows this server starts.
     pub executor_id: String,
+    /// `text` or `json` logs on stderr; `--log-format` wins.
+    #[serde(default)]
+    pub log_format: Option<LogFormat>,
     /// Live WebAssembly instances at once (the instance pool's size). Executions beyond it
     /// wait their turn; waiting workflows are parked and hold none.
     #[serde(default = "default_max_instances")]
@@ -118,6 +121,18 @@ impl Default for ServerConfig {
             body_timeout: default_body_timeout(),
         }
     }
+}
+
+/// How logs are written: for people, or for a log shipper.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON object a line: `timestamp`, `level`, `target`, `message` and the fields
+    /// (`workflow_id`, `step` for guest logs).
+    Json,
 }
 
 /// One configured instance (DBOS's configured instance): a component, config values, limits.

@@ -256,21 +256,28 @@ impl durable::Host for HostState {
     async fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
         let workflow_id = self.workflow_id();
         let message = capped_log_message(&message);
+        // The step the line came from; none for workflow code.
+        let step = match &self.role {
+            Role::Workflow(ctx) => ctx.pending().map(|p| p.name.clone()),
+            Role::IsolatedStep { step, .. } => Some(step.clone()),
+            Role::Listing => None,
+        };
+        let step = step.as_deref();
         // Workflow code between recorded positions logged when it first ran; replaying it
         // (after a recovery, or each time a parked workflow wakes) would print every line
         // again, looking like re-run steps. Kept at debug level, marked.
         let replayed = matches!(&self.role, Role::Workflow(ctx)
             if ctx.pending().is_none() && ctx.history.replaying());
         if replayed {
-            tracing::debug!(target: "guest", %workflow_id, replayed = true, "{message}");
+            tracing::debug!(target: "guest", %workflow_id, step, replayed = true, "{message}");
             return Ok(());
         }
         match level {
-            LogLevel::Trace => tracing::trace!(target: "guest", %workflow_id, "{message}"),
-            LogLevel::Debug => tracing::debug!(target: "guest", %workflow_id, "{message}"),
-            LogLevel::Info => tracing::info!(target: "guest", %workflow_id, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "guest", %workflow_id, "{message}"),
-            LogLevel::Error => tracing::error!(target: "guest", %workflow_id, "{message}"),
+            LogLevel::Trace => tracing::trace!(target: "guest", %workflow_id, step, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "guest", %workflow_id, step, "{message}"),
+            LogLevel::Info => tracing::info!(target: "guest", %workflow_id, step, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "guest", %workflow_id, step, "{message}"),
+            LogLevel::Error => tracing::error!(target: "guest", %workflow_id, step, "{message}"),
         }
         Ok(())
     }
@@ -278,7 +285,7 @@ impl durable::Host for HostState {
     async fn workflow_info(&mut self) -> wasmtime::Result<WorkflowInfo> {
         match &self.role {
             Role::Workflow(ctx) => Ok(ctx.info.clone()),
-            Role::IsolatedStep { info } => Ok(info.clone()),
+            Role::IsolatedStep { info, .. } => Ok(info.clone()),
             Role::Listing => Err(violation("workflow-info while listing definitions".into())),
         }
     }

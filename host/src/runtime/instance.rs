@@ -46,7 +46,11 @@ pub(crate) enum Role {
     /// Runs a workflow: durable calls are checkpointed.
     Workflow(Box<WorkflowContext>),
     /// Runs one attempt of an isolated step for the workflow described by `info`.
-    IsolatedStep { info: WorkflowInfo },
+    IsolatedStep {
+        info: WorkflowInfo,
+        /// The step it runs, named in its logs.
+        step: String,
+    },
     /// Lists definitions; makes no durable calls.
     Listing,
 }
@@ -64,7 +68,7 @@ impl HostState {
     ) -> Result<Self, SandboxError> {
         let (phase, workflow_id) = match &role {
             Role::Workflow(ctx) => (ctx.phase.clone(), ctx.info.id.as_str()),
-            Role::IsolatedStep { info } => (StepPhase::new(true), info.id.as_str()),
+            Role::IsolatedStep { info, .. } => (StepPhase::new(true), info.id.as_str()),
             Role::Listing => (StepPhase::new(false), ""),
         };
         let access = Access::new(grants, instance, workflow_id, phase);
@@ -85,7 +89,7 @@ impl HostState {
     pub(crate) fn workflow_id(&self) -> String {
         match &self.role {
             Role::Workflow(ctx) => ctx.info.id.clone(),
-            Role::IsolatedStep { info } => info.id.clone(),
+            Role::IsolatedStep { info, .. } => info.id.clone(),
             Role::Listing => String::new(),
         }
     }

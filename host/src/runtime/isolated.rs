@@ -46,6 +46,7 @@ impl Instance<'_> {
                 host.limits.memory_bytes,
                 Role::IsolatedStep {
                     info: host.info.clone(),
+                    step: name.to_string(),
                 },
                 host.grants.clone(),
                 &host.info.instance,
