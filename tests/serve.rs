@@ -128,6 +128,11 @@ async fn enqueue_through_the_client_await_results_list_and_inspect_steps() {
         metrics.contains(&checkpoints),
         "{checkpoints} in\n{metrics}"
     );
+    let durations =
+        format!("reprise_step_duration_seconds_count{{step=\"fib_step\"}} {total_steps}");
+    assert!(metrics.contains(&durations), "{durations} in\n{metrics}");
+    let waits = "reprise_enqueue_to_start_seconds_count{queue=\"fib\"} 100";
+    assert!(metrics.contains(waits), "{waits} in\n{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,8 +2,10 @@
 //! atomics bumped on the hot path (a relaxed add each); database-derived gauges (workflows by
 //! status, queue depth) are read when scraped.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::limits::TrapClass;
@@ -11,10 +13,97 @@ use crate::store::{QueueDepth, WorkflowStatus};
 
 const TRAP_CLASSES: [TrapClass; 6] = TrapClass::ALL;
 
-/// Upper bounds (µs) of the checkpoint latency buckets: from a page-cache commit to a slow fsync.
-const LATENCY_BOUNDS_US: [u64; 12] = [
-    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 500_000,
+/// Upper bounds (µs) of the latency buckets: from a page-cache commit to a minute-long step.
+const LATENCY_BOUNDS_US: [u64; 19] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000, 60_000_000,
 ];
+
+/// Distinct label values one labelled histogram keeps; step names come from guests, so later
+/// ones share the series `other` rather than grow the scrape without bound.
+const MAX_SERIES: usize = 200;
+
+/// One latency histogram.
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; LATENCY_BOUNDS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, latency: Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        if let Some(bucket) = LATENCY_BOUNDS_US.iter().position(|bound| us <= *bound) {
+            bump(&self.buckets[bucket]);
+        }
+        bump(&self.count);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// The series of `name` with `labels` (`key="value"` pairs, already escaped, or empty).
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (bound, bucket) in LATENCY_BOUNDS_US.iter().zip(&self.buckets) {
+            cumulative += load(bucket);
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let count = load(&self.count);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = load(&self.sum_us) as f64 / 1e6;
+        let braces = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                format!("{{{s}}}")
+            }
+        };
+        let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
+        let _ = writeln!(out, "{name}_count{} {count}", braces(labels));
+    }
+}
+
+/// Histograms by the value of one label.
+#[derive(Default)]
+struct Labelled {
+    series: Mutex<BTreeMap<String, Arc<Histogram>>>,
+}
+
+impl Labelled {
+    fn observe(&self, value: &str, latency: Duration) {
+        let histogram = {
+            let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+            let key = if series.len() >= MAX_SERIES && !series.contains_key(value) {
+                "other"
+            } else {
+                value
+            };
+            series.entry(key.to_string()).or_default().clone()
+        };
+        histogram.observe(latency);
+    }
+
+    fn render(&self, out: &mut String, name: &str, label: &str) {
+        let series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        for (value, histogram) in series.iter() {
+            histogram.render(out, name, &format!("{label}=\"{}\"", escape(value)));
+        }
+    }
+}
+
+/// A label value as Prometheus's text format writes it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
 
 /// Counters of one runtime.
 #[derive(Default)]
@@ -26,9 +115,11 @@ pub struct Metrics {
     step_retries: AtomicU64,
     traps: [AtomicU64; 6],
     isolated_traps: [AtomicU64; 6],
-    checkpoint_buckets: [AtomicU64; 12],
-    checkpoint_count: AtomicU64,
-    checkpoint_sum_us: AtomicU64,
+    checkpoints: Histogram,
+    /// From a step's first attempt starting to its outcome committed, by step name.
+    step_durations: Labelled,
+    /// From enqueue to the dispatcher starting the workflow, by queue.
+    queue_waits: Labelled,
 }
 
 fn status_index(status: WorkflowStatus) -> usize {
@@ -76,12 +167,17 @@ impl Metrics {
 
     /// Records how long one checkpoint took to commit.
     pub(crate) fn checkpoint(&self, latency: Duration) {
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        if let Some(bucket) = LATENCY_BOUNDS_US.iter().position(|bound| us <= *bound) {
-            bump(&self.checkpoint_buckets[bucket]);
-        }
-        bump(&self.checkpoint_count);
-        self.checkpoint_sum_us.fetch_add(us, Ordering::Relaxed);
+        self.checkpoints.observe(latency);
+    }
+
+    /// Records how long a step took, all its attempts and backoffs included.
+    pub(crate) fn step_duration(&self, step: &str, duration: Duration) {
+        self.step_durations.observe(step, duration);
+    }
+
+    /// Records how long a workflow waited on `queue` before it started.
+    pub(crate) fn enqueue_to_start(&self, queue: &str, wait: Duration) {
+        self.queue_waits.observe(queue, wait);
     }
 
     /// The Prometheus text exposition of these counters plus the database's gauges.
@@ -199,26 +295,24 @@ impl Metrics {
             "histogram",
             "Time to commit one step outcome.",
         );
-        let mut cumulative = 0;
-        for (bound, bucket) in LATENCY_BOUNDS_US.iter().zip(&self.checkpoint_buckets) {
-            cumulative += load(bucket);
-            let _ = writeln!(
-                out,
-                "reprise_checkpoint_latency_seconds_bucket{{le=\"{}\"}} {cumulative}",
-                *bound as f64 / 1e6
-            );
-        }
-        let count = load(&self.checkpoint_count);
-        let _ = writeln!(
-            out,
-            "reprise_checkpoint_latency_seconds_bucket{{le=\"+Inf\"}} {count}"
+        self.checkpoints
+            .render(&mut out, "reprise_checkpoint_latency_seconds", "");
+        family(
+            &mut out,
+            "reprise_step_duration_seconds",
+            "histogram",
+            "From a step's first attempt to its committed outcome, retries included, by step.",
         );
-        let _ = writeln!(
-            out,
-            "reprise_checkpoint_latency_seconds_sum {}",
-            load(&self.checkpoint_sum_us) as f64 / 1e6
+        self.step_durations
+            .render(&mut out, "reprise_step_duration_seconds", "step");
+        family(
+            &mut out,
+            "reprise_enqueue_to_start_seconds",
+            "histogram",
+            "From a workflow's enqueue to its start by a dispatcher, by queue.",
         );
-        let _ = writeln!(out, "reprise_checkpoint_latency_seconds_count {count}");
+        self.queue_waits
+            .render(&mut out, "reprise_enqueue_to_start_seconds", "queue");
         out
     }
 }
@@ -243,5 +337,41 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("instance="), "{text}");
+    }
+
+    #[test]
+    fn step_durations_and_queue_waits_are_histograms_by_label() {
+        let metrics = Metrics::default();
+        metrics.step_duration("charge", Duration::from_millis(3));
+        metrics.step_duration("charge", Duration::from_millis(30));
+        metrics.enqueue_to_start("emails", Duration::from_micros(400));
+        let text = metrics.render(&[], &[]);
+        for line in [
+            "reprise_step_duration_seconds_bucket{step=\"charge\",le=\"0.005\"} 1",
+            "reprise_step_duration_seconds_bucket{step=\"charge\",le=\"+Inf\"} 2",
+            "reprise_step_duration_seconds_count{step=\"charge\"} 2",
+            "reprise_step_duration_seconds_sum{step=\"charge\"} 0.033",
+            "reprise_enqueue_to_start_seconds_bucket{queue=\"emails\",le=\"0.0005\"} 1",
+            "reprise_checkpoint_latency_seconds_count 0",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn guest_chosen_step_names_are_escaped_and_bounded() {
+        let metrics = Metrics::default();
+        metrics.step_duration("a\"b\\c\nd", Duration::from_millis(1));
+        for i in 0..MAX_SERIES + 50 {
+            metrics.step_duration(&format!("s{i}"), Duration::from_millis(1));
+        }
+        let text = metrics.render(&[], &[]);
+        assert!(text.contains("step=\"a\\\"b\\\\c\\nd\""), "{text}");
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("reprise_step_duration_seconds_count"))
+            .count();
+        assert_eq!(series, MAX_SERIES + 1, "200 names and `other`");
+        assert!(text.contains("reprise_step_duration_seconds_count{step=\"other\"} 51"));
     }
 }

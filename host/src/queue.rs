@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::QueueConfig;
 use crate::runtime::Runtime;
-use crate::store::QueueClaim;
+use crate::store::{QueueClaim, now_ms};
 
 /// How often a dispatcher looks for work it was not told about (other processes' enqueues,
 /// rate-limit windows reopening).
@@ -125,7 +125,12 @@ impl Dispatcher {
             };
             let claimed = self.runtime.store().claim_queued(&claim).await?;
             let got = claimed.len();
+            let now = now_ms();
             for record in claimed {
+                let waited = u64::try_from(now - record.created_at).unwrap_or(0);
+                self.runtime
+                    .metrics()
+                    .enqueue_to_start(&self.queue, Duration::from_millis(waited));
                 let Ok(permit) = self.slots.clone().try_acquire_owned() else {
                     // Cannot happen: we claimed no more than the free permits. Run it anyway
                     // rather than leave a claimed workflow unattended.

@@ -83,6 +83,7 @@ impl durable::Host for HostState {
                     attempt: 1,
                     errors: Vec::new(),
                     started_at: now_ms(),
+                    began: std::time::Instant::now(),
                     timeout: None,
                 };
                 let info = pending.attempt_info();
@@ -152,6 +153,9 @@ impl durable::Host for HostState {
             completed_at: now_ms(),
         };
         ctx.record(&step).await?;
+        ctx.host
+            .metrics()
+            .step_duration(&step.name, pending.began.elapsed());
         tracing::debug!(
             workflow_id = %step.workflow_id, function_id = step.function_id, step = %step.name,
             attempts = step.attempts, duration_ms = step.completed_at - step.started_at,

@@ -15,6 +15,8 @@ pub(crate) struct PendingStep {
     pub(crate) attempt: u32,
     pub(crate) errors: Vec<String>,
     pub(crate) started_at: i64,
+    /// When the first attempt began, for the step's duration.
+    pub(crate) began: std::time::Instant,
     /// Each attempt's time limit, when the step set one (isolated steps only).
     pub(crate) timeout: Option<Duration>,
 }
