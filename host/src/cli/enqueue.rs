@@ -11,6 +11,7 @@ use clap::Args;
 use reprise_client::wire::WorkflowStatus;
 use reprise_client::{Client, ClientError, StartOptions};
 
+use super::progress::Progress;
 use super::{parse_input, parse_workflow_id};
 
 #[derive(Debug, Args)]
@@ -70,6 +71,9 @@ pub async fn enqueue(args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
     }
     let client = Client::new(&args.server, args.token.clone())?;
     let mut waiting = tokio::task::JoinSet::new();
+    // One copy needs no progress; many show how far the enqueueing, then the waiting, got.
+    let counted = count > 1;
+    let mut enqueued = counted.then(|| Progress::new("enqueued", u64::from(count)));
     for (text, input, id) in copies {
         let options = StartOptions {
             id,
@@ -87,8 +91,14 @@ pub async fn enqueue(args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
             ),
             Err(err) => return Err(err.into()),
         };
+        if let Some(progress) = &mut enqueued {
+            progress.inc();
+        }
         if !args.wait {
-            println!("{}", handle.id());
+            match &enqueued {
+                Some(progress) => progress.println(handle.id()),
+                None => println!("{}", handle.id()),
+            }
             continue;
         }
         waiting.spawn(async move {
@@ -96,6 +106,8 @@ pub async fn enqueue(args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
             (text, handle, status, started.elapsed())
         });
     }
+    drop(enqueued);
+    let mut finished = (counted && args.wait).then(|| Progress::new("finished", u64::from(count)));
     let mut failed = 0;
     while let Some(joined) = waiting.join_next().await {
         let (input, handle, status, took) = joined?;
@@ -106,13 +118,20 @@ pub async fn enqueue(args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
         } else {
             status.error.unwrap_or_default()
         };
-        println!(
+        let line = format!(
             "{} {}({input}) {} {shown} in {} ms",
             handle.id(),
             args.workflow,
             status.status,
             took.as_millis()
         );
+        match &mut finished {
+            Some(progress) => {
+                progress.println(&line);
+                progress.inc();
+            }
+            None => println!("{line}"),
+        }
         failed += usize::from(!succeeded);
     }
     Ok(if failed == 0 {

@@ -5,6 +5,7 @@ mod component;
 mod enqueue;
 mod grants;
 mod inspect;
+mod progress;
 mod recover;
 mod run;
 mod serve;
