@@ -74,3 +74,53 @@ async fn recover_reports_how_many_of_the_pending_workflows_ended() {
         .collect();
     assert!(lines.contains(&"recovered 5/5"), "{stderr}");
 }
+
+/// `workflow list --watch` off a terminal prints the listing again when it changes: a new
+/// workflow appears without running the command again.
+#[tokio::test]
+async fn a_watched_listing_shows_new_workflows_as_they_come() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let mut harness = Harness::new(options(10)).await;
+    let first = harness.run("fib", "fib", "3").await;
+    let mut child = Command::new(reprise_bin())
+        .args(["workflow", "list", "--watch", "100ms", "--database"])
+        .arg(harness.db_path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run reprise workflow list --watch");
+    let (lines, received) = mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let wait_for = |needle: &str| -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let line = received
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("{needle:?} never listed; saw {seen:#?}"));
+            let found = line.contains(needle);
+            seen.push(line);
+            if found {
+                return seen;
+            }
+        }
+    };
+    wait_for(&first.id);
+    let second = harness.run("fib", "fib", "4").await;
+    let seen = wait_for(&second.id);
+    assert!(
+        seen.iter().any(|l| l.starts_with("--- ")),
+        "a new listing: {seen:#?}"
+    );
+    child.kill().expect("stop the watch");
+    child.wait().expect("reap");
+}

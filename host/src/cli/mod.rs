@@ -11,6 +11,7 @@ mod run;
 mod serve;
 mod table;
 mod time;
+mod watch;
 mod workflow;
 
 use std::collections::BTreeMap;

@@ -2,6 +2,7 @@
 //! steps, and manage them from the command line.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -11,6 +12,7 @@ use super::run::report;
 use super::table::{clip, print, print_workflows};
 use super::time::{format_ms, parse_time};
 use super::{HostArgs, StoreArgs, ThreadArgs, parse_workflow_id};
+use crate::config::parse_duration;
 use crate::runtime::Runtime;
 use crate::server::views;
 use crate::store::{WorkflowFilter, WorkflowStatus};
@@ -42,6 +44,11 @@ pub enum WorkflowCommand {
         offset: Option<u32>,
         #[arg(long)]
         json: bool,
+        /// Keep the listing current, refreshed at this interval (default 1s) until Ctrl-C:
+        /// redrawn in place on a terminal, printed again on each change otherwise.
+        #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "1s",
+              value_parser = parse_duration)]
+        watch: Option<Duration>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -142,6 +149,7 @@ pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
             limit,
             offset,
             json,
+            watch,
             store,
         } => {
             let filter = WorkflowFilter {
@@ -153,6 +161,9 @@ pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
                 limit: Some(*limit),
                 offset: *offset,
             };
+            if let Some(every) = watch {
+                return super::watch::watch(store.open().await?, &filter, *every, *json).await;
+            }
             let workflows = store.open().await?.list_workflows(&filter).await?;
             if *json {
                 let shown: Vec<WorkflowView> = views(workflows)?;

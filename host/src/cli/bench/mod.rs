@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ThreadArgs;
 use super::component::component_bytes;
+use super::progress::Progress;
 use crate::config::QueueConfig;
 use crate::engine::EngineOptions;
 use crate::queue::start_dispatchers;
@@ -342,6 +343,7 @@ async fn measure_queue(
         });
     }
     let mut finished = 0;
+    let mut progress = Progress::new("queued", total as u64);
     while finished < total {
         match events.recv().await {
             Ok(RuntimeEvent::WorkflowFinished { status, .. }) => {
@@ -350,6 +352,7 @@ async fn measure_queue(
                     "a queued bench workflow ended {status}"
                 );
                 finished += 1;
+                progress.inc();
             }
             Ok(_) => {}
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
