@@ -70,6 +70,7 @@ contract! {
         resume_restarts_all_but_successes,
         fork_copies_the_workflow_and_the_steps_before_the_fork_point,
         trap_runs_memory_limits_and_pauses_are_kept,
+        retention_deletes_only_ended_workflows_older_than_the_cutoff,
     ],
     db: [
         corrupt_rows_are_reported_as_corrupt,

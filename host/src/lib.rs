@@ -14,6 +14,7 @@ pub mod grants;
 pub mod limits;
 pub mod metrics;
 pub mod queue;
+pub mod retention;
 pub mod runtime;
 pub mod sandbox;
 pub mod server;

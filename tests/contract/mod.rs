@@ -4,6 +4,7 @@
 
 mod admin;
 mod queues;
+mod retention;
 mod workflows;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use sqlx::Connection;
 
 pub use admin::*;
 pub use queues::*;
+pub use retention::*;
 pub use workflows::*;
 
 /// One backend's database for one test: the store under test, and the way to it.

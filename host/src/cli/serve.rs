@@ -74,6 +74,9 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let recovered = runtime.spawn_recovery().await?;
     let stop_watching = CancellationToken::new();
     let watcher = runtime.spawn_cancellation_watcher(stop_watching.clone());
+    let retention = config
+        .retention
+        .map(|age| crate::retention::spawn(runtime.store().clone(), age, stop_watching.clone()));
 
     let listen = args
         .listen
@@ -115,6 +118,9 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     stop_dispatch.cancel();
     for dispatcher in dispatchers {
         let _ = dispatcher.await;
+    }
+    if let Some(retention) = retention {
+        retention.abort();
     }
     let drained = runtime.drain(config.server.grace_period).await;
     let parked = runtime.instance_usage().parked;

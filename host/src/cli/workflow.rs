@@ -77,6 +77,16 @@ pub enum WorkflowCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Delete ended workflows (SUCCESS, ERROR, CANCELLED, MAX_RECOVERY_ATTEMPTS_EXCEEDED) last
+    /// changed longer ago than `--older-than`, with their steps, in small batches. Active
+    /// workflows, and children an active parent may await, are never deleted.
+    Gc {
+        /// Age, e.g. `30d`, `12h`, `0s` (everything ended).
+        #[arg(long, value_parser = parse_duration)]
+        older_than: Duration,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Resume a cancelled, failed or paused workflow from its last checkpoint and run it to
     /// the end here (`--memory-limit` gives it a new memory limit).
     Resume {
@@ -134,6 +144,12 @@ pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
             let fork = runtime.fork(id, *from_step, new_id.clone()).await?;
             eprintln!("forked {id} from step {from_step} as {}", fork.id);
             finish_here(&runtime, &fork.id, *json).await
+        }
+        WorkflowCommand::Gc { older_than, store } => {
+            let store = store.open().await?;
+            let deleted = crate::retention::delete_older_than(&*store, *older_than).await?;
+            eprintln!("deleted {deleted} ended workflow(s)");
+            Ok(ExitCode::SUCCESS)
         }
         WorkflowCommand::Cancel { id, store } => {
             let record = store.open().await?.cancel_workflow(id).await?;

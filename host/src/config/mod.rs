@@ -54,6 +54,9 @@ pub struct Config {
     #[serde(default = "default_executor")]
     /// Who owns the workflows this server starts.
     pub executor_id: String,
+    /// Ended workflows older than this are deleted with their steps (`30d`); none if unset.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub retention: Option<Duration>,
     /// `text` or `json` logs on stderr; `--log-format` wins.
     #[serde(default)]
     pub log_format: Option<LogFormat>,
@@ -493,7 +496,7 @@ fn number_and_unit<'t>(text: &'t str, example: &str) -> Result<(u64, &'t str), S
     Ok((number, unit.trim()))
 }
 
-/// Parses `500ms`, `30s`, `2m`, `1h`.
+/// Parses `500ms`, `30s`, `2m`, `1h`, `30d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (n, unit) = number_and_unit(text, "30s or 500ms")?;
     Ok(match unit {
@@ -501,9 +504,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n * 60),
         "h" => Duration::from_secs(n * 3600),
+        "d" => Duration::from_secs(n * 86_400),
         other => {
             return Err(format!(
-                "unknown duration unit {other:?} (use ms, s, m or h)"
+                "unknown duration unit {other:?} (use ms, s, m, h or d)"
             ));
         }
     })

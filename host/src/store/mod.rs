@@ -456,6 +456,11 @@ pub trait Store: Send + Sync + 'static {
     /// ended is left as it is (its row is returned), so cancelling twice is harmless. A running
     /// execution notices on its next checkpoint.
     async fn cancel_workflow(&self, id: &str) -> Result<WorkflowRecord, StoreError>;
+    /// Deletes up to `max` ended workflows (SUCCESS, ERROR, CANCELLED,
+    /// MAX_RECOVERY_ATTEMPTS_EXCEEDED) last changed before `cutoff` (ms since the epoch), with
+    /// their steps, in one short transaction; returns how many. Never an active one, nor a
+    /// child whose parent is active. An id deleted can be started again as a new workflow.
+    async fn delete_ended(&self, cutoff: i64, max: u32) -> Result<u32, StoreError>;
     /// Makes a cancelled, failed, paused or stuck workflow PENDING again under `executor_id`,
     /// with its execution and trap counts and error reset, so the caller can run it from its
     /// recorded steps; `memory_limit` replaces its memory limit. An ENQUEUED one is started at

@@ -301,6 +301,12 @@ impl Store for PostgresStore {
         settle(tx, cancelled).await
     }
 
+    async fn delete_ended(&self, cutoff: i64, max: u32) -> Result<u32, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = Postgres::delete_ended(&mut tx, cutoff, max).await;
+        settle(tx, deleted).await
+    }
+
     async fn resume_workflow(
         &self,
         id: &str,

@@ -537,6 +537,45 @@ where
             .collect()
     }
 
+    /// Deletes up to `max` ended workflows last changed before `cutoff` (ms), oldest first,
+    /// with their steps; returns how many. Run in a transaction: the rows are deleted first,
+    /// re-checked as ended, and only their steps follow, so a workflow resumed meanwhile keeps
+    /// its history. A child whose parent still runs is kept: the parent may await it.
+    async fn delete_ended(
+        conn: &mut Self::Connection,
+        cutoff: i64,
+        max: u32,
+    ) -> Result<u32, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM workflow_status WHERE workflow_id IN ( \
+               SELECT w.workflow_id FROM workflow_status w \
+               WHERE w.status IN ('SUCCESS', 'ERROR', 'CANCELLED', \
+                                  'MAX_RECOVERY_ATTEMPTS_EXCEEDED') \
+                 AND w.updated_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM workflow_status p \
+                                 WHERE p.workflow_id = w.parent_workflow_id \
+                                   AND p.status IN ('ENQUEUED', 'PENDING', 'PAUSED')) \
+               ORDER BY w.updated_at LIMIT $2) \
+             AND status IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED') \
+             RETURNING workflow_id",
+        )
+        .bind(cutoff)
+        .bind(i64::from(max))
+        .fetch_all(&mut *conn)
+        .await?;
+        let ids = deleted
+            .iter()
+            .map(|row| row.text("workflow_status", "workflow_id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut steps = QueryBuilder::<Self>::new("DELETE FROM operation_outputs WHERE ");
+        Self::push_id_condition(&mut steps, &ids)?;
+        steps.build().execute(&mut *conn).await?;
+        Ok(u32::try_from(ids.len()).unwrap_or(u32::MAX))
+    }
+
     /// Cancels an active workflow or returns the row of an ended one. Run in a transaction, so
     /// the read that explains a no-op sees the state the update did.
     async fn cancel_workflow(

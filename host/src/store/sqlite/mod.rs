@@ -403,6 +403,11 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn delete_ended(&self, cutoff: i64, max: u32) -> Result<u32, StoreError> {
+        self.write(|reply| Request::DeleteEnded { cutoff, max, reply })
+            .await
+    }
+
     async fn resume_workflow(
         &self,
         id: &str,

@@ -55,6 +55,11 @@ pub(super) enum Request {
         workflow_id: String,
         reply: Reply<WorkflowRecord>,
     },
+    DeleteEnded {
+        cutoff: i64,
+        max: u32,
+        reply: Reply<u32>,
+    },
     Resume {
         workflow_id: String,
         executor_id: String,
@@ -135,6 +140,7 @@ impl Request {
             | Request::Resume { reply, .. }
             | Request::Fork { reply, .. } => drop(reply.send(Err(err))),
             Request::ClaimQueued { reply, .. } => drop(reply.send(Err(err))),
+            Request::DeleteEnded { reply, .. } => drop(reply.send(Err(err))),
             Request::InsertWorkflow { reply, .. } => drop(reply.send(Err(err))),
             Request::BeginExecution { reply, .. } => drop(reply.send(Err(err))),
         }
@@ -147,7 +153,10 @@ impl Request {
     pub(super) fn needs_transaction(&self) -> bool {
         matches!(
             self,
-            Request::Cancel { .. } | Request::Resume { .. } | Request::Fork { .. }
+            Request::Cancel { .. }
+                | Request::Resume { .. }
+                | Request::Fork { .. }
+                | Request::DeleteEnded { .. }
         )
     }
 
@@ -203,6 +212,9 @@ impl Request {
                 reply,
                 Box::new(Sqlite::cancel_workflow(conn, &workflow_id).await),
             ),
+            Request::DeleteEnded { cutoff, max, reply } => {
+                Outcome::Count(reply, Sqlite::delete_ended(conn, cutoff, max).await)
+            }
             Request::Resume {
                 workflow_id,
                 executor_id,
