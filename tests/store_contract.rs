@@ -71,6 +71,7 @@ contract! {
         fork_copies_the_workflow_and_the_steps_before_the_fork_point,
         trap_runs_memory_limits_and_pauses_are_kept,
         retention_deletes_only_ended_workflows_older_than_the_cutoff,
+        retention_in_batches_lets_writers_through,
     ],
     db: [
         corrupt_rows_are_reported_as_corrupt,

@@ -93,3 +93,53 @@ pub async fn retention_deletes_only_ended_workflows_older_than_the_cutoff(store:
     assert_eq!(again.record.status, WorkflowStatus::Pending);
     assert!(store.steps("ok").await.expect("steps").is_empty());
 }
+
+/// A large deletion runs in batches while another workflow keeps committing steps: every
+/// write succeeds, and only the ended workflows go.
+pub async fn retention_in_batches_lets_writers_through(store: &dyn Store) {
+    for i in 0..1_200 {
+        let id = format!("old-{i}");
+        store
+            .insert_workflow(&new_workflow(&id))
+            .await
+            .expect("insert");
+        store
+            .finish_workflow(&id, &WorkflowEnd::Success("1".into()))
+            .await
+            .expect("finish");
+    }
+    store
+        .insert_workflow(&new_workflow("busy"))
+        .await
+        .expect("insert");
+    let cutoff = now_ms() + 60_000;
+    let writes = async {
+        for function_id in 0..200 {
+            store
+                .record_step(&step("busy", function_id))
+                .await
+                .expect("a write during gc");
+        }
+    };
+    let gc = async {
+        let mut total = 0;
+        loop {
+            let deleted = store.delete_ended(cutoff, 100).await.expect("gc");
+            total += deleted;
+            if deleted < 100 {
+                return total;
+            }
+        }
+    };
+    let ((), deleted) = tokio::join!(writes, gc);
+    assert_eq!(deleted, 1_200);
+    assert_eq!(store.steps("busy").await.expect("steps").len(), 200);
+    assert_eq!(
+        store
+            .get_workflow("busy")
+            .await
+            .expect("get")
+            .map(|w| w.status),
+        Some(WorkflowStatus::Pending)
+    );
+}
