@@ -43,6 +43,13 @@
 //!   arguments); an isolated step's arguments are also serializable.
 //! * Every workflow and every step the host should know of is listed in [`export!`].
 //!
+//! # Messages, events and streams
+//!
+//! A workflow waits for the world with [`recv`] (a message [`send`] or the API sent to one of
+//! its topics) and [`get_event`] (another workflow's [`set_event`]), each with a timeout, and
+//! reports to it with [`set_event`] and [`write_stream`]. All are recorded like steps; a long
+//! wait gives back the workflow's instance until what it waits for comes.
+//!
 //! # Child workflows
 //!
 //! A workflow can start other workflows of its component as children, at once
@@ -73,6 +80,7 @@ mod registry;
 mod runtime;
 #[cfg(not(target_family = "wasm"))]
 pub mod testing;
+mod waits;
 
 /// The bindings `wit-bindgen` generates from `wit/workflow.wit`: the guest's half of the contract
 /// with the host. Hidden: only [`export!`]'s expansion and this crate use them.
@@ -108,6 +116,9 @@ pub use child::{Child, ChildHandle, start_child};
 pub use error::{ChildError, Error, MaxStepRetriesExceeded, StepError};
 pub use runtime::{
     StepStatus, WorkflowInfo, now_ms, random_u64, secret, sleep, step_status, workflow_info,
+};
+pub use waits::{
+    Scheduled, close_stream, get_event, recv, scheduled, send, set_event, write_stream,
 };
 
 /// Registers the component's workflows and steps with the host.
@@ -173,9 +184,10 @@ pub type Result<T, E = Error> = core::result::Result<T, E>;
 /// Everything a workflow module needs, in one import: `use reprise_guest::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Child, ChildError, ChildHandle, Error, MaxStepRetriesExceeded, StepError, StepStatus,
-        WorkflowInfo, bail, debug, error, info, now_ms, random_u64, sleep, start_child, step,
-        step_status, trace, warn, workflow, workflow_info,
+        Child, ChildError, ChildHandle, Error, MaxStepRetriesExceeded, Scheduled, StepError,
+        StepStatus, WorkflowInfo, bail, close_stream, debug, error, get_event, info, now_ms,
+        random_u64, recv, scheduled, send, set_event, sleep, start_child, step, step_status, trace,
+        warn, workflow, workflow_info, write_stream,
     };
 }
 

@@ -199,3 +199,148 @@ pub(crate) fn secret(name: &str) -> Result<String, String> {
         })
     })
 }
+
+/// How a wait's outcome is recorded, as the host records it: `{"value": …}` or
+/// `{"timed_out": true}`.
+fn waited(value: Option<&[u8]>) -> Vec<u8> {
+    match value.and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok()) {
+        Some(value) => {
+            serde_json::to_vec(&serde_json::json!({ "value": value })).unwrap_or_default()
+        }
+        None => br#"{"timed_out":true}"#.to_vec(),
+    }
+}
+
+/// A recorded wait's value, `None` for its timeout.
+fn unwaited(json: &[u8]) -> Option<Vec<u8>> {
+    let recorded: serde_json::Value = serde_json::from_slice(json).ok()?;
+    recorded
+        .get("value")
+        .and_then(|value| serde_json::to_vec(value).ok())
+}
+
+pub(crate) fn send(workflow_id: &str, topic: &str, message: &[u8]) -> Result<(), String> {
+    with_state(|s| {
+        s.recorded_json("reprise.send", |s| {
+            s.sent
+                .push((workflow_id.to_string(), topic.to_string(), message.to_vec()));
+            b"null".to_vec()
+        });
+        Ok(())
+    })
+}
+
+/// Takes the test's oldest message on `topic`; with none, the timeout passes in virtual time.
+pub(crate) fn recv(topic: &str, timeout_ms: u64) -> Result<Option<Vec<u8>>, String> {
+    with_state(|s| {
+        let deadline = s.recorded_u64("reprise.recv-deadline", |s| {
+            s.now_ms.saturating_add(timeout_ms)
+        });
+        let recorded = s.recorded_json(&format!("reprise.recv:{topic}"), |s| {
+            let found = s.inbox.iter().position(|(t, _)| t == topic);
+            match found.and_then(|i| s.inbox.remove(i)) {
+                Some((_, message)) => waited(Some(&message)),
+                None => {
+                    s.slept_ms = s.slept_ms.saturating_add(deadline.saturating_sub(s.now_ms));
+                    s.now_ms = s.now_ms.max(deadline);
+                    waited(None)
+                }
+            }
+        });
+        Ok(unwaited(&recorded))
+    })
+}
+
+pub(crate) fn set_event(key: &str, value: &[u8]) -> Result<(), String> {
+    with_state(|s| {
+        s.recorded_json(&format!("reprise.set-event:{key}"), |s| {
+            s.events.insert(key.to_string(), value.to_vec());
+            b"null".to_vec()
+        });
+        Ok(())
+    })
+}
+
+/// Reads an event the test set for another workflow (or this workflow's own); with none, the
+/// timeout passes in virtual time.
+pub(crate) fn get_event(
+    workflow_id: &str,
+    key: &str,
+    timeout_ms: u64,
+) -> Result<Option<Vec<u8>>, String> {
+    with_state(|s| {
+        let deadline = s.recorded_u64("reprise.get-event-deadline", |s| {
+            s.now_ms.saturating_add(timeout_ms)
+        });
+        let recorded = s.recorded_json(&format!("reprise.get-event:{key}"), |s| {
+            let own = (workflow_id == s.workflow_id)
+                .then(|| s.events.get(key).cloned())
+                .flatten();
+            let other = s
+                .others_events
+                .get(&(workflow_id.to_string(), key.to_string()))
+                .cloned();
+            match own.or(other) {
+                Some(value) => waited(Some(&value)),
+                None => {
+                    s.slept_ms = s.slept_ms.saturating_add(deadline.saturating_sub(s.now_ms));
+                    s.now_ms = s.now_ms.max(deadline);
+                    waited(None)
+                }
+            }
+        });
+        Ok(unwaited(&recorded))
+    })
+}
+
+/// Appends to (or with `None` closes) a stream: recorded from workflow code, written at once
+/// from a step.
+fn stream_write(key: &str, value: Option<&[u8]>) -> Result<(), String> {
+    with_state(|s| {
+        let closed = s.streams.get(key).is_some_and(|(_, closed)| *closed);
+        let write = |s: &mut super::state::State| {
+            let stream = s.streams.entry(key.to_string()).or_default();
+            match value {
+                Some(value) => stream.0.push(value.to_vec()),
+                None => stream.1 = true,
+            }
+        };
+        if s.pending.is_some() {
+            if closed {
+                return Err(format!(
+                    "stream {key:?} of workflow {} is closed",
+                    s.workflow_id
+                ));
+            }
+            write(s);
+            return Ok(());
+        }
+        let verb = if value.is_some() { "write" } else { "close" };
+        let recorded = s.recorded_json(&format!("reprise.{verb}-stream:{key}"), |s| {
+            if closed {
+                return b"closed".to_vec();
+            }
+            write(s);
+            b"null".to_vec()
+        });
+        if recorded == b"closed" {
+            return Err(format!(
+                "stream {key:?} of workflow {} is closed",
+                s.workflow_id
+            ));
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn write_stream(key: &str, value: &[u8]) -> Result<(), String> {
+    stream_write(key, Some(value))
+}
+
+pub(crate) fn close_stream(key: &str) -> Result<(), String> {
+    stream_write(key, None)
+}
+
+pub(crate) fn scheduled_time() -> Option<(u64, u64)> {
+    with_state(|s| s.scheduled)
+}

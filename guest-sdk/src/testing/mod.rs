@@ -259,4 +259,81 @@ impl Harness {
     pub fn config_values(&self) -> BTreeMap<String, String> {
         self.state().config.clone()
     }
+
+    /// Sends the workflow a message on `topic`: its `recv` of that topic takes them in the
+    /// order sent. A `recv` with none waiting times out at once, in virtual time.
+    pub fn message(&mut self, topic: &str, message: &impl serde::Serialize) -> &mut Self {
+        let json = serde_json::to_vec(message).expect("the message serializes");
+        self.state().inbox.push_back((topic.to_string(), json));
+        self
+    }
+
+    /// Sets an event of another workflow, for the workflow's `get_event` to read.
+    pub fn event_of(
+        &mut self,
+        workflow_id: &str,
+        key: &str,
+        value: &impl serde::Serialize,
+    ) -> &mut Self {
+        let json = serde_json::to_vec(value).expect("the event serializes");
+        self.state()
+            .others_events
+            .insert((workflow_id.to_string(), key.to_string()), json);
+        self
+    }
+
+    /// Runs the workflow as a schedule's firing due at `scheduled_at_ms` that started at
+    /// `started_at_ms`, for `scheduled()`.
+    pub fn scheduled(&mut self, scheduled_at_ms: u64, started_at_ms: u64) -> &mut Self {
+        self.state().scheduled = Some((scheduled_at_ms, started_at_ms));
+        self
+    }
+
+    /// The messages the workflow sent, as `(workflow id, topic, message)`, in order.
+    pub fn sent(&self) -> Vec<(String, String, serde_json::Value)> {
+        self.state()
+            .sent
+            .iter()
+            .map(|(id, topic, json)| {
+                let value = serde_json::from_slice(json).unwrap_or_default();
+                (id.clone(), topic.clone(), value)
+            })
+            .collect()
+    }
+
+    /// The workflow's events, latest value by key.
+    pub fn events(&self) -> BTreeMap<String, serde_json::Value> {
+        self.state()
+            .events
+            .iter()
+            .map(|(key, json)| {
+                (
+                    key.clone(),
+                    serde_json::from_slice(json).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// The values the workflow wrote to its stream `key`, in order.
+    pub fn stream(&self, key: &str) -> Vec<serde_json::Value> {
+        self.state()
+            .streams
+            .get(key)
+            .map(|(values, _)| {
+                values
+                    .iter()
+                    .map(|json| serde_json::from_slice(json).unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether the workflow closed its stream `key`.
+    pub fn stream_closed(&self, key: &str) -> bool {
+        self.state()
+            .streams
+            .get(key)
+            .is_some_and(|(_, closed)| *closed)
+    }
 }

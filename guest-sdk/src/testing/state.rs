@@ -1,7 +1,7 @@
 //! What the test host remembers of one workflow: its recorded history, the step attempt in
 //! progress, virtual time, and what the test asked for (failures, stubs, secrets, a crash).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 
 use crate::__bindings::reprise::workflow::types::{StepFailure, StepOptions, StepOutcome};
@@ -49,6 +49,18 @@ pub(super) struct State {
     pub(super) workflow_name: String,
     pub(super) config: BTreeMap<String, String>,
     pub(super) runs: u32,
+    /// Messages the test sent to the workflow, by topic, in send order: what `recv` takes.
+    pub(super) inbox: VecDeque<(String, Vec<u8>)>,
+    /// Events of other workflows the test set: what `get_event` reads.
+    pub(super) others_events: HashMap<(String, String), Vec<u8>>,
+    /// Messages the workflow sent: (destination, topic, JSON).
+    pub(super) sent: Vec<(String, String, Vec<u8>)>,
+    /// The workflow's events, latest value by key.
+    pub(super) events: BTreeMap<String, Vec<u8>>,
+    /// The workflow's streams: values in order, and whether closed.
+    pub(super) streams: BTreeMap<String, (Vec<Vec<u8>>, bool)>,
+    /// What `scheduled()` returns.
+    pub(super) scheduled: Option<(u64, u64)>,
 }
 
 impl State {
@@ -75,6 +87,12 @@ impl State {
             workflow_name: "test".into(),
             config: BTreeMap::new(),
             runs: 0,
+            inbox: VecDeque::new(),
+            others_events: HashMap::new(),
+            sent: Vec::new(),
+            events: BTreeMap::new(),
+            streams: BTreeMap::new(),
+            scheduled: None,
         }
     }
 
@@ -113,6 +131,23 @@ impl State {
         let json = serde_json::to_vec(&value).unwrap_or_default();
         self.record(name, StepOutcome::Value(json), 1);
         value
+    }
+
+    /// A recorded value of a host-made call, JSON bytes made once and replayed.
+    pub(super) fn recorded_json(
+        &mut self,
+        name: &str,
+        make: impl FnOnce(&mut State) -> Vec<u8>,
+    ) -> Vec<u8> {
+        if let Some(record) = self.claim(name) {
+            return match record.outcome {
+                StepOutcome::Value(json) => json,
+                StepOutcome::Failed(f) => f.message.into_bytes(),
+            };
+        }
+        let json = make(self);
+        self.record(name, StepOutcome::Value(json.clone()), 1);
+        json
     }
 
     /// How many step outcomes (not sleeps or readings) are recorded.

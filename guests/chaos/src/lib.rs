@@ -94,6 +94,21 @@ fn sleepy(ms: u64) -> String {
     "awake".to_owned()
 }
 
+/// Starts a child `sleepy(ms)` and awaits it: the child inherits this workflow's deadline.
+#[workflow]
+fn sleepy_parent(ms: u64) -> Result<String, String> {
+    let child = start_child::<String, _>("sleepy", &ms)?;
+    Ok(child.result()?)
+}
+
+/// The times a schedule's firing was due and started at, or null outside a schedule.
+#[workflow]
+fn when_scheduled() -> Option<Value> {
+    scheduled().map(|s| {
+        serde_json::json!({ "scheduled_at": s.scheduled_at_ms, "started_at": s.started_at_ms })
+    })
+}
+
 /// What `clock` saw: the durable clock and random values next to what plain std APIs return,
 /// which the host makes deterministic too.
 #[derive(Serialize)]
@@ -256,6 +271,8 @@ reprise_guest::export!(
         big_output,
         echo,
         sleepy,
+        sleepy_parent,
+        when_scheduled,
         clock,
         entropy,
         blocked,

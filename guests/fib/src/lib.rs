@@ -122,6 +122,24 @@ fn count(n: u32) -> Result<u32, String> {
     Ok(done)
 }
 
+/// Receives `count` numbers on topic `in` and writes each to the stream `out`, for
+/// `reprise bench`: the round trip of a message to a waiting workflow.
+#[workflow]
+fn relay(count: u32) -> Result<u32, reprise_guest::Error> {
+    for _ in 0..count {
+        let n: u64 = recv("in", Duration::from_secs(3600))?
+            .ok_or_else(|| reprise_guest::Error::msg("no message within an hour"))?;
+        write_stream("out", &n)?;
+    }
+    Ok(count)
+}
+
+/// Waits up to `timeout_ms` for one message on topic `in`: a workflow parked in `recv`.
+#[workflow]
+fn wait_one(timeout_ms: u64) -> Result<Option<u64>, reprise_guest::Error> {
+    recv("in", Duration::from_millis(timeout_ms))
+}
+
 /// A workflow without steps: the cost of starting and finishing a workflow.
 #[workflow]
 fn empty() {}
@@ -154,6 +172,8 @@ reprise_guest::export!(
         nap,
         child_with_id,
         count,
+        relay,
+        wait_one,
         empty
     ],
     steps = [fib_step, tick]
