@@ -89,3 +89,126 @@ async fn workflow_out_of_memory_is_recovered_by_replay() {
     assert_eq!(h.replays_of(&wf.id, "small"), 2);
     assert_eq!(h.steps(&wf.id).await.len(), 3);
 }
+
+/// A message sent through another handle on the database (as another host would) wakes a
+/// workflow parked in `recv` through Postgres's notifications, well before the fallback poll.
+#[tokio::test]
+async fn a_message_from_another_host_wakes_a_parked_recv_through_listen_notify() {
+    let url = common::postgres::database("listen").await;
+    let h = Harness::with_store(
+        open_store(&url, Durability::Synced).await.expect("open"),
+        options(3),
+    )
+    .await;
+    let component = h.component("approval").await;
+    let request = reprise::runtime::StartRequest {
+        id: Some("listener".into()),
+        ..reprise::runtime::StartRequest::new(
+            "echo_messages",
+            serde_json::json!({"count": 1, "timeout_ms": 600_000}).to_string(),
+        )
+    };
+    h.runtime.submit(&component, request).await.expect("submit");
+    let parked = common::server::poll_until(
+        || async { h.runtime.instance_usage().parked },
+        |parked| *parked == 1,
+    )
+    .await;
+    assert_eq!(parked, 1);
+    let other = reprise::runtime::Mailbox::new(
+        open_store(&url, Durability::Synced)
+            .await
+            .expect("open again"),
+    );
+    // Let the listener's connection settle, as a long-running host's has.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let sent = std::time::Instant::now();
+    other
+        .send_message("listener", "in", "\"over the wire\"", None)
+        .await
+        .expect("send");
+    let ended = h
+        .runtime
+        .wait("listener", Some(std::time::Duration::from_secs(10)))
+        .await
+        .expect("wait")
+        .expect("ended");
+    let took = sent.elapsed();
+    assert_eq!(ended.output.as_deref(), Some(r#"["over the wire"]"#));
+    assert!(
+        took < std::time::Duration::from_millis(700),
+        "woken in {took:?}: the fallback poll is every second"
+    );
+}
+
+/// Postgres pushes every message, event and stream write to listeners as it commits.
+#[tokio::test]
+async fn the_change_feed_hears_another_handles_writes_as_they_commit() {
+    let url = common::postgres::database("feed").await;
+    let listening = open_store(&url, Durability::Synced).await.expect("open");
+    let mut feed = listening.change_feed().expect("postgres pushes changes");
+    let writer = open_store(&url, Durability::Synced)
+        .await
+        .expect("open again");
+    let workflow = reprise::store::NewWorkflow {
+        id: "w".into(),
+        name: "n".into(),
+        input: "null".into(),
+        executor_id: "e".into(),
+        app_version: "v".into(),
+        instance: "default".into(),
+        config: "{}".into(),
+        max_recovery_attempts: 1,
+        begin_execution: false,
+        queue_name: None,
+        priority: 0,
+        deduplication_id: None,
+        parent_workflow_id: None,
+        timeout_ms: None,
+        deadline_at: None,
+        not_before: None,
+        scheduled_at: None,
+    };
+    writer.insert_workflow(&workflow).await.expect("insert");
+    // The listener connects in the background: send until it hears one.
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut n = 0;
+        loop {
+            n += 1;
+            let message = reprise::store::NewMessage {
+                destination_id: "w".into(),
+                topic: "t".into(),
+                message: "1".into(),
+                message_id: format!("m{n}"),
+            };
+            writer.send_message(&message, None).await.expect("send");
+            if let Ok(Some(change)) =
+                tokio::time::timeout(std::time::Duration::from_millis(200), feed.recv()).await
+            {
+                return change;
+            }
+        }
+    })
+    .await
+    .expect("a change is heard");
+    assert_eq!(
+        heard,
+        reprise::store::Change::Message {
+            workflow_id: "w".into(),
+            topic: "t".into()
+        }
+    );
+    writer.set_event("w", "k", "1", None).await.expect("set");
+    let event = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match feed.recv().await {
+                Some(reprise::store::Change::Event { key, .. }) => return key,
+                Some(_) => continue,
+                None => panic!("the feed ended"),
+            }
+        }
+    })
+    .await
+    .expect("the event is heard");
+    assert_eq!(event, "k");
+}

@@ -72,6 +72,10 @@ contract! {
         trap_runs_memory_limits_and_pauses_are_kept,
         retention_deletes_only_ended_workflows_older_than_the_cutoff,
         retention_in_batches_lets_writers_through,
+        messages_are_received_once_in_send_order_with_their_record,
+        events_keep_their_latest_value,
+        streams_are_read_from_any_offset_and_end_at_their_close,
+        changes_since_name_what_was_sent_set_and_written,
     ],
     db: [
         corrupt_rows_are_reported_as_corrupt,

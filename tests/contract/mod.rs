@@ -5,6 +5,7 @@
 mod admin;
 mod queues;
 mod retention;
+mod waits;
 mod workflows;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use sqlx::Connection;
 pub use admin::*;
 pub use queues::*;
 pub use retention::*;
+pub use waits::*;
 pub use workflows::*;
 
 /// One backend's database for one test: the store under test, and the way to it.
@@ -104,6 +106,10 @@ pub fn new_workflow(id: &str) -> NewWorkflow {
         priority: 0,
         deduplication_id: None,
         parent_workflow_id: None,
+        timeout_ms: None,
+        deadline_at: None,
+        not_before: None,
+        scheduled_at: None,
     }
 }
 

@@ -7,8 +7,11 @@
 mod filter;
 pub mod postgres;
 mod rows;
+mod schedules;
 mod shared;
 mod sqlite;
+mod waits;
+mod waits_sql;
 
 use std::sync::Arc;
 
@@ -16,7 +19,11 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use postgres::PostgresStore;
+pub use schedules::{CatchUp, ScheduleRecord};
 pub use sqlite::{Durability, SqliteStore};
+pub use waits::{
+    Change, EventRecord, MessageRecord, NewMessage, StreamEntry, StreamInfo, StreamRead, Waited,
+};
 
 /// Opens the store a database URL names: `postgres://…` or `postgresql://…` is a
 /// [`PostgresStore`] (whose durability is Postgres's own `synchronous_commit`, so `durability`
@@ -120,6 +127,14 @@ pub enum StoreError {
         /// Why the value did not decode.
         source: sqlx::Error,
     },
+    /// The workflow closed this stream: nothing more can be written to it.
+    #[error("stream {key:?} of workflow {workflow_id} is closed")]
+    StreamClosed {
+        /// The workflow.
+        workflow_id: String,
+        /// The stream's key.
+        key: String,
+    },
     /// The background writer stopped (the store was closed or its task panicked).
     #[error("database writer has stopped")]
     WriterGone,
@@ -190,6 +205,16 @@ pub struct NewWorkflow {
     pub deduplication_id: Option<String>,
     /// The workflow that started this one as a child, so it can be found from its parent.
     pub parent_workflow_id: Option<String>,
+    /// Its time limit, counted from its first execution's start; past it, it is cancelled.
+    pub timeout_ms: Option<u64>,
+    /// A deadline it has from the start: its parent's. The earlier of this and the end of
+    /// `timeout_ms` holds.
+    pub deadline_at: Option<i64>,
+    /// A delayed start: it stays ENQUEUED until this moment (ms), then its queue (or, without
+    /// one, [`Store::claim_due`]) starts it.
+    pub not_before: Option<i64>,
+    /// For a schedule's firing: the time it was due (ms).
+    pub scheduled_at: Option<i64>,
 }
 
 /// A workflow's row.
@@ -246,6 +271,15 @@ pub struct WorkflowRecord {
     /// The workflow's own memory limit, when its trap policy grew it or an operator set it on
     /// resume: the limit that finally worked stays recorded. `None`: its instance's limit.
     pub memory_limit: Option<u64>,
+    /// Its time limit (ms), counted from its first execution's start.
+    pub timeout_ms: Option<u64>,
+    /// When it is cancelled if it has not ended (ms): set when its first execution began, or
+    /// inherited from its parent.
+    pub deadline_at: Option<i64>,
+    /// A delayed start: not started before this moment (ms).
+    pub not_before: Option<i64>,
+    /// For a schedule's firing: the time it was due (ms).
+    pub scheduled_at: Option<i64>,
 }
 
 #[cfg(test)]
@@ -277,6 +311,10 @@ impl WorkflowRecord {
             parent_workflow_id: None,
             trap_streak: 0,
             memory_limit: None,
+            timeout_ms: None,
+            deadline_at: None,
+            not_before: None,
+            scheduled_at: None,
         }
     }
 }
@@ -479,9 +517,112 @@ pub trait Store: Send + Sync + 'static {
         new_id: &str,
         from_step: u32,
     ) -> Result<WorkflowRecord, StoreError>;
+    /// Starts up to `max` delayed workflows of no queue whose time has come (all of them, or
+    /// just `only`), for `executor_id`: PENDING with their first execution begun, as a claim
+    /// from a queue is. Atomic across processes: none is started twice.
+    async fn claim_due(
+        &self,
+        executor_id: &str,
+        max: u32,
+        only: Option<&str>,
+    ) -> Result<Vec<WorkflowRecord>, StoreError>;
+    /// Adds a schedule; false when one of its name exists. With `replace` (a config's
+    /// schedules at start), an existing one takes the new definition, keeping its pause and
+    /// its last firing.
+    async fn put_schedule(
+        &self,
+        schedule: &ScheduleRecord,
+        replace: bool,
+    ) -> Result<bool, StoreError>;
+    /// Every schedule, by name.
+    async fn schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError>;
+    /// One schedule.
+    async fn get_schedule(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError>;
+    /// Pauses or resumes a schedule; false when there is none of that name.
+    async fn pause_schedule(&self, name: &str, paused: bool) -> Result<bool, StoreError>;
+    /// Deletes a schedule, leaving its firings' workflows; false when there is none.
+    async fn delete_schedule(&self, name: &str) -> Result<bool, StoreError>;
+    /// Records that a schedule fired for `fired` (ms): its last firing moves forward only.
+    async fn advance_schedule(&self, name: &str, fired: i64) -> Result<(), StoreError>;
+    /// The earliest time a delayed workflow of no queue is due, if any waits.
+    async fn next_due(&self) -> Result<Option<i64>, StoreError>;
+    /// Cancels an active workflow whose deadline passed, with `reason` as its error; an ended
+    /// one is left as it is. Returns its row.
+    async fn expire_workflow(&self, id: &str, reason: &str) -> Result<WorkflowRecord, StoreError>;
     /// The rows of the given workflows in the order asked (missing ones left out): one query to
     /// wait on many workflows, including ones other processes run.
     async fn workflow_statuses(&self, ids: &[String]) -> Result<Vec<WorkflowRecord>, StoreError>;
+
+    /// Sends a message unless one with its `message_id` was sent to its destination before;
+    /// returns whether it is new. With `record`, the sending workflow's position is recorded
+    /// in the same commit. An unknown destination is [`StoreError::UnknownWorkflow`] and
+    /// nothing is written.
+    async fn send_message(
+        &self,
+        message: &NewMessage,
+        record: Option<&StepRecord>,
+    ) -> Result<bool, StoreError>;
+    /// Consumes the oldest message on a workflow's topic and records it at `at` (its output
+    /// becomes [`Waited::Value`]) in one commit, so a message is received once. With none
+    /// waiting: when `timed_out`, records [`Waited::TimedOut`] at `at`; otherwise writes
+    /// nothing.
+    async fn receive_message(
+        &self,
+        workflow_id: &str,
+        topic: &str,
+        at: &StepRecord,
+        timed_out: bool,
+    ) -> Result<Option<String>, StoreError>;
+    /// Whether a message waits unconsumed on the workflow's topic.
+    async fn has_message(&self, workflow_id: &str, topic: &str) -> Result<bool, StoreError>;
+    /// Every message sent to the workflow, consumed or not, in send order.
+    async fn messages(&self, workflow_id: &str) -> Result<Vec<MessageRecord>, StoreError>;
+    /// Sets the latest value (JSON text) of a workflow's event, with `record` in the same
+    /// commit.
+    async fn set_event(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        value: &str,
+        record: Option<&StepRecord>,
+    ) -> Result<(), StoreError>;
+    /// The latest value of a workflow's event; `None` while it was never set.
+    async fn get_event(
+        &self,
+        workflow_id: &str,
+        key: &str,
+    ) -> Result<Option<EventRecord>, StoreError>;
+    /// Every event of a workflow, by key.
+    async fn events(&self, workflow_id: &str) -> Result<Vec<EventRecord>, StoreError>;
+    /// Appends a value (JSON text) to a workflow's stream, or closes it with `None`, with
+    /// `record` in the same commit; returns the offset written. A closed stream refuses
+    /// ([`StoreError::StreamClosed`]).
+    async fn write_stream(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        value: Option<&str>,
+        record: Option<&StepRecord>,
+    ) -> Result<u64, StoreError>;
+    /// Up to `max` values of a stream from `offset`, and whether the stream has ended there
+    /// (closed, or its workflow ended).
+    async fn read_stream(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        offset: u64,
+        max: u32,
+    ) -> Result<StreamRead, StoreError>;
+    /// The streams a workflow wrote.
+    async fn streams(&self, workflow_id: &str) -> Result<Vec<StreamInfo>, StoreError>;
+    /// Messages sent, events set and stream values written since `since` (ms), by anyone:
+    /// how waiters in this process hear of another's writes.
+    async fn changes_since(&self, since: i64) -> Result<Vec<Change>, StoreError>;
+    /// Other processes' changes as they commit, where the database pushes them (Postgres's
+    /// `LISTEN`); `None` where waiters must poll [`Store::changes_since`] instead.
+    fn change_feed(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Change>> {
+        None
+    }
 }
 
 /// Milliseconds since the Unix epoch, the unit of every stored timestamp.

@@ -19,10 +19,13 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Transaction};
 
 use super::rows::{Columns, get};
-use super::shared::{Dialect, StepRow, in_dispatch_order, workflow_columns};
+use super::schedules::{ScheduleRecord, Schedules};
+use super::shared::{Dialect, StepRow, first_deadline, in_dispatch_order, workflow_columns};
+use super::waits_sql::Waits;
 use super::{
-    Inserted, NewWorkflow, QueueClaim, QueueDepth, StepRecord, Store, StoreError, TrapRecord,
-    WorkflowEnd, WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
+    Change, EventRecord, Inserted, MessageRecord, NewMessage, NewWorkflow, QueueClaim, QueueDepth,
+    StepRecord, Store, StoreError, StreamInfo, StreamRead, TrapRecord, WorkflowEnd, WorkflowFilter,
+    WorkflowRecord, WorkflowStatus, now_ms,
 };
 
 /// Connections in the pool: enough for concurrent workflows' checkpoints to reach Postgres
@@ -179,10 +182,12 @@ async fn claim_statements(
     let rows = sqlx::query(concat!(
         "WITH picked AS (SELECT workflow_id AS picked_id FROM workflow_status \
              WHERE queue_name = $1 AND status = 'ENQUEUED' \
+             AND (not_before IS NULL OR not_before <= $4) \
              ORDER BY priority, created_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
          UPDATE workflow_status SET status = 'PENDING', executor_id = $3, executions = 1, \
-             started_at = $4, updated_at = $4 \
-         FROM picked WHERE workflow_id = picked.picked_id \
+             started_at = $4, updated_at = $4, deadline_at = ",
+        first_deadline!("$4"),
+        " FROM picked WHERE workflow_id = picked.picked_id \
          RETURNING seq AS claim_order, ",
         workflow_columns!()
     ))
@@ -331,6 +336,231 @@ impl Store for PostgresStore {
 
     async fn workflow_statuses(&self, ids: &[String]) -> Result<Vec<WorkflowRecord>, StoreError> {
         Postgres::workflow_statuses(&self.pool, ids).await
+    }
+
+    async fn send_message(
+        &self,
+        message: &NewMessage,
+        record: Option<&StepRecord>,
+    ) -> Result<bool, StoreError> {
+        let record = record.map(StepRow::new).transpose()?;
+        let mut tx = self.pool.begin().await?;
+        let sent = Postgres::send_message(&mut tx, message, record.as_ref()).await;
+        settle(tx, sent).await
+    }
+
+    async fn receive_message(
+        &self,
+        workflow_id: &str,
+        topic: &str,
+        at: &StepRecord,
+        timed_out: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let at = StepRow::new(at)?;
+        let mut tx = self.pool.begin().await?;
+        let received = Postgres::receive_message(&mut tx, workflow_id, topic, &at, timed_out).await;
+        settle(tx, received).await
+    }
+
+    async fn has_message(&self, workflow_id: &str, topic: &str) -> Result<bool, StoreError> {
+        Postgres::has_message(&self.pool, workflow_id, topic).await
+    }
+
+    async fn messages(&self, workflow_id: &str) -> Result<Vec<MessageRecord>, StoreError> {
+        Postgres::messages(&self.pool, workflow_id).await
+    }
+
+    async fn set_event(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        value: &str,
+        record: Option<&StepRecord>,
+    ) -> Result<(), StoreError> {
+        let record = record.map(StepRow::new).transpose()?;
+        let mut tx = self.pool.begin().await?;
+        let set = Postgres::set_event(&mut tx, workflow_id, key, value, record.as_ref()).await;
+        settle(tx, set).await
+    }
+
+    async fn get_event(
+        &self,
+        workflow_id: &str,
+        key: &str,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        let events = Postgres::events(&self.pool, workflow_id, Some(key)).await?;
+        Ok(events.into_iter().next())
+    }
+
+    async fn events(&self, workflow_id: &str) -> Result<Vec<EventRecord>, StoreError> {
+        Postgres::events(&self.pool, workflow_id, None).await
+    }
+
+    async fn write_stream(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        value: Option<&str>,
+        record: Option<&StepRecord>,
+    ) -> Result<u64, StoreError> {
+        let record = record.map(StepRow::new).transpose()?;
+        let mut tx = self.pool.begin().await?;
+        let written =
+            Postgres::write_stream(&mut tx, workflow_id, key, value, record.as_ref()).await;
+        settle(tx, written).await
+    }
+
+    async fn read_stream(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        offset: u64,
+        max: u32,
+    ) -> Result<StreamRead, StoreError> {
+        Postgres::read_stream(&self.pool, workflow_id, key, offset, max).await
+    }
+
+    async fn streams(&self, workflow_id: &str) -> Result<Vec<StreamInfo>, StoreError> {
+        Postgres::streams(&self.pool, workflow_id).await
+    }
+
+    async fn changes_since(&self, since: i64) -> Result<Vec<Change>, StoreError> {
+        Postgres::changes_since(&self.pool, since).await
+    }
+
+    fn change_feed(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Change>> {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(listen(self.pool.clone(), sender));
+        Some(receiver)
+    }
+
+    async fn claim_due(
+        &self,
+        executor_id: &str,
+        max: u32,
+        only: Option<&str>,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let claimed = Postgres::claim_due(&mut tx, executor_id, max, only).await;
+        settle(tx, claimed).await
+    }
+
+    async fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        Postgres::next_due(&self.pool).await
+    }
+
+    async fn put_schedule(
+        &self,
+        schedule: &ScheduleRecord,
+        replace: bool,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Postgres::put_schedule(&mut conn, schedule, replace).await
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+        Postgres::schedules(&self.pool, None).await
+    }
+
+    async fn get_schedule(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+        Ok(Postgres::schedules(&self.pool, Some(name)).await?.pop())
+    }
+
+    async fn pause_schedule(&self, name: &str, paused: bool) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Postgres::pause_schedule(&mut conn, name, paused).await
+    }
+
+    async fn delete_schedule(&self, name: &str) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Postgres::delete_schedule(&mut conn, name).await
+    }
+
+    async fn advance_schedule(&self, name: &str, fired: i64) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Postgres::advance_schedule(&mut conn, name, fired).await
+    }
+
+    async fn expire_workflow(&self, id: &str, reason: &str) -> Result<WorkflowRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let expired = Postgres::expire_workflow(&mut tx, id, reason).await;
+        settle(tx, expired).await
+    }
+}
+
+/// The channel every change is announced on, with a JSON payload naming what changed.
+pub const CHANGES_CHANNEL: &str = "reprise_changes";
+
+/// Forwards the changes announced on [`CHANGES_CHANNEL`] until the receiver is gone,
+/// reconnecting after a lost connection (what was announced meanwhile, the poll finds).
+async fn listen(pool: PgPool, changes: tokio::sync::mpsc::UnboundedSender<Change>) {
+    while !changes.is_closed() {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::warn!("cannot listen for changes, will retry: {err}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(err) = listener.listen(CHANGES_CHANNEL).await {
+            tracing::warn!("cannot listen for changes, will retry: {err}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        loop {
+            let notification = tokio::select! {
+                _ = changes.closed() => return,
+                received = listener.try_recv() => received,
+            };
+            match notification {
+                Ok(Some(notification)) => {
+                    if let Some(change) = parse_change(notification.payload()) {
+                        let _ = changes.send(change);
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::debug!("change listener lost its connection: {err}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// A change from its announcement's payload, `[kind, workflow_id, key]`.
+fn parse_change(payload: &str) -> Option<Change> {
+    let (kind, workflow_id, key): (String, String, String) = serde_json::from_str(payload).ok()?;
+    Some(match kind.as_str() {
+        "m" => Change::Message {
+            workflow_id,
+            topic: key,
+        },
+        "e" => Change::Event { workflow_id, key },
+        "s" => Change::Stream { workflow_id, key },
+        _ => return None,
+    })
+}
+
+impl Schedules for Postgres {}
+
+impl Waits for Postgres {
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+
+    async fn announce(conn: &mut PgConnection, change: &Change) -> Result<(), StoreError> {
+        let (kind, workflow_id, key) = match change {
+            Change::Message { workflow_id, topic } => ("m", workflow_id, topic),
+            Change::Event { workflow_id, key } => ("e", workflow_id, key),
+            Change::Stream { workflow_id, key } => ("s", workflow_id, key),
+        };
+        let payload = serde_json::json!([kind, workflow_id, key]).to_string();
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGES_CHANNEL)
+            .bind(payload)
+            .execute(conn)
+            .await?;
+        Ok(())
     }
 }
 

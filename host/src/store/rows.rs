@@ -87,6 +87,13 @@ pub(super) fn workflow_from_row(row: &impl Columns) -> Result<WorkflowRecord, St
             .opt_int(T, "memory_limit")?
             .map(|bytes| to_u64(bytes, T, "memory_limit"))
             .transpose()?,
+        timeout_ms: row
+            .opt_int(T, "timeout_ms")?
+            .map(|ms| to_u64(ms, T, "timeout_ms"))
+            .transpose()?,
+        deadline_at: row.opt_int(T, "deadline_at")?,
+        not_before: row.opt_int(T, "not_before")?,
+        scheduled_at: row.opt_int(T, "scheduled_at")?,
         id,
     })
 }

@@ -29,7 +29,7 @@ macro_rules! workflow_columns {
         "workflow_id, name, status, input, output, error, trap_class, trap_message, executor_id, \
          app_version, instance, config, executions, traps, max_recovery_attempts, created_at, \
          updated_at, queue_name, priority, deduplication_id, started_at, parent_workflow_id, \
-         trap_streak, memory_limit"
+         trap_streak, memory_limit, timeout_ms, deadline_at, not_before, scheduled_at"
     };
 }
 pub(super) use workflow_columns;
@@ -48,7 +48,8 @@ macro_rules! insert_columns {
     () => {
         "workflow_id, name, status, input, executor_id, app_version, instance, config, \
          executions, max_recovery_attempts, created_at, updated_at, queue_name, priority, \
-         deduplication_id, started_at, parent_workflow_id"
+         deduplication_id, started_at, parent_workflow_id, timeout_ms, deadline_at, not_before, \
+         scheduled_at"
     };
 }
 pub(super) use insert_columns;
@@ -58,15 +59,55 @@ const DEDUP_INDEX: &str = "workflow_status_queue_dedup";
 /// The primary key of `operation_outputs` on Postgres: one outcome per step position.
 const STEP_KEY: &str = "operation_outputs_pkey";
 
-/// The status, execution count and start time a new workflow's row begins with: a queued
-/// workflow waits for a claim, whatever the caller asked.
-pub(super) fn initial_state(new: &NewWorkflow, now: i64) -> (WorkflowStatus, i64, Option<i64>) {
-    match (&new.queue_name, new.begin_execution) {
+/// How a new workflow's row begins.
+pub(super) struct Initial {
+    pub status: WorkflowStatus,
+    pub executions: i64,
+    pub started_at: Option<i64>,
+    pub deadline_at: Option<i64>,
+}
+
+/// The status, execution count, start time and deadline a new workflow's row begins with: a
+/// queued or delayed workflow waits for a claim, whatever the caller asked, and its timeout
+/// starts to count then.
+pub(super) fn initial_state(new: &NewWorkflow, now: i64) -> Initial {
+    let delayed = new.not_before.is_some_and(|at| at > now);
+    let (status, executions, started_at) = match (&new.queue_name, new.begin_execution) {
         (Some(_), _) => (WorkflowStatus::Enqueued, 0, None),
+        (None, _) if delayed => (WorkflowStatus::Enqueued, 0, None),
         (None, true) => (WorkflowStatus::Pending, 1, Some(now)),
         (None, false) => (WorkflowStatus::Pending, 0, None),
+    };
+    let deadline_at = match (started_at, new.timeout_ms) {
+        (Some(start), Some(ms)) => {
+            let own = start.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX));
+            Some(new.deadline_at.map_or(own, |inherited| inherited.min(own)))
+        }
+        _ => new.deadline_at,
+    };
+    Initial {
+        status,
+        executions,
+        started_at,
+        deadline_at,
     }
 }
+
+/// The deadline a workflow gets as its first execution begins at `$now` (a placeholder):
+/// the earlier of the one it has and the end of its timeout.
+macro_rules! first_deadline {
+    ($now:literal) => {
+        concat!(
+            "CASE WHEN timeout_ms IS NULL THEN deadline_at \
+             WHEN deadline_at IS NOT NULL AND deadline_at < ",
+            $now,
+            " + timeout_ms THEN deadline_at ELSE ",
+            $now,
+            " + timeout_ms END"
+        )
+    };
+}
+pub(super) use first_deadline;
 
 /// The status, output and error columns of an ending.
 pub(super) fn ending_columns(end: &WorkflowEnd) -> (WorkflowStatus, Option<&str>, Option<&str>) {
@@ -119,6 +160,7 @@ pub(super) fn duplicate_or(
 
 /// A step as stored: its failure already encoded, so writing it needs nothing more than binds
 /// (SQLite encodes off its writer's path).
+#[derive(Debug, Clone)]
 pub(super) struct StepRow {
     pub workflow_id: String,
     pub function_id: u32,
@@ -238,32 +280,39 @@ where
         new: &NewWorkflow,
     ) -> Result<Inserted, StoreError> {
         let now = now_ms();
-        let (status, executions, started_at) = initial_state(new, now);
+        let initial = initial_state(new, now);
         // RETURNING yields the row only when it was inserted. The conflict target is the id
         // alone: a clash on the deduplication index is an error.
         let inserted = sqlx::query(concat!(
             "INSERT INTO workflow_status (",
             insert_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15, \
-             $16) ON CONFLICT (workflow_id) DO NOTHING RETURNING ",
+             $16, $17, $18, $19, $20) ON CONFLICT (workflow_id) DO NOTHING RETURNING ",
             workflow_columns!()
         ))
         .bind(new.id.as_str())
         .bind(new.name.as_str())
-        .bind(status.as_str())
+        .bind(initial.status.as_str())
         .bind(new.input.as_str())
         .bind(new.executor_id.as_str())
         .bind(new.app_version.as_str())
         .bind(new.instance.as_str())
         .bind(new.config.as_str())
-        .bind(executions)
+        .bind(initial.executions)
         .bind(i64::from(new.max_recovery_attempts))
         .bind(now)
         .bind(new.queue_name.as_deref())
         .bind(new.priority)
         .bind(new.deduplication_id.as_deref())
-        .bind(started_at)
+        .bind(initial.started_at)
         .bind(new.parent_workflow_id.as_deref())
+        .bind(
+            new.timeout_ms
+                .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+        )
+        .bind(initial.deadline_at)
+        .bind(new.not_before)
+        .bind(new.scheduled_at)
         .fetch_all(&mut *conn)
         .await
         .map(first)
@@ -361,12 +410,15 @@ where
         workflow_id: &str,
         executor_id: &str,
     ) -> Result<u32, StoreError> {
-        // `started_at` marks the first execution only; recoveries keep it.
-        let row = sqlx::query(
+        // `started_at` marks the first execution only; recoveries keep it, and the deadline
+        // its timeout gives.
+        let row = sqlx::query(concat!(
             "UPDATE workflow_status SET executions = executions + 1, executor_id = $1, \
-             status = 'PENDING', started_at = coalesce(started_at, $2), updated_at = $2 \
-             WHERE workflow_id = $3 RETURNING executions",
-        )
+             status = 'PENDING', started_at = coalesce(started_at, $2), updated_at = $2, \
+             deadline_at = CASE WHEN started_at IS NULL THEN ",
+            first_deadline!("$2"),
+            " ELSE deadline_at END WHERE workflow_id = $3 RETURNING executions"
+        ))
         .bind(executor_id)
         .bind(now_ms())
         .bind(workflow_id)

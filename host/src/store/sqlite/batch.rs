@@ -15,7 +15,7 @@ use crate::store::shared::{
 };
 use crate::store::{Inserted, NewWorkflow, StoreError, WorkflowEnd, WorkflowRecord, now_ms};
 
-/// Most new workflows one INSERT carries (17 bound values each).
+/// Most new workflows one INSERT carries (21 bound values each).
 const INSERTS_PER_STATEMENT: usize = 64;
 /// Most rows one multi-row INSERT carries (8 bound values each, well under SQLite's limit).
 const STEPS_PER_STATEMENT: usize = 256;
@@ -125,24 +125,31 @@ async fn insert_together(
                 ") "
             ));
             insert.push_values(chunk.iter(), |mut row, (new, _)| {
-                let (status, executions, started_at) = initial_state(new, now);
+                let initial = initial_state(new, now);
                 row.push_bind(new.id.as_str())
                     .push_bind(new.name.as_str())
-                    .push_bind(status.as_str())
+                    .push_bind(initial.status.as_str())
                     .push_bind(new.input.as_str())
                     .push_bind(new.executor_id.as_str())
                     .push_bind(new.app_version.as_str())
                     .push_bind(new.instance.as_str())
                     .push_bind(new.config.as_str())
-                    .push_bind(executions)
+                    .push_bind(initial.executions)
                     .push_bind(i64::from(new.max_recovery_attempts))
                     .push_bind(now)
                     .push_bind(now)
                     .push_bind(new.queue_name.as_deref())
                     .push_bind(new.priority)
                     .push_bind(new.deduplication_id.as_deref())
-                    .push_bind(started_at)
-                    .push_bind(new.parent_workflow_id.as_deref());
+                    .push_bind(initial.started_at)
+                    .push_bind(new.parent_workflow_id.as_deref())
+                    .push_bind(
+                        new.timeout_ms
+                            .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+                    )
+                    .push_bind(initial.deadline_at)
+                    .push_bind(new.not_before)
+                    .push_bind(new.scheduled_at);
             });
             insert.push(concat!(
                 " ON CONFLICT (workflow_id) DO NOTHING RETURNING ",

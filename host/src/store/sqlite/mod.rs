@@ -14,8 +14,11 @@
 mod batch;
 mod failure;
 mod file;
+mod first_open;
 mod request;
+mod schedules;
 mod statements;
+mod waits;
 mod writer;
 
 use std::fmt;
@@ -26,22 +29,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use first_open::FirstOpen;
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
-use sqlx::{Connection, QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::rows::{Columns, get};
+use super::schedules::{ScheduleRecord, Schedules};
 use super::shared::{Dialect, StepRow};
+use super::waits_sql::Waits;
 use super::{
-    Inserted, NewWorkflow, QueueClaim, QueueDepth, StepRecord, Store, StoreError, TrapRecord,
-    WorkflowEnd, WorkflowFilter, WorkflowRecord, WorkflowStatus,
+    Change, EventRecord, Inserted, MessageRecord, NewMessage, NewWorkflow, QueueClaim, QueueDepth,
+    StepRecord, Store, StoreError, StreamInfo, StreamRead, TrapRecord, WorkflowEnd, WorkflowFilter,
+    WorkflowRecord, WorkflowStatus,
 };
 use request::{Reply, Request};
+use schedules::ScheduleWrite;
+use waits::WaitWrite;
 use writer::Writer;
 
 /// How long to wait for another process's write lock before reporting `StoreError::Locked`.
@@ -157,10 +166,12 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         check_parent_directory(options.get_filename()).map_err(open_error)?;
 
-        let mut writer = SqliteConnection::connect_with(&options)
+        let writer = first_open::connect_and_migrate(&options, &MIGRATOR)
             .await
-            .map_err(open_error)?;
-        MIGRATOR.run(&mut writer).await?;
+            .map_err(|failure| match failure {
+                FirstOpen::Connect(e) => open_error(e),
+                FirstOpen::Migrate(e) => StoreError::Migrate(e),
+            })?;
 
         // Readers can never take the write lock by accident, so they never contend with the
         // writer for it.
@@ -442,6 +453,209 @@ impl Store for SqliteStore {
 
     async fn workflow_statuses(&self, ids: &[String]) -> Result<Vec<WorkflowRecord>, StoreError> {
         Sqlite::workflow_statuses(&self.reads, ids).await
+    }
+
+    async fn send_message(
+        &self,
+        message: &NewMessage,
+        record: Option<&StepRecord>,
+    ) -> Result<bool, StoreError> {
+        let (message, record) = (message.clone(), record.map(StepRow::new).transpose()?);
+        self.write(|reply| {
+            Request::Wait(WaitWrite::Send {
+                message,
+                record,
+                reply,
+            })
+        })
+        .await
+    }
+
+    async fn receive_message(
+        &self,
+        workflow_id: &str,
+        topic: &str,
+        at: &StepRecord,
+        timed_out: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let (workflow_id, topic, at) =
+            (workflow_id.to_owned(), topic.to_owned(), StepRow::new(at)?);
+        self.write(|reply| {
+            Request::Wait(WaitWrite::Receive {
+                workflow_id,
+                topic,
+                at,
+                timed_out,
+                reply,
+            })
+        })
+        .await
+    }
+
+    async fn has_message(&self, workflow_id: &str, topic: &str) -> Result<bool, StoreError> {
+        Sqlite::has_message(&self.reads, workflow_id, topic).await
+    }
+
+    async fn messages(&self, workflow_id: &str) -> Result<Vec<MessageRecord>, StoreError> {
+        Sqlite::messages(&self.reads, workflow_id).await
+    }
+
+    async fn set_event(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        value: &str,
+        record: Option<&StepRecord>,
+    ) -> Result<(), StoreError> {
+        let (workflow_id, key, value) = (workflow_id.to_owned(), key.to_owned(), value.to_owned());
+        let record = record.map(StepRow::new).transpose()?;
+        self.write(|reply| {
+            Request::Wait(WaitWrite::SetEvent {
+                workflow_id,
+                key,
+                value,
+                record,
+                reply,
+            })
+        })
+        .await
+    }
+
+    async fn get_event(
+        &self,
+        workflow_id: &str,
+        key: &str,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        let events = Sqlite::events(&self.reads, workflow_id, Some(key)).await?;
+        Ok(events.into_iter().next())
+    }
+
+    async fn events(&self, workflow_id: &str) -> Result<Vec<EventRecord>, StoreError> {
+        Sqlite::events(&self.reads, workflow_id, None).await
+    }
+
+    async fn write_stream(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        value: Option<&str>,
+        record: Option<&StepRecord>,
+    ) -> Result<u64, StoreError> {
+        let (workflow_id, key) = (workflow_id.to_owned(), key.to_owned());
+        let (value, record) = (
+            value.map(str::to_owned),
+            record.map(StepRow::new).transpose()?,
+        );
+        self.write(|reply| {
+            Request::Wait(WaitWrite::WriteStream {
+                workflow_id,
+                key,
+                value,
+                record,
+                reply,
+            })
+        })
+        .await
+    }
+
+    async fn read_stream(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        offset: u64,
+        max: u32,
+    ) -> Result<StreamRead, StoreError> {
+        Sqlite::read_stream(&self.reads, workflow_id, key, offset, max).await
+    }
+
+    async fn streams(&self, workflow_id: &str) -> Result<Vec<StreamInfo>, StoreError> {
+        Sqlite::streams(&self.reads, workflow_id).await
+    }
+
+    async fn changes_since(&self, since: i64) -> Result<Vec<Change>, StoreError> {
+        Sqlite::changes_since(&self.reads, since).await
+    }
+
+    async fn claim_due(
+        &self,
+        executor_id: &str,
+        max: u32,
+        only: Option<&str>,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        let (executor_id, only) = (executor_id.to_owned(), only.map(str::to_owned));
+        self.write(|reply| {
+            Request::Wait(WaitWrite::ClaimDue {
+                executor_id,
+                max,
+                only,
+                reply,
+            })
+        })
+        .await
+    }
+
+    async fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        Sqlite::next_due(&self.reads).await
+    }
+
+    async fn put_schedule(
+        &self,
+        schedule: &ScheduleRecord,
+        replace: bool,
+    ) -> Result<bool, StoreError> {
+        let schedule = schedule.clone();
+        self.write(|reply| {
+            Request::Schedule(ScheduleWrite::Put {
+                schedule,
+                replace,
+                reply,
+            })
+        })
+        .await
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+        Sqlite::schedules(&self.reads, None).await
+    }
+
+    async fn get_schedule(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+        Ok(Sqlite::schedules(&self.reads, Some(name)).await?.pop())
+    }
+
+    async fn pause_schedule(&self, name: &str, paused: bool) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.write(|reply| {
+            Request::Schedule(ScheduleWrite::Pause {
+                name,
+                paused,
+                reply,
+            })
+        })
+        .await
+    }
+
+    async fn delete_schedule(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.write(|reply| Request::Schedule(ScheduleWrite::Delete { name, reply }))
+            .await
+    }
+
+    async fn advance_schedule(&self, name: &str, fired: i64) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.write(|reply| Request::Schedule(ScheduleWrite::Advance { name, fired, reply }))
+            .await
+    }
+
+    async fn expire_workflow(&self, id: &str, reason: &str) -> Result<WorkflowRecord, StoreError> {
+        let (workflow_id, reason) = (id.to_owned(), reason.to_owned());
+        self.write(|reply| {
+            Request::Wait(WaitWrite::Expire {
+                workflow_id,
+                reason,
+                reply,
+            })
+        })
+        .await
     }
 }
 

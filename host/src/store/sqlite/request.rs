@@ -5,7 +5,9 @@ use sqlx::Sqlite;
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::oneshot;
 
+use super::schedules::ScheduleWrite;
 use super::statements;
+use super::waits::WaitWrite;
 use crate::store::shared::{Dialect, StepRow};
 use crate::store::{
     Inserted, NewWorkflow, QueueClaim, StoreError, TrapRecord, WorkflowEnd, WorkflowRecord,
@@ -72,6 +74,10 @@ pub(super) enum Request {
         from_step: u32,
         reply: Reply<WorkflowRecord>,
     },
+    /// Messages, events and streams.
+    Wait(WaitWrite),
+    /// Schedules.
+    Schedule(ScheduleWrite),
 }
 
 /// A request that has run inside the open transaction; its answer is held back until the
@@ -89,6 +95,36 @@ pub(super) enum Outcome {
         Reply<Vec<WorkflowRecord>>,
         Result<Vec<WorkflowRecord>, StoreError>,
     ),
+    /// Any other answer: the rarer requests' replies, whatever their type.
+    Held(Box<dyn Held>),
+}
+
+/// An answer held back until the commit, whatever its type.
+pub(super) trait Held: Send {
+    fn error(&self) -> Option<&StoreError>;
+    /// Replaces the answer with `err`.
+    fn fail(&mut self, err: StoreError);
+    fn send(self: Box<Self>);
+}
+
+impl<T: Send + 'static> Held for (Reply<T>, Result<T, StoreError>) {
+    fn error(&self) -> Option<&StoreError> {
+        self.1.as_ref().err()
+    }
+    fn fail(&mut self, err: StoreError) {
+        self.1 = Err(err);
+    }
+    fn send(self: Box<Self>) {
+        let (reply, result) = *self;
+        drop(reply.send(result));
+    }
+}
+
+impl Outcome {
+    /// An answer of any type, held back until the commit.
+    pub(super) fn held<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Self {
+        Outcome::Held(Box::new((reply, result)))
+    }
 }
 
 impl Outcome {
@@ -99,6 +135,7 @@ impl Outcome {
             }
             Outcome::Inserted(_, result) => result.as_ref().as_ref().err(),
             Outcome::Record(_, result) => result.as_ref().as_ref().err(),
+            Outcome::Held(held) => held.error(),
             _ => None,
         }
     }
@@ -112,6 +149,7 @@ impl Outcome {
             Outcome::Records(_, r @ Ok(_)) => *r = Err(err()),
             Outcome::Inserted(_, r) if r.is_ok() => **r = Err(err()),
             Outcome::Record(_, r) if r.is_ok() => **r = Err(err()),
+            Outcome::Held(held) if held.error().is_none() => held.fail(err()),
             _ => {}
         }
     }
@@ -124,6 +162,7 @@ impl Outcome {
             Outcome::Inserted(reply, result) => drop(reply.send(*result)),
             Outcome::Record(reply, result) => drop(reply.send(*result)),
             Outcome::Records(reply, result) => drop(reply.send(result)),
+            Outcome::Held(held) => held.send(),
         }
     }
 }
@@ -143,6 +182,8 @@ impl Request {
             Request::DeleteEnded { reply, .. } => drop(reply.send(Err(err))),
             Request::InsertWorkflow { reply, .. } => drop(reply.send(Err(err))),
             Request::BeginExecution { reply, .. } => drop(reply.send(Err(err))),
+            Request::Wait(write) => write.reject(err),
+            Request::Schedule(write) => write.reject(err),
         }
     }
 
@@ -235,6 +276,8 @@ impl Request {
                 reply,
                 Box::new(statements::fork_workflow(conn, &workflow_id, &new_id, from_step).await),
             ),
+            Request::Wait(write) => write.apply(conn).await,
+            Request::Schedule(write) => write.apply(conn).await,
         }
     }
 }

@@ -4,7 +4,7 @@
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Sqlite};
 
-use crate::store::shared::{Dialect, in_dispatch_order, workflow_columns};
+use crate::store::shared::{Dialect, first_deadline, in_dispatch_order, workflow_columns};
 use crate::store::{QueueClaim, StoreError, WorkflowRecord, now_ms};
 
 /// Dispatches queued workflows in one statement, so it is atomic even in autocommit mode: an
@@ -27,9 +27,11 @@ pub(super) async fn claim_queued(
     // negative LIMIT). The dispatch index yields rows already in priority, then FIFO order.
     let rows = sqlx::query(concat!(
         "UPDATE workflow_status SET status = 'PENDING', executor_id = $2, executions = 1, \
-         started_at = $3, updated_at = $3 \
-         WHERE rowid IN (SELECT rowid FROM workflow_status \
+         started_at = $3, updated_at = $3, deadline_at = ",
+        first_deadline!("$3"),
+        " WHERE rowid IN (SELECT rowid FROM workflow_status \
              WHERE queue_name = $1 AND status = 'ENQUEUED' \
+             AND (not_before IS NULL OR not_before <= $3) \
              ORDER BY priority, created_at, rowid \
              LIMIT max(0, min($4, \
                  coalesce($5 - (SELECT count(*) FROM workflow_status \

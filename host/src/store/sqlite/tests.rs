@@ -27,6 +27,10 @@ fn new_workflow(id: &str) -> NewWorkflow {
         priority: 0,
         deduplication_id: None,
         parent_workflow_id: None,
+        timeout_ms: None,
+        deadline_at: None,
+        not_before: None,
+        scheduled_at: None,
     }
 }
 
@@ -440,5 +444,38 @@ async fn step_latency() {
         }
         let per = start.elapsed() / n;
         println!("{durability}: {per:?} per sequential record_step ({n} steps)");
+    }
+}
+
+#[test]
+fn processes_opening_a_new_database_at_once_all_get_its_schema() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("new.db");
+        let path = path.to_str().expect("utf-8 path").to_owned();
+        // A runtime and a connection each, started together, as separate processes are.
+        let start = Arc::new(std::sync::Barrier::new(6));
+        let opens: Vec<_> = (0..6)
+            .map(|_| {
+                let (path, start) = (path.clone(), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("runtime");
+                    start.wait();
+                    runtime.block_on(async {
+                        let store = SqliteStore::open(&path, Durability::Process).await?;
+                        store.insert_workflow(&new_workflow("w")).await?;
+                        store.get_workflow("w").await
+                    })
+                })
+            })
+            .collect();
+        for open in opens {
+            let read = open.join().expect("thread");
+            let read = read.unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert!(read.is_some(), "round {round}: the workflow is there");
+        }
     }
 }

@@ -1,0 +1,162 @@
+//! What workflows wait for, as stored: messages sent to a workflow's topics, the events it
+//! publishes, the streams it writes, and the changes that wake waiters in other processes.
+
+use serde::{Deserialize, Serialize};
+
+/// A message about to be sent.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// The workflow it is for.
+    pub destination_id: String,
+    /// The topic its `recv` names.
+    pub topic: String,
+    /// JSON text.
+    pub message: String,
+    /// What makes the send happen once: a second send with the same id to the same
+    /// destination is stored no more (the sending position, or an idempotency key).
+    pub message_id: String,
+}
+
+/// A message as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageRecord {
+    /// Send order across the database.
+    pub seq: i64,
+    /// The workflow it is for.
+    pub destination_id: String,
+    /// Its topic.
+    pub topic: String,
+    /// JSON text.
+    pub message: String,
+    /// The send's idempotency key (or sending position).
+    pub message_id: String,
+    /// When it was sent (ms since the epoch).
+    pub created_at: i64,
+    /// When the destination received it, if it did.
+    pub consumed_at: Option<i64>,
+    /// The position of the `recv` that received it.
+    pub consumed_by: Option<u32>,
+}
+
+/// The latest value of one event of a workflow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRecord {
+    /// The workflow that published it.
+    pub workflow_id: String,
+    /// Its key.
+    pub key: String,
+    /// JSON text.
+    pub value: String,
+    /// When it was last set (ms since the epoch).
+    pub updated_at: i64,
+}
+
+/// One value of a stream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StreamEntry {
+    /// Its position in the stream, from 0.
+    pub offset: u64,
+    /// JSON text.
+    pub value: String,
+    /// When it was written (ms since the epoch).
+    pub created_at: i64,
+}
+
+/// A read of a stream from an offset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRead {
+    /// The values from the offset asked, in order.
+    pub entries: Vec<StreamEntry>,
+    /// No value will follow the last one: the stream was closed, or its workflow ended.
+    pub closed: bool,
+}
+
+/// A stream of a workflow, for listings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StreamInfo {
+    /// Its key.
+    pub key: String,
+    /// How many values it holds.
+    pub values: u64,
+    /// Whether it was closed.
+    pub closed: bool,
+}
+
+/// Something a waiter may be waiting for happened: what other processes learn by polling
+/// [`crate::store::Store::changes_since`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// A message was sent to the workflow's topic.
+    Message {
+        /// The destination.
+        workflow_id: String,
+        /// The topic.
+        topic: String,
+    },
+    /// The workflow set an event.
+    Event {
+        /// The workflow.
+        workflow_id: String,
+        /// The event's key.
+        key: String,
+    },
+    /// The workflow wrote to (or closed) a stream.
+    Stream {
+        /// The workflow.
+        workflow_id: String,
+        /// The stream's key.
+        key: String,
+    },
+}
+
+/// How the outcome of a wait (`recv`, `get-event`) is recorded at its position: the value
+/// received, or that its deadline passed first. `{"value": …}` or `{"timed_out": true}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Waited {
+    /// What came.
+    Value {
+        /// The message or event value.
+        value: serde_json::Value,
+    },
+    /// Nothing came in time.
+    TimedOut {
+        /// Always true.
+        timed_out: bool,
+    },
+}
+
+impl Waited {
+    /// The recorded text of a wait that received `json` (JSON text).
+    pub fn value_text(json: &str) -> Result<String, serde_json::Error> {
+        let value = serde_json::from_str(json)?;
+        serde_json::to_string(&Waited::Value { value })
+    }
+
+    /// The recorded text of a wait whose deadline passed.
+    pub fn timed_out_text() -> String {
+        r#"{"timed_out":true}"#.to_string()
+    }
+
+    /// The value received, or `None` for a timeout.
+    pub fn into_value(self) -> Option<serde_json::Value> {
+        match self {
+            Waited::Value { value } => Some(value),
+            Waited::TimedOut { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_received_null_is_told_from_a_timeout() {
+        let null: Waited =
+            serde_json::from_str(&Waited::value_text("null").expect("json")).expect("decodes");
+        assert_eq!(null.into_value(), Some(serde_json::Value::Null));
+        let timeout: Waited = serde_json::from_str(&Waited::timed_out_text()).expect("decodes");
+        assert_eq!(timeout.into_value(), None);
+    }
+}
