@@ -17,7 +17,7 @@ use crate::runtime::history::{History, Position};
 use crate::runtime::host::WorkflowHost;
 use crate::runtime::step::PendingStep;
 use crate::sandbox::StepPhase;
-use crate::store::{StepRecord, StoreError, now_ms};
+use crate::store::{StepFailureRecord, StepRecord, StoreError, now_ms};
 
 /// A workflow execution's durable state.
 pub(crate) struct WorkflowContext {
@@ -32,6 +32,8 @@ pub(crate) struct WorkflowContext {
     pending: Option<PendingStep>,
     /// Tells the instance's clocks and random whether a step attempt runs.
     pub(crate) phase: StepPhase,
+    /// For a schedule's firing: when it was scheduled for and when it started (ms).
+    pub(crate) scheduled: Option<(u64, u64)>,
 }
 
 impl WorkflowContext {
@@ -53,6 +55,7 @@ impl WorkflowContext {
             cancel,
             pending: None,
             phase: StepPhase::new(false),
+            scheduled: None,
         }
     }
 
@@ -106,6 +109,49 @@ impl WorkflowContext {
         self.host.checkpoint(step).await.map_err(host_failure)
     }
 
+    /// Claims the next position for a durable call of workflow code named `name`: its record
+    /// to replay, or the function id to record it at. For calls whose write and record must
+    /// commit together; the others use [`WorkflowContext::recorded`].
+    pub(crate) fn claim(&mut self, name: &str) -> wasmtime::Result<Position> {
+        self.check_cancelled()?;
+        if let Some(outer) = &self.pending {
+            return Err(violation(format!(
+                "{name} was called inside step {:?}; only workflow code may make durable calls",
+                outer.name
+            )));
+        }
+        let position = self.history.claim(name).map_err(wasmtime::Error::new)?;
+        if let Position::Replay(_) = &position {
+            self.host.metrics().step_replayed();
+        }
+        Ok(position)
+    }
+
+    /// The record of a durable call at `function_id` that produced `output` (JSON text).
+    pub(crate) fn step_record(
+        &self,
+        function_id: u32,
+        name: &str,
+        output: Option<String>,
+        error: Option<String>,
+        started_at: i64,
+    ) -> StepRecord {
+        StepRecord {
+            workflow_id: self.info.id.clone(),
+            function_id,
+            name: name.to_string(),
+            output,
+            error: error.map(|message| StepFailureRecord {
+                message: message.clone(),
+                attempt_errors: vec![message],
+                retries_exhausted: false,
+            }),
+            attempts: 1,
+            started_at,
+            completed_at: now_ms(),
+        }
+    }
+
     /// Records (or replays) a value the workflow must see identically on replay: the clock,
     /// random numbers, a sleep's wake-up time, a child's id or result. `produce` runs only
     /// when nothing is recorded at this position; it gets the position.
@@ -119,16 +165,8 @@ impl WorkflowContext {
         F: FnOnce(u32) -> Fut,
         Fut: Future<Output = wasmtime::Result<T>>,
     {
-        self.check_cancelled()?;
-        if let Some(outer) = &self.pending {
-            return Err(violation(format!(
-                "{name} was called inside step {:?}; only workflow code may make durable calls",
-                outer.name
-            )));
-        }
-        match self.history.claim(name).map_err(wasmtime::Error::new)? {
+        match self.claim(name)? {
             Position::Replay(step) => {
-                self.host.metrics().step_replayed();
                 let text = step.output.as_deref().unwrap_or("null");
                 serde_json::from_str(text).map_err(|e| {
                     host_failure(StoreError::Corrupt {
@@ -143,17 +181,8 @@ impl WorkflowContext {
                 let output = serde_json::to_string(&value).map_err(|e| {
                     violation(format!("{name} produced a value that is not JSON: {e}"))
                 })?;
-                self.record(&StepRecord {
-                    workflow_id: self.info.id.clone(),
-                    function_id,
-                    name: name.to_string(),
-                    output: Some(output),
-                    error: None,
-                    attempts: 1,
-                    started_at,
-                    completed_at: now_ms(),
-                })
-                .await?;
+                self.record(&self.step_record(function_id, name, Some(output), None, started_at))
+                    .await?;
                 Ok(value)
             }
         }

@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::runtime::abort::ProtocolViolation;
 use crate::runtime::completion::{POLL_INTERVAL, Waited};
 use crate::runtime::context::WorkflowContext;
+use crate::runtime::deadline;
 use crate::runtime::error::RuntimeError;
 use crate::runtime::events::{EventSink, RuntimeEvent};
 use crate::runtime::executor::{ExecutionEnd, execute};
@@ -30,7 +31,8 @@ use crate::runtime::park::Parking;
 use crate::runtime::recovery::{self, Verdict};
 use crate::runtime::shared::Shared;
 use crate::store::{
-    Inserted, StepRecord, StoreError, TrapRecord, WorkflowEnd, WorkflowRecord, WorkflowStatus,
+    Change, Inserted, NewMessage, StepRecord, StoreError, TrapRecord, WorkflowEnd, WorkflowRecord,
+    WorkflowStatus, now_ms,
 };
 
 /// How a drive begins: what the caller already knows saves reads on the hot path.
@@ -91,6 +93,11 @@ pub(crate) async fn drive_until_parked(
             return Ok(Driven::Ended(Box::new(workflow)));
         }
         let id = workflow.id.clone();
+        // A deadline that passed (also while no host ran) ends the workflow before it runs.
+        if let Some(reason) = deadline::passed(&workflow, now_ms()) {
+            workflow = deadline::expire(shared, &id, &reason).await?;
+            continue;
+        }
         if !fresh && !std::mem::take(&mut unpark) {
             let instance = shared.instance(&workflow.instance);
             let verdict = recovery::verdict(
@@ -129,7 +136,11 @@ pub(crate) async fn drive_until_parked(
         });
         let cancel = shared.running.register(&id);
         let ended = match execution_context(shared, &component, &workflow, steps, cancel.clone()) {
-            Ok(context) => execute(&shared.engine, &component, &workflow, context).await,
+            // The deadline interrupts the execution where it is, as a cancel does.
+            Ok(context) => tokio::select! {
+                ended = execute(&shared.engine, &component, &workflow, context) => ended,
+                _ = deadline::reached(workflow.deadline_at) => Ok(ExecutionEnd::Cancelled),
+            },
             Err(err) => Err(err.into()),
         };
         drop(place);
@@ -140,7 +151,13 @@ pub(crate) async fn drive_until_parked(
         match ended? {
             ExecutionEnd::Parked(wake) => {
                 tracing::debug!(workflow_id = %id, execution, %wake, "workflow parked");
-                return Ok(Driven::Parked(Parking { id, wake, cancel }));
+                let deadline = workflow.deadline_at;
+                return Ok(Driven::Parked(Parking {
+                    id,
+                    wake,
+                    cancel,
+                    deadline,
+                }));
             }
             ExecutionEnd::Finished(end) => workflow = shared.finish(&id, &end).await?,
             ExecutionEnd::Cancelled => workflow = shared.workflow(&id).await?,
@@ -203,18 +220,17 @@ fn execution_context(
         component: component.clone(),
         info: info.clone(),
         created_at: workflow.created_at,
+        deadline_at: workflow.deadline_at,
         limits,
         grants: grants.clone(),
     };
     let history = History::new(&workflow.id, steps);
-    Ok(WorkflowContext::new(
-        Arc::new(host),
-        info,
-        history,
-        limits,
-        grants,
-        cancel,
-    ))
+    let mut context = WorkflowContext::new(Arc::new(host), info, history, limits, grants, cancel);
+    let as_ms = |ms: i64| u64::try_from(ms).unwrap_or(0);
+    context.scheduled = workflow
+        .scheduled_at
+        .map(|at| (as_ms(at), as_ms(workflow.started_at.unwrap_or(at))));
+    Ok(context)
 }
 
 /// The instance config values captured at the workflow's start. A row that does not parse is
@@ -317,7 +333,8 @@ pub(crate) fn drive_after_start(
     running_here: impl Fn(&str) -> bool,
 ) -> Option<Begin> {
     let record = &inserted.record;
-    if record.queue_name.is_some() {
+    // Queued or delayed: its queue's dispatcher, or the starter of delayed workflows, runs it.
+    if record.queue_name.is_some() || record.status == WorkflowStatus::Enqueued {
         None
     } else if inserted.created {
         Some(Begin::Created(Box::new(record.clone())))
@@ -338,6 +355,8 @@ pub(crate) struct ExecutionHost {
     pub(crate) component: Arc<LoadedComponent>,
     pub(crate) info: WorkflowInfo,
     pub(crate) created_at: i64,
+    /// The workflow's deadline, which its children inherit.
+    pub(crate) deadline_at: Option<i64>,
     pub(crate) limits: InstanceLimits,
     pub(crate) grants: Arc<Grants>,
 }
@@ -353,8 +372,13 @@ impl WorkflowHost for ExecutionHost {
 
     async fn start_child(
         &self,
-        request: StartRequest,
+        mut request: StartRequest,
     ) -> Result<Result<String, String>, StoreError> {
+        // A child has the earlier of its own deadline and its parent's.
+        request.deadline_at = match (request.deadline_at, self.deadline_at) {
+            (Some(own), Some(parent)) => Some(own.min(parent)),
+            (own, parent) => own.or(parent),
+        };
         match start(&self.shared, &self.component, request, Orphans::Adopt).await {
             Ok(inserted) => Ok(Ok(inserted.record.id)),
             Err(RuntimeError::Store(err @ StoreError::Duplicate { .. })) => {
@@ -391,6 +415,80 @@ impl WorkflowHost for ExecutionHost {
             grants: &self.grants,
         };
         instance.run_attempt(name, input, attempt, timeout).await
+    }
+
+    async fn send_message(
+        &self,
+        message: &NewMessage,
+        record: &StepRecord,
+    ) -> Result<(), StoreError> {
+        self.shared
+            .store
+            .send_message(message, Some(record))
+            .await?;
+        self.shared.signals.wake(&Change::Message {
+            workflow_id: message.destination_id.clone(),
+            topic: message.topic.clone(),
+        });
+        Ok(())
+    }
+
+    async fn receive_message(
+        &self,
+        topic: &str,
+        at: &StepRecord,
+        timed_out: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let store = &self.shared.store;
+        store
+            .receive_message(&self.info.id, topic, at, timed_out)
+            .await
+    }
+
+    async fn get_event(&self, workflow_id: &str, key: &str) -> Result<Option<String>, StoreError> {
+        let event = self.shared.store.get_event(workflow_id, key).await?;
+        Ok(event.map(|event| event.value))
+    }
+
+    async fn set_event(
+        &self,
+        key: &str,
+        value: &str,
+        record: &StepRecord,
+    ) -> Result<(), StoreError> {
+        let id = &self.info.id;
+        self.shared
+            .store
+            .set_event(id, key, value, Some(record))
+            .await?;
+        self.shared.signals.wake(&Change::Event {
+            workflow_id: id.clone(),
+            key: key.to_string(),
+        });
+        Ok(())
+    }
+
+    async fn write_stream(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        record: Option<&StepRecord>,
+    ) -> Result<(), StoreError> {
+        let id = &self.info.id;
+        self.shared
+            .store
+            .write_stream(id, key, value, record)
+            .await?;
+        self.shared.signals.wake(&Change::Stream {
+            workflow_id: id.clone(),
+            key: key.to_string(),
+        });
+        Ok(())
+    }
+
+    async fn wait_for_change(&self, change: Change, timeout: Duration) -> bool {
+        let changed = self.shared.signals.register(&change, &self.shared.store);
+        matches!(tokio::time::timeout(timeout, changed).await, Ok(Ok(())))
     }
 
     fn metrics(&self) -> &Metrics {

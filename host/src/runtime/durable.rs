@@ -18,6 +18,7 @@ use crate::runtime::ids::fresh_random;
 use crate::runtime::instance::{HostState, Role};
 use crate::runtime::park::{Parked, Wake, sleep_parks};
 use crate::runtime::step::{PendingStep, checked_json, outcome_of};
+use crate::runtime::waits;
 use crate::sandbox::with_refusal;
 use crate::store::{StepFailureRecord, StepRecord, now_ms};
 
@@ -302,6 +303,59 @@ impl durable::Host for HostState {
         Ok(match access.grants.secrets.get(&name) {
             Some(value) => Ok(value.to_string()),
             None => Err(access.refuse(secret_not_granted(&access.instance, &name))),
+        })
+    }
+
+    async fn send(
+        &mut self,
+        workflow_id: String,
+        topic: String,
+        message: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        waits::send(self.workflow("send")?, workflow_id, topic, message).await
+    }
+
+    async fn recv(
+        &mut self,
+        topic: String,
+        timeout_ms: u64,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
+        waits::recv(self.workflow("recv")?, topic, timeout_ms).await
+    }
+
+    async fn set_event(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        waits::set_event(self.workflow("set-event")?, key, value).await
+    }
+
+    async fn get_event(
+        &mut self,
+        workflow_id: String,
+        key: String,
+        timeout_ms: u64,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
+        waits::get_event(self.workflow("get-event")?, workflow_id, key, timeout_ms).await
+    }
+
+    async fn write_stream(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        waits::write_stream(self.workflow("write-stream")?, key, Some(value)).await
+    }
+
+    async fn close_stream(&mut self, key: String) -> wasmtime::Result<Result<(), String>> {
+        waits::write_stream(self.workflow("close-stream")?, key, None).await
+    }
+
+    async fn scheduled_time(&mut self) -> wasmtime::Result<Option<(u64, u64)>> {
+        Ok(match &self.role {
+            Role::Workflow(ctx) => ctx.scheduled,
+            _ => None,
         })
     }
 

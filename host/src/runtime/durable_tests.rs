@@ -23,7 +23,7 @@ use crate::runtime::history::History;
 use crate::runtime::host::WorkflowHost;
 use crate::runtime::instance::{HostState, Role};
 use crate::runtime::options::StartRequest;
-use crate::store::{StepRecord, StoreError};
+use crate::store::{Change, NewMessage, StepRecord, StoreError};
 
 /// Records what the protocol asks of the runtime; fails checkpoints on request.
 #[derive(Default)]
@@ -82,6 +82,44 @@ impl WorkflowHost for FakeHost {
         _timeout: Option<Duration>,
     ) -> Result<Result<Vec<u8>, String>, ProtocolViolation> {
         Ok(Err(format!("no isolated {name} here")))
+    }
+
+    async fn send_message(
+        &self,
+        _message: &NewMessage,
+        _record: &StepRecord,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::WriterGone)
+    }
+
+    async fn receive_message(
+        &self,
+        _topic: &str,
+        _at: &StepRecord,
+        _timed_out: bool,
+    ) -> Result<Option<String>, StoreError> {
+        Err(StoreError::WriterGone)
+    }
+
+    async fn get_event(&self, _id: &str, _key: &str) -> Result<Option<String>, StoreError> {
+        Err(StoreError::WriterGone)
+    }
+
+    async fn set_event(&self, _: &str, _: &str, _: &StepRecord) -> Result<(), StoreError> {
+        Err(StoreError::WriterGone)
+    }
+
+    async fn write_stream(
+        &self,
+        _key: &str,
+        _value: Option<&str>,
+        _record: Option<&StepRecord>,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::WriterGone)
+    }
+
+    async fn wait_for_change(&self, _change: Change, _timeout: Duration) -> bool {
+        false
     }
 
     fn metrics(&self) -> &Metrics {

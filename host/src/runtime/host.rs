@@ -12,7 +12,7 @@ use crate::runtime::abort::ProtocolViolation;
 use crate::runtime::completion::Waited;
 use crate::runtime::events::EventSink;
 use crate::runtime::options::StartRequest;
-use crate::store::{StepRecord, StoreError};
+use crate::store::{Change, NewMessage, StepRecord, StoreError};
 
 /// The runtime as one workflow execution sees it.
 #[async_trait]
@@ -39,6 +39,41 @@ pub(crate) trait WorkflowHost: Send + Sync {
         attempt: AttemptInfo,
         timeout: Option<Duration>,
     ) -> Result<Result<Vec<u8>, String>, ProtocolViolation>;
+    /// Sends a message and records the sender's position in one commit, then wakes the
+    /// destination if it waits here.
+    async fn send_message(
+        &self,
+        message: &NewMessage,
+        record: &StepRecord,
+    ) -> Result<(), StoreError>;
+    /// Consumes the oldest message on this workflow's `topic` and records it at `at`; with
+    /// none, records the timeout when `timed_out`.
+    async fn receive_message(
+        &self,
+        topic: &str,
+        at: &StepRecord,
+        timed_out: bool,
+    ) -> Result<Option<String>, StoreError>;
+    /// The latest value (JSON text) of a workflow's event.
+    async fn get_event(&self, workflow_id: &str, key: &str) -> Result<Option<String>, StoreError>;
+    /// Sets this workflow's event and records `record` in one commit, then wakes its waiters.
+    async fn set_event(
+        &self,
+        key: &str,
+        value: &str,
+        record: &StepRecord,
+    ) -> Result<(), StoreError>;
+    /// Appends to (or with `None` closes) this workflow's stream, with `record` in the same
+    /// commit when workflow code wrote it, then wakes its readers.
+    async fn write_stream(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        record: Option<&StepRecord>,
+    ) -> Result<(), StoreError>;
+    /// Waits up to `timeout` for `change`, made in this process or seen in another's;
+    /// whether it came.
+    async fn wait_for_change(&self, change: Change, timeout: Duration) -> bool;
     /// Counters for `/metrics`.
     fn metrics(&self) -> &Metrics;
     /// Observers of what the execution does.

@@ -5,6 +5,8 @@ mod abort;
 mod children;
 mod completion;
 mod context;
+mod deadline;
+mod delayed;
 mod drive;
 mod durable;
 mod error;
@@ -15,13 +17,16 @@ mod host;
 mod ids;
 mod instance;
 mod isolated;
+mod mailbox;
 mod options;
 mod park;
 mod recovery;
 mod running;
 mod shared;
+mod signals;
 mod slots;
 mod step;
+mod waits;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -33,7 +38,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::engine::EngineOptions;
 use crate::metrics::Metrics;
-use crate::store::{Inserted, Store, WorkflowRecord};
+use crate::store::{Inserted, Store, WorkflowRecord, WorkflowStatus};
 use completion::Completions;
 use drive::{Begin, Orphans};
 pub use error::RuntimeError;
@@ -42,6 +47,7 @@ pub use events::RuntimeEvent;
 pub use history::NonDeterminism;
 pub use ids::{InvalidId, MAX_WORKFLOW_ID_LEN, new_workflow_id, validate_workflow_id};
 pub use instance::{HostState, LoadedComponent, WorkflowEngine};
+pub use mailbox::{MAX_STREAM_READ, Mailbox};
 pub use options::{DEFAULT_INSTANCE, InstanceOptions, RuntimeOptions, StartRequest};
 pub use recovery::{AtEnd, MemoryGrowth, TrapPolicies, TrapPolicy};
 pub use running::CANCELLATION_POLL;
@@ -80,6 +86,8 @@ impl Runtime {
                 running: Arc::new(Running::default()),
                 completions: Completions::default(),
                 queues: RwLock::new(BTreeMap::new()),
+                signals: Arc::default(),
+                due: Notify::new(),
             }),
         })
     }
@@ -102,6 +110,12 @@ impl Runtime {
     /// Counters and histograms of what this runtime did, for `/metrics`.
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
+    }
+
+    /// Messages, events and streams, from outside the workflows; its writes wake this
+    /// runtime's waiters at once.
+    pub fn mailbox(&self) -> Mailbox {
+        Mailbox::with_signals(self.shared.store.clone(), self.shared.signals.clone())
     }
 
     /// Observes what the runtime does from now on.
@@ -177,9 +191,23 @@ impl Runtime {
             id,
             ..StartRequest::new(workflow, input)
         };
+        self.run_request(component, request).await
+    }
+
+    /// Starts (or joins, by id) a workflow as `request` asks and runs it to the end here: a
+    /// delayed one once it is due.
+    pub async fn run_request(
+        &self,
+        component: &LoadedComponent,
+        request: StartRequest,
+    ) -> Result<WorkflowRecord, RuntimeError> {
         let inserted = self.shared.submit(component, request, true).await?;
         let id = inserted.record.id.clone();
-        let driven = if inserted.created {
+        let delayed = inserted.record.status == WorkflowStatus::Enqueued
+            && inserted.record.queue_name.is_none();
+        let driven = if delayed {
+            self.run_when_due(&id).await
+        } else if inserted.created {
             drive::drive(&self.shared, Begin::Created(Box::new(inserted.record))).await
         } else {
             self.drive(&id).await

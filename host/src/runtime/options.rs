@@ -109,6 +109,14 @@ pub struct StartRequest {
     pub deduplication_id: Option<String>,
     /// The workflow that started this one, for child workflows.
     pub parent: Option<String>,
+    /// A time limit counted from its first execution's start: past it, it is cancelled.
+    pub timeout: Option<std::time::Duration>,
+    /// A deadline it has anyway (its parent's), in ms since the epoch.
+    pub deadline_at: Option<i64>,
+    /// Not started before this moment (ms since the epoch): it stays ENQUEUED until then.
+    pub not_before: Option<i64>,
+    /// For a schedule's firing: the time it was due (ms since the epoch).
+    pub scheduled_at: Option<i64>,
 }
 
 impl StartRequest {

@@ -1,4 +1,4 @@
-//! Parking: a workflow that waits (a durable sleep, a child's end) gives back its instance and
+//! Parking: a workflow that waits (a durable sleep, a child's end, a message, an event) gives back its instance and
 //! keeps only its id and what wakes it. When the wait ends it runs again by replay, which the
 //! guest cannot tell from having waited in place. So many waiting workflows cost memory for
 //! their ids, not for their instances, and the pool stays free for workflows that run.
@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::runtime::events::RuntimeEvent;
 use crate::runtime::shared::Shared;
-use crate::store::now_ms;
+use crate::store::{Change, now_ms};
 
 /// Waits longer than this give back the instance. Measured with `reprise bench`: parking and
 /// waking a workflow costs well under a millisecond plus its replay, so a wait of 50 ms is
@@ -33,6 +33,14 @@ pub(crate) enum Wake {
     At(u64),
     /// A child workflow's end.
     Child(String),
+    /// A message on this workflow's topic, or the recv's recorded deadline (ms).
+    Message { topic: String, deadline: u64 },
+    /// Another workflow's event, or the get-event's recorded deadline (ms).
+    Event {
+        workflow_id: String,
+        key: String,
+        deadline: u64,
+    },
 }
 
 impl fmt::Display for Wake {
@@ -40,6 +48,14 @@ impl fmt::Display for Wake {
         match self {
             Wake::At(ms) => write!(f, "wake-up time {ms}"),
             Wake::Child(id) => write!(f, "the end of workflow {id}"),
+            Wake::Message { topic, deadline } => {
+                write!(f, "a message on topic {topic:?} or time {deadline}")
+            }
+            Wake::Event {
+                workflow_id,
+                key,
+                deadline,
+            } => write!(f, "event {key:?} of {workflow_id} or time {deadline}"),
         }
     }
 }
@@ -59,6 +75,8 @@ pub(crate) struct Parking {
     pub(crate) id: String,
     pub(crate) wake: Wake,
     pub(crate) cancel: CancellationToken,
+    /// The workflow's deadline: reaching it ends the wait, and the drive then cancels it.
+    pub(crate) deadline: Option<i64>,
 }
 
 impl Parking {
@@ -70,6 +88,7 @@ impl Parking {
         tokio::select! {
             _ = self.wake_condition(shared) => {}
             _ = self.cancel.cancelled() => {}
+            _ = crate::runtime::deadline::reached(self.deadline) => {}
         }
         shared.slots.parked.fetch_sub(1, Ordering::Relaxed);
         shared.running.unregister(&self.id);
@@ -81,9 +100,41 @@ impl Parking {
 
     async fn wake_condition(&self, shared: &Shared) {
         match &self.wake {
-            Wake::At(ms) => {
-                let remaining = ms.saturating_sub(now_ms() as u64);
-                tokio::time::sleep(Duration::from_millis(remaining)).await;
+            Wake::At(ms) => sleep_until_ms(*ms).await,
+            Wake::Message { topic, deadline } => {
+                let change = Change::Message {
+                    workflow_id: self.id.clone(),
+                    topic: topic.clone(),
+                };
+                // Registered before the read, so a message sent in between still wakes it.
+                let sent = shared.signals.register(&change, &shared.store);
+                let waiting = shared.store.has_message(&self.id, topic).await;
+                if !matches!(waiting, Ok(false)) {
+                    return;
+                }
+                tokio::select! {
+                    _ = sent => {}
+                    _ = sleep_until_ms(*deadline) => {}
+                }
+            }
+            Wake::Event {
+                workflow_id,
+                key,
+                deadline,
+            } => {
+                let change = Change::Event {
+                    workflow_id: workflow_id.clone(),
+                    key: key.clone(),
+                };
+                let set = shared.signals.register(&change, &shared.store);
+                let event = shared.store.get_event(workflow_id, key).await;
+                if !matches!(event, Ok(None)) {
+                    return;
+                }
+                tokio::select! {
+                    _ = set => {}
+                    _ = sleep_until_ms(*deadline) => {}
+                }
             }
             Wake::Child(child) => {
                 // However it comes out (ended, unknown, unreadable), the resumed execution's
@@ -92,6 +143,12 @@ impl Parking {
             }
         }
     }
+}
+
+/// Sleeps until `ms` since the epoch (at once if it passed).
+pub(crate) async fn sleep_until_ms(ms: u64) {
+    let remaining = ms.saturating_sub(now_ms() as u64);
+    tokio::time::sleep(Duration::from_millis(remaining)).await;
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use crate::runtime::ids::{new_workflow_id, validate_workflow_id};
 use crate::runtime::instance::{LoadedComponent, WorkflowEngine};
 use crate::runtime::options::{DEFAULT_INSTANCE, InstanceOptions, RuntimeOptions, StartRequest};
 use crate::runtime::running::Running;
+use crate::runtime::signals::Signals;
 use crate::runtime::slots::Slots;
 use crate::store::{Inserted, NewWorkflow, Store, StoreError, WorkflowEnd, WorkflowRecord};
 
@@ -36,6 +37,10 @@ pub(crate) struct Shared {
     pub(crate) completions: Completions,
     /// Configured queues and the signal that wakes each one's dispatcher.
     pub(crate) queues: RwLock<BTreeMap<String, Arc<Notify>>>,
+    /// Who waits for which message, event or stream value.
+    pub(crate) signals: Arc<Signals>,
+    /// Wakes the starter of delayed workflows when one is created here.
+    pub(crate) due: Notify,
 }
 
 impl Shared {
@@ -138,12 +143,21 @@ impl Shared {
             priority: request.priority,
             deduplication_id: request.deduplication_id,
             parent_workflow_id: request.parent,
+            timeout_ms: request
+                .timeout
+                .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            deadline_at: request.deadline_at,
+            not_before: request.not_before,
+            scheduled_at: request.scheduled_at,
         };
         let inserted = self.store.insert_workflow(&new).await?;
         if inserted.created {
             self.metrics.workflow_started();
             if let Some(wake) = wake {
                 wake.notify_one();
+            }
+            if new.not_before.is_some() {
+                self.due.notify_one();
             }
         }
         Ok(inserted)
