@@ -78,6 +78,54 @@ pub struct Config {
     #[serde(default)]
     /// Queues by name.
     pub queues: BTreeMap<String, QueueConfig>,
+    /// Schedules by name: each starts a workflow at the times of its cron expression.
+    #[serde(default)]
+    pub schedules: BTreeMap<String, ScheduleConfig>,
+}
+
+/// `[schedules.NAME]`: a workflow started at each time of a cron expression.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// With seconds, in UTC: `"0 0 2 * * *"` is 02:00:00 every day.
+    pub cron: String,
+    /// The workflow each firing starts.
+    pub workflow: String,
+    /// The instance it runs on (needed when several define the workflow).
+    pub instance: Option<String>,
+    /// The input each firing gets (any TOML value, as JSON).
+    #[serde(default)]
+    pub input: Option<toml::Value>,
+    /// Enqueue each firing on this queue.
+    pub queue: Option<String>,
+    /// After downtime: `"skip"` the missed firings (default) or run `"all"` of them.
+    #[serde(default)]
+    pub catch_up: reprise_client::wire::CatchUp,
+}
+
+impl Config {
+    /// The schedules as the API takes them.
+    pub fn schedule_bodies(&self) -> Result<Vec<reprise_client::wire::ScheduleBody>, String> {
+        self.schedules
+            .iter()
+            .map(|(name, s)| {
+                let input = match &s.input {
+                    Some(value) => serde_json::to_value(value)
+                        .map_err(|e| format!("schedules.{name}.input: {e}"))?,
+                    None => serde_json::Value::Null,
+                };
+                Ok(reprise_client::wire::ScheduleBody {
+                    name: name.clone(),
+                    cron: s.cron.clone(),
+                    workflow: s.workflow.clone(),
+                    instance: s.instance.clone(),
+                    input,
+                    queue: s.queue.clone(),
+                    catch_up: s.catch_up,
+                })
+            })
+            .collect()
+    }
 }
 
 fn default_max_instances() -> u32 {
@@ -361,6 +409,17 @@ impl Config {
             instance.grants = instance
                 .read_grants(base)
                 .map_err(|message| invalid(format!("instance {name:?}: {message}")))?;
+        }
+        for (name, schedule) in &config.schedules {
+            crate::schedule::parse(&schedule.cron)
+                .map_err(|message| invalid(format!("schedules.{name}: {message}")))?;
+            if let Some(queue) = &schedule.queue
+                && !config.queues.contains_key(queue)
+            {
+                return Err(invalid(format!(
+                    "schedules.{name}: queue {queue:?} is not in [queues]"
+                )));
+            }
         }
         for (name, queue) in &config.queues {
             if queue.concurrency == Some(0) || queue.worker_concurrency == Some(0) {
