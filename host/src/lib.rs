@@ -17,6 +17,8 @@ pub mod queue;
 pub mod retention;
 pub mod runtime;
 pub mod sandbox;
+pub mod schedule;
+pub mod scheduler;
 pub mod server;
 pub mod store;
 

@@ -9,6 +9,8 @@ mod extract;
 mod http;
 mod hyper_errors;
 mod limits;
+mod schedules;
+mod waits;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -54,6 +56,8 @@ pub struct ServerState {
     pub queues: Vec<String>,
     /// Set at shutdown: new work is refused with 503 while running work drains.
     pub draining: AtomicBool,
+    /// The schedules this server fires.
+    pub scheduler: Arc<crate::scheduler::Scheduler>,
 }
 
 /// The router, with the token check and then the body limits applied to every endpoint but
@@ -68,6 +72,8 @@ pub fn router(state: Arc<ServerState>, limits: BodyLimits) -> Router {
         .route("/workflows/{id}/resume", post(resume_workflow))
         .route("/workflows/{id}/fork", post(fork_workflow))
         .route("/metrics", get(metrics))
+        .merge(waits::routes())
+        .merge(schedules::routes())
         .route_layer(middleware::from_fn_with_state(limits, limits::read_body))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -231,6 +237,10 @@ async fn start_workflow(
         priority: body.priority,
         deduplication_id: body.deduplication_id,
         parent: None,
+        timeout: body.timeout_ms.map(Duration::from_millis),
+        deadline_at: None,
+        not_before: not_before(body.delay_ms, body.start_at),
+        scheduled_at: None,
     };
     let inserted = state.runtime.submit(&component, request).await?;
     let status = if inserted.created {
@@ -239,6 +249,13 @@ async fn start_workflow(
         StatusCode::OK
     };
     Ok((status, view(inserted.record)?).into_response())
+}
+
+/// When a start with a delay or a start time may begin: the later of the two.
+fn not_before(delay_ms: Option<u64>, start_at: Option<i64>) -> Option<i64> {
+    let delayed = delay_ms
+        .map(|ms| crate::store::now_ms().saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
+    delayed.max(start_at)
 }
 
 /// The API's form of a workflow record.

@@ -11,6 +11,8 @@
 
 pub mod ids;
 mod retry;
+mod schedules;
+mod waits;
 pub mod wire;
 
 use std::time::Duration;
@@ -74,6 +76,10 @@ pub struct StartOptions {
     pub queue: Option<String>,
     pub priority: i32,
     pub deduplication_id: Option<String>,
+    /// A time limit from its first execution's start: past it, it ends CANCELLED.
+    pub timeout: Option<Duration>,
+    /// Start no sooner than this long from now (it stays ENQUEUED until then).
+    pub delay: Option<Duration>,
 }
 
 /// A connection to one `reprise serve`. Every workflow id is checked against
@@ -199,6 +205,9 @@ impl Client {
             queue: options.queue.clone(),
             priority: options.priority,
             deduplication_id: options.deduplication_id.clone(),
+            timeout_ms: options.timeout.map(millis),
+            delay_ms: options.delay.map(millis),
+            start_at: None,
         };
         let (_, started): (u16, WorkflowView) = self
             .send_retrying(|| {
@@ -306,6 +315,11 @@ impl Client {
             }
         }
     }
+}
+
+/// Whole milliseconds, saturating.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A started workflow (DBOS's `WorkflowHandle`).

@@ -118,6 +118,15 @@ pub struct StartBody {
     /// At most one enqueued or running workflow per queue may hold it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deduplication_id: Option<String>,
+    /// A time limit from its first execution's start: past it, it ends CANCELLED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Start no sooner than this many milliseconds from now (it stays ENQUEUED until then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Start no sooner than this moment (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<i64>,
 }
 
 /// `POST /workflows/{id}/resume`; the body is optional.
@@ -200,6 +209,15 @@ pub struct WorkflowView {
     pub priority: i32,
     pub deduplication_id: Option<String>,
     pub parent_workflow_id: Option<String>,
+    /// Its time limit in ms, counted from its first execution's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// When it is cancelled unless it ended: its timeout's end, or its parent's deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_at: Option<i64>,
+    /// A delayed start: not started before this moment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<i64>,
 }
 
 /// A step's recorded outcome at one position of a workflow.
@@ -267,6 +285,159 @@ pub struct QueueHealth {
     pub queue: String,
     pub enqueued: u64,
     pub pending: u64,
+}
+
+/// `POST /workflows/{id}/messages`: a message to the workflow's topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageBody {
+    pub topic: String,
+    pub message: Value,
+    /// A second send with the same key to the same workflow stores nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// The answer to a send: 201 when stored, 200 when the idempotency key was seen before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageSent {
+    pub workflow_id: String,
+    pub topic: String,
+    /// False when an earlier send with the same idempotency key stored it.
+    pub stored: bool,
+}
+
+/// A message sent to a workflow, as `GET /workflows/{id}/messages` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub topic: String,
+    pub message: Value,
+    pub created_at: i64,
+    /// When the workflow received it; `None` while it waits.
+    pub consumed_at: Option<i64>,
+    /// The position of the workflow's `recv` that received it.
+    pub consumed_by: Option<u32>,
+}
+
+/// `GET /workflows/{id}/events/{key}`: 200 with the value once set, 202 without one when the
+/// wait timed out first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventView {
+    pub workflow_id: String,
+    pub key: String,
+    pub value: Option<Value>,
+    pub updated_at: Option<i64>,
+}
+
+/// One value of a stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamValue {
+    pub offset: u64,
+    pub value: Value,
+}
+
+/// `GET /workflows/{id}/streams/{key}?offset=`: the values from the offset, where to read
+/// next, and whether the stream has ended (closed, or its workflow ended).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamChunk {
+    pub workflow_id: String,
+    pub key: String,
+    pub values: Vec<StreamValue>,
+    pub next_offset: u64,
+    pub closed: bool,
+}
+
+/// A stream of a workflow, as `GET /workflows/{id}/streams` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamInfoView {
+    pub key: String,
+    pub values: u64,
+    pub closed: bool,
+}
+
+/// What a schedule does after downtime with the firings it missed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    /// Skip them: the next firing is the next time to come.
+    #[default]
+    Skip,
+    /// Run every one of them, oldest first.
+    All,
+}
+
+impl CatchUp {
+    /// The spelling in config, on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CatchUp::Skip => "skip",
+            CatchUp::All => "all",
+        }
+    }
+}
+
+impl FromStr for CatchUp {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "skip" => Ok(CatchUp::Skip),
+            "all" => Ok(CatchUp::All),
+            other => Err(format!("catch_up {other:?}: expected \"skip\" or \"all\"")),
+        }
+    }
+}
+
+/// `POST /schedules`: a schedule to add.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleBody {
+    pub name: String,
+    /// A cron expression with seconds (`sec min hour day month weekday [year]`), in UTC.
+    pub cron: String,
+    pub workflow: String,
+    /// The configured instance to run on; needed when several define the workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The input every firing gets.
+    #[serde(default)]
+    pub input: Value,
+    /// Enqueue each firing on this queue instead of starting it at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default)]
+    pub catch_up: CatchUp,
+}
+
+/// A schedule as the API and `reprise schedule list` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleView {
+    pub name: String,
+    pub cron: String,
+    pub workflow: String,
+    pub instance: String,
+    pub input: Value,
+    pub queue: Option<String>,
+    pub catch_up: CatchUp,
+    pub paused: bool,
+    /// The scheduled time of its latest firing (ms since the epoch).
+    pub last_fired: Option<i64>,
+    /// When it fires next, unless paused.
+    pub next_fire: Option<i64>,
+}
+
+/// `POST /schedules/{name}/backfill`: fire every time of the schedule in `[from, to)` (ms
+/// since the epoch). Firings that already ran are not run again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillBody {
+    pub from: i64,
+    pub to: i64,
+}
+
+/// The workflows a trigger or a backfill started (or found started).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fired {
+    pub workflow_ids: Vec<String>,
 }
 
 /// Every error answer.

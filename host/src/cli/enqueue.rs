@@ -5,7 +5,7 @@
 //! `--wait` keeps waiting through a server restart.
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use reprise_client::wire::WorkflowStatus;
@@ -13,6 +13,7 @@ use reprise_client::{Client, ClientError, StartOptions};
 
 use super::progress::Progress;
 use super::{parse_input, parse_workflow_id};
+use crate::config::parse_duration;
 
 #[derive(Debug, Args)]
 pub struct EnqueueArgs {
@@ -38,6 +39,12 @@ pub struct EnqueueArgs {
     /// restarting server is waited out.
     #[arg(long)]
     wait: bool,
+    /// Cancel each workflow if it has not ended this long after it started (`30s`).
+    #[arg(long, value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Let each wait this long on the queue before it may start.
+    #[arg(long, value_parser = parse_duration)]
+    delay: Option<Duration>,
     /// The server.
     #[arg(long, env = "REPRISE_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
@@ -79,6 +86,8 @@ pub async fn enqueue(args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
             id,
             queue: Some(args.queue.clone()),
             instance: args.instance.clone(),
+            timeout: args.timeout,
+            delay: args.delay,
             ..StartOptions::default()
         };
         let started = Instant::now();

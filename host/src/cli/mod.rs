@@ -5,9 +5,11 @@ mod component;
 mod enqueue;
 mod grants;
 mod inspect;
+mod mailbox;
 mod progress;
 mod recover;
 mod run;
+mod schedule;
 mod serve;
 mod table;
 mod time;
@@ -56,6 +58,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Enqueue workflows on a running `reprise serve` (and optionally await their results).
     Enqueue(enqueue::EnqueueArgs),
+    /// Manage a running `reprise serve`'s schedules.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
     /// Measure throughput, per-step overhead, instantiation and replay.
     Bench(bench::BenchArgs),
 }
@@ -188,7 +193,7 @@ impl Command {
             Command::Workflow(command) => command.threads(),
             Command::Serve(args) => Some(&args.threads),
             Command::Bench(args) => Some(&args.threads),
-            Command::Inspect(_) | Command::Enqueue(_) => None,
+            Command::Inspect(_) | Command::Enqueue(_) | Command::Schedule(_) => None,
         };
         threads.map_or(1, |t| t.worker_threads.max(1))
     }
@@ -303,6 +308,7 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Workflow(command) => workflow::workflow(command).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Enqueue(args) => enqueue::enqueue(args).await,
+        Command::Schedule(command) => schedule::schedule(command).await,
         Command::Bench(args) => bench::bench(args).await,
     }
 }

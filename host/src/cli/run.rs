@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -9,7 +10,9 @@ use reprise_client::wire::WorkflowView;
 
 use super::component::component_bytes;
 use super::{EXIT_PAUSED, EXIT_WORKFLOW_FAILED, HostArgs, parse_input, parse_workflow_id};
-use crate::store::{WorkflowRecord, WorkflowStatus};
+use crate::config::parse_duration;
+use crate::runtime::StartRequest;
+use crate::store::{WorkflowRecord, WorkflowStatus, now_ms};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -27,6 +30,12 @@ pub struct RunArgs {
     /// Print the whole workflow record as JSON instead of the output alone.
     #[arg(long)]
     json: bool,
+    /// Cancel the workflow if it has not ended this long after it started (`30s`, `5m`).
+    #[arg(long, value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Start it only after this long (it stays ENQUEUED until then).
+    #[arg(long, value_parser = parse_duration)]
+    delay: Option<Duration>,
     #[command(flatten)]
     pub(super) host: HostArgs,
 }
@@ -49,9 +58,15 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     let stop = tokio_util::sync::CancellationToken::new();
     let watcher = runtime.spawn_cancellation_watcher(stop.clone());
-    let record = runtime
-        .run(&component, &args.workflow, &args.input, args.id.clone())
-        .await;
+    let request = StartRequest {
+        id: args.id.clone(),
+        timeout: args.timeout,
+        not_before: args.delay.map(|delay| {
+            now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))
+        }),
+        ..StartRequest::new(&args.workflow, &args.input)
+    };
+    let record = runtime.run_request(&component, request).await;
     stop.cancel();
     let _ = watcher.await;
     let record = record?;

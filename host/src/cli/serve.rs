@@ -18,6 +18,7 @@ use crate::config::{Config, LogFormat};
 use crate::engine::EngineOptions;
 use crate::queue::start_dispatchers;
 use crate::runtime::Runtime;
+use crate::scheduler::Scheduler;
 use crate::server::{BodyLimits, ServerState, router};
 use crate::store::open_store;
 
@@ -59,7 +60,7 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("component {name:?} ({})", path.display()))?;
         components.insert(name.clone(), loaded);
     }
-    let instances = config
+    let instances: BTreeMap<_, _> = config
         .all_instances()
         .into_iter()
         .filter_map(|(name, instance)| {
@@ -69,11 +70,19 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
 
+    let scheduler = Arc::new(Scheduler::new(runtime.clone(), instances.clone()));
+    let schedules = config.schedule_bodies().map_err(anyhow::Error::msg)?;
+    scheduler
+        .put_configured(schedules)
+        .await
+        .context("the config's schedules")?;
     let stop_dispatch = CancellationToken::new();
     let dispatchers = start_dispatchers(&runtime, &config.queues, stop_dispatch.clone());
     let recovered = runtime.spawn_recovery().await?;
     let stop_watching = CancellationToken::new();
     let watcher = runtime.spawn_cancellation_watcher(stop_watching.clone());
+    let delayed = runtime.spawn_delayed_starts(stop_dispatch.clone());
+    let firing = scheduler.spawn(stop_dispatch.clone());
     let retention = config
         .retention
         .map(|age| crate::retention::spawn(runtime.store().clone(), age, stop_watching.clone()));
@@ -92,6 +101,7 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         token,
         queues: config.queues.keys().cloned().collect(),
         draining: AtomicBool::new(false),
+        scheduler,
     });
     let limits = BodyLimits {
         max_body: config.server.max_body,
@@ -119,6 +129,8 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     for dispatcher in dispatchers {
         let _ = dispatcher.await;
     }
+    let _ = delayed.await;
+    let _ = firing.await;
     if let Some(retention) = retention {
         retention.abort();
     }

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use reprise_client::wire::{StepView, WorkflowView};
 
+use super::mailbox;
 use super::run::report;
 use super::table::{clip, print, print_workflows};
 use super::time::{format_ms, parse_time};
@@ -74,6 +75,44 @@ pub enum WorkflowCommand {
     Cancel {
         #[arg(value_parser = parse_workflow_id)]
         id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Send a message to a workflow's topic; its `recv` takes it (a waiting workflow wakes).
+    Send {
+        #[arg(value_parser = parse_workflow_id)]
+        id: String,
+        topic: String,
+        /// The message, as JSON (a string is quoted: '"approve"').
+        message: String,
+        /// A second send with the same key to the same workflow stores nothing.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the latest value of a workflow's event, waiting up to `--timeout` for it to be
+    /// set (exit 1 when it is not).
+    Event {
+        #[arg(value_parser = parse_workflow_id)]
+        id: String,
+        key: String,
+        #[arg(long, default_value = "0s", value_parser = parse_duration)]
+        timeout: Duration,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the values of a workflow's stream, one JSON value a line; `--follow` waits for
+    /// more until the stream is closed or its workflow ends.
+    Stream {
+        #[arg(value_parser = parse_workflow_id)]
+        id: String,
+        key: String,
+        /// Start at this offset (0 is the first value).
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        #[arg(long)]
+        follow: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -151,6 +190,26 @@ pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
             eprintln!("deleted {deleted} ended workflow(s)");
             Ok(ExitCode::SUCCESS)
         }
+        WorkflowCommand::Send {
+            id,
+            topic,
+            message,
+            idempotency_key,
+            store,
+        } => mailbox::send(store, id, topic, message, idempotency_key.as_deref()).await,
+        WorkflowCommand::Event {
+            id,
+            key,
+            timeout,
+            store,
+        } => mailbox::event(store, id, key, *timeout).await,
+        WorkflowCommand::Stream {
+            id,
+            key,
+            offset,
+            follow,
+            store,
+        } => mailbox::stream(store, id, key, *offset, *follow).await,
         WorkflowCommand::Cancel { id, store } => {
             let record = store.open().await?.cancel_workflow(id).await?;
             eprintln!("workflow {id} {}", record.status);

@@ -3,10 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use reprise_client::wire::{StepFailure, StepView, WorkflowView};
+use reprise_client::wire::{
+    EventView, MessageView, StepFailure, StepView, StreamChunk, StreamInfoView, StreamValue,
+    WorkflowView,
+};
 use serde::de::DeserializeOwned;
 
-use crate::store::{StepRecord, StoreError, WorkflowRecord};
+use crate::store::{
+    EventRecord, MessageRecord, StepRecord, StoreError, StreamInfo, StreamRead, WorkflowRecord,
+};
 
 /// Parses a stored JSON column; a value that does not parse is a corrupt row, never a guess.
 fn column<T: DeserializeOwned>(
@@ -58,6 +63,9 @@ impl TryFrom<WorkflowRecord> for WorkflowView {
             priority: w.priority,
             deduplication_id: w.deduplication_id,
             parent_workflow_id: w.parent_workflow_id,
+            timeout_ms: w.timeout_ms,
+            deadline_at: w.deadline_at,
+            not_before: w.not_before,
         })
     }
 }
@@ -94,6 +102,73 @@ pub fn views<R, V: TryFrom<R, Error = StoreError>>(
     records: impl IntoIterator<Item = R>,
 ) -> Result<Vec<V>, StoreError> {
     records.into_iter().map(V::try_from).collect()
+}
+
+impl TryFrom<MessageRecord> for MessageView {
+    type Error = StoreError;
+
+    fn try_from(m: MessageRecord) -> Result<Self, StoreError> {
+        let owner = format!("message {} to {}", m.seq, m.destination_id);
+        Ok(MessageView {
+            message: column("notifications", &owner, "message", &m.message)?,
+            topic: m.topic,
+            created_at: m.created_at,
+            consumed_at: m.consumed_at,
+            consumed_by: m.consumed_by,
+        })
+    }
+}
+
+impl TryFrom<EventRecord> for EventView {
+    type Error = StoreError;
+
+    fn try_from(e: EventRecord) -> Result<Self, StoreError> {
+        let owner = format!("event {:?} of {}", e.key, e.workflow_id);
+        Ok(EventView {
+            value: Some(column("workflow_events", &owner, "value", &e.value)?),
+            updated_at: Some(e.updated_at),
+            workflow_id: e.workflow_id,
+            key: e.key,
+        })
+    }
+}
+
+impl From<StreamInfo> for StreamInfoView {
+    fn from(s: StreamInfo) -> Self {
+        StreamInfoView {
+            key: s.key,
+            values: s.values,
+            closed: s.closed,
+        }
+    }
+}
+
+/// A stream read as the API answers it, `offset` being where it started.
+pub(crate) fn stream_chunk(
+    workflow_id: &str,
+    key: &str,
+    offset: u64,
+    read: StreamRead,
+) -> Result<StreamChunk, StoreError> {
+    let owner = format!("stream {key:?} of {workflow_id}");
+    let next_offset = read.entries.last().map_or(offset, |e| e.offset + 1);
+    let values = read
+        .entries
+        .into_iter()
+        .map(|e| {
+            Ok(StreamValue {
+                offset: e.offset,
+                value: column("streams", &owner, "value", &e.value)?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(StreamChunk {
+        workflow_id: workflow_id.to_string(),
+        key: key.to_string(),
+        values,
+        next_offset,
+        closed: read.closed,
+    })
 }
 
 #[cfg(test)]

@@ -25,3 +25,20 @@ impl<S: Send + Sync> FromRequestParts<S> for WorkflowId {
         Ok(WorkflowId(id))
     }
 }
+
+/// The `{id}` and `{key}` of a `/workflows/{id}/events/{key}` or `…/streams/{key}` path; the
+/// id checked as [`WorkflowId`] is.
+pub(super) struct WorkflowKey(pub String, pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for WorkflowKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path((id, key)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text()))?;
+        validate_workflow_id(&id)
+            .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, err.to_string()))?;
+        Ok(WorkflowKey(id, key))
+    }
+}

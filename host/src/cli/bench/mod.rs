@@ -1,9 +1,11 @@
 //! `reprise bench`: the figures the project promises, measured on the embedded database at
 //! each durability level — empty-workflow latency and throughput, per-step checkpoint
 //! overhead, instantiation time, and one crash-recovery replay of a 100-step workflow — and
-//! what parked workflows cost ([`parked`]) and what an HTTP call from a step costs ([`http`]).
+//! what parked workflows cost ([`parked`]), what an HTTP call from a step costs ([`http`]) and
+//! what waiting for messages costs ([`messages`]).
 
 mod http;
+mod messages;
 mod parked;
 
 use std::collections::BTreeMap;
@@ -48,6 +50,9 @@ pub struct BenchArgs {
     /// GETs a step makes to a loopback server, timed against native reqwest (0 skips them).
     #[arg(long, default_value_t = 2_000)]
     http: u32,
+    /// Workflows waiting in `recv` at once for the message figures (0 skips them).
+    #[arg(long, default_value_t = 10_000)]
+    messages: usize,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -104,8 +109,19 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let messages = if args.messages > 0 {
+        let figures = messages::measure(&bytes, args.messages).await?;
+        if !args.json {
+            messages::print(&figures);
+        }
+        Some(figures)
+    } else {
+        None
+    };
     if args.json {
-        let report = serde_json::json!({ "levels": all, "parked": parked, "http": http });
+        let report = serde_json::json!({
+            "levels": all, "parked": parked, "http": http, "messages": messages,
+        });
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(ExitCode::SUCCESS)

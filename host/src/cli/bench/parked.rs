@@ -52,10 +52,11 @@ pub(super) async fn measure(bytes: &[u8], count: usize) -> anyhow::Result<Parked
 
     // A first round leaves what any round allocates and keeps (caches, the allocator's
     // arenas) out of the figure.
-    let warm_up = park_many(&runtime, &component, STARTS_AT_ONCE * 2).await?;
+    let nap = StartRequest::new("nap", LONG_NAP_MS.to_string());
+    let warm_up = park_many(&runtime, &component, &nap, STARTS_AT_ONCE * 2).await?;
     cancel_all(&runtime, &warm_up).await?;
     let (before, sqlite_before) = (resident_bytes()?, sqlite_bytes());
-    let parked = park_many(&runtime, &component, count).await?;
+    let parked = park_many(&runtime, &component, &nap, count).await?;
     let (after, sqlite_after) = (resident_bytes()?, sqlite_bytes());
     cancel_all(&runtime, &parked).await?;
     let grown = after.saturating_sub(before);
@@ -72,16 +73,17 @@ pub(super) async fn measure(bytes: &[u8], count: usize) -> anyhow::Result<Parked
     })
 }
 
-/// Starts `count` long naps and returns their ids once every one is parked.
-async fn park_many(
+/// Starts `count` workflows as `request` asks (each under an id of its own) that wait long,
+/// and returns their ids once every one is parked.
+pub(super) async fn park_many(
     runtime: &Runtime,
     component: &Arc<LoadedComponent>,
+    request: &StartRequest,
     count: usize,
 ) -> anyhow::Result<Vec<String>> {
     let already = runtime.instance_usage().parked;
     let mut ids = Vec::with_capacity(count);
     let mut starts = tokio::task::JoinSet::new();
-    let input = LONG_NAP_MS.to_string();
     for _ in 0..count {
         if starts.len() >= STARTS_AT_ONCE
             && let Some(joined) = starts.join_next().await
@@ -93,9 +95,8 @@ async fn park_many(
         while runtime.in_flight() >= STARTS_AT_ONCE {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let (runtime, component, input) = (runtime.clone(), component.clone(), input.clone());
+        let (runtime, component, request) = (runtime.clone(), component.clone(), request.clone());
         starts.spawn(async move {
-            let request = StartRequest::new("nap", input);
             let inserted = runtime.submit(&component, request).await?;
             Ok::<_, anyhow::Error>(inserted.record.id)
         });
@@ -113,7 +114,7 @@ async fn park_many(
     Ok(ids)
 }
 
-async fn cancel_all(runtime: &Runtime, ids: &[String]) -> anyhow::Result<()> {
+pub(super) async fn cancel_all(runtime: &Runtime, ids: &[String]) -> anyhow::Result<()> {
     for id in ids {
         runtime.cancel(id).await?;
     }
@@ -161,7 +162,7 @@ async fn time_wake_ups(
     Ok((running, finished))
 }
 
-fn percentile(samples: &[Duration], q: f64) -> f64 {
+pub(super) fn percentile(samples: &[Duration], q: f64) -> f64 {
     let mut sorted = samples.to_vec();
     sorted.sort();
     let Some(last) = sorted.len().checked_sub(1) else {
@@ -172,7 +173,7 @@ fn percentile(samples: &[Duration], q: f64) -> f64 {
 }
 
 /// Bytes SQLite has allocated, in this process, for every connection.
-fn sqlite_bytes() -> u64 {
+pub(super) fn sqlite_bytes() -> u64 {
     // SAFETY: a read of SQLite's global memory counter, safe from any thread.
     let used = unsafe { libsqlite3_sys::sqlite3_memory_used() };
     u64::try_from(used).unwrap_or(0)
@@ -180,7 +181,7 @@ fn sqlite_bytes() -> u64 {
 
 /// The process's resident memory, from `/proc/self/status`, after the allocator handed its
 /// free pages back: what is live, not what a burst once needed.
-fn resident_bytes() -> anyhow::Result<u64> {
+pub(super) fn resident_bytes() -> anyhow::Result<u64> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free memory to the kernel; it is thread-safe.
     unsafe {
