@@ -108,3 +108,35 @@ fn the_readme_guide_builds_and_runs_outside_the_repository() {
     );
     assert!(Path::new(&wasm).exists());
 }
+
+/// The code blocks that follow `<!-- excerpt:PATH -->` markers: (path, code).
+fn excerpts(readme: &str) -> Vec<(String, String)> {
+    readme
+        .split("<!-- excerpt:")
+        .skip(1)
+        .filter_map(|rest| {
+            let (path, after) = rest.split_once(" -->")?;
+            let code = after.split_once("```rust\n")?.1.split_once("```")?.0;
+            Some((path.to_string(), code.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_readmes_excerpts_are_the_guests_code_line_for_line() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let found = excerpts(&readme);
+    assert!(!found.is_empty(), "the README shows the approval guest");
+    for (path, code) in found {
+        let source = std::fs::read_to_string(root.join(&path)).expect("the excerpt's file");
+        // Each line of the excerpt, in order, is a line of the file (the file has more).
+        let mut lines = source.lines();
+        for line in code.lines().filter(|l| !l.trim().is_empty()) {
+            assert!(
+                lines.any(|l| l == line),
+                "README's excerpt of {path} has a line the file does not (or out of order): {line:?}"
+            );
+        }
+    }
+}

@@ -371,3 +371,24 @@ async fn a_thousand_workflows_parked_in_recv_each_wake_for_their_own_message() {
         assert_eq!(output(&record), json!([i]), "w-{i} got its own message");
     }
 }
+
+#[tokio::test]
+async fn get_event_waits_for_a_workflow_started_after_it_and_refuses_one_never_started() {
+    let harness = Harness::new(options(3)).await;
+    let mailbox = harness.runtime.mailbox();
+    // Asked before the workflow exists, as a caller racing its start is.
+    let early = tokio::spawn({
+        let mailbox = mailbox.clone();
+        async move { mailbox.get_event("late-start", "ready", LONG).await }
+    });
+    let publish = json!({"key": "ready", "values": ["yes"]});
+    submit(&harness, "late-start", "publish_events", publish).await;
+    let event = early.await.expect("task").expect("get").expect("set");
+    assert_eq!(event.value, r#""yes""#);
+
+    let never = mailbox
+        .get_event("never-started", "ready", Duration::from_millis(100))
+        .await
+        .expect_err("an id that never came");
+    assert!(never.to_string().contains("never-started"), "{never}");
+}

@@ -26,6 +26,7 @@ pub struct ServerArgs {
 pub enum ScheduleCommand {
     /// List the schedules with their next firing.
     List {
+        /// As JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -33,17 +34,21 @@ pub enum ScheduleCommand {
     },
     /// Add a schedule.
     Add {
+        /// The schedule's name: its firings' workflow ids start with it.
         name: String,
         /// A cron expression with seconds, in UTC: "0 0 2 * * *" is 02:00:00 every day.
         #[arg(long)]
         cron: String,
+        /// The workflow each firing starts.
         #[arg(long)]
         workflow: String,
+        /// The configured instance to run on; needed when several define the workflow.
         #[arg(long)]
         instance: Option<String>,
         /// The input each firing gets, as JSON.
         #[arg(long, default_value = "null")]
         input: String,
+        /// Enqueue each firing on this queue instead of starting it at once.
         #[arg(long)]
         queue: Option<String>,
         /// After downtime: skip the missed firings, or run all of them.

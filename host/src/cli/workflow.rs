@@ -80,8 +80,10 @@ pub enum WorkflowCommand {
     },
     /// Send a message to a workflow's topic; its `recv` takes it (a waiting workflow wakes).
     Send {
+        /// The workflow to send to.
         #[arg(value_parser = parse_workflow_id)]
         id: String,
+        /// The topic its `recv` takes from.
         topic: String,
         /// The message, as JSON (a string is quoted: '"approve"').
         message: String,
@@ -94,9 +96,12 @@ pub enum WorkflowCommand {
     /// Print the latest value of a workflow's event, waiting up to `--timeout` for it to be
     /// set (exit 1 when it is not).
     Event {
+        /// The workflow that sets the event.
         #[arg(value_parser = parse_workflow_id)]
         id: String,
+        /// The event's key, as `set_event` names it.
         key: String,
+        /// How long to wait for it to be set, e.g. `10s` (0: answer at once).
         #[arg(long, default_value = "0s", value_parser = parse_duration)]
         timeout: Duration,
         #[command(flatten)]
@@ -105,12 +110,15 @@ pub enum WorkflowCommand {
     /// Print the values of a workflow's stream, one JSON value a line; `--follow` waits for
     /// more until the stream is closed or its workflow ends.
     Stream {
+        /// The workflow that writes the stream.
         #[arg(value_parser = parse_workflow_id)]
         id: String,
+        /// The stream's key, as `write_stream` names it.
         key: String,
         /// Start at this offset (0 is the first value).
         #[arg(long, default_value_t = 0)]
         offset: u64,
+        /// Keep reading until the stream is closed or its workflow ends.
         #[arg(long)]
         follow: bool,
         #[command(flatten)]

@@ -14,9 +14,9 @@ use crate::store::{Change, EventRecord, NewMessage, Store, StreamRead};
 /// The most stream values one read returns.
 pub const MAX_STREAM_READ: u32 = 1000;
 
-/// How often a stream reader with nothing new reads again: a workflow that ends in another
-/// process wakes no one here.
-const STREAM_REREAD: Duration = Duration::from_millis(250);
+/// How often a reader with nothing new reads again: a workflow that ends (or starts) in
+/// another process wakes no one here.
+const REREAD: Duration = Duration::from_millis(250);
 
 /// Messages, events and streams of one database, as seen from outside the workflows: a
 /// runtime's ([`crate::runtime::Runtime::mailbox`]), or one of its own for commands that run
@@ -75,7 +75,8 @@ impl Mailbox {
         Ok(stored)
     }
 
-    /// The latest value of a workflow's event, waiting up to `timeout` for it to be set.
+    /// The latest value of a workflow's event, waiting up to `timeout` for it to be set (and
+    /// for the workflow to exist: an id still unknown when the timeout ends is an error).
     pub async fn get_event(
         &self,
         workflow_id: &str,
@@ -93,13 +94,23 @@ impl Mailbox {
             if let Some(event) = self.store.get_event(workflow_id, key).await? {
                 return Ok(Some(event));
             }
-            if self.store.get_workflow(workflow_id).await?.is_none() {
-                return Err(RuntimeError::UnknownWorkflowId(workflow_id.to_string()));
+            let known = self.store.get_workflow(workflow_id).await?.is_some();
+            match (known, tokio::time::Instant::now() >= deadline) {
+                (false, true) => {
+                    return Err(RuntimeError::UnknownWorkflowId(workflow_id.to_string()));
+                }
+                (true, true) => return Ok(None),
+                // Its start may be on its way (a `run &`, a webhook before its workflow):
+                // look again, since its creation wakes no one.
+                (false, false) => tokio::select! {
+                    _ = set => {}
+                    _ = tokio::time::sleep(REREAD) => {}
+                    _ = tokio::time::sleep_until(deadline) => {}
+                },
+                (true, false) => {
+                    let _ = tokio::time::timeout_at(deadline, set).await;
+                }
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(None);
-            }
-            let _ = tokio::time::timeout_at(deadline, set).await;
         }
     }
 
@@ -129,7 +140,7 @@ impl Mailbox {
             }
             tokio::select! {
                 _ = written => {}
-                _ = tokio::time::sleep(STREAM_REREAD) => {}
+                _ = tokio::time::sleep(REREAD) => {}
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         }
