@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,25 @@ async fn start(harness: &Harness, id: &str, workflow: &str, input: &str, timeout
         .submit(&component, request)
         .await
         .expect("submit");
+}
+
+/// `reprise` on the database in `dir`, as a separate process.
+fn reprise_on(dir: &Path) -> Command {
+    let mut command = Command::new(reprise_bin());
+    command
+        .env("REPRISE_DATABASE_URL", dir.join("reprise.db"))
+        .env("REPRISE_DURABILITY", "process")
+        .env("REPRISE_CACHE_DIR", dir.join("cache"));
+    command
+}
+
+/// The recorded steps of `id`, as `workflow steps --json` shows them.
+fn steps_of(dir: &Path, id: &str) -> Vec<serde_json::Value> {
+    let steps = reprise_on(dir)
+        .args(["workflow", "steps", id, "--json"])
+        .output()
+        .expect("steps");
+    serde_json::from_slice(&steps.stdout).unwrap_or_default()
 }
 
 async fn ended(harness: &Harness, id: &str) -> reprise::WorkflowRecord {
@@ -108,15 +128,7 @@ async fn a_child_inherits_its_parents_deadline() {
 #[tokio::test]
 async fn a_deadline_that_passed_while_no_host_ran_is_enforced_at_recovery() {
     let dir = tempfile::tempdir().expect("dir");
-    let db = dir.path().join("reprise.db");
-    let cli = || {
-        let mut command = Command::new(reprise_bin());
-        command
-            .env("REPRISE_DATABASE_URL", &db)
-            .env("REPRISE_DURABILITY", "process")
-            .env("REPRISE_CACHE_DIR", dir.path().join("cache"));
-        command
-    };
+    let cli = || reprise_on(dir.path());
     let mut run = cli()
         .arg("run")
         .arg(guest("chaos"))
@@ -213,4 +225,62 @@ fn run_with_a_delay_waits_and_then_runs() {
     let waited = view["started_at"].as_i64().expect("started")
         - view["created_at"].as_i64().expect("created");
     assert!(waited >= 700, "started {waited} ms after its creation");
+}
+
+#[tokio::test]
+async fn a_recv_timeout_is_durable_after_a_recovery_only_the_rest_is_waited() {
+    let dir = tempfile::tempdir().expect("dir");
+    const TIMEOUT_MS: i64 = 5_000;
+    let mut run = reprise_on(dir.path())
+        .arg("run")
+        .arg(guest("fib"))
+        .args(["wait_one", &TIMEOUT_MS.to_string(), "--id", "waiting"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run");
+    // Its recv's deadline is recorded before it waits.
+    let opened = Instant::now();
+    let deadline = loop {
+        let steps = steps_of(dir.path(), "waiting");
+        let recorded = steps.iter().find(|s| s["name"] == "reprise.recv-deadline");
+        if let Some(deadline) = recorded.and_then(|s| s["output"].as_i64()) {
+            break deadline;
+        }
+        assert!(
+            opened.elapsed() < Duration::from_secs(20),
+            "the recv never began"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    run.kill().expect("kill");
+    run.wait().expect("reap");
+
+    // Recovered 2 s before the deadline: it waits those 2 s, not a new 5.
+    let recover_at = deadline - 2_000;
+    std::thread::sleep(Duration::from_millis(
+        recover_at.saturating_sub(now_ms()).max(0).unsigned_abs(),
+    ));
+    let recovered = reprise_on(dir.path())
+        .arg("recover")
+        .output()
+        .expect("recover");
+    assert!(recovered.status.success(), "{recovered:?}");
+    let steps = steps_of(dir.path(), "waiting");
+    let recv = steps
+        .iter()
+        .find(|s| s["name"] == "reprise.recv:in")
+        .expect("the recv is recorded");
+    assert_eq!(
+        recv["output"],
+        serde_json::json!({"timed_out": true}),
+        "{steps:?}"
+    );
+    let finished = recv["completed_at"].as_i64().expect("completed_at");
+    assert!(finished >= deadline, "not before the recorded deadline");
+    assert!(
+        finished < deadline + TIMEOUT_MS - 1_000,
+        "it timed out {} ms after its first deadline: the whole timeout was waited again",
+        finished - deadline
+    );
 }

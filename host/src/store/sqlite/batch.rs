@@ -8,7 +8,8 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::failure::batch_wide;
-use super::request::{Outcome, Reply, Request};
+use super::outcome::{Outcome, Reply};
+use super::request::Request;
 use crate::store::rows::workflow_from_row;
 use crate::store::shared::{
     Dialect, StepRow, ending_columns, initial_state, insert_columns, step_columns, workflow_columns,

@@ -15,6 +15,7 @@ mod batch;
 mod failure;
 mod file;
 mod first_open;
+mod outcome;
 mod request;
 mod schedules;
 mod statements;
@@ -48,7 +49,8 @@ use super::{
     StepRecord, Store, StoreError, StreamInfo, StreamRead, TrapRecord, WorkflowEnd, WorkflowFilter,
     WorkflowRecord, WorkflowStatus,
 };
-use request::{Reply, Request};
+use outcome::Reply;
+use request::Request;
 use schedules::ScheduleWrite;
 use waits::WaitWrite;
 use writer::Writer;

@@ -3,7 +3,7 @@
 use sqlx::Sqlite;
 use sqlx::sqlite::SqliteConnection;
 
-use super::request::{Outcome, Reply};
+use super::outcome::{Outcome, Reply};
 use crate::store::StoreError;
 use crate::store::schedules::{ScheduleRecord, Schedules};
 

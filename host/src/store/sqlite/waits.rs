@@ -5,7 +5,7 @@
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Sqlite};
 
-use super::request::{Outcome, Reply};
+use super::outcome::{Outcome, Reply};
 use crate::store::shared::StepRow;
 use crate::store::waits_sql::Waits;
 use crate::store::{NewMessage, StoreError, WorkflowRecord};

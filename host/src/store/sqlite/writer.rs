@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 use super::batch::plan;
 use super::failure::{echo, is_crash, poisons_transaction};
 use super::file::FileIdentity;
-use super::request::{Outcome, Request};
+use super::outcome::Outcome;
+use super::request::Request;
 use crate::store::StoreError;
 
 /// Most requests committed together: bounds the time one transaction holds the write lock and
