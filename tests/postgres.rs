@@ -212,3 +212,61 @@ async fn the_change_feed_hears_another_handles_writes_as_they_commit() {
     .expect("the event is heard");
     assert_eq!(event, "k");
 }
+
+/// A cancel committed by another host reaches the running execution through LISTEN/NOTIFY,
+/// well before the 200 ms poll would find it.
+#[tokio::test]
+async fn a_cancel_from_another_host_stops_a_running_workflow_at_once() {
+    use std::time::{Duration, Instant};
+    let url = common::postgres::database("cancels").await;
+    let h = Harness::with_store(
+        open_store(&url, Durability::Synced).await.expect("open"),
+        options(8),
+    )
+    .await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let watcher = h.runtime.spawn_cancellation_watcher(stop.clone());
+    let component = h.component("fib").await;
+    const N: usize = 5;
+    for i in 0..N {
+        // 20 ms sleeps wait in place: the workflows keep running, never parked.
+        let request = reprise::runtime::StartRequest {
+            id: Some(format!("victim-{i}")),
+            ..reprise::runtime::StartRequest::new("fib_slow", "[90, 20]")
+        };
+        h.runtime.submit(&component, request).await.expect("submit");
+    }
+    let running = common::server::poll_until(|| async { h.runtime.in_flight() }, |n| *n == N).await;
+    assert_eq!(running, N);
+    let other = open_store(&url, Durability::Synced)
+        .await
+        .expect("open again");
+    // Let the watcher's listening connection settle, as a long-running host's has.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut slowest = Duration::ZERO;
+    for i in 0..N {
+        let id = format!("victim-{i}");
+        let sent = Instant::now();
+        other.cancel_workflow(&id).await.expect("cancel");
+        let ended = h
+            .runtime
+            .wait(&id, Some(Duration::from_secs(10)))
+            .await
+            .expect("wait")
+            .expect("ended");
+        assert_eq!(ended.status, reprise::WorkflowStatus::Cancelled);
+        // Its execution stopped too: nothing of it runs here any more.
+        let stopped =
+            common::server::poll_until(|| async { h.runtime.in_flight() }, |n| *n == N - i - 1)
+                .await;
+        assert_eq!(stopped, N - i - 1, "{id} still runs");
+        slowest = slowest.max(sent.elapsed());
+    }
+    // By the poll alone, five cancels all under 120 ms would be a 1-in-12 chance.
+    assert!(
+        slowest < Duration::from_millis(120),
+        "the slowest cancel took {slowest:?}"
+    );
+    stop.cancel();
+    watcher.await.expect("watcher");
+}

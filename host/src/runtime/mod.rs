@@ -335,7 +335,8 @@ impl Runtime {
 
     /// Stops, at their next durable call, the executions in this process whose workflows were
     /// cancelled by another process (the CLI, another server on the same database). Checks
-    /// every [`CANCELLATION_POLL`] with one query for all running workflows, until `stop`.
+    /// every [`CANCELLATION_POLL`] with one query for all running workflows, until `stop`; on
+    /// Postgres each cancel is also pushed as it commits, and stops its execution at once.
     pub fn spawn_cancellation_watcher(
         &self,
         stop: CancellationToken,

@@ -1,5 +1,6 @@
 //! The workflows executing in this process, each with the token that stops it; and the
-//! watcher that stops the ones another process (the CLI, another server) cancelled.
+//! watcher that stops the ones another process (the CLI, another server) cancelled: told at
+//! once on Postgres, polled for everywhere.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Store, WorkflowStatus};
+use crate::store::{Change, Store, WorkflowStatus};
 
 /// How often a process looks for its running workflows having been cancelled elsewhere.
 pub const CANCELLATION_POLL: Duration = Duration::from_millis(200);
@@ -53,17 +54,36 @@ impl Running {
     }
 
     /// Every [`CANCELLATION_POLL`] until `stop`, reads the statuses of the workflows running
-    /// here in one query and stops those that were cancelled.
+    /// here in one query and stops those that were cancelled; where the database pushes
+    /// cancels as they commit (Postgres), stops those at once and keeps the poll as the
+    /// fallback.
     pub(crate) fn spawn_watcher(
         self: Arc<Self>,
         store: Arc<dyn Store>,
         stop: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
+            let mut pushed = store.change_feed();
             loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(CANCELLATION_POLL) => {}
+                let poll = tokio::time::sleep(CANCELLATION_POLL);
+                tokio::pin!(poll);
+                loop {
+                    let change = async {
+                        match pushed.as_mut() {
+                            Some(feed) => feed.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = &mut poll => break,
+                        change = change => match change {
+                            Some(Change::Cancelled { workflow_id }) => self.cancel(&workflow_id),
+                            Some(_) => {}
+                            // The feed ended: the poll alone from now on.
+                            None => pushed = None,
+                        },
+                    }
                 }
                 let ids = self.ids();
                 if ids.is_empty() {

@@ -302,7 +302,16 @@ impl Store for PostgresStore {
 
     async fn cancel_workflow(&self, id: &str) -> Result<WorkflowRecord, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let cancelled = Postgres::cancel_workflow(&mut tx, id).await;
+        let cancelled = match Postgres::cancel_workflow(&mut tx, id).await {
+            // Told to every host at the commit: the one running it stops it at once.
+            Ok(record) => {
+                let change = Change::Cancelled {
+                    workflow_id: id.to_string(),
+                };
+                Postgres::announce(&mut tx, &change).await.map(|()| record)
+            }
+            Err(e) => Err(e),
+        };
         settle(tx, cancelled).await
     }
 
@@ -539,6 +548,7 @@ fn parse_change(payload: &str) -> Option<Change> {
         },
         "e" => Change::Event { workflow_id, key },
         "s" => Change::Stream { workflow_id, key },
+        "c" => Change::Cancelled { workflow_id },
         _ => return None,
     })
 }
@@ -550,9 +560,10 @@ impl Waits for Postgres {
 
     async fn announce(conn: &mut PgConnection, change: &Change) -> Result<(), StoreError> {
         let (kind, workflow_id, key) = match change {
-            Change::Message { workflow_id, topic } => ("m", workflow_id, topic),
-            Change::Event { workflow_id, key } => ("e", workflow_id, key),
-            Change::Stream { workflow_id, key } => ("s", workflow_id, key),
+            Change::Message { workflow_id, topic } => ("m", workflow_id, topic.as_str()),
+            Change::Event { workflow_id, key } => ("e", workflow_id, key.as_str()),
+            Change::Stream { workflow_id, key } => ("s", workflow_id, key.as_str()),
+            Change::Cancelled { workflow_id } => ("c", workflow_id, ""),
         };
         let payload = serde_json::json!([kind, workflow_id, key]).to_string();
         sqlx::query("SELECT pg_notify($1, $2)")

@@ -107,6 +107,12 @@ pub enum Change {
         /// The stream's key.
         key: String,
     },
+    /// The workflow was cancelled: the host running it stops it. Only pushed (Postgres);
+    /// polling hosts find cancels by their own poll of what they run.
+    Cancelled {
+        /// The workflow.
+        workflow_id: String,
+    },
 }
 
 /// How the outcome of a wait (`recv`, `get-event`) is recorded at its position: the value
