@@ -270,3 +270,66 @@ async fn a_cancel_from_another_host_stops_a_running_workflow_at_once() {
     stop.cancel();
     watcher.await.expect("watcher");
 }
+
+/// An enqueue on one host wakes another host's idle dispatcher through LISTEN/NOTIFY, well
+/// before its 100 ms poll would find the work.
+#[tokio::test]
+async fn an_enqueue_on_another_host_starts_at_once_on_the_host_with_the_queue() {
+    use std::time::{Duration, Instant};
+    let url = common::postgres::database("enqueues").await;
+    let worker = Harness::with_store(
+        open_store(&url, Durability::Synced).await.expect("open"),
+        options(4),
+    )
+    .await;
+    let queues = std::collections::BTreeMap::from([(
+        "q".to_string(),
+        reprise::config::QueueConfig::default(),
+    )]);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let dispatchers = reprise::queue::start_dispatchers(&worker.runtime, &queues, stop.clone());
+    let submitter = Harness::with_store(
+        open_store(&url, Durability::Synced)
+            .await
+            .expect("open again"),
+        options(4),
+    )
+    .await;
+    // It knows the queue (as every host of one config does) but runs no dispatcher of it.
+    submitter.runtime.declare_queue("q");
+    let component = submitter.component("fib").await;
+    // Let the worker's listening connection settle, as a long-running host's has.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut slowest = Duration::ZERO;
+    for i in 0..9 {
+        let id = format!("queued-{i}");
+        let request = reprise::runtime::StartRequest {
+            id: Some(id.clone()),
+            queue: Some("q".into()),
+            ..reprise::runtime::StartRequest::new("empty", "null")
+        };
+        let enqueued = Instant::now();
+        submitter
+            .runtime
+            .submit(&component, request)
+            .await
+            .expect("enqueue");
+        let ended = worker
+            .runtime
+            .wait(&id, Some(Duration::from_secs(10)))
+            .await
+            .expect("wait")
+            .expect("ended");
+        assert_eq!(ended.status, reprise::WorkflowStatus::Success);
+        slowest = slowest.max(enqueued.elapsed());
+    }
+    // By the poll alone, nine enqueues all started and ended within 70 ms: about 1 in 25.
+    assert!(
+        slowest < Duration::from_millis(70),
+        "the slowest enqueue took {slowest:?} to start and end"
+    );
+    stop.cancel();
+    for dispatcher in dispatchers {
+        dispatcher.await.expect("dispatcher");
+    }
+}

@@ -1,6 +1,7 @@
 //! Queue dispatch: one task per queue claims ENQUEUED workflows within the queue's limits and
-//! drives them. It wakes on an enqueue in this process or a finished workflow of the queue, and
-//! polls only to notice work enqueued (or slots freed) by other processes. At start it first
+//! drives them. It wakes on an enqueue in this process or a finished workflow of the queue, on
+//! Postgres also on another host's (LISTEN/NOTIFY), and polls to notice the rest: other
+//! processes' work on SQLite, rate-limit windows reopening. At start it first
 //! recovers the queue's workflows a previous process left PENDING, each in a slot of its own,
 //! so a restart never runs more than the limit.
 
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::QueueConfig;
 use crate::runtime::Runtime;
-use crate::store::{QueueClaim, now_ms};
+use crate::store::{Change, QueueClaim, now_ms};
 
 /// How often a dispatcher looks for work it was not told about (other processes' enqueues,
 /// rate-limit windows reopening).
@@ -39,10 +40,12 @@ pub fn start_dispatchers(
     queues: &std::collections::BTreeMap<String, QueueConfig>,
     stop: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    queues
+    let mut wakes = std::collections::HashMap::new();
+    let mut dispatchers: Vec<_> = queues
         .iter()
         .map(|(name, config)| {
             let wake = runtime.declare_queue(name);
+            wakes.insert(name.clone(), wake.clone());
             let dispatcher = Dispatcher {
                 runtime: runtime.clone(),
                 queue: name.clone(),
@@ -56,7 +59,35 @@ pub fn start_dispatchers(
             };
             tokio::spawn(dispatcher.run(stop.clone()))
         })
-        .collect()
+        .collect();
+    if let Some(feed) = runtime.store().change_feed() {
+        dispatchers.push(tokio::spawn(hear_other_hosts(feed, wakes, stop)));
+    }
+    dispatchers
+}
+
+/// Where the database pushes changes (Postgres), wakes a queue's dispatcher as soon as
+/// another host enqueues on it or frees one of its slots, rather than at its next poll.
+async fn hear_other_hosts(
+    mut feed: tokio::sync::mpsc::UnboundedReceiver<Change>,
+    wakes: std::collections::HashMap<String, Arc<Notify>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let change = tokio::select! {
+            _ = stop.cancelled() => return,
+            change = feed.recv() => change,
+        };
+        match change {
+            Some(Change::Queued { queue }) => {
+                if let Some(wake) = wakes.get(&queue) {
+                    wake.notify_one();
+                }
+            }
+            Some(_) => {}
+            None => return,
+        }
+    }
 }
 
 struct Dispatcher {

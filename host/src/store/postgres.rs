@@ -215,7 +215,11 @@ impl Store for PostgresStore {
 
     async fn insert_workflow(&self, new: &NewWorkflow) -> Result<Inserted, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        Postgres::insert_workflow(&mut conn, new).await
+        let inserted = Postgres::insert_workflow(&mut conn, new).await?;
+        if let (true, Some(queue)) = (inserted.created, &new.queue_name) {
+            tell_queue(&mut conn, queue).await;
+        }
+        Ok(inserted)
     }
 
     async fn get_workflow(&self, id: &str) -> Result<Option<WorkflowRecord>, StoreError> {
@@ -265,7 +269,11 @@ impl Store for PostgresStore {
         end: &WorkflowEnd,
     ) -> Result<WorkflowRecord, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        Postgres::finish_workflow(&mut conn, workflow_id, end).await
+        let ended = Postgres::finish_workflow(&mut conn, workflow_id, end).await?;
+        if let Some(queue) = &ended.queue_name {
+            tell_queue(&mut conn, queue).await;
+        }
+        Ok(ended)
     }
 
     async fn pending_workflows(
@@ -539,6 +547,18 @@ async fn listen(pool: PgPool, changes: tokio::sync::mpsc::UnboundedSender<Change
 }
 
 /// A change from its announcement's payload, `[kind, workflow_id, key]`.
+/// Tells every host's dispatchers of `queue` that it has work or a free slot, after the
+/// commit that made it so. Only a hint (their poll finds it too), so a failure is logged,
+/// never the write's error: the write committed.
+async fn tell_queue(conn: &mut PgConnection, queue: &str) {
+    let change = Change::Queued {
+        queue: queue.to_string(),
+    };
+    if let Err(err) = Postgres::announce(conn, &change).await {
+        tracing::debug!(queue, "cannot notify the queue's dispatchers: {err}");
+    }
+}
+
 fn parse_change(payload: &str) -> Option<Change> {
     let (kind, workflow_id, key): (String, String, String) = serde_json::from_str(payload).ok()?;
     Some(match kind.as_str() {
@@ -549,6 +569,7 @@ fn parse_change(payload: &str) -> Option<Change> {
         "e" => Change::Event { workflow_id, key },
         "s" => Change::Stream { workflow_id, key },
         "c" => Change::Cancelled { workflow_id },
+        "q" => Change::Queued { queue: workflow_id },
         _ => return None,
     })
 }
@@ -564,6 +585,7 @@ impl Waits for Postgres {
             Change::Event { workflow_id, key } => ("e", workflow_id, key.as_str()),
             Change::Stream { workflow_id, key } => ("s", workflow_id, key.as_str()),
             Change::Cancelled { workflow_id } => ("c", workflow_id, ""),
+            Change::Queued { queue } => ("q", queue, ""),
         };
         let payload = serde_json::json!([kind, workflow_id, key]).to_string();
         sqlx::query("SELECT pg_notify($1, $2)")

@@ -107,6 +107,12 @@ pub enum Change {
         /// The stream's key.
         key: String,
     },
+    /// A workflow was enqueued on the queue, or one of its workflows ended (a slot freed):
+    /// its dispatchers claim again. Only pushed (Postgres), as cancels are.
+    Queued {
+        /// The queue.
+        queue: String,
+    },
     /// The workflow was cancelled: the host running it stops it. Only pushed (Postgres);
     /// polling hosts find cancels by their own poll of what they run.
     Cancelled {
