@@ -136,6 +136,19 @@ where
         Ok(())
     }
 
+    /// What every write from workflow code ends with: its step record (a replay finds it and
+    /// writes nothing again), and the change told to other processes.
+    async fn remember(
+        conn: &mut Self::Connection,
+        record: Option<&StepRow>,
+        change: Change,
+    ) -> Result<(), StoreError> {
+        if let Some(record) = record {
+            Self::record_step(&mut *conn, record).await?;
+        }
+        Self::announce(conn, &change).await
+    }
+
     /// Stores a message unless one with its id was stored for its destination; returns
     /// whether it is new. An unknown destination is [`StoreError::UnknownWorkflow`].
     async fn send_message(
@@ -156,14 +169,11 @@ where
         .fetch_all(&mut *conn)
         .await
         .map_err(|err| unknown_workflow_or(err, &message.destination_id))?;
-        if let Some(record) = record {
-            Self::record_step(&mut *conn, record).await?;
-        }
         let change = Change::Message {
             workflow_id: message.destination_id.clone(),
             topic: message.topic.clone(),
         };
-        Self::announce(conn, &change).await?;
+        Self::remember(conn, record, change).await?;
         Ok(!rows.is_empty())
     }
 
@@ -232,14 +242,11 @@ where
         .execute(&mut *conn)
         .await
         .map_err(|err| unknown_workflow_or(err, workflow_id))?;
-        if let Some(record) = record {
-            Self::record_step(&mut *conn, record).await?;
-        }
         let change = Change::Event {
             workflow_id: workflow_id.to_owned(),
             key: key.to_owned(),
         };
-        Self::announce(conn, &change).await
+        Self::remember(conn, record, change).await
     }
 
     /// Appends `value` to a stream (`None` closes it) and returns its offset; a closed stream
@@ -285,14 +292,11 @@ where
         .execute(&mut *conn)
         .await
         .map_err(|err| unknown_workflow_or(err, workflow_id))?;
-        if let Some(record) = record {
-            Self::record_step(&mut *conn, record).await?;
-        }
         let change = Change::Stream {
             workflow_id: workflow_id.to_owned(),
             key: key.to_owned(),
         };
-        Self::announce(conn, &change).await?;
+        Self::remember(conn, record, change).await?;
         to_u64(position, T, "position")
     }
 
