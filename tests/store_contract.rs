@@ -76,6 +76,7 @@ contract! {
         events_keep_their_latest_value,
         streams_are_read_from_any_offset_and_end_at_their_close,
         changes_since_name_what_was_sent_set_and_written,
+        leases_are_renewed_and_list_what_each_executor_owns,
     ],
     db: [
         corrupt_rows_are_reported_as_corrupt,

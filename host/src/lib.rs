@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod grants;
+pub mod lease;
 pub mod limits;
 pub mod metrics;
 pub mod queue;

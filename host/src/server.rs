@@ -30,7 +30,7 @@ use reprise_client::wire::{
 };
 use serde::Deserialize;
 
-pub(crate) use convert::views;
+pub(crate) use convert::{executor_views, views};
 pub use errors::ApiError;
 use errors::{json_rejection, query_rejection};
 use extract::WorkflowId;
@@ -155,6 +155,7 @@ async fn health(State(state): State<Arc<ServerState>>) -> Result<Response, ApiEr
             waiting: count(usage.waiting),
         },
         queues: queues.into_values().collect(),
+        executors: executor_views(state.runtime.store().executors().await?),
     };
     let status = if draining {
         StatusCode::SERVICE_UNAVAILABLE

@@ -3,6 +3,7 @@
 //! database or raw SQL behind the store's back.
 
 mod admin;
+mod executors;
 mod queues;
 mod retention;
 mod waits;
@@ -17,6 +18,7 @@ use reprise::store::{
 use sqlx::Connection;
 
 pub use admin::*;
+pub use executors::*;
 pub use queues::*;
 pub use retention::*;
 pub use waits::*;

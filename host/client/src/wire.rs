@@ -259,6 +259,25 @@ pub struct Health {
     pub instances: InstanceHealth,
     /// Every configured queue (and any other holding workflows), by name.
     pub queues: Vec<QueueHealth>,
+    /// Every executor that took a lease on this database, by id.
+    #[serde(default)]
+    pub executors: Vec<ExecutorView>,
+}
+
+/// An executor's lease and what it owns, as `/healthz` and `reprise executors` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutorView {
+    pub executor_id: String,
+    /// When its process took the lease, in ms since the epoch.
+    pub started_at: i64,
+    /// How long ago it last renewed the lease, in ms.
+    pub lease_age_ms: i64,
+    /// How long its lease lasts unrenewed, in ms.
+    pub lease_ms: i64,
+    /// Whether its lease ran out: presumed dead.
+    pub expired: bool,
+    /// Its `PENDING` workflows.
+    pub pending: u64,
 }
 
 /// The instance pool: executions beyond its capacity wait their turn (`waiting` is the

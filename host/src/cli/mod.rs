@@ -3,6 +3,7 @@
 mod bench;
 mod component;
 mod enqueue;
+mod executors;
 mod grants;
 mod inspect;
 mod mailbox;
@@ -58,6 +59,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Enqueue workflows on a running `reprise serve` (and optionally await their results).
     Enqueue(enqueue::EnqueueArgs),
+    /// The executors sharing the database: their leases and the PENDING workflows each owns.
+    Executors(executors::ExecutorsArgs),
     /// Manage a running `reprise serve`'s schedules.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
@@ -193,7 +196,10 @@ impl Command {
             Command::Workflow(command) => command.threads(),
             Command::Serve(args) => Some(&args.threads),
             Command::Bench(args) => Some(&args.threads),
-            Command::Inspect(_) | Command::Enqueue(_) | Command::Schedule(_) => None,
+            Command::Inspect(_)
+            | Command::Enqueue(_)
+            | Command::Executors(_)
+            | Command::Schedule(_) => None,
         };
         threads.map_or(1, |t| t.worker_threads.max(1))
     }
@@ -308,6 +314,7 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Workflow(command) => workflow::workflow(command).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Enqueue(args) => enqueue::enqueue(args).await,
+        Command::Executors(args) => executors::executors(args).await,
         Command::Schedule(command) => schedule::schedule(command).await,
         Command::Bench(args) => bench::bench(args).await,
     }

@@ -83,6 +83,12 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let watcher = runtime.spawn_cancellation_watcher(stop_watching.clone());
     let delayed = runtime.spawn_delayed_starts(stop_dispatch.clone());
     let firing = scheduler.spawn(stop_dispatch.clone());
+    let lease = crate::lease::spawn(
+        runtime.store().clone(),
+        config.executor_id.clone(),
+        config.lease.unwrap_or(crate::lease::DEFAULT_LEASE),
+        stop_watching.clone(),
+    );
     let retention = config
         .retention
         .map(|age| crate::retention::spawn(runtime.store().clone(), age, stop_watching.clone()));
@@ -135,6 +141,8 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         retention.abort();
     }
     let drained = runtime.drain(config.server.grace_period).await;
+    // Renewed while draining: the lease says this host still works on what it owns.
+    lease.abort();
     let parked = runtime.instance_usage().parked;
     if drained {
         tracing::info!(

@@ -54,6 +54,9 @@ pub struct Config {
     #[serde(default = "default_executor")]
     /// Who owns the workflows this server starts.
     pub executor_id: String,
+    /// How long this server's lease lasts unrenewed (`5s` if unset); it renews it every third.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub lease: Option<Duration>,
     /// Ended workflows older than this are deleted with their steps (`30d`); none if unset.
     #[serde(default, deserialize_with = "optional_duration")]
     pub retention: Option<Duration>,

@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 
 use reprise_client::wire::{
-    EventView, MessageView, StepFailure, StepView, StreamChunk, StreamInfoView, StreamValue,
-    WorkflowView,
+    EventView, ExecutorView, MessageView, StepFailure, StepView, StreamChunk, StreamInfoView,
+    StreamValue, WorkflowView,
 };
 use serde::de::DeserializeOwned;
 
 use crate::store::{
-    EventRecord, MessageRecord, StepRecord, StoreError, StreamInfo, StreamRead, WorkflowRecord,
+    EventRecord, ExecutorRecord, MessageRecord, StepRecord, StoreError, StreamInfo, StreamRead,
+    WorkflowRecord,
 };
 
 /// Parses a stored JSON column; a value that does not parse is a corrupt row, never a guess.
@@ -95,6 +96,22 @@ impl TryFrom<StepRecord> for StepView {
             completed_at: s.completed_at,
         })
     }
+}
+
+/// Executors as shown, their lease ages as of now.
+pub fn executor_views(executors: Vec<ExecutorRecord>) -> Vec<ExecutorView> {
+    let now = crate::store::now_ms();
+    executors
+        .into_iter()
+        .map(|e| ExecutorView {
+            expired: e.expired(now),
+            lease_age_ms: (now - e.renewed_at).max(0),
+            executor_id: e.executor_id,
+            started_at: e.started_at,
+            lease_ms: e.lease_ms,
+            pending: e.pending,
+        })
+        .collect()
 }
 
 /// Converts a listing, failing on the first corrupt row.

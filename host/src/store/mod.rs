@@ -4,6 +4,7 @@
 //! components table that pins code by content digest. Every value is stored as JSON text so it
 //! stays readable with `sqlite3`.
 
+mod executors;
 mod filter;
 pub mod postgres;
 mod rows;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use executors::ExecutorRecord;
 pub use postgres::PostgresStore;
 pub use schedules::{CatchUp, ScheduleRecord};
 pub use sqlite::{Durability, SqliteStore};
@@ -544,6 +546,15 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_schedule(&self, name: &str) -> Result<bool, StoreError>;
     /// Records that a schedule fired for `fired` (ms): its last firing moves forward only.
     async fn advance_schedule(&self, name: &str, fired: i64) -> Result<(), StoreError>;
+    /// Takes or renews an executor's lease; `started_at` is when its process took it (ms).
+    async fn renew_lease(
+        &self,
+        executor_id: &str,
+        started_at: i64,
+        lease_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Every executor that took a lease, with its lease and its `PENDING` workflows.
+    async fn executors(&self) -> Result<Vec<ExecutorRecord>, StoreError>;
     /// The earliest time a delayed workflow of no queue is due, if any waits.
     async fn next_due(&self) -> Result<Option<i64>, StoreError>;
     /// Cancels an active workflow whose deadline passed, with `reason` as its error; an ended

@@ -18,14 +18,15 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Transaction};
 
+use super::executors::Executors;
 use super::rows::{Columns, get};
 use super::schedules::{ScheduleRecord, Schedules};
 use super::shared::{Dialect, StepRow, first_deadline, in_dispatch_order, workflow_columns};
 use super::waits_sql::Waits;
 use super::{
-    Change, EventRecord, Inserted, MessageRecord, NewMessage, NewWorkflow, QueueClaim, QueueDepth,
-    StepRecord, Store, StoreError, StreamInfo, StreamRead, TrapRecord, WorkflowEnd, WorkflowFilter,
-    WorkflowRecord, WorkflowStatus, now_ms,
+    Change, EventRecord, ExecutorRecord, Inserted, MessageRecord, NewMessage, NewWorkflow,
+    QueueClaim, QueueDepth, StepRecord, Store, StoreError, StreamInfo, StreamRead, TrapRecord,
+    WorkflowEnd, WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
 };
 
 /// Connections in the pool: enough for concurrent workflows' checkpoints to reach Postgres
@@ -498,6 +499,20 @@ impl Store for PostgresStore {
         Postgres::advance_schedule(&mut conn, name, fired).await
     }
 
+    async fn renew_lease(
+        &self,
+        executor_id: &str,
+        started_at: i64,
+        lease_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Postgres::renew_lease(&mut conn, executor_id, started_at, lease_ms).await
+    }
+
+    async fn executors(&self) -> Result<Vec<ExecutorRecord>, StoreError> {
+        Postgres::executors(&self.pool).await
+    }
+
     async fn expire_workflow(&self, id: &str, reason: &str) -> Result<WorkflowRecord, StoreError> {
         let mut tx = self.pool.begin().await?;
         let expired = Postgres::expire_workflow(&mut tx, id, reason).await;
@@ -575,6 +590,8 @@ fn parse_change(payload: &str) -> Option<Change> {
 }
 
 impl Schedules for Postgres {}
+
+impl Executors for Postgres {}
 
 impl Waits for Postgres {
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";

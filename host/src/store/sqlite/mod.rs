@@ -40,14 +40,15 @@ use sqlx::{QueryBuilder, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::executors::Executors;
 use super::rows::{Columns, get};
 use super::schedules::{ScheduleRecord, Schedules};
 use super::shared::{Dialect, StepRow};
 use super::waits_sql::Waits;
 use super::{
-    Change, EventRecord, Inserted, MessageRecord, NewMessage, NewWorkflow, QueueClaim, QueueDepth,
-    StepRecord, Store, StoreError, StreamInfo, StreamRead, TrapRecord, WorkflowEnd, WorkflowFilter,
-    WorkflowRecord, WorkflowStatus,
+    Change, EventRecord, ExecutorRecord, Inserted, MessageRecord, NewMessage, NewWorkflow,
+    QueueClaim, QueueDepth, StepRecord, Store, StoreError, StreamInfo, StreamRead, TrapRecord,
+    WorkflowEnd, WorkflowFilter, WorkflowRecord, WorkflowStatus,
 };
 use outcome::Reply;
 use request::Request;
@@ -648,6 +649,26 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn renew_lease(
+        &self,
+        executor_id: &str,
+        started_at: i64,
+        lease_ms: i64,
+    ) -> Result<(), StoreError> {
+        let executor_id = executor_id.to_owned();
+        self.write(|reply| Request::RenewLease {
+            executor_id,
+            started_at,
+            lease_ms,
+            reply,
+        })
+        .await
+    }
+
+    async fn executors(&self) -> Result<Vec<ExecutorRecord>, StoreError> {
+        Sqlite::executors(&self.reads).await
+    }
+
     async fn expire_workflow(&self, id: &str, reason: &str) -> Result<WorkflowRecord, StoreError> {
         let (workflow_id, reason) = (id.to_owned(), reason.to_owned());
         self.write(|reply| {
@@ -660,6 +681,9 @@ impl Store for SqliteStore {
         .await
     }
 }
+
+/// Leases are single statements through the writer.
+impl Executors for Sqlite {}
 
 #[cfg(test)]
 mod tests;

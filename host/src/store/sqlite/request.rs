@@ -8,6 +8,7 @@ use super::outcome::{Outcome, Reply};
 use super::schedules::ScheduleWrite;
 use super::statements;
 use super::waits::WaitWrite;
+use crate::store::executors::Executors;
 use crate::store::shared::{Dialect, StepRow};
 use crate::store::{
     Inserted, NewWorkflow, QueueClaim, StoreError, TrapRecord, WorkflowEnd, WorkflowRecord,
@@ -72,6 +73,13 @@ pub(super) enum Request {
         from_step: u32,
         reply: Reply<WorkflowRecord>,
     },
+    /// An executor's lease.
+    RenewLease {
+        executor_id: String,
+        started_at: i64,
+        lease_ms: i64,
+        reply: Reply<()>,
+    },
     /// Messages, events and streams.
     Wait(WaitWrite),
     /// Schedules.
@@ -84,7 +92,8 @@ impl Request {
         match self {
             Request::PutComponent { reply, .. }
             | Request::RecordStep { reply, .. }
-            | Request::RecordTrap { reply, .. } => drop(reply.send(Err(err))),
+            | Request::RecordTrap { reply, .. }
+            | Request::RenewLease { reply, .. } => drop(reply.send(Err(err))),
             Request::Finish { reply, .. }
             | Request::Cancel { reply, .. }
             | Request::Resume { reply, .. }
@@ -186,6 +195,15 @@ impl Request {
             } => Outcome::Record(
                 reply,
                 Box::new(statements::fork_workflow(conn, &workflow_id, &new_id, from_step).await),
+            ),
+            Request::RenewLease {
+                executor_id,
+                started_at,
+                lease_ms,
+                reply,
+            } => Outcome::Unit(
+                reply,
+                Sqlite::renew_lease(conn, &executor_id, started_at, lease_ms).await,
             ),
             Request::Wait(write) => write.apply(conn).await,
             Request::Schedule(write) => write.apply(conn).await,

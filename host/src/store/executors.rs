@@ -1,0 +1,91 @@
+//! Executors as stored: each running host's lease, renewed while it lives, and how many
+//! workflows it owns. The statements are shared by both backends, as [`Dialect`]'s are.
+
+use sqlx::{Encode, Executor, IntoArguments, Pool, Type};
+
+use super::rows::Columns;
+use super::shared::Dialect;
+use super::{StoreError, now_ms};
+
+/// An executor's lease and what it owns, as `reprise executors` and `/healthz` show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutorRecord {
+    /// Its id, the `executor_id` of the workflows it owns.
+    pub executor_id: String,
+    /// When its current process first took the lease (ms).
+    pub started_at: i64,
+    /// When it last renewed the lease (ms).
+    pub renewed_at: i64,
+    /// How long a lease lasts unrenewed (ms).
+    pub lease_ms: i64,
+    /// Its `PENDING` workflows: the work that is lost with it until someone recovers it.
+    pub pending: u64,
+}
+
+impl ExecutorRecord {
+    /// Whether its lease ran out at `now` (ms): presumed dead.
+    pub fn expired(&self, now: i64) -> bool {
+        now - self.renewed_at > self.lease_ms
+    }
+}
+
+pub(super) trait Executors: Dialect
+where
+    for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
+    Self::Arguments: IntoArguments<Self>,
+    Self::Row: Columns,
+    for<'q> &'q str: Encode<'q, Self> + Type<Self>,
+    for<'q> Option<&'q str>: Encode<'q, Self> + Type<Self>,
+    for<'q> &'q [u8]: Encode<'q, Self> + Type<Self>,
+    for<'q> String: Encode<'q, Self> + Type<Self>,
+    for<'q> i64: Encode<'q, Self> + Type<Self>,
+    for<'q> Option<i64>: Encode<'q, Self> + Type<Self>,
+    for<'q> i32: Encode<'q, Self> + Type<Self>,
+{
+    /// Takes or renews `executor_id`'s lease; `started_at` is when this process took it.
+    async fn renew_lease(
+        conn: &mut Self::Connection,
+        executor_id: &str,
+        started_at: i64,
+        lease_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO executors (executor_id, started_at, renewed_at, lease_ms) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (executor_id) DO UPDATE SET \
+             started_at = excluded.started_at, renewed_at = excluded.renewed_at, \
+             lease_ms = excluded.lease_ms",
+        )
+        .bind(executor_id)
+        .bind(started_at)
+        .bind(now_ms())
+        .bind(lease_ms)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Every executor that ever took a lease, by id, with its `PENDING` workflows.
+    async fn executors(pool: &Pool<Self>) -> Result<Vec<ExecutorRecord>, StoreError> {
+        const T: &str = "executors";
+        let rows = sqlx::query(
+            "SELECT e.executor_id, e.started_at, e.renewed_at, e.lease_ms, \
+             (SELECT COUNT(*) FROM workflow_status w \
+              WHERE w.executor_id = e.executor_id AND w.status = 'PENDING') AS pending \
+             FROM executors e ORDER BY e.executor_id",
+        )
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let pending = row.int(T, "pending")?;
+                Ok(ExecutorRecord {
+                    executor_id: row.text(T, "executor_id")?,
+                    started_at: row.int(T, "started_at")?,
+                    renewed_at: row.int(T, "renewed_at")?,
+                    lease_ms: row.int(T, "lease_ms")?,
+                    pending: u64::try_from(pending).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+}
