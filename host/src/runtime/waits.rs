@@ -104,19 +104,97 @@ enum Awaited {
     Event { workflow_id: String, key: String },
 }
 
+impl Awaited {
+    /// The names of its two positions: the deadline's, then the outcome's.
+    fn names(&self) -> (&'static str, String) {
+        match self {
+            Awaited::Message { topic } => {
+                ("reprise.recv-deadline", format!("reprise.recv:{topic}"))
+            }
+            Awaited::Event { key, .. } => (
+                "reprise.get-event-deadline",
+                format!("reprise.get-event:{key}"),
+            ),
+        }
+    }
+
+    /// The write that may end the wait of workflow `own_id`.
+    fn change(&self, own_id: &str) -> Change {
+        match self {
+            Awaited::Message { topic } => Change::Message {
+                workflow_id: own_id.to_string(),
+                topic: topic.clone(),
+            },
+            Awaited::Event { workflow_id, key } => Change::Event {
+                workflow_id: workflow_id.clone(),
+                key: key.clone(),
+            },
+        }
+    }
+
+    /// What wakes the workflow once it is parked in this wait.
+    fn into_wake(self, deadline: u64) -> Wake {
+        match self {
+            Awaited::Message { topic } => Wake::Message { topic, deadline },
+            Awaited::Event { workflow_id, key } => Wake::Event {
+                workflow_id,
+                key,
+                deadline,
+            },
+        }
+    }
+}
+
+/// Takes what came for the wait at position `at` and records it there (with `timed_out`,
+/// records the timeout when nothing came): the value, or `None`.
+async fn take(
+    ctx: &mut WorkflowContext,
+    awaited: &Awaited,
+    at: StepRecord,
+    timed_out: bool,
+) -> wasmtime::Result<Option<String>> {
+    let host = ctx.host.clone();
+    let (workflow_id, key) = match awaited {
+        // Consumed and recorded in one commit by the store.
+        Awaited::Message { topic } => {
+            return host
+                .receive_message(topic, &at, timed_out)
+                .await
+                .map_err(host_failure);
+        }
+        Awaited::Event { workflow_id, key } => (workflow_id, key),
+    };
+    let value = host
+        .get_event(workflow_id, key)
+        .await
+        .map_err(host_failure)?;
+    let output = match &value {
+        Some(text) => Some(Waited::value_text(text).map_err(|e| {
+            host_failure(StoreError::Corrupt {
+                table: "workflow_events",
+                message: format!("event {key:?} of {workflow_id}: {e}"),
+            })
+        })?),
+        None if timed_out => Some(Waited::timed_out_text()),
+        None => None,
+    };
+    if let Some(output) = output {
+        ctx.record(&StepRecord {
+            output: Some(output),
+            ..at
+        })
+        .await?;
+    }
+    Ok(value)
+}
+
 /// `recv` and `get-event`: a recorded deadline, then the position that records what came.
 async fn wait(
     ctx: &mut WorkflowContext,
     awaited: Awaited,
     timeout_ms: u64,
 ) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
-    let (deadline_name, name) = match &awaited {
-        Awaited::Message { topic } => ("reprise.recv-deadline", format!("reprise.recv:{topic}")),
-        Awaited::Event { key, .. } => (
-            "reprise.get-event-deadline",
-            format!("reprise.get-event:{key}"),
-        ),
-    };
+    let (deadline_name, name) = awaited.names();
     let deadline: u64 = ctx
         .recorded(deadline_name, |_| async move {
             Ok((now_ms() as u64).saturating_add(timeout_ms))
@@ -132,68 +210,21 @@ async fn wait(
         let now = now_ms() as u64;
         let timed_out = now >= deadline;
         let at = ctx.step_record(function_id, &name, None, None, started_at);
-        let came = match &awaited {
-            Awaited::Message { topic } => host
-                .receive_message(topic, &at, timed_out)
-                .await
-                .map_err(host_failure)?,
-            Awaited::Event { workflow_id, key } => {
-                let value = host
-                    .get_event(workflow_id, key)
-                    .await
-                    .map_err(host_failure)?;
-                let output = match &value {
-                    Some(text) => Some(Waited::value_text(text).map_err(|e| {
-                        host_failure(StoreError::Corrupt {
-                            table: "workflow_events",
-                            message: format!("event {key:?} of {workflow_id}: {e}"),
-                        })
-                    })?),
-                    None if timed_out => Some(Waited::timed_out_text()),
-                    None => None,
-                };
-                if let Some(output) = output {
-                    ctx.record(&StepRecord {
-                        output: Some(output),
-                        ..at
-                    })
-                    .await?;
-                }
-                value
-            }
-        };
-        if let Some(text) = came {
+        if let Some(text) = take(ctx, &awaited, at, timed_out).await? {
             return Ok(Ok(Some(text.into_bytes())));
         }
         if timed_out {
             return Ok(Ok(None));
         }
         let remaining = Duration::from_millis(deadline - now);
-        let change = match &awaited {
-            Awaited::Message { topic } => Change::Message {
-                workflow_id: ctx.info.id.clone(),
-                topic: topic.clone(),
-            },
-            Awaited::Event { workflow_id, key } => Change::Event {
-                workflow_id: workflow_id.clone(),
-                key: key.clone(),
-            },
-        };
+        let change = awaited.change(&ctx.info.id);
         // A wait of a moment keeps the instance; a longer one gives it back (the parked wait
         // reads again after registering, so a write that raced this wait still wakes it).
         let woken = ctx
             .unless_cancelled(host.wait_for_change(change, remaining.min(PARK_AFTER)))
             .await?;
         if !woken && remaining > PARK_AFTER {
-            let wake = match awaited {
-                Awaited::Message { topic } => Wake::Message { topic, deadline },
-                Awaited::Event { workflow_id, key } => Wake::Event {
-                    workflow_id,
-                    key,
-                    deadline,
-                },
-            };
-            return Err(wasmtime::Error::new(Parked(wake)));
+            return Err(wasmtime::Error::new(Parked(awaited.into_wake(deadline))));
         }
     }
 }
