@@ -12,17 +12,19 @@ use reprise::runtime::{InstanceOptions, RuntimeOptions};
 /// would leave it.
 async fn crashed_workflow(harness: &Harness, crashes: u32) {
     let component = harness.component("fib").await;
-    harness
+    let started = harness
         .runtime
         .start(&component, "fib", "8", Some("crashed".into()))
         .await
         .expect("start");
+    let mut epoch = started.record.epoch;
     for _ in 0..crashes {
-        harness
+        epoch = harness
             .store
-            .begin_execution("crashed", "local")
+            .begin_execution("crashed", "local", epoch)
             .await
-            .expect("begin an execution");
+            .expect("begin an execution")
+            .epoch;
     }
 }
 

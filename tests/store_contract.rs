@@ -77,6 +77,8 @@ contract! {
         streams_are_read_from_any_offset_and_end_at_their_close,
         changes_since_name_what_was_sent_set_and_written,
         leases_are_renewed_and_list_what_each_executor_owns,
+        writes_under_a_stale_epoch_are_refused,
+        a_dead_executors_pending_work_is_adopted_once,
     ],
     db: [
         corrupt_rows_are_reported_as_corrupt,

@@ -2,7 +2,7 @@
 
 use reprise::store::{NewWorkflow, StepRecord, Store, StoreError, WorkflowEnd, WorkflowStatus};
 
-use super::{claim, ids, new_workflow, queued, status_of, step, trap};
+use super::{begin, claim, ids, new_workflow, queued, status_of, step, trap};
 
 pub async fn cancel_stops_active_workflows_and_leaves_ended_ones(store: &dyn Store) {
     store
@@ -18,7 +18,7 @@ pub async fn cancel_stops_active_workflows_and_leaves_ended_ones(store: &dyn Sto
         .await
         .expect("insert");
     store
-        .finish_workflow("done", &WorkflowEnd::Success("1".to_owned()))
+        .finish_workflow("done", &WorkflowEnd::Success("1".to_owned()), None)
         .await
         .expect("finish");
 
@@ -41,7 +41,7 @@ pub async fn cancel_stops_active_workflows_and_leaves_ended_ones(store: &dyn Sto
     );
     // A late ending does not overwrite the cancellation.
     store
-        .finish_workflow("running", &WorkflowEnd::Success("1".to_owned()))
+        .finish_workflow("running", &WorkflowEnd::Success("1".to_owned()), None)
         .await
         .expect("finish");
     assert_eq!(status_of(store, "running").await, WorkflowStatus::Cancelled);
@@ -66,10 +66,7 @@ pub async fn resume_restarts_all_but_successes(store: &dyn Store) {
         .claim_queued(&claim("q", "exec-a", 1))
         .await
         .expect("claim");
-    store
-        .begin_execution("cancelled", "exec-a")
-        .await
-        .expect("begin");
+    begin(store, "cancelled", "exec-a").await.expect("begin");
     store
         .record_trap("cancelled", &trap("panic", "boom"))
         .await
@@ -110,7 +107,7 @@ pub async fn resume_restarts_all_but_successes(store: &dyn Store) {
         .await
         .expect("insert");
     store
-        .finish_workflow("failed", &WorkflowEnd::Error("bad".to_owned()))
+        .finish_workflow("failed", &WorkflowEnd::Error("bad".to_owned()), None)
         .await
         .expect("finish");
     let resumed = store
@@ -130,14 +127,12 @@ pub async fn resume_restarts_all_but_successes(store: &dyn Store) {
         .finish_workflow(
             "exhausted",
             &WorkflowEnd::MaxRecoveryAttemptsExceeded("traps".to_owned()),
+            None,
         )
         .await
         .expect("finish");
     for _ in 0..3 {
-        store
-            .begin_execution("exhausted", "exec-a")
-            .await
-            .expect("begin");
+        begin(store, "exhausted", "exec-a").await.expect("begin");
     }
     let resumed = store
         .resume_workflow("exhausted", "exec-b", None)
@@ -165,7 +160,7 @@ pub async fn resume_restarts_all_but_successes(store: &dyn Store) {
         .await
         .expect("insert");
     store
-        .finish_workflow("ok", &WorkflowEnd::Success("1".to_owned()))
+        .finish_workflow("ok", &WorkflowEnd::Success("1".to_owned()), None)
         .await
         .expect("finish");
     let err = store
@@ -220,7 +215,7 @@ pub async fn fork_copies_the_workflow_and_the_steps_before_the_fork_point(store:
         .await
         .expect("trap");
     store
-        .finish_workflow("orig", &WorkflowEnd::Error("bad".to_owned()))
+        .finish_workflow("orig", &WorkflowEnd::Error("bad".to_owned()), None)
         .await
         .expect("finish");
 
@@ -329,7 +324,7 @@ pub async fn trap_runs_memory_limits_and_pauses_are_kept(store: &dyn Store) {
 
     // A pause is not an end: it can be cancelled, and resumed with a new limit.
     let paused = store
-        .finish_workflow("wf", &WorkflowEnd::Paused("paused".into()))
+        .finish_workflow("wf", &WorkflowEnd::Paused("paused".into()), None)
         .await
         .expect("pause");
     assert_eq!(paused.status, WorkflowStatus::Paused);
@@ -348,7 +343,7 @@ pub async fn trap_runs_memory_limits_and_pauses_are_kept(store: &dyn Store) {
     assert_eq!((resumed.traps, resumed.trap_streak), (0, 0));
     assert_eq!(resumed.memory_limit, Some(64 << 20));
     store
-        .finish_workflow("wf", &WorkflowEnd::Paused("again".into()))
+        .finish_workflow("wf", &WorkflowEnd::Paused("again".into()), None)
         .await
         .expect("pause");
     let cancelled = store.cancel_workflow("wf").await.expect("cancel");

@@ -1,9 +1,11 @@
 //! Executor leases: a renewal takes or refreshes the executor's row, the listing counts the
 //! PENDING workflows each owns, and a lease not renewed within its length is expired.
 
-use reprise::store::{NewWorkflow, Store, now_ms};
+use reprise::store::{
+    NewWorkflow, StepRecord, Store, StoreError, TrapRecord, WorkflowEnd, WorkflowStatus, now_ms,
+};
 
-use super::new_workflow;
+use super::{ids, new_workflow, step, trap};
 
 fn owned_by(id: &str, executor: &str) -> NewWorkflow {
     NewWorkflow {
@@ -51,4 +53,148 @@ pub async fn leases_are_renewed_and_list_what_each_executor_owns(store: &dyn Sto
     );
     assert!(executors[1].expired(later), "{:?}", executors[1]);
     assert!(!executors[0].expired(executors[0].renewed_at + 5_000));
+}
+
+/// A lease that has already run out when it is taken: the executor counts as dead at once.
+const RUN_OUT: i64 = -1_000;
+
+pub async fn writes_under_a_stale_epoch_are_refused(store: &dyn Store) {
+    store
+        .insert_workflow(&owned_by("wf", "host-a"))
+        .await
+        .expect("insert");
+    let first = store.get_workflow("wf").await.expect("get").expect("row");
+    // host-b takes the workflow over: host-a's execution holds the old epoch from now on.
+    let second = store
+        .begin_execution("wf", "host-b", first.epoch)
+        .await
+        .expect("begin");
+    assert!(second.epoch > first.epoch);
+    let stale = |mut step: StepRecord| {
+        step.epoch = Some(first.epoch);
+        step
+    };
+    let refused = store.record_step(&stale(step("wf", 0))).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Fenced { epoch, current, .. })
+            if *epoch == first.epoch && *current == second.epoch),
+        "{refused:?}"
+    );
+    let trap = TrapRecord {
+        epoch: Some(first.epoch),
+        ..trap("panic", "late")
+    };
+    let refused = store.record_trap("wf", &trap).await;
+    assert!(
+        matches!(refused, Err(StoreError::Fenced { .. })),
+        "{refused:?}"
+    );
+    let end = WorkflowEnd::Success("1".into());
+    let refused = store.finish_workflow("wf", &end, Some(first.epoch)).await;
+    assert!(
+        matches!(refused, Err(StoreError::Fenced { .. })),
+        "{refused:?}"
+    );
+    // A second begin from what host-a read is refused too: one owner at a time.
+    let refused = store.begin_execution("wf", "host-a", first.epoch).await;
+    assert!(
+        matches!(refused, Err(StoreError::Fenced { .. })),
+        "{refused:?}"
+    );
+
+    // Nothing of host-a's landed; host-b writes under its epoch.
+    let record = store.get_workflow("wf").await.expect("get").expect("row");
+    assert_eq!((record.status, record.traps), (WorkflowStatus::Pending, 0));
+    assert!(store.steps("wf").await.expect("steps").is_empty());
+    let mut own = step("wf", 0);
+    own.epoch = Some(second.epoch);
+    store.record_step(&own).await.expect("own step");
+    let ended = store
+        .finish_workflow("wf", &end, Some(second.epoch))
+        .await
+        .expect("finish");
+    assert_eq!(ended.status, WorkflowStatus::Success);
+    // Once ended, a stale finish changes nothing and hears the first ending.
+    let late = store
+        .finish_workflow("wf", &WorkflowEnd::Error("late".into()), Some(first.epoch))
+        .await
+        .expect("ended");
+    assert_eq!(late.output.as_deref(), Some("1"));
+}
+
+pub async fn a_dead_executors_pending_work_is_adopted_once(store: &dyn Store) {
+    for (id, executor) in [
+        ("d1", "dead"),
+        ("d2", "dead"),
+        ("d3", "dead"),
+        ("l1", "live"),
+    ] {
+        store
+            .insert_workflow(&owned_by(id, executor))
+            .await
+            .expect("insert");
+    }
+    let finished = owned_by("d0", "dead");
+    store.insert_workflow(&finished).await.expect("insert");
+    store
+        .finish_workflow("d0", &WorkflowEnd::Success("0".into()), None)
+        .await
+        .expect("finish");
+    let now = now_ms();
+    store.renew_lease("dead", now, RUN_OUT).await.expect("dead");
+    store.renew_lease("live", now, 60_000).await.expect("live");
+    let before = store.get_workflow("d1").await.expect("get").expect("row");
+
+    // A live executor's work is never adopted.
+    let none = store
+        .adopt_workflows("live", "adopter", 10)
+        .await
+        .expect("adopt live");
+    assert!(none.is_empty(), "{none:?}");
+
+    let first = store
+        .adopt_workflows("dead", "adopter", 2)
+        .await
+        .expect("adopt");
+    assert_eq!(ids(first.clone()), ["d1", "d2"], "oldest first, at most 2");
+    assert!(first.iter().all(|w| w.executor_id == "adopter"));
+    assert!(first[0].epoch > before.epoch);
+    let rest = store
+        .adopt_workflows("dead", "other", 10)
+        .await
+        .expect("adopt rest");
+    assert_eq!(ids(rest), ["d3"], "the ended d0 and adopted ones stay");
+    assert!(
+        store
+            .adopt_workflows("dead", "other", 10)
+            .await
+            .expect("nothing left")
+            .is_empty()
+    );
+    // What the dead executor still writes for them is refused.
+    let mut late = step("d1", 0);
+    late.epoch = Some(before.epoch);
+    let refused = store.record_step(&late).await;
+    assert!(
+        matches!(refused, Err(StoreError::Fenced { .. })),
+        "{refused:?}"
+    );
+
+    // An executor that renewed its lease keeps its work.
+    store
+        .insert_workflow(&owned_by("b1", "back"))
+        .await
+        .expect("insert");
+    store.renew_lease("back", now, RUN_OUT).await.expect("back");
+    store
+        .renew_lease("back", now, 60_000)
+        .await
+        .expect("renewed");
+    assert!(
+        store
+            .adopt_workflows("back", "adopter", 10)
+            .await
+            .expect("adopt back")
+            .is_empty()
+    );
 }

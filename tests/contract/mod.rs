@@ -129,7 +129,22 @@ pub fn trap<'a>(class: &'a str, message: &'a str) -> reprise::store::TrapRecord<
         class,
         message,
         memory_limit: None,
+        epoch: None,
     }
+}
+
+/// Begins an execution under the workflow's current epoch (what a recovery that just read it
+/// does); the new execution count. An unknown workflow is the store's error.
+pub async fn begin(
+    store: &(impl Store + ?Sized),
+    id: &str,
+    executor_id: &str,
+) -> Result<u32, reprise::store::StoreError> {
+    let epoch = store.get_workflow(id).await?.map_or(0, |w| w.epoch);
+    Ok(store
+        .begin_execution(id, executor_id, epoch)
+        .await?
+        .executions)
 }
 
 pub fn step(workflow_id: &str, function_id: u32) -> StepRecord {
@@ -142,6 +157,7 @@ pub fn step(workflow_id: &str, function_id: u32) -> StepRecord {
         attempts: 1,
         started_at: 1_000 + i64::from(function_id),
         completed_at: 2_000 + i64::from(function_id),
+        epoch: None,
     }
 }
 

@@ -9,7 +9,7 @@ use reprise::store::{
     NewWorkflow, QueueClaim, QueueDepth, RateLimit, Store, StoreError, WorkflowEnd, WorkflowStatus,
 };
 
-use super::{Db, claim, ids, new_workflow, queued, status_of};
+use super::{Db, begin, claim, ids, new_workflow, queued, status_of};
 
 pub async fn enqueue_creates_enqueued_rows_and_direct_starts_record_started_at(store: &dyn Store) {
     let new = NewWorkflow {
@@ -54,10 +54,7 @@ pub async fn enqueue_creates_enqueued_rows_and_direct_starts_record_started_at(s
         .expect("insert")
         .record;
     assert_eq!(later.started_at, None);
-    store
-        .begin_execution("later", "exec-a")
-        .await
-        .expect("begin");
+    begin(store, "later", "exec-a").await.expect("begin");
     let first = store
         .get_workflow("later")
         .await
@@ -65,10 +62,7 @@ pub async fn enqueue_creates_enqueued_rows_and_direct_starts_record_started_at(s
         .expect("exists");
     assert!(first.started_at.is_some());
     tokio::time::sleep(Duration::from_millis(5)).await;
-    store
-        .begin_execution("later", "exec-a")
-        .await
-        .expect("begin");
+    begin(store, "later", "exec-a").await.expect("begin");
     let second = store
         .get_workflow("later")
         .await
@@ -162,7 +156,7 @@ pub async fn claim_respects_global_concurrency(store: &dyn Store) {
             .is_empty()
     );
     store
-        .finish_workflow("w0", &WorkflowEnd::Success("1".to_owned()))
+        .finish_workflow("w0", &WorkflowEnd::Success("1".to_owned()), None)
         .await
         .expect("finish");
     assert_eq!(
@@ -210,7 +204,7 @@ pub async fn claim_respects_the_rate_limit_window(store: &dyn Store) {
     // Finished workflows still count: the limit is on starts, not on running ones.
     for id in ["w0", "w1"] {
         store
-            .finish_workflow(id, &WorkflowEnd::Success("1".to_owned()))
+            .finish_workflow(id, &WorkflowEnd::Success("1".to_owned()), None)
             .await
             .expect("finish");
     }
@@ -365,7 +359,7 @@ pub async fn concurrent_claims_from_two_handles_keep_the_limit(db: &Db) {
                 running.fetch_sub(claimed.len() as i64, Ordering::SeqCst);
                 for record in claimed {
                     store
-                        .finish_workflow(&record.id, &WorkflowEnd::Success("1".to_owned()))
+                        .finish_workflow(&record.id, &WorkflowEnd::Success("1".to_owned()), None)
                         .await
                         .expect("finish");
                     mine.push(record.id);
@@ -465,7 +459,7 @@ pub async fn deduplication_rejects_a_second_active_workflow_only(store: &dyn Sto
         Err(StoreError::Duplicate { .. })
     ));
     store
-        .finish_workflow("a", &WorkflowEnd::Success("1".to_owned()))
+        .finish_workflow("a", &WorkflowEnd::Success("1".to_owned()), None)
         .await
         .expect("finish");
     assert!(
@@ -503,7 +497,7 @@ pub async fn queue_depths_and_status_counts(store: &dyn Store) {
         .await
         .expect("claim");
     store
-        .finish_workflow("a0", &WorkflowEnd::Success("1".to_owned()))
+        .finish_workflow("a0", &WorkflowEnd::Success("1".to_owned()), None)
         .await
         .expect("finish");
     store.cancel_workflow("done").await.expect("cancel");

@@ -11,7 +11,7 @@ async fn ended(store: &dyn Store, id: &str, end: WorkflowEnd) {
         .await
         .expect("insert");
     store.record_step(&step(id, 0)).await.expect("step");
-    store.finish_workflow(id, &end).await.expect("finish");
+    store.finish_workflow(id, &end, None).await.expect("finish");
 }
 
 pub async fn retention_deletes_only_ended_workflows_older_than_the_cutoff(store: &dyn Store) {
@@ -46,7 +46,7 @@ pub async fn retention_deletes_only_ended_workflows_older_than_the_cutoff(store:
     };
     store.insert_workflow(&child).await.expect("insert");
     store
-        .finish_workflow("child", &WorkflowEnd::Success("3".into()))
+        .finish_workflow("child", &WorkflowEnd::Success("3".into()), None)
         .await
         .expect("finish");
 
@@ -78,7 +78,7 @@ pub async fn retention_deletes_only_ended_workflows_older_than_the_cutoff(store:
 
     // Once the parent ends, its child goes with it.
     store
-        .finish_workflow("parent", &WorkflowEnd::Success("4".into()))
+        .finish_workflow("parent", &WorkflowEnd::Success("4".into()), None)
         .await
         .expect("finish");
     let cutoff = now_ms() + 60_000;
@@ -104,7 +104,7 @@ pub async fn retention_in_batches_lets_writers_through(store: &dyn Store) {
             .await
             .expect("insert");
         store
-            .finish_workflow(&id, &WorkflowEnd::Success("1".into()))
+            .finish_workflow(&id, &WorkflowEnd::Success("1".into()), None)
             .await
             .expect("finish");
     }

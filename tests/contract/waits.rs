@@ -202,7 +202,7 @@ pub async fn streams_are_read_from_any_offset_and_end_at_their_close(store: &dyn
             .closed
     );
     store
-        .finish_workflow("v", &WorkflowEnd::Success("null".into()))
+        .finish_workflow("v", &WorkflowEnd::Success("null".into()), None)
         .await
         .expect("finish");
     assert!(

@@ -7,7 +7,7 @@ use reprise::store::{
     WorkflowRecord, WorkflowStatus,
 };
 
-use super::{Db, ids, new_workflow, queued, step, trap};
+use super::{Db, begin, ids, new_workflow, queued, step, trap};
 
 pub async fn insert_is_idempotent_and_returns_the_original(store: &dyn Store) {
     let first = store
@@ -88,14 +88,8 @@ pub async fn begin_execution_counts_and_takes_ownership(store: &dyn Store) {
         .insert_workflow(&new_workflow("wf"))
         .await
         .expect("insert");
-    assert_eq!(
-        store.begin_execution("wf", "exec-a").await.expect("begin"),
-        1
-    );
-    assert_eq!(
-        store.begin_execution("wf", "exec-b").await.expect("begin"),
-        2
-    );
+    assert_eq!(begin(store, "wf", "exec-a").await.expect("begin"), 1);
+    assert_eq!(begin(store, "wf", "exec-b").await.expect("begin"), 2);
     let record = store
         .get_workflow("wf")
         .await
@@ -118,10 +112,7 @@ pub async fn begin_execution_counts_and_takes_ownership(store: &dyn Store) {
             .len(),
         1
     );
-    let err = store
-        .begin_execution("ghost", "exec-a")
-        .await
-        .expect_err("unknown");
+    let err = begin(store, "ghost", "exec-a").await.expect_err("unknown");
     assert!(
         matches!(err, StoreError::UnknownWorkflow(ref id) if id == "ghost"),
         "{err:?}"
@@ -138,11 +129,11 @@ pub async fn finish_keeps_the_first_terminal_state(store: &dyn Store) {
         .await
         .expect("trap");
     store
-        .finish_workflow("wf", &WorkflowEnd::Success("42".to_owned()))
+        .finish_workflow("wf", &WorkflowEnd::Success("42".to_owned()), None)
         .await
         .expect("finish");
     store
-        .finish_workflow("wf", &WorkflowEnd::Error("late".to_owned()))
+        .finish_workflow("wf", &WorkflowEnd::Error("late".to_owned()), None)
         .await
         .expect("second finish is not an error");
     let record = store
@@ -163,7 +154,7 @@ pub async fn finish_keeps_the_first_terminal_state(store: &dyn Store) {
             .is_empty()
     );
     let err = store
-        .finish_workflow("ghost", &WorkflowEnd::Error("x".to_owned()))
+        .finish_workflow("ghost", &WorkflowEnd::Error("x".to_owned()), None)
         .await
         .expect_err("unknown");
     assert!(matches!(err, StoreError::UnknownWorkflow(_)), "{err:?}");
@@ -180,7 +171,7 @@ pub async fn listing_filters_and_orders_newest_first(store: &dyn Store) {
     other.name = "other".to_owned();
     store.insert_workflow(&other).await.expect("insert");
     store
-        .finish_workflow("b", &WorkflowEnd::Error("bad".to_owned()))
+        .finish_workflow("b", &WorkflowEnd::Error("bad".to_owned()), None)
         .await
         .expect("finish");
 
@@ -360,7 +351,7 @@ pub async fn workflow_statuses_reads_many_in_the_order_asked(store: &dyn Store) 
             .expect("insert");
     }
     store
-        .finish_workflow("b", &WorkflowEnd::Success("2".to_owned()))
+        .finish_workflow("b", &WorkflowEnd::Success("2".to_owned()), None)
         .await
         .expect("finish");
     let asked: Vec<String> = ["c", "ghost", "b", "a"].map(str::to_owned).into();
@@ -482,20 +473,14 @@ pub async fn lifecycle_rules_hold_end_to_end(store: &dyn Store) {
     };
     let inserted = store.insert_workflow(&direct).await.expect("insert");
     assert_eq!(inserted.record.started_at, None);
-    assert_eq!(
-        store.begin_execution("w", "exec-1").await.expect("begin"),
-        1
-    );
+    assert_eq!(begin(store, "w", "exec-1").await.expect("begin"), 1);
     let started = store.get_workflow("w").await.expect("get").expect("row");
-    assert_eq!(
-        store.begin_execution("w", "exec-2").await.expect("begin"),
-        2
-    );
+    assert_eq!(begin(store, "w", "exec-2").await.expect("begin"), 2);
     let later = store.get_workflow("w").await.expect("get").expect("row");
     assert_eq!(later.started_at, started.started_at);
     assert_eq!(later.executor_id, "exec-2");
     assert!(matches!(
-        store.begin_execution("ghost", "e").await,
+        begin(store, "ghost", "e").await,
         Err(StoreError::UnknownWorkflow(_))
     ));
 
@@ -509,6 +494,7 @@ pub async fn lifecycle_rules_hold_end_to_end(store: &dyn Store) {
         attempts: 1,
         started_at: 1,
         completed_at: 2,
+        epoch: None,
     };
     for i in 0..3 {
         store.record_step(&step("w", i)).await.expect("step");
@@ -524,12 +510,12 @@ pub async fn lifecycle_rules_hold_end_to_end(store: &dyn Store) {
 
     // The first ending wins.
     let done = store
-        .finish_workflow("w", &WorkflowEnd::Error("boom".to_owned()))
+        .finish_workflow("w", &WorkflowEnd::Error("boom".to_owned()), None)
         .await
         .expect("finish");
     assert_eq!(done.status, WorkflowStatus::Error);
     let late = store
-        .finish_workflow("w", &WorkflowEnd::Success("1".to_owned()))
+        .finish_workflow("w", &WorkflowEnd::Success("1".to_owned()), None)
         .await
         .expect("finish again");
     assert_eq!(late, done);
@@ -555,7 +541,7 @@ pub async fn lifecycle_rules_hold_end_to_end(store: &dyn Store) {
         (WorkflowStatus::Pending, 0, None)
     );
     store
-        .finish_workflow("w", &WorkflowEnd::Success("1".to_owned()))
+        .finish_workflow("w", &WorkflowEnd::Success("1".to_owned()), None)
         .await
         .expect("finish");
     assert!(matches!(

@@ -24,6 +24,8 @@ pub(crate) struct WorkflowContext {
     /// The runtime, as narrow as this file needs it.
     pub(crate) host: Arc<dyn WorkflowHost>,
     pub(crate) info: WorkflowInfo,
+    /// The ownership epoch this execution began under; every write it makes carries it.
+    pub(crate) epoch: u64,
     pub(crate) history: History,
     pub(crate) limits: InstanceLimits,
     /// What the instance's steps may reach.
@@ -41,6 +43,7 @@ impl WorkflowContext {
     pub(crate) fn new(
         host: Arc<dyn WorkflowHost>,
         info: WorkflowInfo,
+        epoch: u64,
         history: History,
         limits: InstanceLimits,
         grants: Arc<Grants>,
@@ -49,6 +52,7 @@ impl WorkflowContext {
         WorkflowContext {
             host,
             info,
+            epoch,
             history,
             limits,
             grants,
@@ -149,6 +153,7 @@ impl WorkflowContext {
             attempts: 1,
             started_at,
             completed_at: now_ms(),
+            epoch: Some(self.epoch),
         }
     }
 

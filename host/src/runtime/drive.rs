@@ -43,15 +43,15 @@ pub enum Begin {
     /// begun in the same commit, so it has no recorded steps.
     Created(Box<WorkflowRecord>),
     /// The workflow parked in a wait that has ended: the same execution goes on by replay
-    /// (no new execution is counted; a wait is not a recovery).
-    Unpark(String),
+    /// under its epoch (no new execution is counted; a wait is not a recovery).
+    Unpark { id: String, epoch: u64 },
 }
 
 impl Begin {
     /// The workflow's id.
     pub fn id(&self) -> &str {
         match self {
-            Begin::Id(id) | Begin::Unpark(id) => id,
+            Begin::Id(id) | Begin::Unpark { id, .. } => id,
             Begin::Created(record) => &record.id,
         }
     }
@@ -72,7 +72,10 @@ pub(crate) async fn drive(
     loop {
         match drive_until_parked(shared, begin).await? {
             Driven::Ended(record) => return Ok(*record),
-            Driven::Parked(parking) => begin = Begin::Unpark(parking.wait(shared).await),
+            Driven::Parked(parking) => {
+                let (id, epoch) = parking.wait(shared).await;
+                begin = Begin::Unpark { id, epoch };
+            }
         }
     }
 }
@@ -83,12 +86,26 @@ pub(crate) async fn drive_until_parked(
     shared: &Arc<Shared>,
     begin: Begin,
 ) -> Result<Driven, RuntimeError> {
-    let (mut workflow, mut fresh, mut unpark) = match begin {
-        Begin::Id(id) => (shared.workflow(&id).await?, false, false),
-        Begin::Created(record) => (*record, true, false),
-        Begin::Unpark(id) => (shared.workflow(&id).await?, false, true),
+    // `held`: the epoch of the execution this drive has begun, once it has one; it writes
+    // under it, and begins the next execution only if the workflow still has it.
+    let (mut workflow, mut fresh, mut unpark, mut held) = match begin {
+        Begin::Id(id) => (shared.workflow(&id).await?, false, false, None),
+        Begin::Created(record) => {
+            let epoch = record.epoch;
+            (*record, true, false, Some(epoch))
+        }
+        Begin::Unpark { id, epoch } => (shared.workflow(&id).await?, false, true, Some(epoch)),
     };
     loop {
+        if let Some(epoch) = held.filter(|e| *e != workflow.epoch && !workflow.status.is_settled())
+        {
+            return Err(StoreError::Fenced {
+                workflow_id: workflow.id.clone(),
+                epoch,
+                current: workflow.epoch,
+            }
+            .into());
+        }
         if workflow.status.is_settled() {
             return Ok(Driven::Ended(Box::new(workflow)));
         }
@@ -110,14 +127,18 @@ pub(crate) async fn drive_until_parked(
                 Verdict::Fail(message) => Some(WorkflowEnd::MaxRecoveryAttemptsExceeded(message)),
                 Verdict::Pause(message) => Some(WorkflowEnd::Paused(message)),
             };
+            let expected = held.unwrap_or(workflow.epoch);
             if let Some(end) = end {
-                workflow = shared.finish(&id, &end).await?;
+                workflow = shared.finish(&id, &end, expected).await?;
                 continue;
             }
-            workflow.executions = shared
+            let began = shared
                 .store
-                .begin_execution(&id, &shared.options.executor_id)
+                .begin_execution(&id, &shared.options.executor_id, expected)
                 .await?;
+            workflow.executions = began.executions;
+            workflow.epoch = began.epoch;
+            held = Some(began.epoch);
         }
         let component = shared.component(&workflow.app_version).await?;
         // Executions beyond the pool wait here, in turn, before they read their history.
@@ -157,9 +178,12 @@ pub(crate) async fn drive_until_parked(
                     wake,
                     cancel,
                     deadline,
+                    epoch: workflow.epoch,
                 }));
             }
-            ExecutionEnd::Finished(end) => workflow = shared.finish(&id, &end).await?,
+            ExecutionEnd::Finished(end) => {
+                workflow = shared.finish(&id, &end, workflow.epoch).await?;
+            }
             ExecutionEnd::Cancelled => workflow = shared.workflow(&id).await?,
             ExecutionEnd::Trapped(trap) => {
                 tracing::warn!(workflow_id = %id, execution, class = %trap.class, "workflow instance trapped: {}", trap.message);
@@ -173,6 +197,7 @@ pub(crate) async fn drive_until_parked(
                     class: trap.class.as_str(),
                     message: &trap.message,
                     memory_limit: grown,
+                    epoch: Some(workflow.epoch),
                 };
                 shared.store.record_trap(&id, &record).await?;
                 if let Some(bytes) = grown {
@@ -225,7 +250,9 @@ fn execution_context(
         grants: grants.clone(),
     };
     let history = History::new(&workflow.id, steps);
-    let mut context = WorkflowContext::new(Arc::new(host), info, history, limits, grants, cancel);
+    let host = Arc::new(host);
+    let mut context =
+        WorkflowContext::new(host, info, workflow.epoch, history, limits, grants, cancel);
     let as_ms = |ms: i64| u64::try_from(ms).unwrap_or(0);
     context.scheduled = workflow
         .scheduled_at
@@ -258,15 +285,25 @@ pub(crate) async fn recover_pending(
     for workflow in pending {
         let shared = shared.clone();
         tasks.spawn(async move {
-            let driven = drive(&shared, Begin::Id(workflow.id.clone())).await;
-            driven.map_err(|cause| RuntimeError::unfinished(&workflow.id, cause))
+            match drive(&shared, Begin::Id(workflow.id.clone())).await {
+                Ok(record) => Ok(Some(record)),
+                // Another executor took it over meanwhile (it adopted it while this one's
+                // lease had run out): it is theirs to finish.
+                Err(err) if err.is_fenced() => {
+                    tracing::warn!(workflow_id = %workflow.id, "not recovered here: {err}");
+                    Ok(None)
+                }
+                Err(cause) => Err(RuntimeError::unfinished(&workflow.id, cause)),
+            }
         });
     }
     let mut recovered = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let record = joined.map_err(|e| RuntimeError::Task(e.to_string()))??;
-        debug_assert!(record.status != WorkflowStatus::Pending);
-        recovered.push(record);
+        if let Some(record) = record {
+            debug_assert!(record.status != WorkflowStatus::Pending);
+            recovered.push(record);
+        }
     }
     recovered.sort_by_key(|r| r.created_at);
     Ok(recovered)
@@ -299,9 +336,13 @@ pub(crate) fn spawn_with<G: Send + 'static>(shared: &Arc<Shared>, begin: Begin, 
             // it and `guard`.
             Ok(Driven::Parked(parking)) => {
                 tokio::spawn(async move {
-                    let id = parking.wait(&task_shared).await;
-                    spawn_with(&task_shared, Begin::Unpark(id), guard);
+                    let (id, epoch) = parking.wait(&task_shared).await;
+                    spawn_with(&task_shared, Begin::Unpark { id, epoch }, guard);
                 });
+            }
+            Err(err) if err.is_fenced() => {
+                tracing::warn!(workflow_id = %id, "execution stopped: {err}");
+                drop(guard);
             }
             Err(err) => {
                 tracing::error!(workflow_id = %id, "workflow could not be driven: {err}");
@@ -518,7 +559,7 @@ mod tests {
         drive_after_start(inserted, orphans, |_| running).map(|begin| match begin {
             Begin::Created(_) => "created",
             Begin::Id(_) => "by id",
-            Begin::Unpark(_) => "unparked",
+            Begin::Unpark { .. } => "unparked",
         })
     }
 

@@ -152,6 +152,7 @@ impl durable::Host for HostState {
             attempts: pending.attempt,
             started_at: pending.started_at,
             completed_at: now_ms(),
+            epoch: Some(ctx.epoch),
         };
         ctx.record(&step).await?;
         ctx.host

@@ -153,6 +153,7 @@ fn recorded(function_id: u32, name: &str, output: &str) -> StepRecord {
         attempts: 1,
         started_at: 0,
         completed_at: 0,
+        epoch: None,
     }
 }
 
@@ -176,7 +177,7 @@ fn instance(host: Arc<FakeHost>, steps: Vec<StepRecord>, cancel: CancellationTok
         ..Grants::default()
     });
     let history = History::new("wf", steps);
-    let ctx = WorkflowContext::new(host, info, history, limits, grants.clone(), cancel);
+    let ctx = WorkflowContext::new(host, info, 0, history, limits, grants.clone(), cancel);
     let role = Role::Workflow(Box::new(ctx));
     HostState::new("wf", 0, limits.memory_bytes, role, grants, "default").expect("no dirs to open")
 }

@@ -79,6 +79,17 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// Whether the workflow was taken over by another execution (see [`StoreError::Fenced`]):
+    /// this one stopped and must leave the workflow to its new owner.
+    pub fn is_fenced(&self) -> bool {
+        match self {
+            RuntimeError::Store(StoreError::Fenced { .. })
+            | RuntimeError::Checkpoint(StoreError::Fenced { .. }) => true,
+            RuntimeError::Unfinished { cause, .. } => cause.is_fenced(),
+            _ => false,
+        }
+    }
+
     /// Marks an error met while driving a stored workflow: it did not finish and stays PENDING.
     pub(crate) fn unfinished(workflow_id: &str, cause: RuntimeError) -> RuntimeError {
         match cause {

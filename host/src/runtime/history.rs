@@ -88,6 +88,7 @@ mod tests {
             attempts: 1,
             started_at: 0,
             completed_at: 0,
+            epoch: None,
         }
     }
 

@@ -77,13 +77,15 @@ pub(crate) struct Parking {
     pub(crate) cancel: CancellationToken,
     /// The workflow's deadline: reaching it ends the wait, and the drive then cancels it.
     pub(crate) deadline: Option<i64>,
+    /// The ownership epoch of the parked execution, which goes on under it.
+    pub(crate) epoch: u64,
 }
 
 impl Parking {
     /// Waits until the wake condition holds or the workflow is cancelled, counted as parked
-    /// meanwhile, then unregisters it; returns its id, to resume it by. The resumed execution
-    /// finds out from the database which it was.
-    pub(crate) async fn wait(self, shared: &Arc<Shared>) -> String {
+    /// meanwhile, then unregisters it; returns its id and epoch, to resume it by. The resumed
+    /// execution finds out from the database which it was.
+    pub(crate) async fn wait(self, shared: &Arc<Shared>) -> (String, u64) {
         shared.slots.parked.fetch_add(1, Ordering::Relaxed);
         tokio::select! {
             _ = self.wake_condition(shared) => {}
@@ -95,7 +97,7 @@ impl Parking {
         shared.events.emit(|| RuntimeEvent::Unparked {
             workflow_id: self.id.clone(),
         });
-        self.id
+        (self.id, self.epoch)
     }
 
     async fn wake_condition(&self, shared: &Shared) {

@@ -76,13 +76,15 @@ impl Shared {
         Ok(self.engine.load(&bytes).await?)
     }
 
-    /// Ends a workflow; returns its final row (the first ending, if another came first).
+    /// Ends a workflow held under ownership `epoch`; returns its final row (the first ending,
+    /// if another came first).
     pub(crate) async fn finish(
         &self,
         id: &str,
         end: &WorkflowEnd,
+        epoch: u64,
     ) -> Result<WorkflowRecord, RuntimeError> {
-        let record = self.store.finish_workflow(id, end).await?;
+        let record = self.store.finish_workflow(id, end, Some(epoch)).await?;
         tracing::debug!(workflow_id = id, status = %record.status, "workflow finished");
         self.metrics.workflow_finished(record.status);
         self.completions.complete(id);

@@ -230,6 +230,7 @@ mod tests {
             attempts: 1,
             started_at: 1,
             completed_at: 2,
+            epoch: None,
         };
         let json =
             serde_json::to_value(StepView::try_from(step).expect("valid step")).expect("ser");

@@ -1,11 +1,11 @@
 //! Executors as stored: each running host's lease, renewed while it lives, and how many
 //! workflows it owns. The statements are shared by both backends, as [`Dialect`]'s are.
 
-use sqlx::{Encode, Executor, IntoArguments, Pool, Type};
+use sqlx::{Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
 
-use super::rows::Columns;
-use super::shared::Dialect;
-use super::{StoreError, now_ms};
+use super::rows::{Columns, workflow_from_row};
+use super::shared::{Dialect, workflow_columns};
+use super::{StoreError, WorkflowRecord, now_ms};
 
 /// An executor's lease and what it owns, as `reprise executors` and `/healthz` show it.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +62,42 @@ where
         .execute(conn)
         .await?;
         Ok(())
+    }
+
+    /// Takes up to `max` of `dead`'s PENDING workflows, oldest first, for `adopter`, if
+    /// `dead`'s lease has run out (checked in the same statement, so an executor that came back
+    /// keeps its work). Each taken workflow gets a new epoch: writes still coming from `dead`
+    /// are refused from this commit on.
+    async fn adopt_workflows(
+        conn: &mut Self::Connection,
+        dead: &str,
+        adopter: &str,
+        max: u32,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        let mut update = QueryBuilder::<Self>::new(
+            "UPDATE workflow_status SET executor_id = $2, epoch = epoch + 1, updated_at = $3 \
+             WHERE workflow_id IN (SELECT workflow_id FROM workflow_status \
+                 WHERE executor_id = $1 AND status = 'PENDING' AND EXISTS (SELECT 1 \
+                     FROM executors WHERE executor_id = $1 AND renewed_at + lease_ms < $3) \
+                 ORDER BY created_at LIMIT $4",
+        );
+        update
+            .push(Self::SKIP_LOCKED)
+            .push(concat!(") RETURNING ", workflow_columns!()));
+        let rows = update
+            .build()
+            .bind(dead)
+            .bind(adopter)
+            .bind(now_ms())
+            .bind(i64::from(max))
+            .fetch_all(conn)
+            .await?;
+        let mut adopted = rows
+            .iter()
+            .map(workflow_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        adopted.sort_by_key(|w| w.created_at);
+        Ok(adopted)
     }
 
     /// Every executor that ever took a lease, by id, with its `PENDING` workflows.

@@ -86,6 +86,21 @@ pub enum StoreError {
         /// The position.
         function_id: u32,
     },
+    /// The write was made under an ownership epoch the workflow no longer has: another
+    /// execution took it over (a host adopted it after this one's lease expired, or an
+    /// operator resumed it). Nothing was written; the execution that holds `epoch` must stop.
+    #[error(
+        "workflow {workflow_id} was taken over by another execution (epoch {current}; this one \
+         holds {epoch}): its write is refused and this execution stops"
+    )]
+    Fenced {
+        /// The workflow.
+        workflow_id: String,
+        /// The epoch the refused write was made under.
+        epoch: u64,
+        /// The workflow's epoch now.
+        current: u64,
+    },
     /// The workflow does not exist.
     #[error("no workflow with id {0}")]
     UnknownWorkflow(String),
@@ -282,6 +297,9 @@ pub struct WorkflowRecord {
     pub not_before: Option<i64>,
     /// For a schedule's firing: the time it was due (ms).
     pub scheduled_at: Option<i64>,
+    /// Its ownership epoch: one more on every execution begun, claim, adoption and resume.
+    /// An execution's writes carry the epoch it began under and are refused once it moved on.
+    pub epoch: u64,
 }
 
 #[cfg(test)]
@@ -317,6 +335,7 @@ impl WorkflowRecord {
             deadline_at: None,
             not_before: None,
             scheduled_at: None,
+            epoch: 0,
         }
     }
 }
@@ -351,6 +370,11 @@ pub struct StepRecord {
     pub started_at: i64,
     /// When its outcome was committed (ms since the epoch).
     pub completed_at: i64,
+    /// The ownership epoch of the execution writing it: the write is refused
+    /// ([`StoreError::Fenced`]) once the workflow has another. `None` on rows read back and on
+    /// writes no execution makes (tools, tests).
+    #[serde(skip)]
+    pub epoch: Option<u64>,
 }
 
 /// How a workflow ended.
@@ -366,6 +390,15 @@ pub enum WorkflowEnd {
     Paused(String),
 }
 
+/// An execution begun: what [`Store::begin_execution`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Began {
+    /// Executions begun so far, this one included.
+    pub executions: u32,
+    /// The ownership epoch this execution's writes carry.
+    pub epoch: u64,
+}
+
 /// A trap that ended an execution, as recorded.
 #[derive(Debug, Clone, Copy)]
 pub struct TrapRecord<'a> {
@@ -375,6 +408,8 @@ pub struct TrapRecord<'a> {
     pub message: &'a str,
     /// The memory limit the next execution gets, when the trap policy grew it.
     pub memory_limit: Option<u64>,
+    /// The ownership epoch of the execution that trapped (see [`StepRecord::epoch`]).
+    pub epoch: Option<u64>,
 }
 
 /// Filter for listings; `None` means any.
@@ -459,13 +494,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<WorkflowRecord>, StoreError>;
     /// A workflow's recorded steps in call order.
     async fn steps(&self, workflow_id: &str) -> Result<Vec<StepRecord>, StoreError>;
-    /// Marks the start of an execution (first run or recovery) by `executor_id`, durably, and
-    /// returns the new execution count. Sets status PENDING.
+    /// Marks the start of an execution (first run or recovery) by `executor_id`, durably, if
+    /// the workflow still has ownership epoch `epoch` (the one its caller read); returns the new
+    /// execution count and epoch. Sets status PENDING. Another owner meanwhile (an adoption, a
+    /// second recovery) is [`StoreError::Fenced`]: exactly one of them runs it.
     async fn begin_execution(
         &self,
         workflow_id: &str,
         executor_id: &str,
-    ) -> Result<u32, StoreError>;
+        epoch: u64,
+    ) -> Result<Began, StoreError>;
     /// Commits a step outcome. Concurrent calls share one commit.
     async fn record_step(&self, step: &StepRecord) -> Result<(), StoreError>;
     /// Records the class and message of the trap that ended an execution and counts it (and
@@ -473,11 +511,13 @@ pub trait Store: Send + Sync + 'static {
     async fn record_trap(&self, workflow_id: &str, trap: &TrapRecord<'_>)
     -> Result<(), StoreError>;
     /// Ends a workflow and returns its final row. A workflow that already ended keeps its first
-    /// ending, which is returned.
+    /// ending, which is returned. With `epoch`, an active workflow that has another epoch is
+    /// [`StoreError::Fenced`] and stays as it is.
     async fn finish_workflow(
         &self,
         workflow_id: &str,
         end: &WorkflowEnd,
+        epoch: Option<u64>,
     ) -> Result<WorkflowRecord, StoreError>;
     /// PENDING workflows owned by an executor, oldest first.
     async fn pending_workflows(&self, executor_id: &str)
@@ -555,6 +595,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Every executor that took a lease, with its lease and its `PENDING` workflows.
     async fn executors(&self) -> Result<Vec<ExecutorRecord>, StoreError>;
+    /// Takes up to `max` PENDING workflows of `dead`, an executor whose lease has run out (the
+    /// store checks it again), for `adopter`, oldest first: each gets `adopter` as its
+    /// executor and a new epoch, so what `dead` still writes for them is refused. Atomic across
+    /// processes: no workflow is adopted twice, and none if `dead` renewed its lease.
+    async fn adopt_workflows(
+        &self,
+        dead: &str,
+        adopter: &str,
+        max: u32,
+    ) -> Result<Vec<WorkflowRecord>, StoreError>;
     /// The earliest time a delayed workflow of no queue is due, if any waits.
     async fn next_due(&self) -> Result<Option<i64>, StoreError>;
     /// Cancels an active workflow whose deadline passed, with `reason` as its error; an ended

@@ -24,7 +24,7 @@ use super::schedules::{ScheduleRecord, Schedules};
 use super::shared::{Dialect, StepRow, first_deadline, in_dispatch_order, workflow_columns};
 use super::waits_sql::Waits;
 use super::{
-    Change, EventRecord, ExecutorRecord, Inserted, MessageRecord, NewMessage, NewWorkflow,
+    Began, Change, EventRecord, ExecutorRecord, Inserted, MessageRecord, NewMessage, NewWorkflow,
     QueueClaim, QueueDepth, StepRecord, Store, StoreError, StreamInfo, StreamRead, TrapRecord,
     WorkflowEnd, WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
 };
@@ -110,6 +110,8 @@ fn redact(url: &str) -> String {
 impl Dialect for Postgres {
     const INSERTION_ORDER: &'static str = "seq";
     const LOCK_ROW: &'static str = " FOR UPDATE";
+    const SHARE_ROW: &'static str = " FOR SHARE";
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
     fn push_id_condition(
         query: &mut QueryBuilder<Postgres>,
@@ -185,7 +187,7 @@ async fn claim_statements(
              WHERE queue_name = $1 AND status = 'ENQUEUED' \
              AND (not_before IS NULL OR not_before <= $4) \
              ORDER BY priority, created_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
-         UPDATE workflow_status SET status = 'PENDING', executor_id = $3, executions = 1, \
+         UPDATE workflow_status SET status = 'PENDING', executor_id = $3, executions = 1, epoch = epoch + 1, \
              started_at = $4, updated_at = $4, deadline_at = ",
         first_deadline!("$4"),
         " FROM picked WHERE workflow_id = picked.picked_id \
@@ -242,9 +244,10 @@ impl Store for PostgresStore {
         &self,
         workflow_id: &str,
         executor_id: &str,
-    ) -> Result<u32, StoreError> {
+        epoch: u64,
+    ) -> Result<Began, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        Postgres::begin_execution(&mut conn, workflow_id, executor_id).await
+        Postgres::begin_execution(&mut conn, workflow_id, executor_id, epoch).await
     }
 
     async fn record_step(&self, step: &StepRecord) -> Result<(), StoreError> {
@@ -268,9 +271,10 @@ impl Store for PostgresStore {
         &self,
         workflow_id: &str,
         end: &WorkflowEnd,
+        epoch: Option<u64>,
     ) -> Result<WorkflowRecord, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let ended = Postgres::finish_workflow(&mut conn, workflow_id, end).await?;
+        let ended = Postgres::finish_workflow(&mut conn, workflow_id, end, epoch).await?;
         if let Some(queue) = &ended.queue_name {
             tell_queue(&mut conn, queue).await;
         }
@@ -513,6 +517,16 @@ impl Store for PostgresStore {
         Postgres::executors(&self.pool).await
     }
 
+    async fn adopt_workflows(
+        &self,
+        dead: &str,
+        adopter: &str,
+        max: u32,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Postgres::adopt_workflows(&mut conn, dead, adopter, max).await
+    }
+
     async fn expire_workflow(&self, id: &str, reason: &str) -> Result<WorkflowRecord, StoreError> {
         let mut tx = self.pool.begin().await?;
         let expired = Postgres::expire_workflow(&mut tx, id, reason).await;
@@ -594,8 +608,6 @@ impl Schedules for Postgres {}
 impl Executors for Postgres {}
 
 impl Waits for Postgres {
-    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
-
     async fn announce(conn: &mut PgConnection, change: &Change) -> Result<(), StoreError> {
         let (kind, workflow_id, key) = match change {
             Change::Message { workflow_id, topic } => ("m", workflow_id, topic.as_str()),

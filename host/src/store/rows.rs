@@ -94,6 +94,7 @@ pub(super) fn workflow_from_row(row: &impl Columns) -> Result<WorkflowRecord, St
         deadline_at: row.opt_int(T, "deadline_at")?,
         not_before: row.opt_int(T, "not_before")?,
         scheduled_at: row.opt_int(T, "scheduled_at")?,
+        epoch: to_u64(row.int(T, "epoch")?, T, "epoch")?,
         id,
     })
 }
@@ -119,6 +120,7 @@ pub(super) fn step_from_row(row: &impl Columns) -> Result<StepRecord, StoreError
         attempts: to_u32(row.int(T, "attempts")?, T, "attempts")?,
         started_at: row.int(T, "started_at")?,
         completed_at: row.int(T, "completed_at")?,
+        epoch: None,
         workflow_id,
     })
 }

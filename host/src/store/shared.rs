@@ -19,7 +19,7 @@ use sqlx::{Database, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
 use super::filter::push_filter_clauses;
 use super::rows::{Columns, step_from_row, to_u32, to_u64, workflow_from_row};
 use super::{
-    Inserted, NewWorkflow, QueueDepth, StepRecord, StoreError, TrapRecord, WorkflowEnd,
+    Began, Inserted, NewWorkflow, QueueDepth, StepRecord, StoreError, TrapRecord, WorkflowEnd,
     WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
 };
 
@@ -29,7 +29,7 @@ macro_rules! workflow_columns {
         "workflow_id, name, status, input, output, error, trap_class, trap_message, executor_id, \
          app_version, instance, config, executions, traps, max_recovery_attempts, created_at, \
          updated_at, queue_name, priority, deduplication_id, started_at, parent_workflow_id, \
-         trap_streak, memory_limit, timeout_ms, deadline_at, not_before, scheduled_at"
+         trap_streak, memory_limit, timeout_ms, deadline_at, not_before, scheduled_at, epoch"
     };
 }
 pub(super) use workflow_columns;
@@ -170,6 +170,8 @@ pub(super) struct StepRow {
     pub attempts: u32,
     pub started_at: i64,
     pub completed_at: i64,
+    /// The ownership epoch the write needs (see [`StepRecord::epoch`]).
+    pub epoch: Option<i64>,
 }
 
 impl StepRow {
@@ -194,8 +196,14 @@ impl StepRow {
             attempts: step.attempts,
             started_at: step.started_at,
             completed_at: step.completed_at,
+            epoch: step.epoch.map(epoch_value),
         })
     }
+}
+
+/// An epoch as bound to SQL; no workflow reaches 2^63 ownership changes.
+pub(super) fn epoch_value(epoch: u64) -> i64 {
+    i64::try_from(epoch).unwrap_or(i64::MAX)
 }
 
 /// Claimed rows, selected with `claim_order` (insertion order) beside the workflow columns, in
@@ -243,6 +251,13 @@ where
     /// What a `SELECT` in a transaction appends to keep the row from changing until commit:
     /// Postgres's `FOR UPDATE`; nothing on SQLite, whose writer holds the whole database.
     const LOCK_ROW: &'static str;
+    /// What share-locks the rows a statement reads, where writers on other connections could
+    /// change them meanwhile: `FOR SHARE` on Postgres, nothing on SQLite.
+    const SHARE_ROW: &'static str;
+    /// What a claim (of due workflows, of a dead executor's) appends to its selection:
+    /// Postgres's `FOR UPDATE SKIP LOCKED`, so claimers on other connections pass over rows
+    /// being taken; nothing on SQLite, whose writer holds the database.
+    const SKIP_LOCKED: &'static str;
 
     /// Appends a condition that `workflow_id` is one of `ids`, bound as one value so that the
     /// statement has one shape (prepared once) whatever the count.
@@ -409,49 +424,86 @@ where
         conn: &mut Self::Connection,
         workflow_id: &str,
         executor_id: &str,
-    ) -> Result<u32, StoreError> {
+        epoch: u64,
+    ) -> Result<Began, StoreError> {
         // `started_at` marks the first execution only; recoveries keep it, and the deadline
         // its timeout gives.
         let row = sqlx::query(concat!(
             "UPDATE workflow_status SET executions = executions + 1, executor_id = $1, \
-             status = 'PENDING', started_at = coalesce(started_at, $2), updated_at = $2, \
-             deadline_at = CASE WHEN started_at IS NULL THEN ",
+             epoch = epoch + 1, status = 'PENDING', started_at = coalesce(started_at, $2), \
+             updated_at = $2, deadline_at = CASE WHEN started_at IS NULL THEN ",
             first_deadline!("$2"),
-            " ELSE deadline_at END WHERE workflow_id = $3 RETURNING executions"
+            " ELSE deadline_at END WHERE workflow_id = $3 AND epoch = $4 \
+             RETURNING executions, epoch"
         ))
         .bind(executor_id)
         .bind(now_ms())
         .bind(workflow_id)
-        .fetch_all(conn)
+        .bind(epoch_value(epoch))
+        .fetch_all(&mut *conn)
         .await
         .map(first)?;
-        match row {
-            Some(row) => to_u32(
-                row.int("workflow_status", "executions")?,
-                "workflow_status",
-                "executions",
-            ),
-            None => Err(StoreError::UnknownWorkflow(workflow_id.to_owned())),
+        let Some(row) = row else {
+            return Err(Self::refusal(conn, workflow_id, epoch).await);
+        };
+        const T: &str = "workflow_status";
+        Ok(Began {
+            executions: to_u32(row.int(T, "executions")?, T, "executions")?,
+            epoch: to_u64(row.int(T, "epoch")?, T, "epoch")?,
+        })
+    }
+
+    /// Why a write under `epoch` matched no row: the workflow is gone, or it has another
+    /// epoch ([`StoreError::Fenced`]).
+    async fn refusal(conn: &mut Self::Connection, workflow_id: &str, epoch: u64) -> StoreError {
+        let current = sqlx::query("SELECT epoch FROM workflow_status WHERE workflow_id = $1")
+            .bind(workflow_id)
+            .fetch_all(&mut *conn)
+            .await
+            .map(first);
+        match current {
+            Ok(Some(row)) => match row.int("workflow_status", "epoch") {
+                Ok(current) => StoreError::Fenced {
+                    workflow_id: workflow_id.to_owned(),
+                    epoch,
+                    current: u64::try_from(current).unwrap_or(0),
+                },
+                Err(err) => err,
+            },
+            Ok(None) => StoreError::UnknownWorkflow(workflow_id.to_owned()),
+            Err(err) => err.into(),
         }
     }
 
     async fn record_step(conn: &mut Self::Connection, step: &StepRow) -> Result<(), StoreError> {
-        let result = sqlx::query(concat!(
+        // An execution's step goes in only while its workflow has the execution's epoch. The
+        // row is share-locked (Postgres), so an adoption waits for this commit and then reads
+        // the step, or commits first and this write finds the new epoch.
+        let mut insert = QueryBuilder::<Self>::new(concat!(
             "INSERT INTO operation_outputs (",
             step_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        ))
-        .bind(step.workflow_id.as_str())
-        .bind(i64::from(step.function_id))
-        .bind(step.name.as_str())
-        .bind(step.output.as_deref())
-        .bind(step.error.as_deref())
-        .bind(i64::from(step.attempts))
-        .bind(step.started_at)
-        .bind(step.completed_at)
-        .execute(conn)
-        .await;
+            ") SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM workflow_status \
+             WHERE workflow_id = $1 AND ($9 IS NULL OR epoch = $9)"
+        ));
+        insert.push(Self::SHARE_ROW).push(" RETURNING function_id");
+        let result = insert
+            .build()
+            .bind(step.workflow_id.as_str())
+            .bind(i64::from(step.function_id))
+            .bind(step.name.as_str())
+            .bind(step.output.as_deref())
+            .bind(step.error.as_deref())
+            .bind(i64::from(step.attempts))
+            .bind(step.started_at)
+            .bind(step.completed_at)
+            .bind(step.epoch)
+            .fetch_all(&mut *conn)
+            .await;
         match result {
+            Ok(rows) if rows.is_empty() => {
+                let epoch = step.epoch.map_or(0, |e| u64::try_from(e).unwrap_or(0));
+                Err(Self::refusal(conn, &step.workflow_id, epoch).await)
+            }
             Ok(_) => Ok(()),
             Err(err) if violates_unique(&err, STEP_KEY) => Err(StoreError::StepAlreadyRecorded {
                 workflow_id: step.workflow_id.clone(),
@@ -476,7 +528,7 @@ where
              traps = traps + 1, \
              trap_streak = CASE WHEN trap_class = $1 THEN trap_streak + 1 ELSE 1 END, \
              memory_limit = coalesce($5, memory_limit) \
-             WHERE workflow_id = $4 RETURNING workflow_id",
+             WHERE workflow_id = $4 AND ($6 IS NULL OR epoch = $6) RETURNING workflow_id",
         )
         .bind(trap.class)
         .bind(trap.message)
@@ -486,12 +538,13 @@ where
             trap.memory_limit
                 .map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX)),
         )
-        .fetch_all(conn)
+        .bind(trap.epoch.map(epoch_value))
+        .fetch_all(&mut *conn)
         .await
         .map(first)?;
         match done {
             Some(_) => Ok(()),
-            None => Err(StoreError::UnknownWorkflow(workflow_id.to_owned())),
+            None => Err(Self::refusal(conn, workflow_id, trap.epoch.unwrap_or(0)).await),
         }
     }
 
@@ -500,12 +553,14 @@ where
         conn: &mut Self::Connection,
         workflow_id: &str,
         end: &WorkflowEnd,
+        epoch: Option<u64>,
     ) -> Result<WorkflowRecord, StoreError> {
         let (status, output, error) = ending_columns(end);
         // The first ending wins: a late duplicate execution must not rewrite a finished workflow.
         let finished = sqlx::query(concat!(
             "UPDATE workflow_status SET status = $1, output = $2, error = $3, updated_at = $4 \
-             WHERE workflow_id = $5 AND status IN ('ENQUEUED', 'PENDING') RETURNING ",
+             WHERE workflow_id = $5 AND status IN ('ENQUEUED', 'PENDING') \
+             AND ($6 IS NULL OR epoch = $6) RETURNING ",
             workflow_columns!()
         ))
         .bind(status.as_str())
@@ -513,6 +568,7 @@ where
         .bind(error)
         .bind(now_ms())
         .bind(workflow_id)
+        .bind(epoch.map(epoch_value))
         .fetch_all(&mut *conn)
         .await
         .map(first)?;
@@ -524,6 +580,13 @@ where
         let Some(record) = Self::select_workflow(conn, workflow_id).await? else {
             return Err(StoreError::UnknownWorkflow(workflow_id.to_owned()));
         };
+        if let Some(epoch) = epoch.filter(|e| *e != record.epoch && !record.status.is_settled()) {
+            return Err(StoreError::Fenced {
+                workflow_id: workflow_id.to_owned(),
+                epoch,
+                current: record.epoch,
+            });
+        }
         tracing::debug!(workflow_id, %status, "workflow already finished; keeping its first ending");
         Ok(record)
     }
@@ -684,7 +747,7 @@ where
         // attempts; the trap columns stay as a record of what went wrong last time.
         let row = sqlx::query(concat!(
             "UPDATE workflow_status SET status = 'PENDING', executions = 0, traps = 0, \
-             trap_streak = 0, error = NULL, memory_limit = coalesce($4, memory_limit), \
+             trap_streak = 0, error = NULL, epoch = epoch + 1, memory_limit = coalesce($4, memory_limit), \
              executor_id = $1, started_at = coalesce(started_at, $2), updated_at = $2 \
              WHERE workflow_id = $3 RETURNING ",
             workflow_columns!()

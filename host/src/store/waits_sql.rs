@@ -41,11 +41,6 @@ where
     for<'q> Option<i64>: Encode<'q, Self> + Type<Self>,
     for<'q> i32: Encode<'q, Self> + Type<Self>,
 {
-    /// What a claim of due workflows appends to its selection: Postgres's `FOR UPDATE SKIP
-    /// LOCKED`, so claimers on other connections pass over rows being taken; nothing on
-    /// SQLite, whose writer holds the database.
-    const SKIP_LOCKED: &'static str;
-
     /// Starts delayed workflows of no queue whose time has come (see `Store::claim_due`).
     async fn claim_due(
         conn: &mut Self::Connection,
@@ -54,7 +49,8 @@ where
         only: Option<&str>,
     ) -> Result<Vec<WorkflowRecord>, StoreError> {
         let mut query = sqlx::QueryBuilder::<Self>::new(
-            "UPDATE workflow_status SET status = 'PENDING', executions = 1, executor_id = ",
+            "UPDATE workflow_status SET status = 'PENDING', executions = 1, epoch = epoch + 1, \
+             executor_id = ",
         );
         let now = now_ms();
         query

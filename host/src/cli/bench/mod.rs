@@ -267,7 +267,7 @@ async fn time_replay(
         let id = inserted.record.id;
         runtime
             .store()
-            .begin_execution(&id, &runtime.options().executor_id)
+            .begin_execution(&id, &runtime.options().executor_id, inserted.record.epoch)
             .await?;
         for i in 0..steps {
             let now = now_ms();
@@ -282,6 +282,7 @@ async fn time_replay(
                     attempts: 1,
                     started_at: now,
                     completed_at: now,
+                    epoch: None,
                 })
                 .await?;
         }

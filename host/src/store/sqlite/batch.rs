@@ -12,7 +12,8 @@ use super::outcome::{Outcome, Reply};
 use super::request::Request;
 use crate::store::rows::workflow_from_row;
 use crate::store::shared::{
-    Dialect, StepRow, ending_columns, initial_state, insert_columns, step_columns, workflow_columns,
+    Dialect, StepRow, ending_columns, epoch_value, initial_state, insert_columns, step_columns,
+    workflow_columns,
 };
 use crate::store::{Inserted, NewWorkflow, StoreError, WorkflowEnd, WorkflowRecord, now_ms};
 
@@ -33,7 +34,7 @@ pub(super) enum Phase {
     Inserts(Vec<(Box<NewWorkflow>, Reply<Inserted>)>),
     One(Request),
     Steps(Vec<(StepRow, Reply<()>)>),
-    Finishes(Vec<(String, WorkflowEnd, Reply<WorkflowRecord>)>),
+    Finishes(Vec<Finish>),
 }
 
 pub(super) fn plan(requests: impl Iterator<Item = Request>) -> Vec<Phase> {
@@ -46,8 +47,14 @@ pub(super) fn plan(requests: impl Iterator<Item = Request>) -> Vec<Phase> {
             Request::Finish {
                 workflow_id,
                 end,
+                epoch,
                 reply,
-            } => finishes.push((workflow_id, end, reply)),
+            } => finishes.push(Finish {
+                workflow_id,
+                end,
+                epoch,
+                reply,
+            }),
             other => phases.push(Phase::One(other)),
         }
     }
@@ -88,8 +95,8 @@ impl Phase {
                 }
             }
             Phase::Finishes(finishes) => {
-                for (_, _, reply) in finishes {
-                    let _ = reply.send(Err(copy()));
+                for finish in finishes {
+                    let _ = finish.reply.send(Err(copy()));
                 }
             }
         }
@@ -185,9 +192,18 @@ async fn insert_together(
     outcomes
 }
 
+/// An ending waiting for its batch.
+pub(super) struct Finish {
+    workflow_id: String,
+    end: WorkflowEnd,
+    epoch: Option<u64>,
+    reply: Reply<WorkflowRecord>,
+}
+
 /// Inserts many steps with one statement per [`STEPS_PER_STATEMENT`]; when a statement fails
 /// on a constraint (a duplicate position, a vanished workflow) its rows are retried one by one
-/// so each request gets its own verdict.
+/// so each request gets its own verdict. A chunk holding a step whose epoch is stale goes one by
+/// one too, and that step is refused there.
 async fn record_steps_together(
     conn: &mut SqliteConnection,
     mut steps: Vec<(StepRow, Reply<()>)>,
@@ -197,7 +213,21 @@ async fn record_steps_together(
         let chunk: Vec<_> = steps
             .drain(..steps.len().min(STEPS_PER_STATEMENT))
             .collect();
-        if chunk.len() > 1 {
+        let fenced = match stale_epochs(conn, &chunk).await {
+            Ok(fenced) => fenced,
+            Err(err) => match batch_wide(err) {
+                Some(copy) => {
+                    outcomes.extend(
+                        chunk
+                            .into_iter()
+                            .map(|(_, reply)| Outcome::Unit(reply, Err(copy()))),
+                    );
+                    continue;
+                }
+                None => true,
+            },
+        };
+        if chunk.len() > 1 && !fenced {
             let mut insert = QueryBuilder::<Sqlite>::new(concat!(
                 "INSERT INTO operation_outputs (",
                 step_columns!(),
@@ -242,13 +272,33 @@ async fn record_steps_together(
     outcomes
 }
 
-/// Ends many workflows with one statement per [`FINISHES_PER_STATEMENT`]. A workflow the
-/// statement did not change (already ended, or missing) goes through
-/// [`Dialect::finish_workflow`], which returns its first ending or says it does not exist.
-async fn finish_together(
+/// Whether any of `steps` carries an epoch its workflow no longer has: one read of the
+/// workflows' epochs inside the writer's transaction, which no one else writes meanwhile.
+async fn stale_epochs(
     conn: &mut SqliteConnection,
-    mut finishes: Vec<(String, WorkflowEnd, Reply<WorkflowRecord>)>,
-) -> Vec<Outcome> {
+    steps: &[(StepRow, Reply<()>)],
+) -> Result<bool, sqlx::Error> {
+    let fenced: Vec<_> = steps
+        .iter()
+        .filter(|(step, _)| step.epoch.is_some())
+        .collect();
+    if fenced.is_empty() {
+        return Ok(false);
+    }
+    let mut query = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM workflow_status w JOIN (");
+    query.push_values(fenced.iter(), |mut row, (step, _)| {
+        row.push_bind(step.workflow_id.as_str())
+            .push_bind(step.epoch);
+    });
+    query.push(") AS v ON w.workflow_id = v.column1 WHERE w.epoch <> v.column2");
+    let (stale,): (i64,) = query.build_query_as().fetch_one(&mut *conn).await?;
+    Ok(stale > 0)
+}
+
+/// Ends many workflows with one statement per [`FINISHES_PER_STATEMENT`]. A workflow the
+/// statement did not change (already ended, missing, or under another epoch) goes through
+/// [`Dialect::finish_workflow`], which returns its first ending or says why not.
+async fn finish_together(conn: &mut SqliteConnection, mut finishes: Vec<Finish>) -> Vec<Outcome> {
     let mut outcomes = Vec::with_capacity(finishes.len());
     while !finishes.is_empty() {
         let chunk: Vec<_> = finishes
@@ -261,16 +311,18 @@ async fn finish_together(
                  error = v.column4, updated_at = ",
             );
             update.push_bind(now_ms()).push(" FROM (");
-            update.push_values(chunk.iter(), |mut row, (id, end, _)| {
-                let (status, output, error) = ending_columns(end);
-                row.push_bind(id.as_str())
+            update.push_values(chunk.iter(), |mut row, finish| {
+                let (status, output, error) = ending_columns(&finish.end);
+                row.push_bind(finish.workflow_id.as_str())
                     .push_bind(status.as_str())
                     .push_bind(output)
-                    .push_bind(error);
+                    .push_bind(error)
+                    .push_bind(finish.epoch.map(epoch_value));
             });
             update.push(concat!(
                 ") AS v WHERE workflow_status.workflow_id = v.column1 \
-                 AND workflow_status.status IN ('ENQUEUED', 'PENDING') RETURNING ",
+                 AND workflow_status.status IN ('ENQUEUED', 'PENDING') \
+                 AND (v.column5 IS NULL OR workflow_status.epoch = v.column5) RETURNING ",
                 workflow_columns!()
             ));
             match update.build().fetch_all(&mut *conn).await {
@@ -280,7 +332,7 @@ async fn finish_together(
                         outcomes.extend(
                             chunk
                                 .into_iter()
-                                .map(|(.., reply)| Outcome::Record(reply, Box::new(Err(copy())))),
+                                .map(|finish| Outcome::Record(finish.reply, Box::new(Err(copy())))),
                         );
                         continue;
                     }
@@ -288,12 +340,15 @@ async fn finish_together(
                 }
             }
         }
-        for (id, end, reply) in chunk {
-            let result = match changed.get(&id) {
+        for finish in chunk {
+            let result = match changed.get(&finish.workflow_id) {
                 Some(record) => Ok(record.clone()),
-                None => Sqlite::finish_workflow(conn, &id, &end).await,
+                None => {
+                    Sqlite::finish_workflow(conn, &finish.workflow_id, &finish.end, finish.epoch)
+                        .await
+                }
             };
-            outcomes.push(Outcome::Record(reply, Box::new(result)));
+            outcomes.push(Outcome::Record(finish.reply, Box::new(result)));
         }
     }
     outcomes

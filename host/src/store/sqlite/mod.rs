@@ -46,7 +46,7 @@ use super::schedules::{ScheduleRecord, Schedules};
 use super::shared::{Dialect, StepRow};
 use super::waits_sql::Waits;
 use super::{
-    Change, EventRecord, ExecutorRecord, Inserted, MessageRecord, NewMessage, NewWorkflow,
+    Began, Change, EventRecord, ExecutorRecord, Inserted, MessageRecord, NewMessage, NewWorkflow,
     QueueClaim, QueueDepth, StepRecord, Store, StoreError, StreamInfo, StreamRead, TrapRecord,
     WorkflowEnd, WorkflowFilter, WorkflowRecord, WorkflowStatus,
 };
@@ -250,6 +250,8 @@ fn check_parent_directory(file: &Path) -> Result<(), sqlx::Error> {
 impl Dialect for Sqlite {
     const INSERTION_ORDER: &'static str = "rowid";
     const LOCK_ROW: &'static str = "";
+    const SHARE_ROW: &'static str = "";
+    const SKIP_LOCKED: &'static str = "";
 
     /// The ids travel as one JSON array.
     fn push_id_condition(
@@ -336,11 +338,13 @@ impl Store for SqliteStore {
         &self,
         workflow_id: &str,
         executor_id: &str,
-    ) -> Result<u32, StoreError> {
+        epoch: u64,
+    ) -> Result<Began, StoreError> {
         let (workflow_id, executor_id) = (workflow_id.to_owned(), executor_id.to_owned());
         self.write(|reply| Request::BeginExecution {
             workflow_id,
             executor_id,
+            epoch,
             reply,
         })
         .await
@@ -362,9 +366,10 @@ impl Store for SqliteStore {
             trap.class.to_owned(),
             trap.message.to_owned(),
         );
-        let memory_limit = trap.memory_limit;
+        let (memory_limit, epoch) = (trap.memory_limit, trap.epoch);
         self.write(|reply| Request::RecordTrap {
             memory_limit,
+            epoch,
             workflow_id,
             class,
             message,
@@ -377,11 +382,13 @@ impl Store for SqliteStore {
         &self,
         workflow_id: &str,
         end: &WorkflowEnd,
+        epoch: Option<u64>,
     ) -> Result<WorkflowRecord, StoreError> {
         let (workflow_id, end) = (workflow_id.to_owned(), end.clone());
         self.write(|reply| Request::Finish {
             workflow_id,
             end,
+            epoch,
             reply,
         })
         .await
@@ -667,6 +674,22 @@ impl Store for SqliteStore {
 
     async fn executors(&self) -> Result<Vec<ExecutorRecord>, StoreError> {
         Sqlite::executors(&self.reads).await
+    }
+
+    async fn adopt_workflows(
+        &self,
+        dead: &str,
+        adopter: &str,
+        max: u32,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        let (dead, adopter) = (dead.to_owned(), adopter.to_owned());
+        self.write(|reply| Request::Adopt {
+            dead,
+            adopter,
+            max,
+            reply,
+        })
+        .await
     }
 
     async fn expire_workflow(&self, id: &str, reason: &str) -> Result<WorkflowRecord, StoreError> {

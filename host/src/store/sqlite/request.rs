@@ -11,7 +11,7 @@ use super::waits::WaitWrite;
 use crate::store::executors::Executors;
 use crate::store::shared::{Dialect, StepRow};
 use crate::store::{
-    Inserted, NewWorkflow, QueueClaim, StoreError, TrapRecord, WorkflowEnd, WorkflowRecord,
+    Began, Inserted, NewWorkflow, QueueClaim, StoreError, TrapRecord, WorkflowEnd, WorkflowRecord,
 };
 
 /// A write, owning its data so it can cross to the writer task.
@@ -30,7 +30,8 @@ pub(super) enum Request {
     BeginExecution {
         workflow_id: String,
         executor_id: String,
-        reply: Reply<u32>,
+        epoch: u64,
+        reply: Reply<Began>,
     },
     RecordStep {
         step: StepRow,
@@ -41,11 +42,13 @@ pub(super) enum Request {
         class: String,
         message: String,
         memory_limit: Option<u64>,
+        epoch: Option<u64>,
         reply: Reply<()>,
     },
     Finish {
         workflow_id: String,
         end: WorkflowEnd,
+        epoch: Option<u64>,
         reply: Reply<WorkflowRecord>,
     },
     ClaimQueued {
@@ -80,6 +83,13 @@ pub(super) enum Request {
         lease_ms: i64,
         reply: Reply<()>,
     },
+    /// A dead executor's workflows taken over.
+    Adopt {
+        dead: String,
+        adopter: String,
+        max: u32,
+        reply: Reply<Vec<WorkflowRecord>>,
+    },
     /// Messages, events and streams.
     Wait(WaitWrite),
     /// Schedules.
@@ -98,7 +108,9 @@ impl Request {
             | Request::Cancel { reply, .. }
             | Request::Resume { reply, .. }
             | Request::Fork { reply, .. } => drop(reply.send(Err(err))),
-            Request::ClaimQueued { reply, .. } => drop(reply.send(Err(err))),
+            Request::ClaimQueued { reply, .. } | Request::Adopt { reply, .. } => {
+                drop(reply.send(Err(err)))
+            }
             Request::DeleteEnded { reply, .. } => drop(reply.send(Err(err))),
             Request::InsertWorkflow { reply, .. } => drop(reply.send(Err(err))),
             Request::BeginExecution { reply, .. } => drop(reply.send(Err(err))),
@@ -136,10 +148,11 @@ impl Request {
             Request::BeginExecution {
                 workflow_id,
                 executor_id,
+                epoch,
                 reply,
-            } => Outcome::Count(
+            } => Outcome::held(
                 reply,
-                Sqlite::begin_execution(conn, &workflow_id, &executor_id).await,
+                Sqlite::begin_execution(conn, &workflow_id, &executor_id, epoch).await,
             ),
             Request::RecordStep { step, reply } => {
                 Outcome::Unit(reply, Sqlite::record_step(conn, &step).await)
@@ -149,22 +162,25 @@ impl Request {
                 class,
                 message,
                 memory_limit,
+                epoch,
                 reply,
             } => {
                 let trap = TrapRecord {
                     class: &class,
                     message: &message,
                     memory_limit,
+                    epoch,
                 };
                 Outcome::Unit(reply, Sqlite::record_trap(conn, &workflow_id, &trap).await)
             }
             Request::Finish {
                 workflow_id,
                 end,
+                epoch,
                 reply,
             } => Outcome::Record(
                 reply,
-                Box::new(Sqlite::finish_workflow(conn, &workflow_id, &end).await),
+                Box::new(Sqlite::finish_workflow(conn, &workflow_id, &end, epoch).await),
             ),
             Request::ClaimQueued { claim, reply } => {
                 Outcome::Records(reply, statements::claim_queued(conn, &claim).await)
@@ -204,6 +220,15 @@ impl Request {
             } => Outcome::Unit(
                 reply,
                 Sqlite::renew_lease(conn, &executor_id, started_at, lease_ms).await,
+            ),
+            Request::Adopt {
+                dead,
+                adopter,
+                max,
+                reply,
+            } => Outcome::Records(
+                reply,
+                Sqlite::adopt_workflows(conn, &dead, &adopter, max).await,
             ),
             Request::Wait(write) => write.apply(conn).await,
             Request::Schedule(write) => write.apply(conn).await,

@@ -26,7 +26,7 @@ pub(super) async fn claim_queued(
     // limit falls back to `max`, and `max(0, …)` keeps a full queue from meaning "no limit" (a
     // negative LIMIT). The dispatch index yields rows already in priority, then FIFO order.
     let rows = sqlx::query(concat!(
-        "UPDATE workflow_status SET status = 'PENDING', executor_id = $2, executions = 1, \
+        "UPDATE workflow_status SET status = 'PENDING', executor_id = $2, executions = 1, epoch = epoch + 1, \
          started_at = $3, updated_at = $3, deadline_at = ",
         first_deadline!("$3"),
         " WHERE rowid IN (SELECT rowid FROM workflow_status \

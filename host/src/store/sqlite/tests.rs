@@ -34,6 +34,20 @@ fn new_workflow(id: &str) -> NewWorkflow {
     }
 }
 
+/// Begins an execution under the workflow's current epoch (what a recovery that just read it
+/// does); the new execution count. An unknown workflow is the store's error.
+async fn begin(
+    store: &(impl Store + ?Sized),
+    id: &str,
+    executor_id: &str,
+) -> Result<u32, StoreError> {
+    let epoch = store.get_workflow(id).await?.map_or(0, |w| w.epoch);
+    Ok(store
+        .begin_execution(id, executor_id, epoch)
+        .await?
+        .executions)
+}
+
 fn step(workflow_id: &str, function_id: u32) -> StepRecord {
     StepRecord {
         workflow_id: workflow_id.to_owned(),
@@ -44,6 +58,7 @@ fn step(workflow_id: &str, function_id: u32) -> StepRecord {
         attempts: 1,
         started_at: 1_000 + i64::from(function_id),
         completed_at: 2_000 + i64::from(function_id),
+        epoch: None,
     }
 }
 
@@ -133,7 +148,7 @@ async fn mixed_requests_in_one_batch_each_get_their_own_answer() {
     let (fresh, again, began, stepped, ghost_step, trapped, ghost_trap, finished) = tokio::join!(
         store.insert_workflow(&new),
         store.insert_workflow(&old),
-        store.begin_execution("new", "exec-b"),
+        store.begin_execution("new", "exec-b", 0),
         store.record_step(&new_step),
         store.record_step(&stray_step),
         store.record_trap(
@@ -141,7 +156,8 @@ async fn mixed_requests_in_one_batch_each_get_their_own_answer() {
             &TrapRecord {
                 class: "panic",
                 message: "boom",
-                memory_limit: None
+                memory_limit: None,
+                epoch: None,
             }
         ),
         store.record_trap(
@@ -149,10 +165,11 @@ async fn mixed_requests_in_one_batch_each_get_their_own_answer() {
             &TrapRecord {
                 class: "panic",
                 message: "boom",
-                memory_limit: None
+                memory_limit: None,
+                epoch: None,
             }
         ),
-        store.finish_workflow("new", &end),
+        store.finish_workflow("new", &end, None),
     );
     assert_eq!(
         store.commits() - before,
@@ -161,7 +178,7 @@ async fn mixed_requests_in_one_batch_each_get_their_own_answer() {
     );
     assert!(fresh.expect("fresh").created);
     assert!(!again.expect("again").created);
-    assert_eq!(began.expect("began"), 1);
+    assert_eq!(began.expect("began").executions, 1);
     stepped.expect("stepped");
     assert!(
         matches!(ghost_step, Err(StoreError::UnknownWorkflow(_))),
@@ -236,7 +253,7 @@ async fn forks_in_a_shared_batch_get_their_own_answers() {
         store.record_step(&step("orig", i)).await.expect("record");
     }
     store
-        .finish_workflow("orig", &WorkflowEnd::Error("bad".to_owned()))
+        .finish_workflow("orig", &WorkflowEnd::Error("bad".to_owned()), None)
         .await
         .expect("finish");
     store.fork_workflow("orig", "fork", 3).await.expect("fork");
@@ -349,7 +366,7 @@ async fn reopening_keeps_the_data() {
         .insert_workflow(&new_workflow("wf"))
         .await
         .expect("insert");
-    store.begin_execution("wf", "exec-a").await.expect("begin");
+    begin(&store, "wf", "exec-a").await.expect("begin");
     store.record_step(&step("wf", 0)).await.expect("record");
     // Dropped without `close`: what was acknowledged is committed regardless.
     drop(store);

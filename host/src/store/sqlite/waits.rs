@@ -175,6 +175,4 @@ impl WaitWrite {
     }
 }
 
-impl Waits for Sqlite {
-    const SKIP_LOCKED: &'static str = "";
-}
+impl Waits for Sqlite {}
