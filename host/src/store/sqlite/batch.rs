@@ -30,6 +30,8 @@ const FINISHES_PER_STATEMENT: usize = 128;
 /// statement per batch instead of a round trip to SQLite's worker thread per request. Moving
 /// steps and endings last is safe: a step is only written after its workflow's row was
 /// committed, and an ending only after its last step was.
+// One phase per request kind and batch: their size does not matter next to a box per request.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Phase {
     Inserts(Vec<(Box<NewWorkflow>, Reply<Inserted>)>),
     One(Request),
