@@ -6,24 +6,30 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Store, now_ms};
+use crate::store::{Store, StoreError, now_ms};
 
 /// The lease when the config names none: a dead host is noticed within this.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
 
-/// Renews `executor_id`'s lease at once and then every third of `lease`, until `stop`. A
-/// renewal that fails is logged and tried again at the next tick: the lease has two more.
-pub fn spawn(
+/// Takes `executor_id`'s lease (an error if the database refuses), then renews it every third
+/// of `lease` in the background until `stop`. A renewal that fails is logged and tried again at
+/// the next tick: the lease has two more.
+pub async fn take(
     store: Arc<dyn Store>,
     executor_id: String,
     lease: Duration,
     stop: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
+) -> Result<tokio::task::JoinHandle<()>, StoreError> {
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     let every = (lease / 3).max(Duration::from_millis(10));
     let started_at = now_ms();
-    tokio::spawn(async move {
+    store
+        .renew_lease(&executor_id, started_at, lease_ms)
+        .await?;
+    Ok(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
+        // The first tick is immediate: the lease was just taken.
+        tick.tick().await;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -33,5 +39,5 @@ pub fn spawn(
                 tracing::warn!(executor_id, "cannot renew the executor's lease: {err}");
             }
         }
-    })
+    }))
 }

@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod adoption;
 mod bindings;
 pub mod cli;
 pub mod config;

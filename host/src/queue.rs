@@ -140,8 +140,19 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Claims as many workflows as the free local slots and the queue's limits allow.
+    /// Recovers the workflows adopted from dead executors first, then claims as many
+    /// workflows as the free local slots and the queue's limits allow.
     async fn dispatch_once(&self) -> Result<(), crate::store::StoreError> {
+        while let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            let Some(id) = self.runtime.next_adopted(&self.queue) else {
+                break;
+            };
+            let slot = Slot {
+                _permit: permit,
+                wake: self.wake.clone(),
+            };
+            self.runtime.spawn_recovered(&id, slot);
+        }
         loop {
             let free = self.slots.available_permits();
             if free == 0 {

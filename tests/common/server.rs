@@ -74,6 +74,11 @@ impl Server {
     /// [`Server::start`] listening on `listen`: a restarted server takes its predecessor's
     /// port, so a client that knows only the URL finds it again.
     pub fn start_on(dir: &Path, config_text: &str, listen: &str) -> Server {
+        Server::start_logging(dir, config_text, listen, "reprise=info,guest=warn")
+    }
+
+    /// [`Server::start_on`] with `rust_log` as its `RUST_LOG`, for tests that read its log.
+    pub fn start_logging(dir: &Path, config_text: &str, listen: &str, rust_log: &str) -> Server {
         let config_path = dir.join("reprise.toml");
         std::fs::write(&config_path, config_text).expect("write config");
         let stderr_log = dir.join(format!(
@@ -88,7 +93,7 @@ impl Server {
             .args(["serve", "--listen", listen, "--config"])
             .arg(&config_path)
             .env("REPRISE_CACHE_DIR", dir.join("cache"))
-            .env("RUST_LOG", "reprise=info,guest=warn")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()

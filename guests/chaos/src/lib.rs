@@ -260,6 +260,26 @@ fn timed(spinning: u32) -> Result<String, String> {
     }
 }
 
+/// One of `relay`'s steps: says which it is in the log (what the many-hosts tests count as an
+/// execution), then takes `ms` milliseconds.
+#[step(retries = false)]
+fn tick(i: u32, ms: u64) -> Result<u32, String> {
+    info!("tick {i}");
+    std::thread::sleep(Duration::from_millis(ms));
+    Ok(i)
+}
+
+/// Five steps of `ms` milliseconds each, at positions 0 to 4; returns the sum of their
+/// numbers (10).
+#[workflow]
+fn relay(ms: u64) -> Result<u32, String> {
+    let mut sum = 0;
+    for i in 0..5 {
+        sum += tick(i, ms)?;
+    }
+    Ok(sum)
+}
+
 reprise_guest::export!(
     workflows = [
         spin,
@@ -278,6 +298,7 @@ reprise_guest::export!(
         blocked,
         chain,
         calls_unlisted,
+        relay,
     ],
-    steps = [first, second, draw_in_step, draw_isolated, block, burn],
+    steps = [first, second, draw_in_step, draw_isolated, block, burn, tick],
 );

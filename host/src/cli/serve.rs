@@ -76,19 +76,25 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .put_configured(schedules)
         .await
         .context("the config's schedules")?;
+    // The lease is taken before this host recovers anything: from then on no other host adopts
+    // what it owns, and what others adopted while it was away is no longer listed as its own.
+    let lease_length = config.lease.unwrap_or(crate::lease::DEFAULT_LEASE);
+    let stop_watching = CancellationToken::new();
+    let lease = crate::lease::take(
+        runtime.store().clone(),
+        config.executor_id.clone(),
+        lease_length,
+        stop_watching.clone(),
+    )
+    .await
+    .context("cannot take this executor's lease")?;
     let stop_dispatch = CancellationToken::new();
     let dispatchers = start_dispatchers(&runtime, &config.queues, stop_dispatch.clone());
     let recovered = runtime.spawn_recovery().await?;
-    let stop_watching = CancellationToken::new();
+    let adoption = crate::adoption::spawn(runtime.clone(), lease_length / 3, stop_dispatch.clone());
     let watcher = runtime.spawn_cancellation_watcher(stop_watching.clone());
     let delayed = runtime.spawn_delayed_starts(stop_dispatch.clone());
     let firing = scheduler.spawn(stop_dispatch.clone());
-    let lease = crate::lease::spawn(
-        runtime.store().clone(),
-        config.executor_id.clone(),
-        config.lease.unwrap_or(crate::lease::DEFAULT_LEASE),
-        stop_watching.clone(),
-    );
     let retention = config
         .retention
         .map(|age| crate::retention::spawn(runtime.store().clone(), age, stop_watching.clone()));
@@ -136,6 +142,7 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let _ = dispatcher.await;
     }
     let _ = delayed.await;
+    let _ = adoption.await;
     let _ = firing.await;
     if let Some(retention) = retention {
         retention.abort();

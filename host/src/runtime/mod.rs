@@ -88,6 +88,7 @@ impl Runtime {
                 queues: RwLock::new(BTreeMap::new()),
                 signals: Arc::default(),
                 due: Notify::new(),
+                adopted: std::sync::Mutex::default(),
             }),
         })
     }
@@ -225,6 +226,32 @@ impl Runtime {
     /// `slot`, dropped when it ends.
     pub fn spawn_recovered<G: Send + 'static>(&self, workflow_id: &str, slot: G) {
         drive::spawn_with(&self.shared, Begin::Id(workflow_id.to_string()), slot);
+    }
+
+    /// Recovers workflows adopted from a dead executor: those of a declared queue wait for a
+    /// slot of its dispatcher ([`Runtime::next_adopted`]), the others start at once.
+    pub fn recover_adopted(&self, adopted: Vec<WorkflowRecord>) {
+        for workflow in adopted {
+            let signal = workflow
+                .queue_name
+                .as_deref()
+                .and_then(|queue| self.shared.queue_signal(queue).ok());
+            match (signal, workflow.queue_name) {
+                (Some(signal), Some(queue)) => {
+                    if let Ok(mut waiting) = self.shared.adopted.lock() {
+                        waiting.entry(queue).or_default().push_back(workflow.id);
+                    }
+                    signal.notify_one();
+                }
+                _ => self.spawn(&workflow.id),
+            }
+        }
+    }
+
+    /// The next adopted workflow of `queue` waiting for a slot, oldest first.
+    pub fn next_adopted(&self, queue: &str) -> Option<String> {
+        let mut waiting = self.shared.adopted.lock().ok()?;
+        waiting.get_mut(queue)?.pop_front()
     }
 
     /// Drives a workflow in the background as [`Runtime::drive`] would.
