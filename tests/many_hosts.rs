@@ -41,6 +41,10 @@ chaos = "{chaos}"
 [queues.relay]
 concurrency = {GLOBAL_LIMIT}
 worker_concurrency = 16
+
+[queues.tenants]
+partitioned = true
+concurrency = 2
 "#,
         chaos = guest("chaos").display(),
     )
@@ -127,6 +131,18 @@ async fn owned(store: &dyn Store, executor_id: &str) -> u64 {
 
 /// Enqueues `relay(ms)` as `{prefix}-{i}` for i in 0..count, 32 at a time.
 async fn enqueue(server: &Server, prefix: &str, count: usize, ms: u64, queue: Option<&str>) {
+    enqueue_in(server, prefix, count, ms, queue, None).await;
+}
+
+/// [`enqueue`] in partition `partition` of the queue.
+async fn enqueue_in(
+    server: &Server,
+    prefix: &str,
+    count: usize,
+    ms: u64,
+    queue: Option<&str>,
+    partition: Option<&str>,
+) {
     let client = Arc::new(server.client());
     let mut ids: Vec<usize> = (0..count).collect();
     while !ids.is_empty() {
@@ -136,6 +152,7 @@ async fn enqueue(server: &Server, prefix: &str, count: usize, ms: u64, queue: Op
             let options = StartOptions {
                 id: Some(format!("{prefix}-{i}")),
                 queue: queue.map(str::to_string),
+                partition_key: partition.map(str::to_string),
                 ..StartOptions::default()
             };
             async move {
@@ -365,6 +382,57 @@ async fn a_host_restarted_under_an_adopted_id_does_not_run_that_work_again() {
         assert_eq!(record.executor_id, "host-a");
         assert_eq!(record.output.as_deref(), Some("10"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooded_partition_does_not_hold_up_another() {
+    let url = common::postgres::database("many_hosts_partitions").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let hosts = [
+        host(dir.path(), &url, "host-a"),
+        host(dir.path(), &url, "host-b"),
+    ];
+    let db = store(&url).await;
+
+    // 40 workflows of a quarter second flood one tenant's partition, two per partition at a
+    // time; then a calm tenant enqueues two.
+    enqueue_in(&hosts[0], "flood", 40, 50, Some("tenants"), Some("flood")).await;
+    enqueue_in(&hosts[1], "calm", 2, 50, Some("tenants"), Some("calm")).await;
+    await_until(
+        "the calm tenant's two to end",
+        Duration::from_secs(30),
+        || async {
+            let calm = ["calm-0", "calm-1"].map(|id| db.get_workflow(id));
+            let ended = futures_util::future::join_all(calm).await;
+            ended.iter().all(|w| {
+                w.as_ref()
+                    .ok()
+                    .and_then(|w| w.as_ref())
+                    .is_some_and(|w| w.status == reprise::WorkflowStatus::Success)
+            })
+        },
+    )
+    .await;
+    let flood_done = successes(&*db).await - 2;
+    assert!(
+        flood_done <= 10,
+        "the calm tenant waited for {flood_done} of the flood's workflows"
+    );
+    let running = db
+        .list_workflows(&reprise::store::WorkflowFilter::default())
+        .await
+        .expect("list");
+    let flood_running = running
+        .iter()
+        .filter(|w| {
+            w.partition_key.as_deref() == Some("flood")
+                && w.status == reprise::WorkflowStatus::Pending
+        })
+        .count();
+    assert!(
+        flood_running <= 2,
+        "{flood_running} of the flood ran at once"
+    );
 }
 
 /// Sends `SIG{name}` to a host without waiting for it to exit.

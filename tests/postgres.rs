@@ -168,6 +168,7 @@ async fn the_change_feed_hears_another_handles_writes_as_they_commit() {
         deadline_at: None,
         not_before: None,
         scheduled_at: None,
+        partition_key: None,
     };
     writer.insert_workflow(&workflow).await.expect("insert");
     // The listener connects in the background: send until it hears one.

@@ -164,6 +164,7 @@ impl Dispatcher {
                 max: u32::try_from(free).unwrap_or(u32::MAX),
                 concurrency: self.config.concurrency,
                 rate_limit: self.config.rate_limit.as_ref().map(|r| r.to_store()),
+                partitioned: self.config.partitioned,
             };
             let claimed = self.runtime.store().claim_queued(&claim).await?;
             let got = claimed.len();

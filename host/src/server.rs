@@ -237,6 +237,7 @@ async fn start_workflow(
         queue: body.queue,
         priority: body.priority,
         deduplication_id: body.deduplication_id,
+        partition_key: body.partition_key,
         parent: None,
         timeout: body.timeout_ms.map(Duration::from_millis),
         deadline_at: None,

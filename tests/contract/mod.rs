@@ -112,6 +112,7 @@ pub fn new_workflow(id: &str) -> NewWorkflow {
         deadline_at: None,
         not_before: None,
         scheduled_at: None,
+        partition_key: None,
     }
 }
 
@@ -168,6 +169,7 @@ pub fn claim(queue: &str, executor_id: &str, max: u32) -> QueueClaim {
         max,
         concurrency: None,
         rate_limit: None,
+        partitioned: false,
     }
 }
 

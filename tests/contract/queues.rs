@@ -332,6 +332,7 @@ pub async fn concurrent_claims_from_two_handles_keep_the_limit(db: &Db) {
                     max: 2,
                     concurrency: Some(CONCURRENCY),
                     rate_limit: None,
+                    partitioned: false,
                 };
                 let claimed = store.claim_queued(&claim).await.expect("claim");
                 if claimed.is_empty() {
@@ -398,6 +399,7 @@ pub async fn concurrent_claims_from_two_handles_keep_the_limit(db: &Db) {
             limit: 3,
             period_ms: 60_000,
         }),
+        partitioned: false,
     };
     let ids: Vec<_> = second
         .claim_queued(&claim)
@@ -528,4 +530,65 @@ pub async fn queue_depths_and_status_counts(store: &dyn Store) {
             (WorkflowStatus::Success, 1),
         ]
     );
+}
+
+pub async fn partitioned_claims_take_partitions_in_turn_within_each_ones_limit(store: &dyn Store) {
+    let in_partition = |id: String, key: &str| NewWorkflow {
+        partition_key: Some(key.to_owned()),
+        ..queued(&id, "tenants", 0)
+    };
+    // A busy tenant floods the queue first; a small one comes after.
+    for i in 0..10 {
+        store
+            .insert_workflow(&in_partition(format!("big-{i}"), "big"))
+            .await
+            .expect("enqueue big");
+    }
+    for i in 0..3 {
+        store
+            .insert_workflow(&in_partition(format!("small-{i}"), "small"))
+            .await
+            .expect("enqueue small");
+    }
+    let partitioned = |max: u32, concurrency: Option<u32>| QueueClaim {
+        concurrency,
+        partitioned: true,
+        ..claim("tenants", "exec-a", max)
+    };
+    // Without limits, partitions still take turns.
+    let first = store
+        .claim_queued(&partitioned(3, None))
+        .await
+        .expect("claim");
+    let mut got = ids(first);
+    got.sort();
+    assert_eq!(got, ["big-0", "big-1", "small-0"]);
+    // With two per partition: one more of each, then nothing until one ends.
+    let second = store
+        .claim_queued(&partitioned(10, Some(2)))
+        .await
+        .expect("claim");
+    assert_eq!(ids(second), ["small-1"], "big already runs two");
+    assert!(
+        store
+            .claim_queued(&partitioned(10, Some(2)))
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    store
+        .finish_workflow("big-0", &WorkflowEnd::Success("1".to_owned()), None)
+        .await
+        .expect("finish");
+    let third = store
+        .claim_queued(&partitioned(10, Some(2)))
+        .await
+        .expect("claim");
+    assert_eq!(ids(third), ["big-2"]);
+    let record = store
+        .get_workflow("big-2")
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!(record.partition_key.as_deref(), Some("big"));
 }

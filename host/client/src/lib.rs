@@ -76,6 +76,8 @@ pub struct StartOptions {
     pub queue: Option<String>,
     pub priority: i32,
     pub deduplication_id: Option<String>,
+    /// Its partition of a partitioned queue: the queue's limits hold per partition.
+    pub partition_key: Option<String>,
     /// A time limit from its first execution's start: past it, it ends CANCELLED.
     pub timeout: Option<Duration>,
     /// Start no sooner than this long from now (it stays ENQUEUED until then).
@@ -205,6 +207,7 @@ impl Client {
             queue: options.queue.clone(),
             priority: options.priority,
             deduplication_id: options.deduplication_id.clone(),
+            partition_key: options.partition_key.clone(),
             timeout_ms: options.timeout.map(millis),
             delay_ms: options.delay.map(millis),
             start_at: None,

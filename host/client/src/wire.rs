@@ -118,6 +118,9 @@ pub struct StartBody {
     /// At most one enqueued or running workflow per queue may hold it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deduplication_id: Option<String>,
+    /// Its partition of a partitioned queue (a tenant, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<String>,
     /// A time limit from its first execution's start: past it, it ends CANCELLED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
@@ -208,6 +211,9 @@ pub struct WorkflowView {
     pub queue_name: Option<String>,
     pub priority: i32,
     pub deduplication_id: Option<String>,
+    /// Its partition of a partitioned queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<String>,
     pub parent_workflow_id: Option<String>,
     /// Its time limit in ms, counted from its first execution's start.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -45,6 +45,10 @@ pub struct EnqueueArgs {
     /// Let each wait this long on the queue before it may start.
     #[arg(long, value_parser = parse_duration)]
     delay: Option<Duration>,
+    /// The partition of a partitioned queue (a tenant, say): the queue's limits hold per
+    /// partition. `{i}` in it is replaced by the copy's number.
+    #[arg(long)]
+    partition_key: Option<String>,
     /// The server.
     #[arg(long, env = "REPRISE_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
@@ -74,20 +78,25 @@ pub async fn enqueue(args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map(|id| parse_workflow_id(&id.replace("{i}", &i.to_string())))
             .transpose()?;
-        copies.push((text, input, id));
+        let partition_key = args
+            .partition_key
+            .as_ref()
+            .map(|key| key.replace("{i}", &i.to_string()));
+        copies.push((text, input, id, partition_key));
     }
     let client = Client::new(&args.server, args.token.clone())?;
     let mut waiting = tokio::task::JoinSet::new();
     // One copy needs no progress; many show how far the enqueueing, then the waiting, got.
     let counted = count > 1;
     let mut enqueued = counted.then(|| Progress::new("enqueued", u64::from(count)));
-    for (text, input, id) in copies {
+    for (text, input, id, partition_key) in copies {
         let options = StartOptions {
             id,
             queue: Some(args.queue.clone()),
             instance: args.instance.clone(),
             timeout: args.timeout,
             delay: args.delay,
+            partition_key,
             ..StartOptions::default()
         };
         let started = Instant::now();

@@ -318,6 +318,9 @@ pub struct QueueConfig {
     pub worker_concurrency: Option<u32>,
     /// At most so many starts per period.
     pub rate_limit: Option<RateLimitConfig>,
+    /// `concurrency` and `rate_limit` hold per partition key, and partitions take turns.
+    #[serde(default)]
+    pub partitioned: bool,
 }
 
 /// At most `limit` starts per `period`.

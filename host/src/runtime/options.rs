@@ -107,6 +107,8 @@ pub struct StartRequest {
     pub priority: i32,
     /// Refuse a second enqueue with this id while the first is active on the queue.
     pub deduplication_id: Option<String>,
+    /// Its partition of a partitioned queue.
+    pub partition_key: Option<String>,
     /// The workflow that started this one, for child workflows.
     pub parent: Option<String>,
     /// A time limit counted from its first execution's start: past it, it is cancelled.

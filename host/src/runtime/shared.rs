@@ -146,6 +146,7 @@ impl Shared {
             queue_name: request.queue,
             priority: request.priority,
             deduplication_id: request.deduplication_id,
+            partition_key: request.partition_key,
             parent_workflow_id: request.parent,
             timeout_ms: request
                 .timeout

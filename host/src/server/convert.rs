@@ -63,6 +63,7 @@ impl TryFrom<WorkflowRecord> for WorkflowView {
             queue_name: w.queue_name,
             priority: w.priority,
             deduplication_id: w.deduplication_id,
+            partition_key: w.partition_key,
             parent_workflow_id: w.parent_workflow_id,
             timeout_ms: w.timeout_ms,
             deadline_at: w.deadline_at,

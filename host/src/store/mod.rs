@@ -6,6 +6,7 @@
 
 mod executors;
 mod filter;
+mod partitions;
 pub mod postgres;
 mod rows;
 mod schedules;
@@ -232,6 +233,9 @@ pub struct NewWorkflow {
     pub not_before: Option<i64>,
     /// For a schedule's firing: the time it was due (ms).
     pub scheduled_at: Option<i64>,
+    /// Its partition of a partitioned queue (a tenant, say): the queue's limits hold per
+    /// partition. `None` is a partition of its own.
+    pub partition_key: Option<String>,
 }
 
 /// A workflow's row.
@@ -300,6 +304,8 @@ pub struct WorkflowRecord {
     /// Its ownership epoch: one more on every execution begun, claim, adoption and resume.
     /// An execution's writes carry the epoch it began under and are refused once it moved on.
     pub epoch: u64,
+    /// Its partition of a partitioned queue.
+    pub partition_key: Option<String>,
 }
 
 #[cfg(test)]
@@ -336,6 +342,7 @@ impl WorkflowRecord {
             not_before: None,
             scheduled_at: None,
             epoch: 0,
+            partition_key: None,
         }
     }
 }
@@ -445,6 +452,8 @@ pub struct QueueClaim {
     pub concurrency: Option<u32>,
     /// Global limit on how many workflows of this queue may start per window.
     pub rate_limit: Option<RateLimit>,
+    /// The limits hold per partition, and partitions are served in turn.
+    pub partitioned: bool,
 }
 
 /// At most `limit` starts in any window of `period_ms` milliseconds.

@@ -19,6 +19,7 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Transaction};
 
 use super::executors::Executors;
+use super::partitions::Partitions;
 use super::rows::{Columns, get};
 use super::schedules::{ScheduleRecord, Schedules};
 use super::shared::{Dialect, StepRow, first_deadline, in_dispatch_order, workflow_columns};
@@ -151,7 +152,7 @@ async fn claim_statements(
 ) -> Result<Vec<WorkflowRecord>, StoreError> {
     let now = now_ms();
     let mut room = i64::from(claim.max);
-    if claim.concurrency.is_some() || claim.rate_limit.is_some() {
+    if claim.concurrency.is_some() || claim.rate_limit.is_some() || claim.partitioned {
         // SKIP LOCKED alone keeps two claimers from taking the same row, but not from both
         // counting the same free slots: claimers of a limited queue take turns, each counting
         // what the previous one committed (READ COMMITTED reads afresh per statement).
@@ -159,6 +160,9 @@ async fn claim_statements(
             .bind(format!("reprise.queue:{}", claim.queue))
             .execute(&mut *conn)
             .await?;
+    }
+    if claim.partitioned {
+        return Postgres::claim_partitioned(conn, claim).await;
     }
     if let Some(concurrency) = claim.concurrency {
         let pending: i64 = sqlx::query_scalar(
@@ -606,6 +610,10 @@ fn parse_change(payload: &str) -> Option<Change> {
 impl Schedules for Postgres {}
 
 impl Executors for Postgres {}
+
+impl Partitions for Postgres {
+    const CLAIM_ORDER: &'static str = "seq";
+}
 
 impl Waits for Postgres {
     async fn announce(conn: &mut PgConnection, change: &Change) -> Result<(), StoreError> {

@@ -95,6 +95,7 @@ pub(super) fn workflow_from_row(row: &impl Columns) -> Result<WorkflowRecord, St
         not_before: row.opt_int(T, "not_before")?,
         scheduled_at: row.opt_int(T, "scheduled_at")?,
         epoch: to_u64(row.int(T, "epoch")?, T, "epoch")?,
+        partition_key: row.opt_text(T, "partition_key")?,
         id,
     })
 }

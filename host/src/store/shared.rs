@@ -29,7 +29,7 @@ macro_rules! workflow_columns {
         "workflow_id, name, status, input, output, error, trap_class, trap_message, executor_id, \
          app_version, instance, config, executions, traps, max_recovery_attempts, created_at, \
          updated_at, queue_name, priority, deduplication_id, started_at, parent_workflow_id, \
-         trap_streak, memory_limit, timeout_ms, deadline_at, not_before, scheduled_at, epoch"
+         trap_streak, memory_limit, timeout_ms, deadline_at, not_before, scheduled_at, epoch, partition_key"
     };
 }
 pub(super) use workflow_columns;
@@ -49,7 +49,7 @@ macro_rules! insert_columns {
         "workflow_id, name, status, input, executor_id, app_version, instance, config, \
          executions, max_recovery_attempts, created_at, updated_at, queue_name, priority, \
          deduplication_id, started_at, parent_workflow_id, timeout_ms, deadline_at, not_before, \
-         scheduled_at"
+         scheduled_at, partition_key"
     };
 }
 pub(super) use insert_columns;
@@ -302,7 +302,7 @@ where
             "INSERT INTO workflow_status (",
             insert_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15, \
-             $16, $17, $18, $19, $20) ON CONFLICT (workflow_id) DO NOTHING RETURNING ",
+             $16, $17, $18, $19, $20, $21) ON CONFLICT (workflow_id) DO NOTHING RETURNING ",
             workflow_columns!()
         ))
         .bind(new.id.as_str())
@@ -328,6 +328,7 @@ where
         .bind(initial.deadline_at)
         .bind(new.not_before)
         .bind(new.scheduled_at)
+        .bind(new.partition_key.as_deref())
         .fetch_all(&mut *conn)
         .await
         .map(first)

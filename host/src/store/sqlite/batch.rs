@@ -17,7 +17,7 @@ use crate::store::shared::{
 };
 use crate::store::{Inserted, NewWorkflow, StoreError, WorkflowEnd, WorkflowRecord, now_ms};
 
-/// Most new workflows one INSERT carries (21 bound values each).
+/// Most new workflows one INSERT carries (22 bound values each).
 const INSERTS_PER_STATEMENT: usize = 64;
 /// Most rows one multi-row INSERT carries (8 bound values each, well under SQLite's limit).
 const STEPS_PER_STATEMENT: usize = 256;
@@ -159,7 +159,8 @@ async fn insert_together(
                     )
                     .push_bind(initial.deadline_at)
                     .push_bind(new.not_before)
-                    .push_bind(new.scheduled_at);
+                    .push_bind(new.scheduled_at)
+                    .push_bind(new.partition_key.as_deref());
             });
             insert.push(concat!(
                 " ON CONFLICT (workflow_id) DO NOTHING RETURNING ",

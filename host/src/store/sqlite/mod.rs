@@ -708,5 +708,9 @@ impl Store for SqliteStore {
 /// Leases are single statements through the writer.
 impl Executors for Sqlite {}
 
+impl super::partitions::Partitions for Sqlite {
+    const CLAIM_ORDER: &'static str = "rowid";
+}
+
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@ use super::schedules::ScheduleWrite;
 use super::statements;
 use super::waits::WaitWrite;
 use crate::store::executors::Executors;
+use crate::store::partitions::Partitions;
 use crate::store::shared::{Dialect, StepRow};
 use crate::store::{
     Began, Inserted, NewWorkflow, QueueClaim, StoreError, TrapRecord, WorkflowEnd, WorkflowRecord,
@@ -182,6 +183,9 @@ impl Request {
                 reply,
                 Box::new(Sqlite::finish_workflow(conn, &workflow_id, &end, epoch).await),
             ),
+            Request::ClaimQueued { claim, reply } if claim.partitioned => {
+                Outcome::Records(reply, Sqlite::claim_partitioned(conn, &claim).await)
+            }
             Request::ClaimQueued { claim, reply } => {
                 Outcome::Records(reply, statements::claim_queued(conn, &claim).await)
             }

@@ -31,6 +31,7 @@ fn new_workflow(id: &str) -> NewWorkflow {
         deadline_at: None,
         not_before: None,
         scheduled_at: None,
+        partition_key: None,
     }
 }
 
