@@ -12,6 +12,8 @@
 //! one connection. `synchronous_commit` stays at its default (on): a recorded step survives a
 //! power cut, as with SQLite's `synced` level.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -45,6 +47,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgre
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    bells: Arc<Bells>,
 }
 
 impl PostgresStore {
@@ -63,7 +66,10 @@ impl PostgresStore {
             })?;
         MIGRATOR.run(&pool).await?;
         tracing::debug!(url = redact(url), "opened postgres store");
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            bells: Arc::default(),
+        })
     }
 
     /// Closes every connection of the pool, waiting for calls in flight.
@@ -224,7 +230,7 @@ impl Store for PostgresStore {
         let mut conn = self.pool.acquire().await?;
         let inserted = Postgres::insert_workflow(&mut conn, new).await?;
         if let (true, Some(queue)) = (inserted.created, &new.queue_name) {
-            tell_queue(&mut conn, queue).await;
+            tell_queue(&self.bells, &mut conn, queue).await;
         }
         Ok(inserted)
     }
@@ -280,7 +286,7 @@ impl Store for PostgresStore {
         let mut conn = self.pool.acquire().await?;
         let ended = Postgres::finish_workflow(&mut conn, workflow_id, end, epoch).await?;
         if let Some(queue) = &ended.queue_name {
-            tell_queue(&mut conn, queue).await;
+            tell_queue(&self.bells, &mut conn, queue).await;
         }
         Ok(ended)
     }
@@ -583,12 +589,60 @@ async fn listen(pool: PgPool, changes: tokio::sync::mpsc::UnboundedSender<Change
 /// Tells every host's dispatchers of `queue` that it has work or a free slot, after the
 /// commit that made it so. Only a hint (their poll finds it too), so a failure is logged,
 /// never the write's error: the write committed.
-async fn tell_queue(conn: &mut PgConnection, queue: &str) {
+async fn tell_queue(bells: &Bells, conn: &mut PgConnection, queue: &str) {
+    if !bells.start(queue) {
+        return;
+    }
     let change = Change::Queued {
         queue: queue.to_string(),
     };
-    if let Err(err) = Postgres::announce(conn, &change).await {
-        tracing::debug!(queue, "cannot notify the queue's dispatchers: {err}");
+    loop {
+        if let Err(err) = Postgres::announce(conn, &change).await {
+            tracing::debug!(queue, "cannot notify the queue's dispatchers: {err}");
+        }
+        if !bells.again(queue) {
+            return;
+        }
+    }
+}
+
+/// Coalesces the notifications of enqueues and freed slots. Postgres serialises every
+/// committing `NOTIFY` on one lock held through its commit's flush, so one per enqueue capped a
+/// database at one enqueue per fsync (750 one-step workflows/s here). While a queue's
+/// `NOTIFY` is on its way, further requests only ask for one more after it: a dispatcher woken
+/// by that one claims everything committed before it, so no wake-up is lost.
+#[derive(Debug, Default)]
+struct Bells(std::sync::Mutex<HashMap<String, bool>>);
+
+impl Bells {
+    /// Whether the caller rings now: no one is ringing for `queue` (else one more is asked).
+    fn start(&self, queue: &str) -> bool {
+        let mut ringing = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match ringing.get_mut(queue) {
+            Some(again) => {
+                *again = true;
+                false
+            }
+            None => {
+                ringing.insert(queue.to_string(), false);
+                true
+            }
+        }
+    }
+
+    /// After a ring: whether to ring once more, because someone asked meanwhile.
+    fn again(&self, queue: &str) -> bool {
+        let mut ringing = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match ringing.get_mut(queue) {
+            Some(again) if *again => {
+                *again = false;
+                true
+            }
+            _ => {
+                ringing.remove(queue);
+                false
+            }
+        }
     }
 }
 
@@ -636,6 +690,20 @@ impl Waits for Postgres {
 
 #[cfg(test)]
 mod tests {
+    use super::Bells;
+
+    #[test]
+    fn queue_notifications_coalesce_without_losing_the_last() {
+        let bells = Bells::default();
+        assert!(bells.start("q"), "the first rings");
+        assert!(!bells.start("q"), "a second while it rings waits");
+        assert!(!bells.start("q"), "so does a third");
+        assert!(bells.again("q"), "one more ring covers both");
+        assert!(!bells.again("q"), "then no one is left waiting");
+        assert!(bells.start("q"), "and the next rings at once");
+        assert!(bells.start("other"), "queues ring apart");
+    }
+
     use super::redact;
 
     #[test]

@@ -4,6 +4,7 @@
 //! what parked workflows cost ([`parked`]), what an HTTP call from a step costs ([`http`]) and
 //! what waiting for messages costs ([`messages`]).
 
+mod hosts;
 mod http;
 mod messages;
 mod parked;
@@ -53,6 +54,13 @@ pub struct BenchArgs {
     /// Workflows waiting in `recv` at once for the message figures (0 skips them).
     #[arg(long, default_value_t = 10_000)]
     messages: usize,
+    /// A Postgres database (emptied first) for the many-executors figures: queue throughput
+    /// with 1, 2 and 3 executors, cross-host enqueue-to-start latency, adoption time.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// One-step workflows per many-executors throughput run.
+    #[arg(long, default_value_t = 3_000)]
+    hosts_workflows: usize,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -118,9 +126,19 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let hosts = match &args.postgres {
+        Some(url) => {
+            let figures = hosts::measure(&bytes, url, args.hosts_workflows).await?;
+            if !args.json {
+                hosts::print(&figures);
+            }
+            Some(figures)
+        }
+        None => None,
+    };
     if args.json {
         let report = serde_json::json!({
-            "levels": all, "parked": parked, "http": http, "messages": messages,
+            "levels": all, "parked": parked, "http": http, "messages": messages, "hosts": hosts,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
@@ -341,24 +359,8 @@ async fn measure_queue(
     // Throughput: enqueue everything from several submitters, count completions.
     let mut events = runtime.subscribe();
     let start = Instant::now();
-    let mut submitters = tokio::task::JoinSet::new();
     // Enqueue from as many concurrent submitters as there are workers, as many clients would.
-    let submitters_count = concurrency.max(1);
-    let per_task = total.div_ceil(submitters_count);
-    for task in 0..submitters_count {
-        let (runtime, component) = (runtime.clone(), component.clone());
-        let count = per_task.min(total.saturating_sub(task * per_task));
-        submitters.spawn(async move {
-            for _ in 0..count {
-                let request = StartRequest {
-                    queue: Some("bench".into()),
-                    ..StartRequest::new("count", "1")
-                };
-                runtime.submit(&component, request).await?;
-            }
-            Ok::<_, crate::runtime::RuntimeError>(())
-        });
-    }
+    let mut submitters = enqueue_one_step(runtime, component, total, concurrency);
     let mut finished = 0;
     let mut progress = Progress::new("queued", total as u64);
     while finished < total {
@@ -387,6 +389,34 @@ async fn measure_queue(
         dispatcher.await?;
     }
     Ok((total as f64 / elapsed.as_secs_f64(), latency / samples))
+}
+
+/// Enqueues `total` one-step workflows on the queue `bench` from `tasks` concurrent
+/// submitters, as many clients would.
+fn enqueue_one_step(
+    runtime: &Runtime,
+    component: &Arc<LoadedComponent>,
+    total: usize,
+    tasks: usize,
+) -> tokio::task::JoinSet<Result<(), crate::runtime::RuntimeError>> {
+    let mut submitters = tokio::task::JoinSet::new();
+    let tasks = tasks.max(1);
+    let per_task = total.div_ceil(tasks);
+    for task in 0..tasks {
+        let (runtime, component) = (runtime.clone(), component.clone());
+        let count = per_task.min(total.saturating_sub(task * per_task));
+        submitters.spawn(async move {
+            for _ in 0..count {
+                let request = StartRequest {
+                    queue: Some("bench".into()),
+                    ..StartRequest::new("count", "1")
+                };
+                runtime.submit(&component, request).await?;
+            }
+            Ok(())
+        });
+    }
+    submitters
 }
 
 fn print_figures(f: &Figures) {
