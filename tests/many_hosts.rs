@@ -215,9 +215,10 @@ async fn a_killed_hosts_work_is_adopted_with_no_committed_step_run_twice() {
     .await;
     watching.abort();
 
-    // Within the 1 s lease, a third of it to notice, and a little more.
+    // Within the 1 s lease, a third of it to notice, and a few seconds at most on a busy
+    // machine (here it takes about 1.5 s).
     assert!(
-        adopted_after < Duration::from_secs(3),
+        adopted_after < Duration::from_secs(4),
         "adoption took {adopted_after:?}"
     );
     let most = most.load(Ordering::Relaxed);
