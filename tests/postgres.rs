@@ -9,6 +9,8 @@ mod common;
 
 use std::sync::Arc;
 
+use sqlx::Connection;
+
 use common::{Harness, options, with_limits};
 use reprise::store::{Store, open_store};
 use reprise::{Durability, InstanceLimits, RuntimeOptions, WorkflowStatus};
@@ -141,12 +143,17 @@ async fn a_message_from_another_host_wakes_a_parked_recv_through_listen_notify()
     );
 }
 
-/// Postgres pushes every message, event and stream write to listeners as it commits.
+/// Postgres pushes every message, event and stream write to listeners as it commits; every
+/// follower in a process shares one `LISTEN` connection.
 #[tokio::test]
 async fn the_change_feed_hears_another_handles_writes_as_they_commit() {
     let url = common::postgres::database("feed").await;
     let listening = open_store(&url, Durability::Synced).await.expect("open");
     let mut feed = listening.change_feed().expect("postgres pushes changes");
+    let mut others = [
+        listening.change_feed().expect("a second follower"),
+        listening.change_feed().expect("a third follower"),
+    ];
     let writer = open_store(&url, Durability::Synced)
         .await
         .expect("open again");
@@ -199,6 +206,24 @@ async fn the_change_feed_hears_another_handles_writes_as_they_commit() {
             topic: "t".into()
         }
     );
+    for other in &mut others {
+        let change = tokio::time::timeout(std::time::Duration::from_secs(5), other.recv())
+            .await
+            .expect("every follower hears it");
+        assert!(matches!(
+            change,
+            Some(reprise::store::Change::Message { .. })
+        ));
+    }
+    let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let listening_connections: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND query LIKE 'LISTEN%'",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .expect("count listeners");
+    assert_eq!(listening_connections, 1, "one LISTEN for three followers");
     writer.set_event("w", "k", "1", None).await.expect("set");
     let event = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {

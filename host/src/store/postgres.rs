@@ -48,6 +48,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgre
 pub struct PostgresStore {
     pool: PgPool,
     bells: Arc<Bells>,
+    feed: Arc<Feed>,
 }
 
 impl PostgresStore {
@@ -69,6 +70,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             bells: Arc::default(),
+            feed: Arc::default(),
         })
     }
 
@@ -462,7 +464,9 @@ impl Store for PostgresStore {
 
     fn change_feed(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Change>> {
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(listen(self.pool.clone(), sender));
+        if self.feed.subscribe(sender) {
+            tokio::spawn(listen(self.pool.clone(), self.feed.clone()));
+        }
         Some(receiver)
     }
 
@@ -549,8 +553,38 @@ pub const CHANGES_CHANNEL: &str = "reprise_changes";
 
 /// Forwards the changes announced on [`CHANGES_CHANNEL`] until the receiver is gone,
 /// reconnecting after a lost connection (what was announced meanwhile, the poll finds).
-async fn listen(pool: PgPool, changes: tokio::sync::mpsc::UnboundedSender<Change>) {
-    while !changes.is_closed() {
+/// Everyone in this process who follows the database's changes: one `LISTEN` connection
+/// serves them all (the signals, the cancellation watcher, the queue dispatchers).
+#[derive(Debug, Default)]
+struct Feed {
+    /// The subscribers, and whether a listener runs for them.
+    state: std::sync::Mutex<(Vec<tokio::sync::mpsc::UnboundedSender<Change>>, bool)>,
+}
+
+impl Feed {
+    /// Adds a subscriber; true when no listener runs, so the caller starts one.
+    fn subscribe(&self, sender: tokio::sync::mpsc::UnboundedSender<Change>) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0.push(sender);
+        !std::mem::replace(&mut state.1, true)
+    }
+
+    /// Hands `change` (if any) to every subscriber still there; false once none is left, and
+    /// then the listener stops (the next subscriber starts another).
+    fn deliver(&self, change: Option<&Change>) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0.retain(|sender| match change {
+            Some(change) => sender.send(change.clone()).is_ok(),
+            None => !sender.is_closed(),
+        });
+        let open = !state.0.is_empty();
+        state.1 = open;
+        open
+    }
+}
+
+async fn listen(pool: PgPool, changes: Arc<Feed>) {
+    while changes.deliver(None) {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(listener) => listener,
             Err(err) => {
@@ -565,14 +599,13 @@ async fn listen(pool: PgPool, changes: tokio::sync::mpsc::UnboundedSender<Change
             continue;
         }
         loop {
-            let notification = tokio::select! {
-                _ = changes.closed() => return,
-                received = listener.try_recv() => received,
-            };
-            match notification {
+            // Not raced against a timer: a receive cut off midway could lose a notification.
+            // Subscribers that left are noticed at the next change.
+            match listener.try_recv().await {
                 Ok(Some(notification)) => {
-                    if let Some(change) = parse_change(notification.payload()) {
-                        let _ = changes.send(change);
+                    let change = parse_change(notification.payload());
+                    if change.is_some() && !changes.deliver(change.as_ref()) {
+                        return;
                     }
                 }
                 Ok(None) => {}
