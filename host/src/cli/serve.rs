@@ -154,12 +154,12 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     if drained {
         tracing::info!(
             parked,
-            "all running workflows finished; parked ones stay PENDING and resume at the next start"
+            "all running workflows finished; parked ones stay PENDING and resume at the next start (or on another host, once this lease runs out)"
         );
     } else {
         tracing::warn!(
             in_flight = runtime.in_flight(),
-            "grace period over: unfinished workflows stay PENDING and resume at the next start"
+            "grace period over: unfinished workflows stay PENDING and resume at the next start (or on another host, once this lease runs out)"
         );
     }
     stop_watching.cancel();
