@@ -216,20 +216,22 @@ async fn record_steps_together(
         let chunk: Vec<_> = steps
             .drain(..steps.len().min(STEPS_PER_STATEMENT))
             .collect();
-        let fenced = match stale_epochs(conn, &chunk).await {
-            Ok(fenced) => fenced,
-            Err(err) => match batch_wide(err) {
-                Some(copy) => {
-                    outcomes.extend(
-                        chunk
-                            .into_iter()
-                            .map(|(_, reply)| Outcome::Unit(reply, Err(copy()))),
-                    );
-                    continue;
-                }
-                None => true,
-            },
-        };
+        // A single step goes one by one anyway, where its own statement checks its epoch.
+        let fenced =
+            match stale_epochs(conn, &chunk[..chunk.len() * usize::from(chunk.len() > 1)]).await {
+                Ok(fenced) => fenced,
+                Err(err) => match batch_wide(err) {
+                    Some(copy) => {
+                        outcomes.extend(
+                            chunk
+                                .into_iter()
+                                .map(|(_, reply)| Outcome::Unit(reply, Err(copy()))),
+                        );
+                        continue;
+                    }
+                    None => true,
+                },
+            };
         if chunk.len() > 1 && !fenced {
             let mut insert = QueryBuilder::<Sqlite>::new(concat!(
                 "INSERT INTO operation_outputs (",
