@@ -14,6 +14,7 @@ mod shared;
 mod sqlite;
 mod waits;
 mod waits_sql;
+mod written;
 
 use std::sync::Arc;
 

@@ -6,7 +6,8 @@
 use sqlx::{Encode, Executor, IntoArguments, Type};
 
 use super::rows::Columns;
-use super::shared::{Dialect, first_deadline, in_dispatch_order, workflow_columns};
+use super::shared::{Dialect, in_dispatch_order, workflow_columns};
+use super::written::first_deadline;
 use super::{QueueClaim, StoreError, WorkflowRecord, now_ms};
 
 pub(super) trait Partitions: Dialect

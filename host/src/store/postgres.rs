@@ -24,8 +24,9 @@ use super::executors::Executors;
 use super::partitions::Partitions;
 use super::rows::{Columns, get};
 use super::schedules::{ScheduleRecord, Schedules};
-use super::shared::{Dialect, StepRow, first_deadline, in_dispatch_order, workflow_columns};
+use super::shared::{Dialect, in_dispatch_order, workflow_columns};
 use super::waits_sql::Waits;
+use super::written::{StepRow, first_deadline};
 use super::{
     Began, Change, EventRecord, ExecutorRecord, Inserted, MessageRecord, NewMessage, NewWorkflow,
     QueueClaim, QueueDepth, StepRecord, Store, StoreError, StreamInfo, StreamRead, TrapRecord,

@@ -8,10 +8,11 @@
 use sqlx::{Encode, Executor, IntoArguments, Pool, Type};
 
 use super::rows::{Columns, to_u32, to_u64, workflow_from_row};
-use super::shared::{Dialect, StepRow, workflow_columns};
+use super::shared::{Dialect, workflow_columns};
 use super::waits::{
     Change, EventRecord, MessageRecord, NewMessage, StreamEntry, StreamInfo, StreamRead, Waited,
 };
+use super::written::StepRow;
 use super::{StoreError, WorkflowRecord, now_ms};
 
 /// A foreign key names the workflow a row belongs to: a violation means it does not exist.

@@ -12,9 +12,9 @@ use super::outcome::{Outcome, Reply};
 use super::request::Request;
 use crate::store::rows::workflow_from_row;
 use crate::store::shared::{
-    Dialect, StepRow, ending_columns, epoch_value, initial_state, insert_columns, step_columns,
-    workflow_columns,
+    Dialect, ending_columns, insert_columns, step_columns, workflow_columns,
 };
+use crate::store::written::{StepRow, epoch_value, initial_state};
 use crate::store::{Inserted, NewWorkflow, StoreError, WorkflowEnd, WorkflowRecord, now_ms};
 
 /// Most new workflows one INSERT carries (22 bound values each).
@@ -217,21 +217,25 @@ async fn record_steps_together(
             .drain(..steps.len().min(STEPS_PER_STATEMENT))
             .collect();
         // A single step goes one by one anyway, where its own statement checks its epoch.
-        let fenced =
-            match stale_epochs(conn, &chunk[..chunk.len() * usize::from(chunk.len() > 1)]).await {
-                Ok(fenced) => fenced,
-                Err(err) => match batch_wide(err) {
-                    Some(copy) => {
-                        outcomes.extend(
-                            chunk
-                                .into_iter()
-                                .map(|(_, reply)| Outcome::Unit(reply, Err(copy()))),
-                        );
-                        continue;
-                    }
-                    None => true,
-                },
-            };
+        let stale = if chunk.len() > 1 {
+            stale_epochs(conn, &chunk).await
+        } else {
+            Ok(false)
+        };
+        let fenced = match stale {
+            Ok(fenced) => fenced,
+            Err(err) => match batch_wide(err) {
+                Some(copy) => {
+                    outcomes.extend(
+                        chunk
+                            .into_iter()
+                            .map(|(_, reply)| Outcome::Unit(reply, Err(copy()))),
+                    );
+                    continue;
+                }
+                None => true,
+            },
+        };
         if chunk.len() > 1 && !fenced {
             let mut insert = QueryBuilder::<Sqlite>::new(concat!(
                 "INSERT INTO operation_outputs (",

@@ -43,8 +43,9 @@ use tokio::task::JoinHandle;
 use super::executors::Executors;
 use super::rows::{Columns, get};
 use super::schedules::{ScheduleRecord, Schedules};
-use super::shared::{Dialect, StepRow};
+use super::shared::Dialect;
 use super::waits_sql::Waits;
+use super::written::StepRow;
 use super::{
     Began, Change, EventRecord, ExecutorRecord, Inserted, MessageRecord, NewMessage, NewWorkflow,
     QueueClaim, QueueDepth, StepRecord, Store, StoreError, StreamInfo, StreamRead, TrapRecord,

@@ -10,7 +10,8 @@ use super::statements;
 use super::waits::WaitWrite;
 use crate::store::executors::Executors;
 use crate::store::partitions::Partitions;
-use crate::store::shared::{Dialect, StepRow};
+use crate::store::shared::Dialect;
+use crate::store::written::StepRow;
 use crate::store::{
     Began, Inserted, NewWorkflow, QueueClaim, StoreError, TrapRecord, WorkflowEnd, WorkflowRecord,
 };

@@ -4,7 +4,8 @@
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Sqlite};
 
-use crate::store::shared::{Dialect, first_deadline, in_dispatch_order, workflow_columns};
+use crate::store::shared::{Dialect, in_dispatch_order, workflow_columns};
+use crate::store::written::first_deadline;
 use crate::store::{QueueClaim, StoreError, WorkflowRecord, now_ms};
 
 /// Dispatches queued workflows in one statement, so it is atomic even in autocommit mode: an

@@ -6,8 +6,8 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Sqlite};
 
 use super::outcome::{Outcome, Reply};
-use crate::store::shared::StepRow;
 use crate::store::waits_sql::Waits;
+use crate::store::written::StepRow;
 use crate::store::{NewMessage, StoreError, WorkflowRecord};
 
 /// A write of the waiting kind, owning its data.
