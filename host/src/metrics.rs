@@ -89,6 +89,15 @@ impl Labelled {
         histogram.observe(latency);
     }
 
+    /// How many observations `value` has had and their mean, when it has had any.
+    fn summary(&self, value: &str) -> Option<(u64, Duration)> {
+        let series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        let histogram = series.get(value)?;
+        let count = histogram.count.load(Ordering::Relaxed);
+        let sum_us = histogram.sum_us.load(Ordering::Relaxed);
+        (count > 0).then(|| (count, Duration::from_micros(sum_us / count)))
+    }
+
     fn render(&self, out: &mut String, name: &str, label: &str) {
         let series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
         for (value, histogram) in series.iter() {
@@ -173,6 +182,11 @@ impl Metrics {
     /// Records how long a step took, all its attempts and backoffs included.
     pub(crate) fn step_duration(&self, step: &str, duration: Duration) {
         self.step_durations.observe(step, duration);
+    }
+
+    /// Workflows this runtime started from `queue`, and their mean wait from enqueue.
+    pub fn queue_starts(&self, queue: &str) -> Option<(u64, Duration)> {
+        self.queue_waits.summary(queue)
     }
 
     /// Records how long a workflow waited on `queue` before it started.

@@ -9,7 +9,9 @@ mod extract;
 mod http;
 mod hyper_errors;
 mod limits;
+mod overview;
 mod schedules;
+mod ui;
 mod waits;
 
 use std::collections::BTreeMap;
@@ -37,6 +39,7 @@ use extract::WorkflowId;
 pub use http::serve;
 pub use limits::BodyLimits;
 
+use crate::config::QueueConfig;
 use crate::runtime::LoadedComponent;
 use crate::runtime::{DEFAULT_INSTANCE, Runtime, StartRequest};
 use crate::store::{WorkflowFilter, WorkflowRecord};
@@ -52,8 +55,8 @@ pub struct ServerState {
     pub instances: BTreeMap<String, Arc<LoadedComponent>>,
     /// Bearer token required on every endpoint but `/healthz`.
     pub token: Option<String>,
-    /// The configured queues, which `/healthz` lists even when they are empty.
-    pub queues: Vec<String>,
+    /// The configured queues, which `/healthz` and `/queues` list even when they are empty.
+    pub queues: BTreeMap<String, QueueConfig>,
     /// Set at shutdown: new work is refused with 503 while running work drains.
     pub draining: AtomicBool,
     /// The schedules this server fires.
@@ -74,10 +77,12 @@ pub fn router(state: Arc<ServerState>, limits: BodyLimits) -> Router {
         .route("/metrics", get(metrics))
         .merge(waits::routes())
         .merge(schedules::routes())
+        .merge(overview::routes())
         .route_layer(middleware::from_fn_with_state(limits, limits::read_body))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(health))
+        .merge(ui::routes())
         .merge(guarded)
         .fallback(errors::no_endpoint)
         .method_not_allowed_fallback(errors::wrong_method)
@@ -119,7 +124,7 @@ async fn health(State(state): State<Arc<ServerState>>) -> Result<Response, ApiEr
     // Configured queues with nothing in them have no row in the database: start from zero.
     let mut queues: BTreeMap<String, QueueHealth> = state
         .queues
-        .iter()
+        .keys()
         .map(|name| {
             let empty = QueueHealth {
                 queue: name.clone(),
@@ -146,6 +151,7 @@ async fn health(State(state): State<Arc<ServerState>>) -> Result<Response, ApiEr
         } else {
             HealthStatus::Ok
         },
+        token_required: state.token.is_some(),
         executor_id: state.runtime.options().executor_id.clone(),
         in_flight: count(state.runtime.in_flight()),
         parked: count(usage.parked),
@@ -278,6 +284,9 @@ async fn list_workflows(
         created_before: query.created_before,
         limit: Some(query.limit.unwrap_or(100).min(10_000)),
         offset: query.offset,
+        instance: query.instance,
+        id_contains: query.id,
+        parent: query.parent,
     };
     let records = state.runtime.store().list_workflows(&filter).await?;
     Ok(Json(views(records)?))
@@ -329,13 +338,22 @@ async fn workflow_steps(
     State(state): State<Arc<ServerState>>,
     WorkflowId(id): WorkflowId,
 ) -> Result<Response, ApiError> {
-    if state.runtime.store().get_workflow(&id).await?.is_none() {
+    let Some(workflow) = state.runtime.store().get_workflow(&id).await? else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no workflow with id {id}"),
         ));
+    };
+    let records = state.runtime.store().steps(&id).await?;
+    // Committed under an older epoch (or copied by a fork): the latest execution replayed it.
+    let replayed: Vec<bool> = records
+        .iter()
+        .map(|step| step.committed_epoch.is_none_or(|epoch| epoch < workflow.epoch))
+        .collect();
+    let mut steps: Vec<StepView> = views(records)?;
+    for (step, replayed) in steps.iter_mut().zip(replayed) {
+        step.replayed = replayed;
     }
-    let steps: Vec<StepView> = views(state.runtime.store().steps(&id).await?)?;
     Ok(Json(steps).into_response())
 }
 

@@ -170,6 +170,14 @@ pub struct ListQuery {
     pub limit: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// Only workflows whose id contains this text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Only the children of this workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// A workflow as the API and `--json` show it.
@@ -241,6 +249,10 @@ pub struct StepView {
     pub attempts: u32,
     pub started_at: i64,
     pub completed_at: i64,
+    /// Whether the workflow's latest execution replayed this recorded outcome rather than ran
+    /// it (it ran in an earlier execution, or a fork copied it).
+    #[serde(default)]
+    pub replayed: bool,
 }
 
 /// How a step finally failed.
@@ -256,6 +268,9 @@ pub struct StepFailure {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Health {
     pub status: HealthStatus,
+    /// Whether the rest of the API asks for the bearer token.
+    #[serde(default)]
+    pub token_required: bool,
     pub executor_id: String,
     /// Workflows running in this process (or waiting for an instance to run on).
     pub in_flight: u64,
@@ -310,6 +325,33 @@ pub struct QueueHealth {
     pub queue: String,
     pub enqueued: u64,
     pub pending: u64,
+}
+
+/// `GET /queues`: a configured queue's limits and depth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueView {
+    pub queue: String,
+    /// Most running at once across all executors (per partition when partitioned).
+    pub concurrency: Option<u32>,
+    /// Most running at once in one process.
+    pub worker_concurrency: Option<u32>,
+    pub rate_limit: Option<RateLimitView>,
+    pub partitioned: bool,
+    /// Waiting to start.
+    pub enqueued: u64,
+    /// Running, on any executor.
+    pub pending: u64,
+    /// Started by this server's dispatcher since it began (a counter: its rate is the queue's).
+    pub started_here: u64,
+    /// Mean wait from enqueue to start of those, in milliseconds.
+    pub mean_wait_ms: Option<f64>,
+}
+
+/// At most `limit` starts per `period_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateLimitView {
+    pub limit: u32,
+    pub period_ms: u64,
 }
 
 /// `POST /workflows/{id}/messages`: a message to the workflow's topic.

@@ -111,7 +111,7 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         runtime: runtime.clone(),
         instances,
         token,
-        queues: config.queues.keys().cloned().collect(),
+        queues: config.queues.clone(),
         draining: AtomicBool::new(false),
         scheduler,
     });

@@ -243,6 +243,7 @@ pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
                 created_before: *created_before,
                 limit: Some(*limit),
                 offset: *offset,
+                ..WorkflowFilter::default()
             };
             if let Some(every) = watch {
                 return super::watch::watch(store.open().await?, &filter, *every, *json).await;

@@ -158,6 +158,7 @@ impl WorkflowContext {
     }
 
     /// Records (or replays) a value the workflow must see identically on replay: the clock,
+            committed_epoch: None,
     /// random numbers, a sleep's wake-up time, a child's id or result. `produce` runs only
     /// when nothing is recorded at this position; it gets the position.
     pub(crate) async fn recorded<T, F, Fut>(

@@ -158,6 +158,7 @@ impl durable::Host for HostState {
         ctx.host
             .metrics()
             .step_duration(&step.name, pending.began.elapsed());
+            committed_epoch: None,
         tracing::debug!(
             workflow_id = %step.workflow_id, function_id = step.function_id, step = %step.name,
             attempts = step.attempts, duration_ms = step.completed_at - step.started_at,

@@ -154,6 +154,7 @@ fn recorded(function_id: u32, name: &str, output: &str) -> StepRecord {
         started_at: 0,
         completed_at: 0,
         epoch: None,
+        committed_epoch: None,
     }
 }
 

@@ -89,6 +89,7 @@ mod tests {
             started_at: 0,
             completed_at: 0,
             epoch: None,
+            committed_epoch: None,
         }
     }
 

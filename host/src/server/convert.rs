@@ -95,6 +95,7 @@ impl TryFrom<StepRecord> for StepView {
             attempts: s.attempts,
             started_at: s.started_at,
             completed_at: s.completed_at,
+            replayed: false,
         })
     }
 }
@@ -232,6 +233,7 @@ mod tests {
             started_at: 1,
             completed_at: 2,
             epoch: None,
+            committed_epoch: None,
         };
         let json =
             serde_json::to_value(StepView::try_from(step).expect("valid step")).expect("ser");

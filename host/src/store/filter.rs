@@ -29,6 +29,20 @@ where
         and(query, "queue_name = ");
         query.push_bind(queue.clone());
     }
+    if let Some(instance) = &filter.instance {
+        and(query, "instance = ");
+        query.push_bind(instance.clone());
+    }
+    if let Some(parent) = &filter.parent {
+        and(query, "parent_workflow_id = ");
+        query.push_bind(parent.clone());
+    }
+    if let Some(text) = &filter.id_contains {
+        // LIKE with its wildcards escaped: the text matches only itself.
+        and(query, "workflow_id LIKE ");
+        query.push_bind(format!("%{}%", escape_like(text)));
+        query.push(" ESCAPE '\\'");
+    }
     if let Some(after) = filter.created_after {
         and(query, "created_at >= ");
         query.push_bind(after);
@@ -37,4 +51,16 @@ where
         and(query, "created_at < ");
         query.push_bind(before);
     }
+}
+
+/// `text` with LIKE's wildcards and its escape character escaped.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }

@@ -383,6 +383,10 @@ pub struct StepRecord {
     /// writes no execution makes (tools, tests).
     #[serde(skip)]
     pub epoch: Option<u64>,
+    /// Read back only: the epoch its workflow had when it was committed (`None` when a fork
+    /// copied it). Older than the workflow's epoch means its latest execution replayed it.
+    #[serde(skip)]
+    pub committed_epoch: Option<u64>,
 }
 
 /// How a workflow ended.
@@ -438,6 +442,12 @@ pub struct WorkflowFilter {
     pub created_before: Option<i64>,
     /// Rows to skip, for paging through a long listing.
     pub offset: Option<u32>,
+    /// Only workflows on this instance.
+    pub instance: Option<String>,
+    /// Only workflows whose id contains this text.
+    pub id_contains: Option<String>,
+    /// Only the children of this workflow.
+    pub parent: Option<String>,
 }
 
 /// A request to dispatch workflows waiting on one queue to one executor.

@@ -122,6 +122,10 @@ pub(super) fn step_from_row(row: &impl Columns) -> Result<StepRecord, StoreError
         started_at: row.int(T, "started_at")?,
         completed_at: row.int(T, "completed_at")?,
         epoch: None,
+        committed_epoch: row
+            .opt_int(T, "epoch")?
+            .map(|epoch| to_u64(epoch, T, "epoch"))
+            .transpose()?,
         workflow_id,
     })
 }

@@ -38,7 +38,7 @@ pub(super) use workflow_columns;
 /// The `operation_outputs` columns [`step_from_row`] reads by name.
 macro_rules! step_columns {
     () => {
-        "workflow_id, function_id, name, output, error, attempts, started_at, completed_at"
+        "workflow_id, function_id, name, output, error, attempts, started_at, completed_at, epoch"
     };
 }
 pub(super) use step_columns;
@@ -386,7 +386,7 @@ where
         let mut insert = QueryBuilder::<Self>::new(concat!(
             "INSERT INTO operation_outputs (",
             step_columns!(),
-            ") SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM workflow_status \
+            ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, epoch FROM workflow_status \
              WHERE workflow_id = $1 AND ($9 IS NULL OR epoch = $9)"
         ));
         insert.push(Self::SHARE_ROW).push(" RETURNING function_id");
@@ -709,8 +709,8 @@ where
         sqlx::query(concat!(
             "INSERT INTO operation_outputs (",
             step_columns!(),
-            ") SELECT $1, function_id, name, output, error, attempts, started_at, completed_at \
-             FROM operation_outputs WHERE workflow_id = $2 AND function_id < $3"
+            ") SELECT $1, function_id, name, output, error, attempts, started_at, completed_at, \
+             NULL FROM operation_outputs WHERE workflow_id = $2 AND function_id < $3"
         ))
         .bind(new_id)
         .bind(workflow_id)

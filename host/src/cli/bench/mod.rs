@@ -301,6 +301,7 @@ async fn time_replay(
                     started_at: now,
                     completed_at: now,
                     epoch: None,
+                    committed_epoch: None,
                 })
                 .await?;
         }

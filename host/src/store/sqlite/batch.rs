@@ -250,7 +250,10 @@ async fn record_steps_together(
                     .push_bind(step.error.as_deref())
                     .push_bind(i64::from(step.attempts))
                     .push_bind(step.started_at)
-                    .push_bind(step.completed_at);
+                    .push_bind(step.completed_at)
+                    .push("(SELECT epoch FROM workflow_status WHERE workflow_id = ")
+                    .push_bind_unseparated(step.workflow_id.as_str())
+                    .push_unseparated(")");
             });
             match insert.build().execute(&mut *conn).await {
                 Ok(_) => {

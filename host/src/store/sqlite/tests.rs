@@ -60,6 +60,7 @@ fn step(workflow_id: &str, function_id: u32) -> StepRecord {
         started_at: 1_000 + i64::from(function_id),
         completed_at: 2_000 + i64::from(function_id),
         epoch: None,
+        committed_epoch: None,
     }
 }
 
