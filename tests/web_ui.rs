@@ -35,7 +35,10 @@ async fn an_operator_logs_in_browses_workflows_and_cancels_one_in_a_real_browser
 
     // Something to look at: a finished one, a parent with children, failing-then-retried
     // steps, and one parked waiting for a message, with a message on another topic.
-    let done = client.start_with("fib", &6, &id("fib-done")).await.expect("fib");
+    let done = client
+        .start_with("fib", &6, &id("fib-done"))
+        .await
+        .expect("fib");
     let family = client
         .start_with("fib_children", &3, &id("family"))
         .await
@@ -73,7 +76,11 @@ async fn an_operator_logs_in_browses_workflows_and_cancels_one_in_a_real_browser
     // Without the token only the login form is served; a wrong token is refused.
     ui.goto(&server.url).await.expect("open the UI");
     browser.wait_for("#login").await;
-    assert!(ui.find(fantoccini::Locator::Css("#workflows")).await.is_err());
+    assert!(
+        ui.find(fantoccini::Locator::Css("#workflows"))
+            .await
+            .is_err()
+    );
     assert!(
         browser.console().await.is_empty(),
         "the login page logs nothing"
@@ -86,9 +93,11 @@ async fn an_operator_logs_in_browses_workflows_and_cancels_one_in_a_real_browser
         .await;
     let refused = browser.console().await;
     assert!(
-        refused.iter().all(|(_, source, message)| source == "network"
-            && message.contains("/counts")
-            && message.contains("401")),
+        refused
+            .iter()
+            .all(|(_, source, message)| source == "network"
+                && message.contains("/counts")
+                && message.contains("401")),
         "only the refused sign-in is logged: {refused:?}"
     );
 
@@ -105,11 +114,16 @@ async fn an_operator_logs_in_browses_workflows_and_cancels_one_in_a_real_browser
     browser.screenshot("workflows").await;
 
     // A workflow started elsewhere shows up without a reload.
-    client.start_with("fib", &3, &id("late")).await.expect("late");
+    client
+        .start_with("fib", &3, &id("late"))
+        .await
+        .expect("late");
     browser.wait_for(r#"tr[data-id="late"]"#).await;
 
     // Filtering by id keeps only the matches.
-    browser.type_into(r#"#filters input[name="id"]"#, "famil").await;
+    browser
+        .type_into(r#"#filters input[name="id"]"#, "famil")
+        .await;
     browser.click("#apply").await;
     browser.wait_gone(r#"tr[data-id="fib-done"]"#).await;
     browser.click(r#"tr[data-id="family"] a"#).await;

@@ -23,6 +23,7 @@ pub mod schedule;
 pub mod scheduler;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 
 pub use engine::{Definitions, EngineOptions};
 pub use limits::{InstanceLimits, TrapClass};

@@ -348,7 +348,10 @@ async fn workflow_steps(
     // Committed under an older epoch (or copied by a fork): the latest execution replayed it.
     let replayed: Vec<bool> = records
         .iter()
-        .map(|step| step.committed_epoch.is_none_or(|epoch| epoch < workflow.epoch))
+        .map(|step| {
+            step.committed_epoch
+                .is_none_or(|epoch| epoch < workflow.epoch)
+        })
         .collect();
     let mut steps: Vec<StepView> = views(records)?;
     for (step, replayed) in steps.iter_mut().zip(replayed) {

@@ -85,7 +85,10 @@ impl Browser {
             .await;
         match found {
             Ok(element) => element,
-            Err(err) => self.fail(&format!("no element {css:?} appeared: {err}")).await,
+            Err(err) => {
+                self.fail(&format!("no element {css:?} appeared: {err}"))
+                    .await
+            }
         }
     }
 
@@ -93,7 +96,10 @@ impl Browser {
     async fn fail(&self, why: &str) -> ! {
         let _ = self.try_screenshot("failed").await;
         let console = self.console().await;
-        panic!("{why}\nconsole: {console:?}\n(see failed.png in {})", self.shots.display())
+        panic!(
+            "{why}\nconsole: {console:?}\n(see failed.png in {})",
+            self.shots.display()
+        )
     }
 
     /// Waits until the element `css` matches has text containing `wanted`; returns its text.
@@ -108,8 +114,10 @@ impl Browser {
                 return text;
             }
             if tokio::time::Instant::now() >= deadline {
-                self.fail(&format!("{css:?} never showed {wanted:?}; last text: {text:?}"))
-                    .await;
+                self.fail(&format!(
+                    "{css:?} never showed {wanted:?}; last text: {text:?}"
+                ))
+                .await;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -204,7 +212,10 @@ impl WebDriverCompatibleCommand for BrowserLog {
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {

@@ -280,6 +280,37 @@ fn relay(ms: u64) -> Result<u32, String> {
     Ok(sum)
 }
 
+/// Fails its first attempt on purpose and answers `i * 10` on the next.
+#[step(max_attempts = 3, interval_ms = 10)]
+fn flaky(i: u32) -> Result<u32, String> {
+    let attempt = step_status().map_or(1, |s| s.attempt);
+    if attempt == 1 {
+        return Err(format!("flaky({i}) fails its first attempt"));
+    }
+    Ok(i * 10)
+}
+
+/// Everything a trace shows: a step, a step that succeeds on its retry, a child workflow,
+/// then a trap on the first execution only, so the recovery replays all of it and runs the
+/// last step. Returns 1 + 10n + (1 + n) + 2.
+#[workflow]
+fn traced(n: u32) -> Result<u32, String> {
+    let a = first()?;
+    let b = flaky(n)?;
+    let c = start_child::<u32, _>("traced_child", &n)?.result()?;
+    if workflow_info().recovery_attempt == 0 {
+        core::arch::wasm32::unreachable()
+    }
+    let d = second()?;
+    Ok(a + b + c + d)
+}
+
+/// `traced`'s child: one step; returns 1 + n.
+#[workflow]
+fn traced_child(n: u32) -> Result<u32, String> {
+    Ok(first()? + n)
+}
+
 reprise_guest::export!(
     workflows = [
         spin,
@@ -299,6 +330,8 @@ reprise_guest::export!(
         chain,
         calls_unlisted,
         relay,
+        traced,
+        traced_child,
     ],
-    steps = [first, second, draw_in_step, draw_isolated, block, burn, tick],
+    steps = [first, second, draw_in_step, draw_isolated, block, burn, tick, flaky],
 );

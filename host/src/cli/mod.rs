@@ -19,11 +19,11 @@ mod workflow;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{LogFormat, parse_size};
+use crate::config::{LogFormat, TelemetryConfig, parse_size};
 use crate::engine::EngineOptions;
 use crate::grants::Grants;
 use crate::limits::InstanceLimits;
@@ -31,6 +31,7 @@ use crate::runtime::{
     InstanceOptions, InvalidId, Runtime, RuntimeError, RuntimeOptions, validate_workflow_id,
 };
 use crate::store::{Durability, Store, open_store};
+use crate::telemetry::{Telemetry, TelemetryError};
 
 /// Durable workflows in WebAssembly: every step checkpointed, every failure recovered.
 #[derive(Debug, Parser)]
@@ -119,14 +120,17 @@ impl HostArgs {
         self.limits.memory_limit
     }
 
+    /// A runtime that traces when the `OTEL_EXPORTER_OTLP_*` variables name a collector.
     async fn runtime(&self) -> anyhow::Result<Runtime> {
+        let telemetry = telemetry(&TelemetryConfig::default())?;
         let store = self.store.open().await?;
-        let runtime = Runtime::new(
-            store,
-            &EngineOptions::default(),
-            self.limits
-                .runtime_options(&self.executor_id, self.grants.grants()?),
-        )?;
+        let options = RuntimeOptions {
+            telemetry,
+            ..self
+                .limits
+                .runtime_options(&self.executor_id, self.grants.grants()?)
+        };
+        let runtime = Runtime::new(store, &EngineOptions::default(), options)?;
         Ok(runtime)
     }
 }
@@ -253,6 +257,23 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{text:?} is not key=value"))
 }
 
+/// The command's tracing, flushed by [`main`] when the command returns, whichever way.
+static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
+
+/// Starts tracing as `config` and the environment say (once per process), for [`main`] to
+/// flush at exit.
+fn telemetry(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
+    if let Some(started) = TELEMETRY.get() {
+        return Ok(started.clone());
+    }
+    let target = config.target().map_err(TelemetryError::Config)?;
+    let started = Telemetry::start(target.as_ref())?;
+    if let Some(target) = &target {
+        tracing::info!(url = %target.traces_url, service_name = %target.service_name, "exporting traces over OTLP");
+    }
+    Ok(TELEMETRY.get_or_init(|| started).clone())
+}
+
 /// Exit code for a workflow that ended without success.
 const EXIT_WORKFLOW_FAILED: u8 = 1;
 /// Exit code for bad input or an unusable database: nothing ran.
@@ -282,7 +303,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    match runtime.block_on(dispatch(&cli)) {
+    let result = runtime.block_on(dispatch(&cli));
+    if let Some(telemetry) = TELEMETRY.get() {
+        runtime.block_on(telemetry.shutdown());
+    }
+    match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", one_line(&err));

@@ -17,7 +17,7 @@ use super::component::component_bytes;
 use crate::config::{Config, LogFormat};
 use crate::engine::EngineOptions;
 use crate::queue::start_dispatchers;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, RuntimeOptions};
 use crate::scheduler::Scheduler;
 use crate::server::{BodyLimits, ServerState, router};
 use crate::store::open_store;
@@ -44,12 +44,17 @@ impl ServeArgs {
 pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     let token = config.token().map_err(anyhow::Error::msg)?;
+    let telemetry = super::telemetry(&config.telemetry)?;
     let store = open_store(&config.database, config.durability).await?;
     let engine = EngineOptions {
         max_instances: config.max_instances,
         ..EngineOptions::default()
     };
-    let runtime = Runtime::new(store, &engine, config.runtime_options())?;
+    let options = RuntimeOptions {
+        telemetry,
+        ..config.runtime_options()
+    };
+    let runtime = Runtime::new(store, &engine, options)?;
 
     let mut components = BTreeMap::new();
     for (name, path) in &config.components {
@@ -129,7 +134,8 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     ));
     // Tests and scripts read the bound address (with port 0 it is chosen here) from stdout.
     println!("reprise serve listening on http://{address}");
-    tracing::info!(%address, executor_id = %config.executor_id, recovered, queues = config.queues.len(), "serving");
+    let traces = runtime.options().telemetry.describe();
+    tracing::info!(%address, executor_id = %config.executor_id, recovered, queues = config.queues.len(), %traces, "serving");
 
     shutdown_signal().await?;
     tracing::info!(

@@ -9,8 +9,10 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 mod grants;
+mod telemetry;
 
 pub use grants::{DirConfig, SecretSource, existing_dir, host_patterns};
+pub use telemetry::{OtlpTarget, TelemetryConfig};
 
 use crate::grants::Grants;
 use crate::limits::{InstanceLimits, TrapClass};
@@ -84,6 +86,9 @@ pub struct Config {
     /// Schedules by name: each starts a workflow at the times of its cron expression.
     #[serde(default)]
     pub schedules: BTreeMap<String, ScheduleConfig>,
+    /// Traces over OTLP.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
 }
 
 /// `[schedules.NAME]`: a workflow started at each time of a cron expression.
@@ -427,6 +432,7 @@ impl Config {
                 )));
             }
         }
+        config.telemetry.check().map_err(invalid)?;
         for (name, queue) in &config.queues {
             if queue.concurrency == Some(0) || queue.worker_concurrency == Some(0) {
                 return Err(invalid(format!(
@@ -510,9 +516,11 @@ impl Config {
                 (name, options)
             })
             .collect();
+        // Started where the process has an async runtime to export on (`reprise serve`).
         RuntimeOptions {
             executor_id: self.executor_id.clone(),
             instances,
+            telemetry: crate::telemetry::Telemetry::off(),
         }
     }
 }

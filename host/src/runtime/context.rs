@@ -18,6 +18,7 @@ use crate::runtime::host::WorkflowHost;
 use crate::runtime::step::PendingStep;
 use crate::sandbox::StepPhase;
 use crate::store::{StepFailureRecord, StepRecord, StoreError, now_ms};
+use crate::telemetry::ExecutionSpan;
 
 /// A workflow execution's durable state.
 pub(crate) struct WorkflowContext {
@@ -36,6 +37,8 @@ pub(crate) struct WorkflowContext {
     pub(crate) phase: StepPhase,
     /// For a schedule's firing: when it was scheduled for and when it started (ms).
     pub(crate) scheduled: Option<(u64, u64)>,
+    /// The execution's span, parent of its step attempts' spans (off unless tracing).
+    pub(crate) trace: ExecutionSpan,
 }
 
 impl WorkflowContext {
@@ -60,6 +63,7 @@ impl WorkflowContext {
             pending: None,
             phase: StepPhase::new(false),
             scheduled: None,
+            trace: ExecutionSpan::default(),
         }
     }
 
@@ -154,11 +158,11 @@ impl WorkflowContext {
             started_at,
             completed_at: now_ms(),
             epoch: Some(self.epoch),
+            committed_epoch: None,
         }
     }
 
     /// Records (or replays) a value the workflow must see identically on replay: the clock,
-            committed_epoch: None,
     /// random numbers, a sleep's wake-up time, a child's id or result. `produce` runs only
     /// when nothing is recorded at this position; it gets the position.
     pub(crate) async fn recorded<T, F, Fut>(
@@ -173,6 +177,7 @@ impl WorkflowContext {
     {
         match self.claim(name)? {
             Position::Replay(step) => {
+                self.trace.step_replayed(&step);
                 let text = step.output.as_deref().unwrap_or("null");
                 serde_json::from_str(text).map_err(|e| {
                     host_failure(StoreError::Corrupt {
@@ -183,12 +188,16 @@ impl WorkflowContext {
             }
             Position::Execute(function_id) => {
                 let started_at = now_ms();
+                // A host operation is a step of one attempt in the trace; one that parks or
+                // fails ends with its execution.
+                self.trace.attempt_started(function_id, name, 1);
                 let value = produce(function_id).await?;
                 let output = serde_json::to_string(&value).map_err(|e| {
                     violation(format!("{name} produced a value that is not JSON: {e}"))
                 })?;
                 self.record(&self.step_record(function_id, name, Some(output), None, started_at))
                     .await?;
+                self.trace.attempt_ended(None);
                 Ok(value)
             }
         }

@@ -34,6 +34,7 @@ use crate::store::{
     Change, Inserted, NewMessage, StepRecord, StoreError, TrapRecord, WorkflowEnd, WorkflowRecord,
     WorkflowStatus, now_ms,
 };
+use crate::telemetry::{Ending, ExecutionSpan};
 
 /// How a drive begins: what the caller already knows saves reads on the hot path.
 pub enum Begin {
@@ -86,6 +87,9 @@ pub(crate) async fn drive_until_parked(
     shared: &Arc<Shared>,
     begin: Begin,
 ) -> Result<Driven, RuntimeError> {
+    // `acted`: this drive ran or ended the workflow, so an end it finds is its to report
+    // (one that finds a workflow already ended reports nothing).
+    let mut acted = !matches!(begin, Begin::Id(_));
     // `held`: the epoch of the execution this drive has begun, once it has one; it writes
     // under it, and begins the next execution only if the workflow still has it.
     let (mut workflow, mut fresh, mut unpark, mut held) = match begin {
@@ -107,15 +111,21 @@ pub(crate) async fn drive_until_parked(
             .into());
         }
         if workflow.status.is_settled() {
+            if acted {
+                shared.options.telemetry.workflow_finished(&workflow);
+            }
             return Ok(Driven::Ended(Box::new(workflow)));
         }
+        acted = true;
         let id = workflow.id.clone();
         // A deadline that passed (also while no host ran) ends the workflow before it runs.
         if let Some(reason) = deadline::passed(&workflow, now_ms()) {
             workflow = deadline::expire(shared, &id, &reason).await?;
             continue;
         }
-        if !fresh && !std::mem::take(&mut unpark) {
+        // A parked workflow goes on in the execution it parked in: a new span, same number.
+        let resumed = std::mem::take(&mut unpark);
+        if !fresh && !resumed {
             let instance = shared.instance(&workflow.instance);
             let verdict = recovery::verdict(
                 &workflow,
@@ -155,8 +165,15 @@ pub(crate) async fn drive_until_parked(
             workflow_id: id.clone(),
             execution,
         });
+        let trace = shared.options.telemetry.execution_started(
+            &workflow,
+            &shared.options.executor_id,
+            resumed,
+        );
         let cancel = shared.running.register(&id);
-        let ended = match execution_context(shared, &component, &workflow, steps, cancel.clone()) {
+        let context =
+            execution_context(shared, &component, &workflow, steps, cancel.clone(), &trace);
+        let ended = match context {
             // The deadline interrupts the execution where it is, as a cancel does.
             Ok(context) => tokio::select! {
                 ended = execute(&shared.engine, &component, &workflow, context) => ended,
@@ -165,6 +182,7 @@ pub(crate) async fn drive_until_parked(
             Err(err) => Err(err.into()),
         };
         drop(place);
+        trace.ended(ending(&ended));
         // A parked workflow stays registered, so a cancel reaches it while it waits.
         if !matches!(ended, Ok(ExecutionEnd::Parked(_))) {
             shared.running.unregister(&id);
@@ -216,6 +234,23 @@ pub(crate) async fn drive_until_parked(
     }
 }
 
+/// How an execution's span says it ended.
+fn ending(ended: &Result<ExecutionEnd, RuntimeError>) -> Ending<'_> {
+    match ended {
+        Ok(ExecutionEnd::Finished(WorkflowEnd::Success(_))) => Ending::plain("ok"),
+        Ok(ExecutionEnd::Finished(
+            WorkflowEnd::Error(message)
+            | WorkflowEnd::MaxRecoveryAttemptsExceeded(message)
+            | WorkflowEnd::Paused(message),
+        )) => Ending::failed("error", message),
+        Ok(ExecutionEnd::Trapped(trap)) => Ending::trapped(trap.class, &trap.message),
+        Ok(ExecutionEnd::Cancelled) => Ending::plain("cancelled"),
+        Ok(ExecutionEnd::Parked(_)) => Ending::plain("parked"),
+        // The store or the engine failed under it; the workflow stays PENDING.
+        Err(err) => Ending::failed("host_failure", err.to_string()),
+    }
+}
+
 /// The durable state of the workflow's next execution, replaying `steps`, with the runtime as
 /// it sees it.
 fn execution_context(
@@ -224,6 +259,7 @@ fn execution_context(
     workflow: &WorkflowRecord,
     steps: Vec<StepRecord>,
     cancel: CancellationToken,
+    trace: &ExecutionSpan,
 ) -> Result<WorkflowContext, StoreError> {
     let instance = shared.instance(&workflow.instance);
     let mut limits = instance.limits;
@@ -243,6 +279,7 @@ fn execution_context(
     let host = ExecutionHost {
         shared: shared.clone(),
         component: component.clone(),
+        trace: trace.clone(),
         info: info.clone(),
         created_at: workflow.created_at,
         deadline_at: workflow.deadline_at,
@@ -253,6 +290,7 @@ fn execution_context(
     let host = Arc::new(host);
     let mut context =
         WorkflowContext::new(host, info, workflow.epoch, history, limits, grants, cancel);
+    context.trace = trace.clone();
     let as_ms = |ms: i64| u64::try_from(ms).unwrap_or(0);
     context.scheduled = workflow
         .scheduled_at
@@ -394,6 +432,8 @@ pub(crate) fn drive_after_start(
 pub(crate) struct ExecutionHost {
     pub(crate) shared: Arc<Shared>,
     pub(crate) component: Arc<LoadedComponent>,
+    /// The execution's span, for the trap of an isolated step attempt.
+    pub(crate) trace: ExecutionSpan,
     pub(crate) info: WorkflowInfo,
     pub(crate) created_at: i64,
     /// The workflow's deadline, which its children inherit.
@@ -454,6 +494,7 @@ impl WorkflowHost for ExecutionHost {
             created_at: self.created_at,
             limits: self.limits,
             grants: &self.grants,
+            trace: &self.trace,
         };
         instance.run_attempt(name, input, attempt, timeout).await
     }

@@ -63,6 +63,7 @@ impl durable::Host for HostState {
             Position::Replay(step) => {
                 let function_id = step.function_id;
                 ctx.host.metrics().step_replayed();
+                ctx.trace.step_replayed(&step);
                 ctx.event(|workflow_id| RuntimeEvent::StepReplayed {
                     workflow_id,
                     function_id,
@@ -89,6 +90,7 @@ impl durable::Host for HostState {
                 };
                 let info = pending.attempt_info();
                 ctx.host.metrics().step_executed();
+                ctx.trace.attempt_started(function_id, &pending.name, 1);
                 ctx.event(|workflow_id| RuntimeEvent::StepExecuting {
                     workflow_id,
                     function_id,
@@ -123,9 +125,13 @@ impl durable::Host for HostState {
                         "step attempt failed, retrying: {message}"
                     );
                     ctx.host.metrics().step_retried();
+                    ctx.trace.attempt_ended(Some(&message));
                     ctx.unless_cancelled(tokio::time::sleep(delay)).await?;
                     pending.attempt += 1;
                     let info = pending.attempt_info();
+                    let (function_id, attempt) = (pending.function_id, pending.attempt);
+                    ctx.trace
+                        .attempt_started(function_id, &pending.name, attempt);
                     ctx.event(|workflow_id| RuntimeEvent::StepExecuting {
                         workflow_id,
                         function_id: pending.function_id,
@@ -153,12 +159,15 @@ impl durable::Host for HostState {
             started_at: pending.started_at,
             completed_at: now_ms(),
             epoch: Some(ctx.epoch),
+            committed_epoch: None,
         };
         ctx.record(&step).await?;
+        // Ended once the outcome is durable: the span covers what the guest waited for.
+        let error = step.error.as_ref().map(|failure| failure.message.as_str());
+        ctx.trace.attempt_ended(error);
         ctx.host
             .metrics()
             .step_duration(&step.name, pending.began.elapsed());
-            committed_epoch: None,
         tracing::debug!(
             workflow_id = %step.workflow_id, function_id = step.function_id, step = %step.name,
             attempts = step.attempts, duration_ms = step.completed_at - step.started_at,

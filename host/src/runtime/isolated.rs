@@ -14,6 +14,7 @@ use crate::runtime::events::RuntimeEvent;
 use crate::runtime::instance::{HostState, LoadedComponent, Role};
 use crate::runtime::shared::Shared;
 use crate::sandbox::with_refusal;
+use crate::telemetry::ExecutionSpan;
 
 /// Where an isolated attempt runs: the workflow's component and limits, for that workflow.
 pub(crate) struct Instance<'a> {
@@ -25,6 +26,8 @@ pub(crate) struct Instance<'a> {
     pub(crate) created_at: i64,
     pub(crate) limits: InstanceLimits,
     pub(crate) grants: &'a Arc<Grants>,
+    /// The workflow execution's span, whose step attempt this is.
+    pub(crate) trace: &'a ExecutionSpan,
 }
 
 impl Instance<'_> {
@@ -98,6 +101,7 @@ impl Instance<'_> {
             Err(err) => {
                 let trap = classify(&err, store.data().panic_message.as_deref());
                 host.shared.metrics.isolated_trapped(trap.class);
+                host.trace.attempt_trapped(trap.class);
                 host.shared
                     .events
                     .emit(|| RuntimeEvent::IsolatedStepTrapped {

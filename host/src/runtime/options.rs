@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::grants::Grants;
 use crate::limits::InstanceLimits;
 use crate::runtime::recovery::TrapPolicies;
+use crate::telemetry::Telemetry;
 
 /// How the workflows of one configured instance run: its limits, recovery bound and the config
 /// values its guest reads. DBOS's configured instances: one component, several settings.
@@ -56,6 +57,8 @@ pub struct RuntimeOptions {
     pub executor_id: String,
     /// Named instances. `reprise run` has one, named [`DEFAULT_INSTANCE`].
     pub instances: BTreeMap<String, InstanceOptions>,
+    /// Where this runtime's traces go; off by default.
+    pub telemetry: Telemetry,
 }
 
 /// The instance `reprise run` and the convenience calls use.
@@ -67,6 +70,7 @@ impl RuntimeOptions {
         RuntimeOptions {
             executor_id: executor_id.into(),
             instances: BTreeMap::from([(DEFAULT_INSTANCE.to_string(), instance)]),
+            telemetry: Telemetry::off(),
         }
     }
 

@@ -23,7 +23,10 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 /// The UI's routes, outside the token check (the files are the same for everyone).
 pub(super) fn routes() -> Router<Arc<ServerState>> {
     Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", INDEX) }),
+        )
         .route(
             "/ui/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
