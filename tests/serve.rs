@@ -268,6 +268,13 @@ async fn cancel_a_running_workflow_resume_it_and_fork_from_a_step() {
         24,
         "each position recorded once: 12 steps, 12 sleeps"
     );
+    // The resumed execution replayed what was committed before the cancel and ran the rest.
+    let replayed: Vec<bool> = steps.iter().map(|s| s["replayed"] == true).collect();
+    let reused = replayed.iter().take_while(|r| **r).count();
+    assert!(
+        reused >= at_cancel && reused < 24 && replayed[reused..].iter().all(|r| !r),
+        "a replayed prefix of at least the {at_cancel} positions before the cancel: {replayed:?}"
+    );
 
     // Fork from position 6: positions 0..6 are copied (replayed), the rest run anew.
     let fork = client
@@ -285,6 +292,11 @@ async fn cancel_a_running_workflow_resume_it_and_fork_from_a_step() {
             same,
             i < 6,
             "position {i}: copied iff before the fork point"
+        );
+        assert_eq!(
+            fork_steps[i]["replayed"] == true,
+            i < 6,
+            "position {i}: replayed iff copied"
         );
     }
 }
@@ -363,6 +375,7 @@ async fn configured_instances_run_with_their_own_config_and_children_report_fail
         .start_with("publish_all", &6, &on("beta"))
         .await
         .expect("beta");
+    let alpha_id = alpha.id().to_string();
     let alpha: Value = alpha.result().await.expect("alpha report");
     let beta: Value = beta.result().await.expect("beta report");
     assert_eq!(
@@ -392,6 +405,80 @@ async fn configured_instances_run_with_their_own_config_and_children_report_fail
     )
     .await;
     assert_eq!(children.as_array().map(Vec::len), Some(12));
+
+    // What the UI filters and counts by: instance, part of the id, parent.
+    let ids = |query: &str| {
+        let url = format!("{}/workflows?{query}&limit=100", server.url);
+        async move {
+            let (status, list) = get(&url, Some("secret")).await;
+            assert_eq!(status, 200, "{list}");
+            let mut ids: Vec<String> = list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|w| w["id"].as_str().map(str::to_string))
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let children_of_alpha = ids(&format!("parent={alpha_id}")).await;
+    assert_eq!(children_of_alpha.len(), 6, "{children_of_alpha:?}");
+    assert!(children_of_alpha.iter().all(|id| id.starts_with(&alpha_id)));
+    let mut alpha_family = children_of_alpha.clone();
+    alpha_family.push(alpha_id.clone());
+    alpha_family.sort();
+    assert_eq!(ids("instance=alpha").await, alpha_family);
+    assert_eq!(ids(&format!("id={alpha_id}")).await, alpha_family);
+    // `%` and `_` in the search are literal, not SQL wildcards.
+    assert!(ids("id=%25").await.is_empty());
+    assert!(ids("instance=nowhere").await.is_empty());
+
+    let (status, counts) = get(&format!("{}/counts", server.url), Some("secret")).await;
+    assert_eq!(status, 200, "{counts}");
+    assert_eq!(counts["SUCCESS"], 13, "{counts}");
+    assert_eq!(
+        counts["ERROR"], 2,
+        "alpha's every third publish fails: {counts}"
+    );
+    assert_eq!(counts["ENQUEUED"], 0, "every status is listed: {counts}");
+    let (status, _) = get(&format!("{}/counts", server.url), None).await;
+    assert_eq!(status, 401, "counts need the token");
+
+    let (status, queues) = get(&format!("{}/queues", server.url), Some("secret")).await;
+    assert_eq!(status, 200, "{queues}");
+    let queue = |name: &str| {
+        queues
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|q| q["queue"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("queue {name} listed: {queues}"))
+    };
+    let publishers = queue("publishers");
+    assert_eq!(publishers["concurrency"], 4);
+    assert_eq!(publishers["started_here"], 12);
+    assert_eq!(
+        (
+            publishers["enqueued"].as_u64(),
+            publishers["pending"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+    assert!(
+        publishers["mean_wait_ms"].as_f64().is_some(),
+        "{publishers}"
+    );
+    let limited = queue("limited");
+    assert_eq!(
+        limited["rate_limit"],
+        json!({"limit": 5, "period_ms": 1000})
+    );
+    assert_eq!(limited["started_here"], 0);
+    assert_eq!(queue("serial")["worker_concurrency"], 1);
+    let (_, health) = get(&format!("{}/healthz", server.url), None).await;
+    assert_eq!(health["token_required"], true, "{health}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

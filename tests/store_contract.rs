@@ -57,6 +57,7 @@ contract! {
         finish_keeps_the_first_terminal_state,
         listing_filters_and_orders_newest_first,
         listing_filters_by_queue_time_range_and_offset,
+        listing_filters_by_instance_id_and_parent,
         components_are_stored_once,
         workflow_statuses_reads_many_in_the_order_asked,
         lifecycle_rules_hold_end_to_end,

@@ -53,7 +53,13 @@ pub async fn steps_round_trip_including_failures(store: &dyn Store) {
         .await
         .expect("record success");
     let steps = store.steps("wf").await.expect("steps");
-    assert_eq!(steps, vec![step("wf", 0), failed]);
+    // Each row says which execution committed it: here the workflow's epoch, 0, as it has
+    // not begun one.
+    let committed = |step: StepRecord| StepRecord {
+        committed_epoch: Some(0),
+        ..step
+    };
+    assert_eq!(steps, vec![committed(step("wf", 0)), committed(failed)]);
     assert!(store.steps("other").await.expect("steps").is_empty());
 }
 
@@ -309,6 +315,7 @@ pub async fn listing_filters_by_queue_time_range_and_offset(store: &dyn Store) {
             created_before: Some(created[3]),
             limit: Some(10),
             offset: Some(0),
+            ..Default::default()
         })
         .await,
         ["c", "a"]
@@ -320,6 +327,71 @@ pub async fn listing_filters_by_queue_time_range_and_offset(store: &dyn Store) {
         })
         .await
         .is_empty()
+    );
+}
+
+pub async fn listing_filters_by_instance_id_and_parent(store: &dyn Store) {
+    for (id, instance, parent) in [
+        ("order_1", "shop", None),
+        ("order_1-0", "shop", Some("order_1")),
+        ("order_1-1", "shop", Some("order_1")),
+        ("order%2", "shop", None),
+        ("orderX1", "fib", None),
+    ] {
+        let new = NewWorkflow {
+            instance: instance.to_owned(),
+            parent_workflow_id: parent.map(str::to_owned),
+            ..new_workflow(id)
+        };
+        store.insert_workflow(&new).await.expect("insert");
+    }
+    let list = |filter: WorkflowFilter| async move {
+        let mut found = ids(store.list_workflows(&filter).await.expect("list"));
+        found.sort();
+        found
+    };
+    let text = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        list(WorkflowFilter {
+            instance: text("fib"),
+            ..Default::default()
+        })
+        .await,
+        ["orderX1"]
+    );
+    assert_eq!(
+        list(WorkflowFilter {
+            parent: text("order_1"),
+            ..Default::default()
+        })
+        .await,
+        ["order_1-0", "order_1-1"]
+    );
+    // `_` and `%` are the characters searched for, not LIKE's wildcards.
+    assert_eq!(
+        list(WorkflowFilter {
+            id_contains: text("r_1"),
+            ..Default::default()
+        })
+        .await,
+        ["order_1", "order_1-0", "order_1-1"]
+    );
+    assert_eq!(
+        list(WorkflowFilter {
+            id_contains: text("%"),
+            ..Default::default()
+        })
+        .await,
+        ["order%2"]
+    );
+    assert_eq!(
+        list(WorkflowFilter {
+            id_contains: text("1-"),
+            instance: text("shop"),
+            ..Default::default()
+        })
+        .await,
+        ["order_1-0", "order_1-1"]
     );
 }
 

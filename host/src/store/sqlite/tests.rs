@@ -199,10 +199,12 @@ async fn mixed_requests_in_one_batch_each_get_their_own_answer() {
         .expect("get")
         .expect("exists");
     assert_eq!((new.status, new.executions), (WorkflowStatus::Success, 1));
-    assert_eq!(
-        store.steps("new").await.expect("steps"),
-        vec![step("new", 0)]
-    );
+    // Read back with the epoch of the execution that committed it.
+    let committed = StepRecord {
+        committed_epoch: Some(1),
+        ..step("new", 0)
+    };
+    assert_eq!(store.steps("new").await.expect("steps"), vec![committed]);
     let old = store
         .get_workflow("old")
         .await
@@ -378,7 +380,11 @@ async fn reopening_keeps_the_data() {
         .expect("reopen");
     let record = store.get_workflow("wf").await.expect("get").expect("kept");
     assert_eq!(record.executions, 1);
-    assert_eq!(store.steps("wf").await.expect("steps"), vec![step("wf", 0)]);
+    let committed = StepRecord {
+        committed_epoch: Some(1),
+        ..step("wf", 0)
+    };
+    assert_eq!(store.steps("wf").await.expect("steps"), vec![committed]);
     let again = store
         .insert_workflow(&new_workflow("wf"))
         .await
