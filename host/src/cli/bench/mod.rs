@@ -8,6 +8,7 @@ mod hosts;
 mod http;
 mod messages;
 mod parked;
+mod traces;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -54,6 +55,9 @@ pub struct BenchArgs {
     /// Workflows waiting in `recv` at once for the message figures (0 skips them).
     #[arg(long, default_value_t = 10_000)]
     messages: usize,
+    /// 10-step workflows timed with tracing off and exporting over OTLP (0 skips them).
+    #[arg(long, default_value_t = 2_000)]
+    traces: u32,
     /// A Postgres database (emptied first) for the many-executors figures: queue throughput
     /// with 1, 2 and 3 executors, cross-host enqueue-to-start latency, adoption time.
     #[arg(long)]
@@ -126,6 +130,15 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let traces = if args.traces > 0 {
+        let figures = traces::measure(&bytes, args.traces).await?;
+        if !args.json {
+            traces::print(&figures);
+        }
+        Some(figures)
+    } else {
+        None
+    };
     let hosts = match &args.postgres {
         Some(url) => {
             let figures = hosts::measure(&bytes, url, args.hosts_workflows).await?;
@@ -138,7 +151,8 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     };
     if args.json {
         let report = serde_json::json!({
-            "levels": all, "parked": parked, "http": http, "messages": messages, "hosts": hosts,
+            "levels": all, "parked": parked, "http": http, "messages": messages, "traces": traces,
+            "hosts": hosts,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
