@@ -39,9 +39,17 @@ use opentelemetry_sdk::trace::{
 };
 use sha2::{Digest, Sha256};
 
-pub use crate::config::OtlpTarget;
 use crate::limits::TrapClass;
 use crate::store::{StepRecord, WorkflowRecord, WorkflowStatus};
+
+/// Where traces go: read from `[telemetry]` and the environment by the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpTarget {
+    /// The full URL spans are POSTed to.
+    pub traces_url: String,
+    /// `service.name` of every span.
+    pub service_name: String,
+}
 
 /// How long one export request may take; the batch processor retries a failed one.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);

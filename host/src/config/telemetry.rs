@@ -4,6 +4,8 @@
 
 use serde::Deserialize;
 
+use crate::telemetry::OtlpTarget;
+
 /// The standard variable naming the collector's base URL (`/v1/traces` is appended).
 pub const ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// The standard variable naming the traces URL itself, used as it is.
@@ -24,15 +26,6 @@ pub struct TelemetryConfig {
     pub otlp_endpoint: Option<String>,
     /// `service.name` of the exported spans [default: `$OTEL_SERVICE_NAME`, else `reprise`].
     pub service_name: Option<String>,
-}
-
-/// Where traces go, once the file and the environment are read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OtlpTarget {
-    /// The full URL spans are POSTed to.
-    pub traces_url: String,
-    /// `service.name` of every span.
-    pub service_name: String,
 }
 
 impl TelemetryConfig {

@@ -8,11 +8,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::run_sequential;
-use crate::config::OtlpTarget;
 use crate::engine::EngineOptions;
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::store::{Durability, SqliteStore, Store};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{OtlpTarget, Telemetry};
 
 /// Rounds of each setting, interleaved.
 const ROUNDS: u32 = 4;
