@@ -163,6 +163,47 @@ async fn an_operator_logs_in_browses_workflows_and_cancels_one_in_a_real_browser
     let cancelled = client.status("waiting").await.expect("status");
     assert_eq!(cancelled.status, WorkflowStatus::Cancelled);
 
+    // Resume it, then fork it from its first step, each through the confirmation.
+    let workflows_before_fork = workflow_count(&server.url).await;
+    browser.click("#resume").await;
+    browser.wait_for("dialog#confirm[open]").await;
+    browser.click("#confirm-yes").await;
+    browser.wait_for_text("#result", "now PENDING").await;
+    browser.wait_for_text("#status", "PENDING").await;
+    let resumed = client.status("waiting").await.expect("status");
+    assert_eq!(resumed.status, WorkflowStatus::Pending);
+    browser.wait_for(r#"#fork-step option[value="1"]"#).await;
+    browser
+        .client
+        .find(fantoccini::Locator::Css(r#"#fork-step option[value="1"]"#))
+        .await
+        .expect("fork point")
+        .click()
+        .await
+        .expect("choose the fork point");
+    browser.click("#fork").await;
+    browser.wait_for("dialog#confirm[open]").await;
+    browser.click("#confirm-no").await;
+    browser.wait_gone("dialog#confirm[open]").await;
+    assert_eq!(
+        workflow_count(&server.url).await,
+        workflows_before_fork,
+        "declining the confirmation forks nothing"
+    );
+    browser.click("#fork").await;
+    browser.wait_for("dialog#confirm[open]").await;
+    browser.click("#confirm-yes").await;
+    let forked = browser.wait_for_text("#result", "created").await;
+    let fork_id = forked
+        .split_whitespace()
+        .nth(4)
+        .map(str::to_string)
+        .unwrap_or_default();
+    let fork = client.status(&fork_id).await.expect("the fork exists");
+    assert_eq!(fork.name, "wait_one", "{forked}");
+    client.cancel(&fork_id).await.expect("cancel the fork");
+    client.cancel("waiting").await.expect("cancel again");
+
     // Queues and executors.
     browser.click(r#"[data-nav="queues"]"#).await;
     browser.wait_for(r#"tr[data-queue="publishers"]"#).await;
@@ -190,4 +231,18 @@ async fn an_operator_logs_in_browses_workflows_and_cancels_one_in_a_real_browser
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:?}");
     ui.clone().close().await.expect("close the browser");
+}
+
+/// How many workflows the server lists.
+async fn workflow_count(url: &str) -> usize {
+    let list: Vec<serde_json::Value> = reqwest::Client::new()
+        .get(format!("{url}/workflows?limit=1000"))
+        .bearer_auth("secret")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("a JSON list");
+    list.len()
 }

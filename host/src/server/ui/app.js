@@ -349,7 +349,7 @@ function workflowPage(id) {
       result.textContent = `${title} failed: ${err.message}`;
     }
   };
-  cancel.addEventListener("click", () => act("Cancel", `Cancel workflow ${id}? A running step finishes; no further step starts.`,
+  cancel.addEventListener("click", () => act("Cancel", `Cancel workflow ${id}? It stops at once, even mid-step; what it committed stays, and Resume goes on from there.`,
     () => api(`${path}/cancel`, { method: "POST" })));
   resume.addEventListener("click", () => act("Resume", `Resume workflow ${id} from its last recorded step?`,
     () => api(`${path}/resume`, { method: "POST" })));
