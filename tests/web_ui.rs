@@ -1,7 +1,7 @@
 //! The web UI `reprise serve` embeds, in a real headless Chromium: log in, see the workflows
 //! started, watch a new one appear without a reload, filter, open one and see its steps,
-//! children, messages and events, cancel a running one through the confirmation, look at the
-//! queues and executors, keep the session across a reload, and never log a console error.
+//! children, messages and events, cancel a running one, resume it and fork it, each through
+//! its confirmation, look at the queues and executors, keep the session across a reload, and never log a console error.
 //! Screenshots of each page land in `target/tmp/ui-screenshots/`.
 
 #[path = "web_ui/browser.rs"]
