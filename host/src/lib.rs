@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod grants;
+mod https;
 pub mod lease;
 pub mod limits;
 pub mod metrics;

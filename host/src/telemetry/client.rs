@@ -7,36 +7,26 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use opentelemetry_http::{HttpClient, HttpError, Request, Response};
+
+use crate::https::{PooledClient, pooled_client};
 
 /// A collector's answer is a small status message; anything larger is not one.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
 /// Sends export requests over pooled connections.
 pub(super) struct OtlpClient {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: PooledClient<Full<Bytes>>,
     timeout: Duration,
 }
 
 impl OtlpClient {
     /// A client whose every exchange, connect to last response byte, ends within `timeout`.
     pub(super) fn new(timeout: Duration) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(https);
-        OtlpClient { client, timeout }
+        OtlpClient {
+            client: pooled_client(),
+            timeout,
+        }
     }
 }
 
