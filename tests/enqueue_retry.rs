@@ -18,20 +18,6 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
-/// Every workflow the server holds, through its API.
-async fn workflows(server: &Server) -> Vec<Value> {
-    let listed: Value = reqwest::Client::new()
-        .get(format!("{}/workflows?limit=1000", server.url))
-        .bearer_auth("secret")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("list JSON");
-    listed.as_array().cloned().unwrap_or_default()
-}
-
 fn ids(workflows: &[Value]) -> BTreeSet<String> {
     workflows
         .iter()
@@ -95,7 +81,7 @@ async fn a_start_whose_answer_is_lost_is_retried_and_joins_the_stored_workflow()
         "one lost answer, one retry"
     );
 
-    let stored = workflows(&server).await;
+    let stored = server.list("limit=1000").await;
     assert_eq!(
         ids(&stored),
         BTreeSet::from([handle.id().to_string()]),
@@ -149,7 +135,7 @@ async fn enqueue_with_an_id_joins_the_workflow_instead_of_making_another() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("workflow id"), "{err}");
 
-    let stored = workflows(&server).await;
+    let stored = server.list("limit=1000").await;
     assert_eq!(
         ids(&stored),
         BTreeSet::from(["job-1".into(), "job-2".into(), "job-3".into()]),
@@ -179,7 +165,7 @@ async fn enqueue_wait_keeps_waiting_through_a_server_restart() {
     // Kill the server once the workflow is well under way: enqueue is waiting on it by then.
     let running = poll_until(
         || async {
-            let listed = workflows(&first).await;
+            let listed = first.list("limit=1000").await;
             match ids(&listed).into_iter().next() {
                 Some(id) => first.steps(&id).await.len(),
                 None => 0,
@@ -205,7 +191,7 @@ async fn enqueue_wait_keeps_waiting_through_a_server_restart() {
     let stderr = String::from_utf8_lossy(&finished.stderr);
     assert_eq!(finished.status.code(), Some(0), "{stdout}\n{stderr}");
 
-    let stored = workflows(&second).await;
+    let stored = second.list("limit=1000").await;
     assert_eq!(stored.len(), 1, "exactly one workflow: {stored:?}");
     let id = stored[0]["id"].as_str().unwrap_or_default();
     assert_eq!(stored[0]["status"], "SUCCESS", "{stored:?}");

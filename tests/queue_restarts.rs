@@ -36,16 +36,8 @@ worker_concurrency = {LIMIT}
 
 /// How many of the queue's workflows are PENDING (claimed or recovered, not ended) and how
 /// many ended, read from the API.
-async fn counts(http: &reqwest::Client, server: &Server) -> (u64, u64) {
-    let list: Vec<Value> = http
-        .get(format!("{}/workflows?queue=slow&limit=1000", server.url))
-        .bearer_auth("secret")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("list json");
+async fn counts(server: &Server) -> (u64, u64) {
+    let list = server.list("queue=slow&limit=1000").await;
     let pending = list.iter().filter(|w| w["status"] == "PENDING").count() as u64;
     let ended = list
         .iter()
@@ -75,9 +67,9 @@ async fn worker_concurrency_holds_across_repeated_kills() {
     let mut most = 0;
     for kill in 0..6 {
         // Watch until this server has made progress, then kill it mid-flight.
-        let (_, ended_before) = counts(&http, &server).await;
+        let (_, ended_before) = counts(&server).await;
         loop {
-            let (pending, ended) = counts(&http, &server).await;
+            let (pending, ended) = counts(&server).await;
             most = most.max(pending);
             assert!(
                 pending <= LIMIT,
@@ -94,7 +86,7 @@ async fn worker_concurrency_holds_across_repeated_kills() {
     assert!(most > 0, "nothing ever ran");
     // The last server finishes everything, never more than the limit at once.
     loop {
-        let (pending, ended) = counts(&http, &server).await;
+        let (pending, ended) = counts(&server).await;
         assert!(pending <= LIMIT, "{pending} PENDING at once");
         if ended as usize == WORKFLOWS {
             break;

@@ -40,23 +40,10 @@ workflow = "when_scheduled"
 
 /// The workflows a schedule started, through the API: `(scheduled time, view)`, oldest first.
 async fn firings(server: &Server, schedule: &str) -> Vec<(i64, Value)> {
-    let list: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/workflows?name=when_scheduled&limit=10000",
-            server.url
-        ))
-        .bearer_auth("secret")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list = server.list("name=when_scheduled&limit=10000").await;
     let prefix = format!("{schedule}@");
     let mut found: Vec<(i64, Value)> = list
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .filter_map(|w| {
             let time = w["id"].as_str()?.strip_prefix(&prefix)?.parse().ok()?;
             Some((time, w.clone()))

@@ -408,14 +408,13 @@ async fn configured_instances_run_with_their_own_config_and_children_report_fail
 
     // What the UI filters and counts by: instance, part of the id, parent.
     let ids = |query: &str| {
-        let url = format!("{}/workflows?{query}&limit=100", server.url);
+        let query = format!("{query}&limit=100");
+        let server = &server;
         async move {
-            let (status, list) = get(&url, Some("secret")).await;
-            assert_eq!(status, 200, "{list}");
-            let mut ids: Vec<String> = list
-                .as_array()
-                .into_iter()
-                .flatten()
+            let mut ids: Vec<String> = server
+                .list(&query)
+                .await
+                .iter()
                 .filter_map(|w| w["id"].as_str().map(str::to_string))
                 .collect();
             ids.sort();

@@ -164,7 +164,7 @@ async fn an_operator_logs_in_browses_workflows_and_cancels_one_in_a_real_browser
     assert_eq!(cancelled.status, WorkflowStatus::Cancelled);
 
     // Resume it, then fork it from its first step, each through the confirmation.
-    let workflows_before_fork = workflow_count(&server.url).await;
+    let workflows_before_fork = server.list("limit=1000").await.len();
     browser.click("#resume").await;
     browser.wait_for("dialog#confirm[open]").await;
     browser.click("#confirm-yes").await;
@@ -186,7 +186,7 @@ async fn an_operator_logs_in_browses_workflows_and_cancels_one_in_a_real_browser
     browser.click("#confirm-no").await;
     browser.wait_gone("dialog#confirm[open]").await;
     assert_eq!(
-        workflow_count(&server.url).await,
+        server.list("limit=1000").await.len(),
         workflows_before_fork,
         "declining the confirmation forks nothing"
     );
@@ -231,18 +231,4 @@ async fn an_operator_logs_in_browses_workflows_and_cancels_one_in_a_real_browser
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:?}");
     ui.clone().close().await.expect("close the browser");
-}
-
-/// How many workflows the server lists.
-async fn workflow_count(url: &str) -> usize {
-    let list: Vec<serde_json::Value> = reqwest::Client::new()
-        .get(format!("{url}/workflows?limit=1000"))
-        .bearer_auth("secret")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("a JSON list");
-    list.len()
 }

@@ -34,24 +34,6 @@ async fn post(url: &str, body: &Value) -> (u16, Value) {
     )
 }
 
-async fn listed_ids(url: &str) -> BTreeSet<String> {
-    let listed: Value = reqwest::Client::new()
-        .get(format!("{url}/workflows?limit=1000"))
-        .bearer_auth("secret")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("list JSON");
-    listed
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|w| w["id"].as_str().map(String::from))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_refuses_bad_ids_in_bodies_and_paths_with_400() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -109,7 +91,12 @@ async fn the_api_refuses_bad_ids_in_bodies_and_paths_with_400() {
     }
 
     assert_eq!(
-        listed_ids(url).await,
+        server
+            .list("limit=1000")
+            .await
+            .iter()
+            .filter_map(|w| w["id"].as_str().map(String::from))
+            .collect::<BTreeSet<_>>(),
         BTreeSet::from([longest, "base".to_string()]),
         "nothing was created under a bad id"
     );

@@ -158,6 +158,20 @@ impl Server {
         steps.as_array().cloned().unwrap_or_default()
     }
 
+    /// The workflows `GET /workflows?{query}` lists (`query` should bound `limit`).
+    pub async fn list(&self, query: &str) -> Vec<serde_json::Value> {
+        let response = reqwest::Client::new()
+            .get(format!("{}/workflows?{query}", self.url))
+            .bearer_auth("secret")
+            .send()
+            .await
+            .expect("list");
+        let status = response.status();
+        let listed: serde_json::Value = response.json().await.expect("list json");
+        assert_eq!(status, 200, "GET /workflows?{query}: {listed}");
+        listed.as_array().cloned().unwrap_or_default()
+    }
+
     /// Workflows of `queue` running now (PENDING), from `/healthz`.
     pub async fn pending_in(&self, queue: &str) -> u64 {
         let health: serde_json::Value = reqwest::get(format!("{}/healthz", self.url))
