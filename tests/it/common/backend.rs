@@ -1,0 +1,66 @@
+//! Runtime scenarios written once and run on both storage backends, as the store contract is
+//! (`store/contract/`): [`on_each_backend!`] makes each scenario a test on a fresh SQLite file
+//! (`sqlite::<scenario>`) and one on a fresh database of this process's throwaway Postgres
+//! cluster (`postgres::<scenario>`), so a failure names the scenario and the backend.
+//!
+//! A scenario is an `async fn(Backend)` of the module that invokes the macro; it gets its
+//! runtime from [`Backend::harness`]. Scenarios only Postgres has (`LISTEN`/`NOTIFY`, several
+//! handles on one database) stay plain tests in `hosts/postgres.rs`.
+
+use reprise::store::open_store;
+use reprise::{Durability, RuntimeOptions};
+
+use super::Harness;
+
+/// The database a scenario runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    /// A fresh SQLite file in the harness's temp dir.
+    Sqlite,
+    /// A fresh database of this process's Postgres cluster, named after the scenario.
+    Postgres { database: &'static str },
+}
+
+impl Backend {
+    /// A runtime with `options` on a fresh database of this backend.
+    pub async fn harness(self, options: RuntimeOptions) -> Harness {
+        match self {
+            Backend::Sqlite => Harness::new(options).await,
+            Backend::Postgres { database } => {
+                let url = super::postgres::database(database).await;
+                let store = open_store(&url, Durability::Synced)
+                    .await
+                    .expect("open postgres store");
+                Harness::with_store(store, options).await
+            }
+        }
+    }
+}
+
+/// One test per scenario per backend: `sqlite::<scenario>` and `postgres::<scenario>`, each
+/// calling the invoking module's `async fn <scenario>(Backend)`.
+macro_rules! on_each_backend {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario($crate::common::backend::Backend::Sqlite).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    let database = stringify!($scenario);
+                    super::$scenario($crate::common::backend::Backend::Postgres { database })
+                        .await;
+                }
+            )*
+        }
+    };
+}
+
+pub(crate) use on_each_backend;

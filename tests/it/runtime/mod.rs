@@ -1,0 +1,20 @@
+//! The runtime, mostly in this process on a real SQLite file: failure semantics and traps,
+//! recovery, children, messages, sleeps and deadlines, parking, memory limits, I/O grants,
+//! workflow ids and bad input.
+
+mod bad_input;
+mod cancel_blocking;
+pub(crate) mod children;
+mod deadlines;
+mod durable_sleep;
+pub(crate) mod failure_semantics;
+pub(crate) mod io_grants;
+pub(crate) mod memory_limits;
+pub(crate) mod messages;
+mod parking;
+mod recovery_bounds;
+mod step_entropy;
+mod step_timeouts;
+mod trap_policy;
+pub(crate) mod traps;
+mod workflow_ids;

@@ -1,0 +1,12 @@
+//! A real `reprise serve`: its API and client crate, hostile clients, the web UI in a real
+//! browser, JSON logs, traces over OTLP, schedules, the approval driven from outside, and
+//! starts that survive a lossy network.
+
+mod approval;
+mod enqueue_retry;
+mod hostile_clients;
+mod json_logs;
+mod schedules;
+pub(crate) mod serve;
+mod telemetry;
+mod web_ui;
