@@ -33,7 +33,7 @@ pub enum RuntimeError {
         /// The configured queues.
         available: Vec<String>,
     },
-    /// A caller-chosen workflow id breaks the rule of `reprise_client::ids`; nothing was
+    /// A caller-chosen workflow id breaks the rule of `reprise_protocol::ids`; nothing was
     /// written.
     #[error(transparent)]
     InvalidId(#[from] InvalidId),

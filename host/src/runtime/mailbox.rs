@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::runtime::error::RuntimeError;
 use crate::runtime::ids::{fresh_random, validate_workflow_id};
-use crate::runtime::signals::Signals;
-use crate::runtime::waits::check_key;
+use crate::runtime::waiting::signals::Signals;
+use crate::runtime::waiting::waits::check_key;
 use crate::store::{Change, EventRecord, NewMessage, Store, StreamRead};
 
 /// The most stream values one read returns.

@@ -9,15 +9,15 @@ use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
-use crate::runtime::completion::{self, Completions, Waited};
 use crate::runtime::error::RuntimeError;
 use crate::runtime::events::{EventSink, RuntimeEvent};
+use crate::runtime::execution::instance::{LoadedComponent, WorkflowEngine};
 use crate::runtime::ids::{new_workflow_id, validate_workflow_id};
-use crate::runtime::instance::{LoadedComponent, WorkflowEngine};
 use crate::runtime::options::{DEFAULT_INSTANCE, InstanceOptions, RuntimeOptions, StartRequest};
-use crate::runtime::running::Running;
-use crate::runtime::signals::Signals;
-use crate::runtime::slots::Slots;
+use crate::runtime::scheduling::slots::Slots;
+use crate::runtime::waiting::completion::{self, Completions, Waited};
+use crate::runtime::waiting::running::Running;
+use crate::runtime::waiting::signals::Signals;
 use crate::store::{Inserted, NewWorkflow, Store, StoreError, WorkflowEnd, WorkflowRecord};
 
 /// What every execution shares.
