@@ -42,7 +42,7 @@ pub use limits::BodyLimits;
 use crate::node::queue::QueueOptions;
 use crate::runtime::LoadedComponent;
 use crate::runtime::{DEFAULT_INSTANCE, Runtime, StartRequest};
-use crate::store::{WorkflowFilter, WorkflowRecord};
+use reprise_store::{WorkflowFilter, WorkflowRecord};
 
 /// Longest a single `/result` request waits before answering 202 (the client asks again).
 const MAX_RESULT_WAIT: Duration = Duration::from_secs(60);
@@ -262,7 +262,7 @@ async fn start_workflow(
 /// When a start with a delay or a start time may begin: the later of the two.
 fn not_before(delay_ms: Option<u64>, start_at: Option<i64>) -> Option<i64> {
     let delayed = delay_ms
-        .map(|ms| crate::store::now_ms().saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
+        .map(|ms| reprise_store::now_ms().saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
     delayed.max(start_at)
 }
 

@@ -32,8 +32,8 @@ use reprise_host::limits::InstanceLimits;
 use reprise_host::runtime::{
     InstanceOptions, InvalidId, Runtime, RuntimeError, RuntimeOptions, validate_workflow_id,
 };
-use reprise_host::store::{Durability, Store, open_store};
 use reprise_host::telemetry::{Telemetry, TelemetryError};
+use reprise_store::{Durability, Store, open_store};
 
 /// Durable workflows in WebAssembly: every step checkpointed, every failure recovered.
 #[derive(Debug, Parser)]

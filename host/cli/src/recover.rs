@@ -12,7 +12,7 @@ use super::progress::Progress;
 use super::{EXIT_WORKFLOW_FAILED, HostArgs};
 use reprise_host::runtime::{Runtime, RuntimeEvent};
 use reprise_host::server::views;
-use reprise_host::store::WorkflowStatus;
+use reprise_store::WorkflowStatus;
 
 #[derive(Debug, Args)]
 pub struct RecoverArgs {

@@ -12,7 +12,7 @@ use super::component::component_bytes;
 use super::{EXIT_PAUSED, EXIT_WORKFLOW_FAILED, HostArgs, parse_input, parse_workflow_id};
 use crate::config::parse_duration;
 use reprise_host::runtime::StartRequest;
-use reprise_host::store::{WorkflowRecord, WorkflowStatus, now_ms};
+use reprise_store::{WorkflowRecord, WorkflowStatus, now_ms};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {

@@ -152,7 +152,7 @@ pub async fn schedule(command: &ScheduleCommand) -> anyhow::Result<ExitCode> {
             to,
             server,
         } => {
-            let to = to.unwrap_or_else(reprise_host::store::now_ms);
+            let to = to.unwrap_or_else(reprise_store::now_ms);
             let ids = client(server)?.backfill_schedule(name, *from, to).await?;
             for id in &ids {
                 println!("{id}");

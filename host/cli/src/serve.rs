@@ -20,7 +20,7 @@ use reprise_host::node::lease::DEFAULT_LEASE;
 use reprise_host::node::{Node, NodeOptions};
 use reprise_host::runtime::{Runtime, RuntimeOptions};
 use reprise_host::server::{BodyLimits, ServerState, router};
-use reprise_host::store::open_store;
+use reprise_store::open_store;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

@@ -1,7 +1,7 @@
 //! Plain aligned tables for humans; every listing also has `--json` for programs.
 
 use super::time::format_ms;
-use reprise_host::store::WorkflowRecord;
+use reprise_store::WorkflowRecord;
 
 /// Prints rows under a header, each column as wide as its widest cell.
 pub fn print(header: &[&str], rows: &[Vec<String>]) {

@@ -3,7 +3,7 @@
 //! does), or a duration ago (`2h`).
 
 use crate::config::parse_duration;
-use reprise_host::store::now_ms;
+use reprise_store::now_ms;
 
 /// `2024-05-01 12:34:56` (UTC) for milliseconds since the epoch.
 pub fn format_ms(ms: i64) -> String {

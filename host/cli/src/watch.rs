@@ -12,7 +12,7 @@ use reprise_client::wire::WorkflowView;
 use super::table::print_workflows;
 use super::time::format_ms;
 use reprise_host::server::views;
-use reprise_host::store::{Store, WorkflowFilter, now_ms};
+use reprise_store::{Store, WorkflowFilter, now_ms};
 
 /// Lists `filter`'s workflows every `every` until interrupted (Ctrl-C ends it with success).
 pub async fn watch(

@@ -16,7 +16,7 @@ use super::{HostArgs, StoreArgs, ThreadArgs, parse_workflow_id};
 use crate::config::parse_duration;
 use reprise_host::runtime::Runtime;
 use reprise_host::server::{ToView, views};
-use reprise_host::store::{WorkflowFilter, WorkflowStatus};
+use reprise_store::{WorkflowFilter, WorkflowStatus};
 
 #[derive(Debug, Subcommand)]
 pub enum WorkflowCommand {

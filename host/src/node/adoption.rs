@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::Dispatch;
-use crate::store::{ExecutorRecord, now_ms};
+use reprise_store::{ExecutorRecord, now_ms};
 
 /// Most workflows one adoption statement takes: small enough that live executors alternate and
 /// so share a dead one's work, large enough that thousands are adopted within a second.
@@ -65,7 +65,7 @@ pub fn spawn(
 
 /// One round: adopts this executor's share from every dead one and hands what it took to be
 /// recovered. Returns how many it adopted.
-async fn round(dispatch: &Dispatch) -> Result<usize, crate::store::StoreError> {
+async fn round(dispatch: &Dispatch) -> Result<usize, reprise_store::StoreError> {
     let store = dispatch.store();
     let me = dispatch.executor_id();
     let executors = store.executors().await?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Store, StoreError, now_ms};
+use reprise_store::{Store, StoreError, now_ms};
 
 /// The lease when the config names none: a dead host is noticed within this.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);

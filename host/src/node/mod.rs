@@ -20,8 +20,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::{LoadedComponent, Runtime, RuntimeError};
-use crate::store::StoreError;
 pub use queue::QueueOptions;
+use reprise_store::StoreError;
 use scheduler::{ScheduleError, Scheduler};
 
 /// What a node serves beyond its runtime.

@@ -12,7 +12,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::Dispatch;
-use crate::store::{Change, QueueClaim, RateLimit, now_ms};
+use reprise_store::{Change, QueueClaim, RateLimit, now_ms};
 
 /// How often a dispatcher looks for work it was not told about (other processes' enqueues,
 /// rate-limit windows reopening).
@@ -154,7 +154,7 @@ impl Dispatcher {
 
     /// Recovers the workflows adopted from dead executors first, then claims as many
     /// workflows as the free local slots and the queue's limits allow.
-    async fn dispatch_once(&self) -> Result<(), crate::store::StoreError> {
+    async fn dispatch_once(&self) -> Result<(), reprise_store::StoreError> {
         while let Ok(permit) = self.slots.clone().try_acquire_owned() {
             let Some(id) = self.dispatch.next_adopted(&self.queue) else {
                 break;

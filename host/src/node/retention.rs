@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Store, StoreError, now_ms};
+use reprise_store::{Store, StoreError, now_ms};
 
 /// Workflows deleted per transaction.
 pub const BATCH: u32 = 500;

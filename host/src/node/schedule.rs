@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::CatchUp;
+use reprise_store::CatchUp;
 
 /// A firing this late is not "missed": the poll, or a busy host, made it late.
 pub const GRACE_MS: i64 = 2_000;

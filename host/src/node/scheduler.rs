@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::node::schedule::{self, firing_id};
 use crate::runtime::{LoadedComponent, Runtime, RuntimeError, StartRequest, validate_workflow_id};
-use crate::store::{ScheduleRecord, StoreError, now_ms};
+use reprise_store::{ScheduleRecord, StoreError, now_ms};
 
 /// How often the scheduler looks for schedules other processes added or changed.
 const POLL: Duration = Duration::from_secs(1);

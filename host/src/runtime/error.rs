@@ -2,7 +2,7 @@
 
 use crate::engine::EngineError;
 use crate::runtime::ids::InvalidId;
-use crate::store::StoreError;
+use reprise_store::StoreError;
 
 /// Why the runtime could not do what was asked. Guest failures are not errors here: they end
 /// up in the workflow's status.

@@ -9,7 +9,7 @@ use crate::runtime::error::RuntimeError;
 use crate::runtime::ids::{fresh_random, validate_workflow_id};
 use crate::runtime::waiting::signals::Signals;
 use crate::runtime::waiting::waits::check_key;
-use crate::store::{Change, EventRecord, NewMessage, Store, StreamRead};
+use reprise_store::{Change, EventRecord, NewMessage, Store, StreamRead};
 
 /// The most stream values one read returns.
 pub const MAX_STREAM_READ: u32 = 1000;

@@ -26,7 +26,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::engine::EngineOptions;
 use crate::metrics::Metrics;
-use crate::store::{Inserted, Store, WorkflowRecord, WorkflowStatus};
 use drive::Begin;
 pub use drive::recovery::{AtEnd, MemoryGrowth, TrapPolicies, TrapPolicy};
 use drive::start::Existing;
@@ -38,6 +37,7 @@ pub use execution::instance::{InstanceState, LoadedComponent, WorkflowEngine};
 pub use ids::{InvalidId, MAX_WORKFLOW_ID_LEN, new_workflow_id, validate_workflow_id};
 pub use mailbox::{MAX_STREAM_READ, Mailbox};
 pub use options::{DEFAULT_INSTANCE, InstanceOptions, RuntimeOptions, StartRequest};
+use reprise_store::{Inserted, Store, WorkflowRecord, WorkflowStatus};
 pub use scheduling::dispatch::Dispatch;
 pub use scheduling::slots::InstanceUsage;
 use scheduling::slots::Slots;

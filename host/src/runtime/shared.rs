@@ -18,7 +18,7 @@ use crate::runtime::scheduling::slots::Slots;
 use crate::runtime::waiting::completion::{self, Completions, Waited};
 use crate::runtime::waiting::running::Running;
 use crate::runtime::waiting::signals::Signals;
-use crate::store::{Inserted, NewWorkflow, Store, StoreError, WorkflowEnd, WorkflowRecord};
+use reprise_store::{Inserted, NewWorkflow, Store, StoreError, WorkflowEnd, WorkflowRecord};
 
 /// What every execution shares.
 pub(crate) struct Shared {

@@ -9,7 +9,7 @@ use reprise_protocol::wire::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::store::{
+use reprise_store::{
     EventRecord, ExecutorRecord, MessageRecord, StepRecord, StoreError, StreamInfo, StreamRead,
     WorkflowRecord,
 };
@@ -113,7 +113,7 @@ impl ToView for StepRecord {
 
 /// Executors as shown, their lease ages as of now.
 pub fn executor_views(executors: Vec<ExecutorRecord>) -> Vec<ExecutorView> {
-    let now = crate::store::now_ms();
+    let now = reprise_store::now_ms();
     executors
         .into_iter()
         .map(|e| ExecutorView {
@@ -203,7 +203,7 @@ pub(crate) fn stream_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{StepFailureRecord, WorkflowStatus};
+    use reprise_store::{StepFailureRecord, WorkflowStatus};
 
     fn record() -> WorkflowRecord {
         WorkflowRecord {

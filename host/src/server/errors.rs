@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use reprise_protocol::wire::ErrorBody;
 
 use crate::runtime::RuntimeError;
-use crate::store::StoreError;
+use reprise_store::StoreError;
 
 /// An error response: a status and a message, rendered as JSON.
 #[derive(Debug)]

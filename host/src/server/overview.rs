@@ -23,7 +23,7 @@ pub(super) fn routes() -> Router<Arc<ServerState>> {
 async fn counts(
     State(state): State<Arc<ServerState>>,
 ) -> Result<Json<BTreeMap<String, u64>>, ApiError> {
-    let mut counts: BTreeMap<String, u64> = crate::store::WorkflowStatus::ALL
+    let mut counts: BTreeMap<String, u64> = reprise_store::WorkflowStatus::ALL
         .iter()
         .map(|status| (status.as_str().to_string(), 0))
         .collect();

@@ -39,7 +39,7 @@ impl From<ScheduleError> for ApiError {
 
 fn view(
     state: &ServerState,
-    record: crate::store::ScheduleRecord,
+    record: reprise_store::ScheduleRecord,
 ) -> Result<ScheduleView, ApiError> {
     Ok(state.scheduler.view(record)?)
 }

@@ -18,7 +18,7 @@ use reprise_host::node::queue::start_dispatchers;
 use reprise_host::runtime::{
     InstanceOptions, LoadedComponent, Runtime, RuntimeOptions, StartRequest,
 };
-use reprise_host::store::{NewWorkflow, Store, WorkflowStatus, now_ms, open_store};
+use reprise_store::{NewWorkflow, Store, WorkflowStatus, now_ms, open_store};
 
 /// The lease the adoption figure runs with.
 const LEASE: Duration = Duration::from_secs(1);
@@ -47,7 +47,7 @@ struct Host {
 }
 
 async fn host(url: &str, id: &str, bytes: &[u8]) -> anyhow::Result<(Host, Arc<LoadedComponent>)> {
-    let store = open_store(url, reprise_host::store::Durability::Synced).await?;
+    let store = open_store(url, reprise_store::Durability::Synced).await?;
     let options = RuntimeOptions::single(id, InstanceOptions::default());
     let runtime = Runtime::new(store, &EngineOptions::default(), options)?;
     let component = runtime.register(bytes).await?;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use reprise_host::engine::EngineOptions;
 use reprise_host::grants::Grants;
 use reprise_host::runtime::{InstanceOptions, Runtime, RuntimeOptions};
-use reprise_host::store::{Durability, SqliteStore, Store, WorkflowStatus};
+use reprise_store::{Durability, SqliteStore, Store, WorkflowStatus};
 
 /// The HTTP figures.
 #[derive(Debug, Serialize)]

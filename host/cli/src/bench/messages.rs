@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::parked::{cancel_all, park_many, percentile, resident_bytes, sqlite_bytes};
 use reprise_host::engine::EngineOptions;
 use reprise_host::runtime::{Mailbox, Runtime, RuntimeEvent, RuntimeOptions, StartRequest};
-use reprise_host::store::{Durability, SqliteStore, Store, WorkflowStatus};
+use reprise_store::{Durability, SqliteStore, Store, WorkflowStatus};
 
 /// Round trips timed each way.
 const ROUND_TRIPS: usize = 100;

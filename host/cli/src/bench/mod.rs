@@ -27,7 +27,7 @@ use reprise_host::engine::EngineOptions;
 use reprise_host::node::queue::QueueOptions;
 use reprise_host::node::queue::start_dispatchers;
 use reprise_host::runtime::{LoadedComponent, Runtime, RuntimeEvent, RuntimeOptions, StartRequest};
-use reprise_host::store::{Durability, SqliteStore, StepRecord, Store, WorkflowStatus, now_ms};
+use reprise_store::{Durability, SqliteStore, StepRecord, Store, WorkflowStatus, now_ms};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use reprise_host::engine::EngineOptions;
 use reprise_host::runtime::{LoadedComponent, Runtime, RuntimeEvent, RuntimeOptions, StartRequest};
-use reprise_host::store::{Durability, SqliteStore, Store, WorkflowStatus};
+use reprise_store::{Durability, SqliteStore, Store, WorkflowStatus};
 
 /// Long enough that nothing wakes while the memory is measured.
 const LONG_NAP_MS: u64 = 600_000;

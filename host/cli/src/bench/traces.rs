@@ -10,8 +10,8 @@ use serde::Serialize;
 use super::run_sequential;
 use reprise_host::engine::EngineOptions;
 use reprise_host::runtime::{Runtime, RuntimeOptions};
-use reprise_host::store::{Durability, SqliteStore, Store};
 use reprise_host::telemetry::{OtlpTarget, Telemetry};
+use reprise_store::{Durability, SqliteStore, Store};
 
 /// Rounds of each setting, interleaved.
 const ROUNDS: u32 = 4;

@@ -23,7 +23,7 @@ use reprise_host::node::queue::QueueOptions;
 use reprise_host::runtime::{
     AtEnd, InstanceOptions, MemoryGrowth, RuntimeOptions, TrapPolicies, TrapPolicy,
 };
-use reprise_host::store::{Durability, RateLimit};
+use reprise_store::{Durability, RateLimit};
 
 /// Why a config file was refused.
 #[derive(Debug, thiserror::Error)]

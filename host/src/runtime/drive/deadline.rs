@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::runtime::error::RuntimeError;
 use crate::runtime::shared::Shared;
-use crate::store::{WorkflowRecord, now_ms};
+use reprise_store::{WorkflowRecord, now_ms};
 
 /// Why the workflow must end now, if its deadline passed by `now` (ms).
 pub(crate) fn passed(workflow: &WorkflowRecord, now: i64) -> Option<String> {
@@ -57,7 +57,7 @@ pub(crate) async fn expire(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::WorkflowStatus;
+    use reprise_store::WorkflowStatus;
 
     #[test]
     fn the_reason_names_the_timeout_or_the_inherited_deadline() {

@@ -25,10 +25,10 @@ use crate::runtime::execution::instance::LoadedComponent;
 use crate::runtime::execution::{ExecutionEnd, execute};
 use crate::runtime::shared::Shared;
 use crate::runtime::waiting::park::Parking;
-use crate::store::{
+use crate::telemetry::{Ending, ExecutionSpan};
+use reprise_store::{
     StepRecord, StoreError, TrapRecord, WorkflowEnd, WorkflowRecord, WorkflowStatus, now_ms,
 };
-use crate::telemetry::{Ending, ExecutionSpan};
 
 /// How a drive begins: what the caller already knows saves reads on the hot path.
 pub enum Begin {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::limits::TrapClass;
-use crate::store::WorkflowRecord;
+use reprise_store::WorkflowRecord;
 
 /// What a trap policy does once its bound is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -138,7 +138,7 @@ fn last_trap(workflow: &WorkflowRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::WorkflowStatus;
+    use reprise_store::WorkflowStatus;
 
     const MIB: u64 = 1 << 20;
 

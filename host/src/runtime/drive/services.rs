@@ -20,8 +20,8 @@ use crate::runtime::execution::services::Services;
 use crate::runtime::options::StartRequest;
 use crate::runtime::shared::Shared;
 use crate::runtime::waiting::completion::{POLL_INTERVAL, Waited};
-use crate::store::{Change, NewMessage, StepRecord, StoreError};
 use crate::telemetry::ExecutionSpan;
+use reprise_store::{Change, NewMessage, StepRecord, StoreError};
 
 /// The real [`Services`] of one execution: the runtime's shared state and the component,
 /// workflow and limits it runs.

@@ -8,7 +8,7 @@ use crate::runtime::error::RuntimeError;
 use crate::runtime::execution::instance::LoadedComponent;
 use crate::runtime::options::StartRequest;
 use crate::runtime::shared::Shared;
-use crate::store::{Inserted, WorkflowStatus};
+use reprise_store::{Inserted, WorkflowStatus};
 
 /// Records a start and, when it is not queued, drives it in the background. This is the
 /// one place that decides whether a start needs a drive; see [`drive_after_start`].
@@ -61,7 +61,7 @@ pub(crate) fn drive_after_start(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::WorkflowRecord;
+    use reprise_store::WorkflowRecord;
 
     fn inserted(created: bool, queue: Option<&str>, status: WorkflowStatus) -> Inserted {
         Inserted {

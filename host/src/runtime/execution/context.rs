@@ -17,8 +17,8 @@ use crate::runtime::execution::interrupt::{cancelled, diverged, host_failure, vi
 use crate::runtime::execution::services::Services;
 use crate::runtime::execution::step::PendingStep;
 use crate::sandbox::StepPhase;
-use crate::store::{StepFailureRecord, StepRecord, StoreError, now_ms};
 use crate::telemetry::ExecutionSpan;
+use reprise_store::{StepFailureRecord, StepRecord, StoreError, now_ms};
 
 /// A workflow execution's durable state.
 pub(crate) struct WorkflowContext {

@@ -19,10 +19,11 @@ use crate::runtime::execution::interrupt::{Interrupt, diverged, parked, violatio
 use crate::runtime::execution::step::{PendingStep, checked_json, outcome_of};
 use crate::runtime::ids::fresh_random;
 use crate::runtime::waiting::children;
-use crate::runtime::waiting::park::{Wake, sleep_parks};
+use crate::runtime::waiting::park::sleep_parks;
 use crate::runtime::waiting::waits;
+use crate::runtime::waiting::wake::Wake;
 use crate::sandbox::with_refusal;
-use crate::store::{StepFailureRecord, StepRecord, now_ms};
+use reprise_store::{StepFailureRecord, StepRecord, now_ms};
 
 impl InstanceState {
     /// The workflow's durable state, for a durable call of workflow code (or a step's start

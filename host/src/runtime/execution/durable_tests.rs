@@ -23,7 +23,7 @@ use crate::runtime::execution::interrupt::{Interrupt, ProtocolViolation};
 use crate::runtime::execution::services::Services;
 use crate::runtime::options::StartRequest;
 use crate::runtime::waiting::completion::Waited;
-use crate::store::{Change, NewMessage, StepRecord, StoreError};
+use reprise_store::{Change, NewMessage, StepRecord, StoreError};
 
 /// Records what the protocol asks of the runtime; fails checkpoints on request.
 #[derive(Default)]
@@ -325,7 +325,7 @@ async fn steps_cannot_nest_and_durable_calls_cannot_run_inside_steps() {
         Some(Interrupt::Violation(_))
     ));
     // Inside a step the clock is the real one, not a recorded position.
-    let before = crate::store::now_ms() as u64;
+    let before = reprise_store::now_ms() as u64;
     let now = state.now_ms().await.expect("now");
     assert!(now >= before);
 }

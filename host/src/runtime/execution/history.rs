@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::store::StepRecord;
+use reprise_store::StepRecord;
 
 /// The guest asked for a different step than the one recorded at this position: its code (or
 /// the control flow feeding it) changed under a running workflow. Replaying further would

@@ -3,8 +3,8 @@
 //! apart from a trap with a single downcast.
 
 use crate::runtime::execution::history::NonDeterminism;
-use crate::runtime::waiting::park::Wake;
-use crate::store::StoreError;
+use crate::runtime::waiting::wake::Wake;
+use reprise_store::StoreError;
 
 /// A host call's decision to stop the execution here.
 #[derive(Debug, thiserror::Error)]

@@ -18,9 +18,9 @@ use crate::runtime::execution::context::WorkflowContext;
 use crate::runtime::execution::instance::{InstanceState, LoadedComponent, Role, WorkflowEngine};
 use crate::runtime::execution::interrupt::Interrupt;
 use crate::runtime::execution::step::checked_json;
-use crate::runtime::waiting::park::Wake;
+use crate::runtime::waiting::wake::Wake;
 use crate::sandbox::with_refusal;
-use crate::store::{WorkflowEnd, WorkflowRecord};
+use reprise_store::{WorkflowEnd, WorkflowRecord};
 
 /// How an execution ended.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use crate::runtime::events::EventSink;
 use crate::runtime::execution::interrupt::ProtocolViolation;
 use crate::runtime::options::StartRequest;
 use crate::runtime::waiting::completion::Waited;
-use crate::store::{Change, NewMessage, StepRecord, StoreError};
+use reprise_store::{Change, NewMessage, StepRecord, StoreError};
 
 /// The runtime as one workflow execution sees it.
 #[async_trait]

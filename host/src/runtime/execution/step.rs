@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::bindings::{AttemptInfo, StepFailure, StepOptions, StepOutcome};
-use crate::store::StepRecord;
+use reprise_store::StepRecord;
 
 /// A step between begin-step and its final end-step.
 pub(crate) struct PendingStep {

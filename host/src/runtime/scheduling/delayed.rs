@@ -11,7 +11,7 @@ use crate::runtime::Runtime;
 use crate::runtime::drive::{self, Begin};
 use crate::runtime::error::RuntimeError;
 use crate::runtime::shared::Shared;
-use crate::store::{WorkflowRecord, now_ms};
+use reprise_store::{WorkflowRecord, now_ms};
 
 /// How often the starter looks for delayed workflows created by other processes.
 const POLL: Duration = Duration::from_millis(100);

@@ -13,7 +13,7 @@ use crate::runtime::drive::{self, Begin};
 use crate::runtime::error::RuntimeError;
 use crate::runtime::scheduling::delayed::start_due;
 use crate::runtime::shared::Shared;
-use crate::store::{Store, WorkflowRecord};
+use reprise_store::{Store, WorkflowRecord};
 
 /// Drives workflows for a node's dispatchers, adoption and recovery; cheap to clone.
 #[derive(Clone)]

@@ -10,8 +10,9 @@ use crate::runtime::execution::interrupt::{cancelled, host_failure, parked, viol
 use crate::runtime::ids::child_id;
 use crate::runtime::options::StartRequest;
 use crate::runtime::waiting::completion::Waited;
-use crate::runtime::waiting::park::{PARK_AFTER, Wake};
-use crate::store::{StoreError, WorkflowStatus};
+use crate::runtime::waiting::park::PARK_AFTER;
+use crate::runtime::waiting::wake::Wake;
+use reprise_store::{StoreError, WorkflowStatus};
 
 /// How a child's end is recorded in the parent's history: `{"ok": output}` or
 /// `{"err": {"status": …, "message": …}}`.
@@ -119,7 +120,7 @@ fn ended(id: &str, waited: Waited) -> Result<ChildResult, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::WorkflowRecord;
+    use reprise_store::WorkflowRecord;
 
     fn child(status: WorkflowStatus, output: Option<&str>) -> WorkflowRecord {
         WorkflowRecord {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::runtime::waiting::signals::Waiters;
-use crate::store::WorkflowRecord;
+use reprise_store::WorkflowRecord;
 
 /// How often a waiter re-reads the database for workflows finished by other processes.
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(200);

@@ -7,3 +7,4 @@ pub(crate) mod park;
 pub(crate) mod running;
 pub(crate) mod signals;
 pub(crate) mod waits;
+pub(crate) mod wake;

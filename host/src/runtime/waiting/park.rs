@@ -6,7 +6,6 @@
 //! Short waits keep the instance: parking costs a read of the history and a replay, which a
 //! wait of a few milliseconds would not repay.
 
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -15,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::runtime::events::RuntimeEvent;
 use crate::runtime::shared::Shared;
-use crate::store::{Change, now_ms};
+use crate::runtime::waiting::wake::Wake;
+use reprise_store::{Change, now_ms};
 
 /// Waits longer than this give back the instance. Measured with `reprise bench`: parking and
 /// waking a workflow costs well under a millisecond plus its replay, so a wait of 50 ms is
@@ -25,40 +25,6 @@ pub(crate) const PARK_AFTER: Duration = Duration::from_millis(50);
 /// The longest a parked wait for a child goes without reading the child's status: a child
 /// that ends in another process wakes no one here.
 const MAX_CHILD_POLL: Duration = Duration::from_secs(2);
-
-/// What ends a parked wait.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Wake {
-    /// A durable sleep's recorded wake-up time, in milliseconds since the epoch.
-    At(u64),
-    /// A child workflow's end.
-    Child(String),
-    /// A message on this workflow's topic, or the recv's recorded deadline (ms).
-    Message { topic: String, deadline: u64 },
-    /// Another workflow's event, or the get-event's recorded deadline (ms).
-    Event {
-        workflow_id: String,
-        key: String,
-        deadline: u64,
-    },
-}
-
-impl fmt::Display for Wake {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Wake::At(ms) => write!(f, "wake-up time {ms}"),
-            Wake::Child(id) => write!(f, "the end of workflow {id}"),
-            Wake::Message { topic, deadline } => {
-                write!(f, "a message on topic {topic:?} or time {deadline}")
-            }
-            Wake::Event {
-                workflow_id,
-                key,
-                deadline,
-            } => write!(f, "event {key:?} of {workflow_id} or time {deadline}"),
-        }
-    }
-}
 
 /// Whether a durable sleep with `remaining_ms` left gives back its instance.
 pub(crate) fn sleep_parks(remaining_ms: u64) -> bool {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Change, Store, WorkflowStatus};
+use reprise_store::{Change, Store, WorkflowStatus};
 
 /// How often a process looks for its running workflows having been cancelled elsewhere.
 pub const CANCELLATION_POLL: Duration = Duration::from_millis(200);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::store::{Change, Store, now_ms};
+use reprise_store::{Change, Store, now_ms};
 
 /// How often a process with waiters looks for other processes' writes: as often as a queue's
 /// dispatcher looks for their enqueues.

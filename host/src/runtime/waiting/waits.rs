@@ -11,10 +11,11 @@ use crate::runtime::execution::history::Position;
 use crate::runtime::execution::interrupt::{host_failure, parked, violation};
 use crate::runtime::execution::step::checked_json;
 use crate::runtime::ids::validate_workflow_id;
-use crate::runtime::waiting::park::{PARK_AFTER, Wake};
+use crate::runtime::waiting::park::PARK_AFTER;
+use crate::runtime::waiting::wake::Wake;
 use reprise_protocol::recorded::{self, Waited};
 
-use crate::store::{Change, NewMessage, StepRecord, StoreError, now_ms};
+use reprise_store::{Change, NewMessage, StepRecord, StoreError, now_ms};
 
 /// The longest topic, event key or stream key: they travel in wake-up notices.
 pub(crate) const MAX_KEY_BYTES: usize = 256;
