@@ -12,10 +12,10 @@ pub mod engine;
 pub mod grants;
 mod https;
 pub mod limits;
-pub mod metrics;
+mod metrics;
 pub mod node;
 pub mod runtime;
-pub mod sandbox;
+mod sandbox;
 pub mod server;
 /// The storage contract and its backends, from the `reprise-store` crate.
 pub use reprise_store as store;
