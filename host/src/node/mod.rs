@@ -97,14 +97,9 @@ impl Node {
         scheduler.put_configured(options.schedules).await?;
         let dispatch = runtime.dispatch();
         let stop_watching = CancellationToken::new();
-        let lease = lease::take(
-            runtime.store().clone(),
-            runtime.options().executor_id.clone(),
-            options.lease,
-            stop_watching.clone(),
-        )
-        .await
-        .map_err(NodeError::Lease)?;
+        let lease = lease::take(dispatch.clone(), options.lease, stop_watching.clone())
+            .await
+            .map_err(NodeError::Lease)?;
         let stop_dispatch = CancellationToken::new();
         let mut dispatch_loops =
             queue::start_dispatchers(&dispatch, &options.queues, stop_dispatch.clone());

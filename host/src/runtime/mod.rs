@@ -13,6 +13,7 @@ mod execution;
 mod ids;
 mod mailbox;
 mod options;
+mod ownership;
 mod scheduling;
 mod shared;
 mod waiting;
@@ -78,6 +79,7 @@ impl Runtime {
                 queues: RwLock::new(BTreeMap::new()),
                 signals: Arc::default(),
                 due: Notify::new(),
+                lease: ownership::LeaseClock::default(),
                 adopted: std::sync::Mutex::default(),
             }),
         })

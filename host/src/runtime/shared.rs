@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) signals: Arc<Signals>,
     /// Wakes the starter of delayed workflows when one is created here.
     pub(crate) due: Notify,
+    /// This host's lease as its executions judge it before each outside effect.
+    pub(crate) lease: crate::runtime::ownership::LeaseClock,
     /// Adopted workflows of declared queues, oldest first, until their dispatcher has a slot.
     pub(crate) adopted: std::sync::Mutex<BTreeMap<String, std::collections::VecDeque<String>>>,
 }

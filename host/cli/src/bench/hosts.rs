@@ -167,10 +167,12 @@ pub async fn measure(bytes: &[u8], url: &str, total: usize) -> anyhow::Result<Fi
     let mut survivors = Vec::new();
     for n in 0..2 {
         let (survivor, _) = host(url, &format!("bench-survivor-{n}"), bytes).await?;
-        let id = survivor.runtime.options().executor_id.clone();
-        let lease =
-            reprise_host::node::lease::take(store.clone(), id, LEASE, survivor.stop.clone())
-                .await?;
+        let lease = reprise_host::node::lease::take(
+            survivor.runtime.dispatch(),
+            LEASE,
+            survivor.stop.clone(),
+        )
+        .await?;
         let adoption = reprise_host::node::adoption::spawn(
             survivor.runtime.dispatch(),
             LEASE / 3,

@@ -220,6 +220,8 @@ impl<'a> Drive<'a> {
         let shared = self.shared;
         let workflow = &self.workflow;
         let id = workflow.id.clone();
+        // The epoch was just read or written: lapses of the lease before now are behind it.
+        let lapses = shared.lease.lapses();
         let component = shared.component(&workflow.app_version).await?;
         // Executions beyond the pool wait here, in turn, before they read their history.
         let place = shared.slots.workflow().await;
@@ -241,8 +243,14 @@ impl<'a> Drive<'a> {
             next == Next::Resume,
         );
         let cancel = shared.running.register(&id);
-        let context =
-            execution_context(shared, &component, workflow, steps, cancel.clone(), &trace);
+        let context = execution_context(
+            shared,
+            &component,
+            workflow,
+            steps,
+            (cancel.clone(), lapses),
+            &trace,
+        );
         let ended = match context {
             // The deadline interrupts the execution where it is, as a cancel does.
             Ok(context) => tokio::select! {
@@ -342,7 +350,7 @@ fn execution_context(
     component: &Arc<LoadedComponent>,
     workflow: &WorkflowRecord,
     steps: Vec<StepRecord>,
-    cancel: CancellationToken,
+    (cancel, lapses): (CancellationToken, u64),
     trace: &ExecutionSpan,
 ) -> Result<WorkflowContext, StoreError> {
     let instance = shared.instance(&workflow.instance);
@@ -369,6 +377,7 @@ fn execution_context(
         deadline_at: workflow.deadline_at,
         limits,
         grants: grants.clone(),
+        lapses_seen: lapses.into(),
     };
     let history = History::new(&workflow.id, steps);
     let host = Arc::new(host);

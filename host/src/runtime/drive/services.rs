@@ -2,6 +2,7 @@
 //! writing to the store and waking this process's waiters.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -36,10 +37,41 @@ pub(crate) struct RuntimeServices {
     pub(crate) deadline_at: Option<i64>,
     pub(crate) limits: InstanceLimits,
     pub(crate) grants: Arc<Grants>,
+    /// The lease's lapses this execution has checked its epoch after.
+    pub(crate) lapses_seen: AtomicU64,
 }
 
 #[async_trait]
 impl Services for RuntimeServices {
+    async fn may_act(&self, epoch: u64) -> Result<(), StoreError> {
+        let lease = &self.shared.lease;
+        let id = &self.info.id;
+        if !lease.fresh() {
+            tracing::warn!(workflow_id = %id, epoch, "this host's lease is older than it may trust (the process was paused, or the database was unreachable): halting until it is renewed");
+            lease.until_fresh().await;
+        }
+        let lapses = lease.lapses();
+        if lapses == self.lapses_seen.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let current = self
+            .shared
+            .store
+            .get_workflow(id)
+            .await?
+            .ok_or_else(|| StoreError::UnknownWorkflow(id.clone()))?;
+        if current.epoch != epoch {
+            return Err(StoreError::Fenced {
+                workflow_id: id.clone(),
+                epoch,
+                current: current.epoch,
+            });
+        }
+        tracing::info!(workflow_id = %id, epoch, "lease renewed and the workflow still ours: going on");
+        self.lapses_seen.store(lapses, Ordering::Release);
+        Ok(())
+    }
+
     async fn checkpoint(&self, step: &StepRecord) -> Result<(), StoreError> {
         let started = Instant::now();
         self.shared.store.record_step(step).await?;

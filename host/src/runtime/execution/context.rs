@@ -108,6 +108,15 @@ impl WorkflowContext {
         }
     }
 
+    /// Halts before an effect outside the guest until this execution may act: a host whose
+    /// lease lapsed waits for its renewal and stops for good if its workflow was taken over.
+    pub(crate) async fn may_act(&self) -> wasmtime::Result<()> {
+        let host = self.host.clone();
+        self.unless_cancelled(host.may_act(self.epoch))
+            .await?
+            .map_err(host_failure)
+    }
+
     pub(crate) fn event(&self, event: impl FnOnce(String) -> RuntimeEvent) {
         self.host.events().emit(|| event(self.info.id.clone()));
     }

@@ -75,6 +75,7 @@ impl durable::Host for InstanceState {
                 Ok(StepStart::Replay(outcome_of(step)))
             }
             Position::Execute(function_id) => {
+                ctx.may_act().await?;
                 let max_attempts = if options.retry.retries_allowed {
                     options.retry.max_attempts.max(1)
                 } else {
@@ -130,6 +131,7 @@ impl durable::Host for InstanceState {
                     ctx.host.metrics().step_retried();
                     ctx.trace.attempt_ended(Some(&message));
                     ctx.unless_cancelled(tokio::time::sleep(delay)).await?;
+                    ctx.may_act().await?;
                     pending.attempt += 1;
                     let info = pending.attempt_info();
                     let (function_id, attempt) = (pending.function_id, pending.attempt);

@@ -52,6 +52,10 @@ impl FakeServices {
 
 #[async_trait]
 impl Services for FakeServices {
+    async fn may_act(&self, _epoch: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn checkpoint(&self, step: &StepRecord) -> Result<(), StoreError> {
         if self.fail_checkpoints {
             return Err(StoreError::WriterGone);

@@ -17,6 +17,11 @@ use reprise_store::{Change, NewMessage, StepRecord, StoreError};
 /// The runtime as one workflow execution sees it.
 #[async_trait]
 pub(crate) trait Services: Send + Sync {
+    /// Returns once this execution may act outside the guest (begin a step attempt, send,
+    /// start a child): at once while the host's lease is fresh; otherwise after the lease is
+    /// renewed and the workflow's epoch read again. Another epoch is
+    /// [`StoreError::Fenced`]: another host took the workflow over, and this execution stops.
+    async fn may_act(&self, epoch: u64) -> Result<(), StoreError>;
     /// Commits a step outcome (or a recorded value); returns once it is durable.
     async fn checkpoint(&self, step: &StepRecord) -> Result<(), StoreError>;
     /// Creates a child workflow of this component (or finds the one with the requested id)

@@ -4,6 +4,7 @@
 //! [`Runtime`](crate::runtime::Runtime).
 
 use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +40,17 @@ impl Dispatch {
     /// The runtime's counters, which a dispatcher adds its queue waits to.
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
+    }
+
+    /// This host took its lease of `lease` with a renewal sent at `sent`: from now on its
+    /// executions halt before an outside effect once the lease is no longer fresh.
+    pub fn lease_taken(&self, lease: Duration, sent: Instant) {
+        self.shared.lease.arm(lease, sent);
+    }
+
+    /// The database accepted a renewal of this host's lease sent at `sent`.
+    pub fn lease_renewed(&self, sent: Instant) {
+        self.shared.lease.renewed(sent);
     }
 
     /// Declares a queue so starts may name it; returns the signal that wakes its dispatcher.

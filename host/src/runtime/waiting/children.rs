@@ -34,9 +34,11 @@ pub(crate) async fn start(
     options: ChildOptions,
 ) -> wasmtime::Result<Result<String, String>> {
     let host = ctx.host.clone();
-    let (parent, instance) = (ctx.info.id.clone(), ctx.info.instance.clone());
+    let (parent, instance, epoch) = (ctx.info.id.clone(), ctx.info.instance.clone(), ctx.epoch);
     let name = recorded::start_child(&workflow);
     ctx.recorded(&name, |function_id| async move {
+        // A child is created before the parent's record of it: no stale parent may create one.
+        host.may_act(epoch).await.map_err(host_failure)?;
         let Ok(input) = String::from_utf8(input) else {
             return Ok(Err(format!(
                 "input of child workflow {workflow:?} is not UTF-8"

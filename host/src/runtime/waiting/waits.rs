@@ -78,6 +78,7 @@ pub(crate) async fn send(
         Position::Replay(step) => return Ok(replayed_write(step)),
         Position::Execute(function_id) => function_id,
     };
+    ctx.may_act().await?;
     let started_at = now_ms();
     let new = NewMessage {
         message_id: format!("{}#{function_id}", ctx.info.id),
