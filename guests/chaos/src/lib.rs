@@ -295,6 +295,16 @@ fn gapped(n: u64) -> Result<u32, String> {
     Ok(first + tick(1, 0)?)
 }
 
+/// Starts a `relay` child under the id `victim` and says what the host answered: a workflow
+/// may not take over another's id.
+#[workflow]
+fn claim_id(victim: String) -> Result<String, String> {
+    match Child::new("relay").id(victim).start::<u32, _>(&1u64) {
+        Ok(handle) => Ok(format!("started {}", handle.id())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Fails its first attempt on purpose and answers `i * 10` on the next.
 #[step(max_attempts = 3, interval_ms = 10)]
 fn flaky(i: u32) -> Result<u32, String> {
@@ -346,6 +356,7 @@ reprise_guest::export!(
         calls_unlisted,
         relay,
         gapped,
+        claim_id,
         traced,
         traced_child,
     ],

@@ -88,7 +88,20 @@ impl Services for RuntimeServices {
             (Some(own), Some(parent)) => Some(own.min(parent)),
             (own, parent) => own.or(parent),
         };
+        let parent = self.info.id.clone();
         match start(&self.shared, &self.component, request, Existing::Join).await {
+            // An id that names a workflow this one did not start is not this workflow's to
+            // join, whatever it is: the guest hears no, and that workflow is left as it is.
+            Ok(inserted)
+                if !inserted.created
+                    && inserted.record.parent_workflow_id.as_deref() != Some(&parent) =>
+            {
+                Ok(Err(format!(
+                    "workflow id {} is taken by a workflow that is not a child of {parent}: a \
+                     child's id must be new, or name this workflow's own child",
+                    inserted.record.id
+                )))
+            }
             Ok(inserted) => Ok(Ok(inserted.record.id)),
             Err(RuntimeError::Store(err @ StoreError::Duplicate { .. })) => {
                 Ok(Err(err.to_string()))

@@ -18,8 +18,10 @@ pub(crate) async fn start(
     request: StartRequest,
     existing: Existing,
 ) -> Result<Inserted, RuntimeError> {
+    let parent = request.parent.clone();
     let inserted = shared.submit(component, request, true).await?;
-    if let Some(begin) = drive_after_start(&inserted, existing, |id| shared.running.contains(id)) {
+    let running_here = |id: &str| shared.running.contains(id);
+    if let Some(begin) = drive_after_start(&inserted, existing, parent.as_deref(), running_here) {
         spawn(shared, begin);
     }
     Ok(inserted)
@@ -30,8 +32,10 @@ pub(crate) async fn start(
 pub(crate) enum Existing {
     /// Leave it: it runs wherever it runs, or recovery picks it up.
     Leave,
-    /// Join it: drive it when it is PENDING and not running here (a child created by a parent
-    /// execution that crashed before it recorded the start).
+    /// Join it when it is the starter's own child (same parent): drive it when it is PENDING
+    /// and not running here (a child created by a parent execution that crashed before it
+    /// recorded the start). Anyone else's workflow is left alone: naming its id never takes
+    /// it away from its owner.
     Join,
 }
 
@@ -40,6 +44,7 @@ pub(crate) enum Existing {
 pub(crate) fn drive_after_start(
     inserted: &Inserted,
     existing: Existing,
+    parent: Option<&str>,
     running_here: impl Fn(&str) -> bool,
 ) -> Option<Begin> {
     let record = &inserted.record;
@@ -49,6 +54,8 @@ pub(crate) fn drive_after_start(
     } else if inserted.created {
         Some(Begin::Created(Box::new(record.clone())))
     } else if existing == Existing::Join
+        && parent.is_some()
+        && record.parent_workflow_id.as_deref() == parent
         && record.status == WorkflowStatus::Pending
         && !running_here(&record.id)
     {
@@ -68,17 +75,20 @@ mod tests {
             created,
             record: WorkflowRecord {
                 queue_name: queue.map(str::to_string),
+                parent_workflow_id: Some("parent".into()),
                 ..WorkflowRecord::example("w", status)
             },
         }
     }
 
     fn decide(inserted: &Inserted, existing: Existing, running: bool) -> Option<&'static str> {
-        drive_after_start(inserted, existing, |_| running).map(|begin| match begin {
-            Begin::Created(_) => "created",
-            Begin::Id(_) => "by id",
-            Begin::Unpark { .. } => "unparked",
-        })
+        drive_after_start(inserted, existing, Some("parent"), |_| running).map(
+            |begin| match begin {
+                Begin::Created(_) => "created",
+                Begin::Id(_) => "by id",
+                Begin::Unpark { .. } => "unparked",
+            },
+        )
     }
 
     #[test]
@@ -104,5 +114,22 @@ mod tests {
         assert_eq!(decide(&orphan, Existing::Join, true), None);
         let done = inserted(false, None, WorkflowStatus::Success);
         assert_eq!(decide(&done, Existing::Join, false), None);
+    }
+
+    #[test]
+    fn another_workflows_id_is_never_joined() {
+        let foreign = Inserted {
+            created: false,
+            record: WorkflowRecord {
+                parent_workflow_id: Some("someone-else".into()),
+                ..WorkflowRecord::example("victim", WorkflowStatus::Pending)
+            },
+        };
+        assert_eq!(decide(&foreign, Existing::Join, false), None);
+        let top_level = Inserted {
+            created: false,
+            record: WorkflowRecord::example("victim", WorkflowStatus::Pending),
+        };
+        assert_eq!(decide(&top_level, Existing::Join, false), None);
     }
 }
