@@ -1,29 +1,24 @@
 //! Reprise: a durable workflow host. Workflows and steps written in Rust, compiled to
 //! WebAssembly components, checkpointed step by step and replayed after any failure.
 //!
-//! Data flows one way: the CLI and the server ask the [`runtime`], which asks the [`engine`]
-//! for instances and the [`store`] for history; nothing lower knows anything higher.
+//! Data flows one way: the `reprise` binary (host/cli) and the [`server`] ask the [`runtime`],
+//! which asks the [`engine`] for instances and the [`store`] for history; nothing lower knows
+//! anything higher.
 
 #![warn(missing_docs)]
 
-pub mod adoption;
 mod bindings;
-pub mod cli;
-pub mod config;
 pub mod engine;
 pub mod grants;
 mod https;
-pub mod lease;
 pub mod limits;
-pub mod metrics;
-pub mod queue;
-pub mod retention;
+mod metrics;
+pub mod node;
 pub mod runtime;
-pub mod sandbox;
-pub mod schedule;
-pub mod scheduler;
+mod sandbox;
 pub mod server;
-pub mod store;
+/// The storage contract and its backends, from the `reprise-store` crate.
+pub use reprise_store as store;
 pub mod telemetry;
 
 pub use engine::{Definitions, EngineOptions};

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::limits::TrapClass;
-use crate::store::{QueueDepth, WorkflowStatus};
+use reprise_store::{QueueDepth, WorkflowStatus};
 
 const TRAP_CLASSES: [TrapClass; 6] = TrapClass::ALL;
 

@@ -1,7 +1,7 @@
 //! The admin HTTP API of `reprise serve`: health, start and enqueue, status and results,
 //! listings, steps, cancel, resume, fork, and Prometheus metrics. Every error is a JSON body
 //! `{"error": "..."}` with a 4xx status that says whose fault it was. The bodies are the types of
-//! `reprise_client::wire`, which the client reads.
+//! `reprise_protocol::wire`, which the client reads.
 
 mod convert;
 mod errors;
@@ -26,23 +26,23 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use reprise_client::wire::{
+use reprise_protocol::wire::{
     ForkBody, Health, HealthStatus, InstanceHealth, ListQuery, QueueHealth, ResumeBody, StartBody,
     StepView, WorkflowView,
 };
 use serde::Deserialize;
 
-pub(crate) use convert::{executor_views, views};
+pub use convert::{ToView, executor_views, views};
 pub use errors::ApiError;
 use errors::{json_rejection, query_rejection};
 use extract::WorkflowId;
 pub use http::serve;
 pub use limits::BodyLimits;
 
-use crate::config::QueueConfig;
+use crate::node::queue::QueueOptions;
 use crate::runtime::LoadedComponent;
 use crate::runtime::{DEFAULT_INSTANCE, Runtime, StartRequest};
-use crate::store::{WorkflowFilter, WorkflowRecord};
+use reprise_store::{WorkflowFilter, WorkflowRecord};
 
 /// Longest a single `/result` request waits before answering 202 (the client asks again).
 const MAX_RESULT_WAIT: Duration = Duration::from_secs(60);
@@ -56,11 +56,11 @@ pub struct ServerState {
     /// Bearer token required on every endpoint but `/healthz`.
     pub token: Option<String>,
     /// The configured queues, which `/healthz` and `/queues` list even when they are empty.
-    pub queues: BTreeMap<String, QueueConfig>,
+    pub queues: BTreeMap<String, QueueOptions>,
     /// Set at shutdown: new work is refused with 503 while running work drains.
     pub draining: AtomicBool,
     /// The schedules this server fires.
-    pub scheduler: Arc<crate::scheduler::Scheduler>,
+    pub scheduler: Arc<crate::node::scheduler::Scheduler>,
 }
 
 /// The router, with the token check and then the body limits applied to every endpoint but
@@ -262,13 +262,13 @@ async fn start_workflow(
 /// When a start with a delay or a start time may begin: the later of the two.
 fn not_before(delay_ms: Option<u64>, start_at: Option<i64>) -> Option<i64> {
     let delayed = delay_ms
-        .map(|ms| crate::store::now_ms().saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
+        .map(|ms| reprise_store::now_ms().saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
     delayed.max(start_at)
 }
 
 /// The API's form of a workflow record.
 fn view(record: WorkflowRecord) -> Result<Json<WorkflowView>, ApiError> {
-    Ok(Json(WorkflowView::try_from(record)?))
+    Ok(Json(record.to_view()?))
 }
 
 async fn list_workflows(

@@ -40,7 +40,7 @@ use opentelemetry_sdk::trace::{
 use sha2::{Digest, Sha256};
 
 use crate::limits::TrapClass;
-use crate::store::{StepRecord, WorkflowRecord, WorkflowStatus};
+use reprise_store::{StepRecord, WorkflowRecord, WorkflowStatus};
 
 /// Where traces go: read from `[telemetry]` and the environment by the config.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@ use crate::__bindings::reprise::workflow::types::{
     StepStart, WorkflowInfo,
 };
 use crate::registry;
+use reprise_protocol::recorded::{self, Waited};
 
 use super::state::{Pending, failure};
 use super::{Crash, with_state};
@@ -116,7 +117,7 @@ pub(crate) fn sleep(duration_ms: u64) {
             s.now_ms = s.now_ms.saturating_add(duration_ms);
             return;
         }
-        let wake_at = s.recorded_u64("reprise.sleep", |s| s.now_ms.saturating_add(duration_ms));
+        let wake_at = s.recorded_u64(recorded::SLEEP, |s| s.now_ms.saturating_add(duration_ms));
         if wake_at > s.now_ms {
             s.slept_ms = s.slept_ms.saturating_add(wake_at - s.now_ms);
             s.now_ms = wake_at;
@@ -125,12 +126,12 @@ pub(crate) fn sleep(duration_ms: u64) {
 }
 
 pub(crate) fn now_ms() -> u64 {
-    with_state(|s| s.recorded_u64("reprise.now", |s| s.now_ms))
+    with_state(|s| s.recorded_u64(recorded::NOW, |s| s.now_ms))
 }
 
 pub(crate) fn random_u64() -> u64 {
     with_state(|s| {
-        s.recorded_u64("reprise.random", |s| {
+        s.recorded_u64(recorded::RANDOM, |s| {
             // splitmix64: varied values, the same in every test run.
             s.random = s.random.wrapping_add(0x9E37_79B9_7F4A_7C15);
             let mut z = s.random;
@@ -200,31 +201,27 @@ pub(crate) fn secret(name: &str) -> Result<String, String> {
     })
 }
 
-/// How a wait's outcome is recorded, as the host records it: `{"value": …}` or
-/// `{"timed_out": true}`.
+/// How a wait's outcome is recorded, exactly as the host records it.
 fn waited(value: Option<&[u8]>) -> Vec<u8> {
-    match value.and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok()) {
-        Some(value) => {
-            serde_json::to_vec(&serde_json::json!({ "value": value })).unwrap_or_default()
-        }
-        None => br#"{"timed_out":true}"#.to_vec(),
-    }
+    let text = value
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| Waited::value_text(v).ok())
+        .unwrap_or_else(Waited::timed_out_text);
+    text.into_bytes()
 }
 
 /// A recorded wait's value, `None` for its timeout.
 fn unwaited(json: &[u8]) -> Option<Vec<u8>> {
-    let recorded: serde_json::Value = serde_json::from_slice(json).ok()?;
-    recorded
-        .get("value")
-        .and_then(|value| serde_json::to_vec(value).ok())
+    let recorded: Waited = serde_json::from_slice(json).ok()?;
+    serde_json::to_vec(&recorded.into_value()?).ok()
 }
 
 pub(crate) fn send(workflow_id: &str, topic: &str, message: &[u8]) -> Result<(), String> {
     with_state(|s| {
-        s.recorded_json("reprise.send", |s| {
+        s.recorded_json(recorded::SEND, |s| {
             s.sent
                 .push((workflow_id.to_string(), topic.to_string(), message.to_vec()));
-            b"null".to_vec()
+            recorded::UNIT_OUTPUT.as_bytes().to_vec()
         });
         Ok(())
     })
@@ -233,10 +230,10 @@ pub(crate) fn send(workflow_id: &str, topic: &str, message: &[u8]) -> Result<(),
 /// Takes the test's oldest message on `topic`; with none, the timeout passes in virtual time.
 pub(crate) fn recv(topic: &str, timeout_ms: u64) -> Result<Option<Vec<u8>>, String> {
     with_state(|s| {
-        let deadline = s.recorded_u64("reprise.recv-deadline", |s| {
+        let deadline = s.recorded_u64(recorded::RECV_DEADLINE, |s| {
             s.now_ms.saturating_add(timeout_ms)
         });
-        let recorded = s.recorded_json(&format!("reprise.recv:{topic}"), |s| {
+        let recorded = s.recorded_json(&recorded::recv(topic), |s| {
             let found = s.inbox.iter().position(|(t, _)| t == topic);
             match found.and_then(|i| s.inbox.remove(i)) {
                 Some((_, message)) => waited(Some(&message)),
@@ -253,9 +250,9 @@ pub(crate) fn recv(topic: &str, timeout_ms: u64) -> Result<Option<Vec<u8>>, Stri
 
 pub(crate) fn set_event(key: &str, value: &[u8]) -> Result<(), String> {
     with_state(|s| {
-        s.recorded_json(&format!("reprise.set-event:{key}"), |s| {
+        s.recorded_json(&recorded::set_event(key), |s| {
             s.events.insert(key.to_string(), value.to_vec());
-            b"null".to_vec()
+            recorded::UNIT_OUTPUT.as_bytes().to_vec()
         });
         Ok(())
     })
@@ -269,10 +266,10 @@ pub(crate) fn get_event(
     timeout_ms: u64,
 ) -> Result<Option<Vec<u8>>, String> {
     with_state(|s| {
-        let deadline = s.recorded_u64("reprise.get-event-deadline", |s| {
+        let deadline = s.recorded_u64(recorded::GET_EVENT_DEADLINE, |s| {
             s.now_ms.saturating_add(timeout_ms)
         });
-        let recorded = s.recorded_json(&format!("reprise.get-event:{key}"), |s| {
+        let recorded = s.recorded_json(&recorded::get_event(key), |s| {
             let own = (workflow_id == s.workflow_id)
                 .then(|| s.events.get(key).cloned())
                 .flatten();
@@ -315,13 +312,12 @@ fn stream_write(key: &str, value: Option<&[u8]>) -> Result<(), String> {
             write(s);
             return Ok(());
         }
-        let verb = if value.is_some() { "write" } else { "close" };
-        let recorded = s.recorded_json(&format!("reprise.{verb}-stream:{key}"), |s| {
+        let recorded = s.recorded_json(&recorded::stream_write(key, value.is_none()), |s| {
             if closed {
                 return b"closed".to_vec();
             }
             write(s);
-            b"null".to_vec()
+            recorded::UNIT_OUTPUT.as_bytes().to_vec()
         });
         if recorded == b"closed" {
             return Err(format!(

@@ -210,7 +210,7 @@ impl Harness {
         self.state()
             .history
             .iter()
-            .filter(|r| !r.name.starts_with("reprise."))
+            .filter(|r| !r.name.starts_with(reprise_protocol::recorded::PREFIX))
             .map(|r| match &r.outcome {
                 StepOutcome::Value(json) => RecordedStep {
                     name: r.name.clone(),

@@ -154,7 +154,7 @@ impl State {
     pub(super) fn steps_recorded(&self) -> usize {
         self.history
             .iter()
-            .filter(|r| !r.name.starts_with("reprise."))
+            .filter(|r| !r.name.starts_with(reprise_protocol::recorded::PREFIX))
             .count()
     }
 }

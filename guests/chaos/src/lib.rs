@@ -280,6 +280,31 @@ fn relay(ms: u64) -> Result<u32, String> {
     Ok(sum)
 }
 
+/// Two `tick` steps with `n` iterations of busy workflow code between them, which says "gap"
+/// in the log as it begins: a host paused there has committed the first step and not begun
+/// the second. Returns 1.
+#[workflow]
+fn gapped(n: u64) -> Result<u32, String> {
+    let first = tick(0, 0)?;
+    info!("gap");
+    let mut sum: u64 = 0;
+    for i in 0..n {
+        sum = black_box(sum.wrapping_add(i));
+    }
+    black_box(sum);
+    Ok(first + tick(1, 0)?)
+}
+
+/// Starts a `relay` child under the id `victim` and says what the host answered: a workflow
+/// may not take over another's id.
+#[workflow]
+fn claim_id(victim: String) -> Result<String, String> {
+    match Child::new("relay").id(victim).start::<u32, _>(&1u64) {
+        Ok(handle) => Ok(format!("started {}", handle.id())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Fails its first attempt on purpose and answers `i * 10` on the next.
 #[step(max_attempts = 3, interval_ms = 10)]
 fn flaky(i: u32) -> Result<u32, String> {
@@ -330,6 +355,8 @@ reprise_guest::export!(
         chain,
         calls_unlisted,
         relay,
+        gapped,
+        claim_id,
         traced,
         traced_child,
     ],

@@ -9,11 +9,12 @@
 //! # Ok(()) }
 //! ```
 
-pub mod ids;
 mod retry;
 mod schedules;
 mod waits;
-pub mod wire;
+
+/// The wire types and the id rule live in `reprise-protocol`, shared with the server.
+pub use reprise_protocol::{ids, wire};
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 
 use crate::engine::EngineError;
 use crate::runtime::ids::InvalidId;
-use crate::store::StoreError;
+use reprise_store::StoreError;
 
 /// Why the runtime could not do what was asked. Guest failures are not errors here: they end
 /// up in the workflow's status.
@@ -33,7 +33,7 @@ pub enum RuntimeError {
         /// The configured queues.
         available: Vec<String>,
     },
-    /// A caller-chosen workflow id breaks the rule of `reprise_client::ids`; nothing was
+    /// A caller-chosen workflow id breaks the rule of `reprise_protocol::ids`; nothing was
     /// written.
     #[error(transparent)]
     InvalidId(#[from] InvalidId),

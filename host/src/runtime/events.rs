@@ -2,7 +2,7 @@
 //! are best-effort: with no subscriber they cost one branch.
 
 use crate::limits::TrapClass;
-use crate::store::WorkflowStatus;
+use reprise_store::WorkflowStatus;
 
 /// Something that happened to a workflow.
 #[derive(Debug, Clone, PartialEq)]

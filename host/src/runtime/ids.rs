@@ -1,10 +1,10 @@
 //! Workflow ids — what one may be, fresh ones, the ones derived for children — and random
-//! numbers for what is not replayed. The rule itself is `reprise_client::ids`, shared with
+//! numbers for what is not replayed. The rule itself is `reprise_protocol::ids`, shared with
 //! the clients so both ends refuse the same ids in the same words.
 
 use sha2::{Digest, Sha256};
 
-pub use reprise_client::ids::{
+pub use reprise_protocol::ids::{
     InvalidId, MAX_WORKFLOW_ID_LEN, allowed_in_id, fresh_random, new_workflow_id,
     validate_workflow_id,
 };

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use crate::runtime::error::RuntimeError;
 use crate::runtime::ids::{fresh_random, validate_workflow_id};
-use crate::runtime::signals::Signals;
-use crate::runtime::waits::check_key;
-use crate::store::{Change, EventRecord, NewMessage, Store, StreamRead};
+use crate::runtime::waiting::signals::Signals;
+use crate::runtime::waiting::waits::check_key;
+use reprise_store::{Change, EventRecord, NewMessage, Store, StreamRead};
 
 /// The most stream values one read returns.
 pub const MAX_STREAM_READ: u32 = 1000;

@@ -1,60 +1,51 @@
 //! Runs workflows durably: the runtime asks the engine for instances and the store for
 //! history, and nothing below it knows about anything above.
+//!
+//! [`execution`] is one run of workflow code on one instance and the durable calls it makes;
+//! [`drive`] takes a workflow from start to end across executions (recovery, deadlines);
+//! [`waiting`] is what a workflow waits on and how it parks; [`scheduling`] shares the
+//! instance pool and hands work to a serving node.
 
-mod abort;
-mod children;
-mod completion;
-mod context;
-mod deadline;
-mod delayed;
 mod drive;
-mod durable;
 mod error;
 mod events;
-mod executor;
-mod history;
-mod host;
+mod execution;
 mod ids;
-mod instance;
-mod isolated;
 mod mailbox;
 mod options;
-mod park;
-mod recovery;
-mod running;
+mod ownership;
+mod scheduling;
 mod shared;
-mod signals;
-mod slots;
-mod step;
-mod waits;
+mod waiting;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::engine::EngineOptions;
 use crate::metrics::Metrics;
-use crate::store::{Inserted, Store, WorkflowRecord, WorkflowStatus};
-use completion::Completions;
-use drive::{Begin, Orphans};
+use drive::Begin;
+pub use drive::recovery::{AtEnd, MemoryGrowth, TrapPolicies, TrapPolicy};
+use drive::start::Existing;
 pub use error::RuntimeError;
 use events::EventSink;
 pub use events::RuntimeEvent;
-pub use history::NonDeterminism;
+pub use execution::history::NonDeterminism;
+pub use execution::instance::{InstanceState, LoadedComponent, WorkflowEngine};
 pub use ids::{InvalidId, MAX_WORKFLOW_ID_LEN, new_workflow_id, validate_workflow_id};
-pub use instance::{HostState, LoadedComponent, WorkflowEngine};
 pub use mailbox::{MAX_STREAM_READ, Mailbox};
 pub use options::{DEFAULT_INSTANCE, InstanceOptions, RuntimeOptions, StartRequest};
-pub use recovery::{AtEnd, MemoryGrowth, TrapPolicies, TrapPolicy};
-pub use running::CANCELLATION_POLL;
-use running::Running;
+use reprise_store::{Inserted, Store, WorkflowRecord, WorkflowStatus};
+pub use scheduling::dispatch::Dispatch;
+pub use scheduling::slots::InstanceUsage;
+use scheduling::slots::Slots;
 use shared::Shared;
-pub use slots::InstanceUsage;
-use slots::Slots;
+use waiting::completion::Completions;
+pub use waiting::running::CANCELLATION_POLL;
+use waiting::running::Running;
 
 /// The durable workflow runtime: load components, start workflows, drive them to the end,
 /// recover what a crash left behind.
@@ -88,6 +79,7 @@ impl Runtime {
                 queues: RwLock::new(BTreeMap::new()),
                 signals: Arc::default(),
                 due: Notify::new(),
+                lease: ownership::LeaseClock::default(),
                 adopted: std::sync::Mutex::default(),
             }),
         })
@@ -119,6 +111,12 @@ impl Runtime {
         Mailbox::with_signals(self.shared.store.clone(), self.shared.signals.clone())
     }
 
+    /// The narrow handle a serving node's loops (queue dispatchers, adoption, recovery at
+    /// start, delayed starts, the cancellation watcher) drive workflows through.
+    pub fn dispatch(&self) -> Dispatch {
+        Dispatch::new(self.shared.clone())
+    }
+
     /// Observes what the runtime does from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
         self.shared.events.subscribe()
@@ -137,16 +135,6 @@ impl Runtime {
             .put_component(&component.digest, bytes)
             .await?;
         Ok(component)
-    }
-
-    /// Declares a queue so starts may name it; returns the signal that wakes its dispatcher.
-    pub fn declare_queue(&self, name: &str) -> Arc<Notify> {
-        let mut queues = self
-            .shared
-            .queues
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        queues.entry(name.to_string()).or_default().clone()
     }
 
     /// Creates a workflow on the default instance (or returns the existing one with that id)
@@ -172,7 +160,7 @@ impl Runtime {
         component: &LoadedComponent,
         request: StartRequest,
     ) -> Result<Inserted, RuntimeError> {
-        drive::start(&self.shared, component, request, Orphans::Leave).await
+        drive::start::start(&self.shared, component, request, Existing::Leave).await
     }
 
     /// Runs a workflow to a terminal status, recovering it after traps.
@@ -214,44 +202,6 @@ impl Runtime {
             self.drive(&id).await
         };
         driven.map_err(|cause| RuntimeError::unfinished(&id, cause))
-    }
-
-    /// Drives a workflow claimed from a queue in the background; `slot` is dropped when it
-    /// ends, which frees the queue's slot.
-    pub fn spawn_claimed<G: Send + 'static>(&self, record: WorkflowRecord, slot: G) {
-        drive::spawn_with(&self.shared, Begin::Created(Box::new(record)), slot);
-    }
-
-    /// Recovers (in the background) a PENDING workflow of a queue whose dispatcher gave it
-    /// `slot`, dropped when it ends.
-    pub fn spawn_recovered<G: Send + 'static>(&self, workflow_id: &str, slot: G) {
-        drive::spawn_with(&self.shared, Begin::Id(workflow_id.to_string()), slot);
-    }
-
-    /// Recovers workflows adopted from a dead executor: those of a declared queue wait for a
-    /// slot of its dispatcher ([`Runtime::next_adopted`]), the others start at once.
-    pub fn recover_adopted(&self, adopted: Vec<WorkflowRecord>) {
-        for workflow in adopted {
-            let signal = workflow
-                .queue_name
-                .as_deref()
-                .and_then(|queue| self.shared.queue_signal(queue).ok());
-            match (signal, workflow.queue_name) {
-                (Some(signal), Some(queue)) => {
-                    if let Ok(mut waiting) = self.shared.adopted.lock() {
-                        waiting.entry(queue).or_default().push_back(workflow.id);
-                    }
-                    signal.notify_one();
-                }
-                _ => self.spawn(&workflow.id),
-            }
-        }
-    }
-
-    /// The next adopted workflow of `queue` waiting for a slot, oldest first.
-    pub fn next_adopted(&self, queue: &str) -> Option<String> {
-        let mut waiting = self.shared.adopted.lock().ok()?;
-        waiting.get_mut(queue)?.pop_front()
     }
 
     /// Drives a workflow in the background as [`Runtime::drive`] would.
@@ -321,55 +271,6 @@ impl Runtime {
     /// Resumes every PENDING workflow this executor owns and waits for them.
     pub async fn recover(&self) -> Result<Vec<WorkflowRecord>, RuntimeError> {
         drive::recover_pending(&self.shared).await
-    }
-
-    /// Starts every PENDING workflow this executor owns in the background, except those of a
-    /// declared queue: its dispatcher recovers them within the queue's limits.
-    pub async fn spawn_recovery(&self) -> Result<usize, RuntimeError> {
-        let pending = self
-            .shared
-            .store
-            .pending_workflows(&self.shared.options.executor_id)
-            .await?;
-        let mut count = 0;
-        for workflow in pending {
-            let dispatched = workflow
-                .queue_name
-                .as_deref()
-                .is_some_and(|queue| self.shared.queue_signal(queue).is_ok());
-            if !dispatched {
-                drive::spawn(&self.shared, Begin::Id(workflow.id));
-                count += 1;
-            }
-        }
-        Ok(count)
-    }
-
-    /// This executor's PENDING workflows of `queue`, oldest first: what its dispatcher
-    /// recovers before it claims anything new.
-    pub async fn pending_in_queue(&self, queue: &str) -> Result<Vec<String>, RuntimeError> {
-        let pending = self
-            .shared
-            .store
-            .pending_workflows(&self.shared.options.executor_id)
-            .await?;
-        Ok(pending
-            .into_iter()
-            .filter(|w| w.queue_name.as_deref() == Some(queue))
-            .map(|w| w.id)
-            .collect())
-    }
-
-    /// Stops, at their next durable call, the executions in this process whose workflows were
-    /// cancelled by another process (the CLI, another server on the same database). Checks
-    /// every [`CANCELLATION_POLL`] with one query for all running workflows, until `stop`; on
-    /// Postgres each cancel is also pushed as it commits, and stops its execution at once.
-    pub fn spawn_cancellation_watcher(
-        &self,
-        stop: CancellationToken,
-    ) -> tokio::task::JoinHandle<()> {
-        let running = self.shared.running.clone();
-        running.spawn_watcher(self.shared.store.clone(), stop)
     }
 
     /// Workflows being driven in the background right now (running or waiting for an

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::grants::Grants;
 use crate::limits::InstanceLimits;
-use crate::runtime::recovery::TrapPolicies;
+use crate::runtime::drive::recovery::TrapPolicies;
 use crate::telemetry::Telemetry;
 
 /// How the workflows of one configured instance run: its limits, recovery bound and the config
@@ -76,7 +76,7 @@ impl RuntimeOptions {
 
     /// The largest memory limit any instance may reach, grown by a trap policy too, which
     /// sizes the engine's instance pool.
-    pub(crate) fn max_memory_bytes(&self) -> u64 {
+    pub fn max_memory_bytes(&self) -> u64 {
         self.instances
             .values()
             .flat_map(|i| {

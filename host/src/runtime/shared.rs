@@ -9,16 +9,16 @@ use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
-use crate::runtime::completion::{self, Completions, Waited};
 use crate::runtime::error::RuntimeError;
 use crate::runtime::events::{EventSink, RuntimeEvent};
+use crate::runtime::execution::instance::{LoadedComponent, WorkflowEngine};
 use crate::runtime::ids::{new_workflow_id, validate_workflow_id};
-use crate::runtime::instance::{LoadedComponent, WorkflowEngine};
 use crate::runtime::options::{DEFAULT_INSTANCE, InstanceOptions, RuntimeOptions, StartRequest};
-use crate::runtime::running::Running;
-use crate::runtime::signals::Signals;
-use crate::runtime::slots::Slots;
-use crate::store::{Inserted, NewWorkflow, Store, StoreError, WorkflowEnd, WorkflowRecord};
+use crate::runtime::scheduling::slots::Slots;
+use crate::runtime::waiting::completion::{self, Completions, Waited};
+use crate::runtime::waiting::running::Running;
+use crate::runtime::waiting::signals::Signals;
+use reprise_store::{Inserted, NewWorkflow, Store, StoreError, WorkflowEnd, WorkflowRecord};
 
 /// What every execution shares.
 pub(crate) struct Shared {
@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) signals: Arc<Signals>,
     /// Wakes the starter of delayed workflows when one is created here.
     pub(crate) due: Notify,
+    /// This host's lease as its executions judge it before each outside effect.
+    pub(crate) lease: crate::runtime::ownership::LeaseClock,
     /// Adopted workflows of declared queues, oldest first, until their dispatcher has a slot.
     pub(crate) adopted: std::sync::Mutex<BTreeMap<String, std::collections::VecDeque<String>>>,
 }

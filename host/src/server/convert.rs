@@ -1,15 +1,15 @@
-//! Store records to the wire types of `reprise_client::wire`, at the edge: the store keeps
+//! Store records to the wire types of `reprise_protocol::wire`, at the edge: the store keeps
 //! values as JSON text, the API and `--json` show them as JSON values.
 
 use std::collections::BTreeMap;
 
-use reprise_client::wire::{
+use reprise_protocol::wire::{
     EventView, ExecutorView, MessageView, StepFailure, StepView, StreamChunk, StreamInfoView,
     StreamValue, WorkflowView,
 };
 use serde::de::DeserializeOwned;
 
-use crate::store::{
+use reprise_store::{
     EventRecord, ExecutorRecord, MessageRecord, StepRecord, StoreError, StreamInfo, StreamRead,
     WorkflowRecord,
 };
@@ -27,10 +27,20 @@ fn column<T: DeserializeOwned>(
     })
 }
 
-impl TryFrom<WorkflowRecord> for WorkflowView {
-    type Error = StoreError;
+/// A stored record as the API and `--json` show it; a corrupt column is an error, never a
+/// guess.
+pub trait ToView {
+    /// The wire type.
+    type View;
+    /// Converts, parsing the JSON columns.
+    fn to_view(self) -> Result<Self::View, StoreError>;
+}
 
-    fn try_from(w: WorkflowRecord) -> Result<Self, StoreError> {
+impl ToView for WorkflowRecord {
+    type View = WorkflowView;
+
+    fn to_view(self) -> Result<WorkflowView, StoreError> {
+        let w = self;
         let owner = format!("workflow {}", w.id);
         let table = "workflow_status";
         let input = column(table, &owner, "input", &w.input)?;
@@ -72,10 +82,11 @@ impl TryFrom<WorkflowRecord> for WorkflowView {
     }
 }
 
-impl TryFrom<StepRecord> for StepView {
-    type Error = StoreError;
+impl ToView for StepRecord {
+    type View = StepView;
 
-    fn try_from(s: StepRecord) -> Result<Self, StoreError> {
+    fn to_view(self) -> Result<StepView, StoreError> {
+        let s = self;
         let owner = format!("workflow {} step {}", s.workflow_id, s.function_id);
         let output = s
             .output
@@ -102,7 +113,7 @@ impl TryFrom<StepRecord> for StepView {
 
 /// Executors as shown, their lease ages as of now.
 pub fn executor_views(executors: Vec<ExecutorRecord>) -> Vec<ExecutorView> {
-    let now = crate::store::now_ms();
+    let now = reprise_store::now_ms();
     executors
         .into_iter()
         .map(|e| ExecutorView {
@@ -117,16 +128,15 @@ pub fn executor_views(executors: Vec<ExecutorRecord>) -> Vec<ExecutorView> {
 }
 
 /// Converts a listing, failing on the first corrupt row.
-pub fn views<R, V: TryFrom<R, Error = StoreError>>(
-    records: impl IntoIterator<Item = R>,
-) -> Result<Vec<V>, StoreError> {
-    records.into_iter().map(V::try_from).collect()
+pub fn views<R: ToView>(records: impl IntoIterator<Item = R>) -> Result<Vec<R::View>, StoreError> {
+    records.into_iter().map(ToView::to_view).collect()
 }
 
-impl TryFrom<MessageRecord> for MessageView {
-    type Error = StoreError;
+impl ToView for MessageRecord {
+    type View = MessageView;
 
-    fn try_from(m: MessageRecord) -> Result<Self, StoreError> {
+    fn to_view(self) -> Result<MessageView, StoreError> {
+        let m = self;
         let owner = format!("message {} to {}", m.seq, m.destination_id);
         Ok(MessageView {
             message: column("notifications", &owner, "message", &m.message)?,
@@ -138,10 +148,11 @@ impl TryFrom<MessageRecord> for MessageView {
     }
 }
 
-impl TryFrom<EventRecord> for EventView {
-    type Error = StoreError;
+impl ToView for EventRecord {
+    type View = EventView;
 
-    fn try_from(e: EventRecord) -> Result<Self, StoreError> {
+    fn to_view(self) -> Result<EventView, StoreError> {
+        let e = self;
         let owner = format!("event {:?} of {}", e.key, e.workflow_id);
         Ok(EventView {
             value: Some(column("workflow_events", &owner, "value", &e.value)?),
@@ -152,13 +163,12 @@ impl TryFrom<EventRecord> for EventView {
     }
 }
 
-impl From<StreamInfo> for StreamInfoView {
-    fn from(s: StreamInfo) -> Self {
-        StreamInfoView {
-            key: s.key,
-            values: s.values,
-            closed: s.closed,
-        }
+/// A stream's summary as shown.
+pub(crate) fn stream_info_view(s: StreamInfo) -> StreamInfoView {
+    StreamInfoView {
+        key: s.key,
+        values: s.values,
+        closed: s.closed,
     }
 }
 
@@ -193,7 +203,7 @@ pub(crate) fn stream_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{StepFailureRecord, WorkflowStatus};
+    use reprise_store::{StepFailureRecord, WorkflowStatus};
 
     fn record() -> WorkflowRecord {
         WorkflowRecord {
@@ -212,7 +222,7 @@ mod tests {
 
     #[test]
     fn values_are_json_values_not_json_text() {
-        let view = WorkflowView::try_from(record()).expect("valid record");
+        let view = record().to_view().expect("valid record");
         let json = serde_json::to_value(&view).expect("serialize");
         assert_eq!(json["input"], "book");
         assert_eq!(json["output"], "receipt-400");
@@ -235,8 +245,7 @@ mod tests {
             epoch: None,
             committed_epoch: None,
         };
-        let json =
-            serde_json::to_value(StepView::try_from(step).expect("valid step")).expect("ser");
+        let json = serde_json::to_value(step.to_view().expect("valid step")).expect("ser");
         assert_eq!(json["output"], serde_json::json!([1, 2]));
         assert_eq!(json["error"]["attempt_errors"][0], "a");
     }
@@ -247,7 +256,7 @@ mod tests {
             output: Some("{not json".into()),
             ..record()
         };
-        let err = WorkflowView::try_from(corrupt).expect_err("corrupt");
+        let err = corrupt.to_view().expect_err("corrupt");
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains("workflow w: output"), "{err}");
     }

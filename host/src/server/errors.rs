@@ -5,10 +5,10 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use reprise_client::wire::ErrorBody;
+use reprise_protocol::wire::ErrorBody;
 
 use crate::runtime::RuntimeError;
-use crate::store::StoreError;
+use reprise_store::StoreError;
 
 /// An error response: a status and a message, rendered as JSON.
 #[derive(Debug)]

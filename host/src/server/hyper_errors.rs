@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use axum::http::StatusCode;
-use reprise_client::wire::ErrorBody;
+use reprise_protocol::wire::ErrorBody;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// A connection whose empty-bodied error answers are rewritten with a JSON body. It does not

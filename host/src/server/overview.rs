@@ -7,10 +7,10 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use reprise_client::wire::{QueueView, RateLimitView};
+use reprise_protocol::wire::{QueueView, RateLimitView};
 
 use super::{ApiError, ServerState};
-use crate::config::QueueConfig;
+use crate::node::queue::QueueOptions;
 
 /// The routes, guarded like the rest of the API.
 pub(super) fn routes() -> Router<Arc<ServerState>> {
@@ -23,7 +23,7 @@ pub(super) fn routes() -> Router<Arc<ServerState>> {
 async fn counts(
     State(state): State<Arc<ServerState>>,
 ) -> Result<Json<BTreeMap<String, u64>>, ApiError> {
-    let mut counts: BTreeMap<String, u64> = crate::store::WorkflowStatus::ALL
+    let mut counts: BTreeMap<String, u64> = reprise_store::WorkflowStatus::ALL
         .iter()
         .map(|status| (status.as_str().to_string(), 0))
         .collect();
@@ -35,7 +35,7 @@ async fn counts(
 
 /// The configured queues, and any other queue the database holds work for (another host's).
 async fn queues(State(state): State<Arc<ServerState>>) -> Result<Json<Vec<QueueView>>, ApiError> {
-    let unlimited = QueueConfig::default();
+    let unlimited = QueueOptions::default();
     let mut views: BTreeMap<String, QueueView> = state
         .queues
         .iter()
@@ -52,7 +52,7 @@ async fn queues(State(state): State<Arc<ServerState>>) -> Result<Json<Vec<QueueV
 }
 
 /// A queue's view with no depth yet.
-fn queue_view(state: &ServerState, name: &str, config: &QueueConfig) -> QueueView {
+fn queue_view(state: &ServerState, name: &str, config: &QueueOptions) -> QueueView {
     let starts = state.runtime.metrics().queue_starts(name);
     QueueView {
         queue: name.to_string(),
@@ -60,7 +60,7 @@ fn queue_view(state: &ServerState, name: &str, config: &QueueConfig) -> QueueVie
         worker_concurrency: config.worker_concurrency,
         rate_limit: config.rate_limit.as_ref().map(|rate| RateLimitView {
             limit: rate.limit,
-            period_ms: u64::try_from(rate.period.as_millis()).unwrap_or(u64::MAX),
+            period_ms: u64::try_from(rate.period_ms).unwrap_or(0),
         }),
         partitioned: config.partitioned,
         enqueued: 0,

@@ -8,11 +8,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use reprise_client::wire::{BackfillBody, Fired, ScheduleBody, ScheduleView};
+use reprise_protocol::wire::{BackfillBody, Fired, ScheduleBody, ScheduleView};
 
 use super::errors::json_rejection;
 use super::{ApiError, ServerState};
-use crate::scheduler::ScheduleError;
+use crate::node::scheduler::ScheduleError;
 
 /// The routes, guarded like the rest of the API.
 pub(super) fn routes() -> Router<Arc<ServerState>> {
@@ -39,7 +39,7 @@ impl From<ScheduleError> for ApiError {
 
 fn view(
     state: &ServerState,
-    record: crate::store::ScheduleRecord,
+    record: reprise_store::ScheduleRecord,
 ) -> Result<ScheduleView, ApiError> {
     Ok(state.scheduler.view(record)?)
 }

@@ -12,12 +12,13 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use reprise_client::wire::{
+use reprise_protocol::wire::{
     EventView, MessageBody, MessageSent, MessageView, StreamChunk, StreamInfoView,
 };
 use serde::Deserialize;
 
-use super::convert::stream_chunk;
+use super::ToView;
+use super::convert::{stream_chunk, stream_info_view};
 use super::errors::{json_rejection, query_rejection};
 use super::extract::{WorkflowId, WorkflowKey};
 use super::{ApiError, ServerState, views};
@@ -108,7 +109,7 @@ async fn event(
         .get_event(&id, &key, timeout)
         .await?
     {
-        Some(event) => Ok((StatusCode::OK, Json(EventView::try_from(event)?)).into_response()),
+        Some(event) => Ok((StatusCode::OK, Json(event.to_view()?)).into_response()),
         None => {
             let unset = EventView {
                 workflow_id: id,
@@ -127,9 +128,7 @@ async fn streams(
 ) -> Result<Json<Vec<StreamInfoView>>, ApiError> {
     existing(&state, &id).await?;
     let streams = state.runtime.store().streams(&id).await?;
-    Ok(Json(
-        streams.into_iter().map(StreamInfoView::from).collect(),
-    ))
+    Ok(Json(streams.into_iter().map(stream_info_view).collect()))
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,8 +7,8 @@ use crate::guests::FIB;
 use std::path::Path;
 
 use common::guest;
-use reprise::EngineOptions;
-use reprise::runtime::WorkflowEngine as Engine;
+use reprise_host::EngineOptions;
+use reprise_host::runtime::WorkflowEngine as Engine;
 
 fn artifacts(dir: &Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir)
@@ -24,7 +24,7 @@ async fn the_compiled_artifact_is_cached_by_digest_and_reused() {
         ..EngineOptions::default()
     };
     let bytes = std::fs::read(guest(FIB)).expect("fib guest");
-    let digest = reprise::engine::digest(&bytes);
+    let digest = reprise_host::engine::digest(&bytes);
 
     let first = Engine::new(&options)
         .expect("engine")

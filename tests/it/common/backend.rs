@@ -7,8 +7,8 @@
 //! runtime from [`Backend::harness`]. Scenarios only Postgres has (`LISTEN`/`NOTIFY`, several
 //! handles on one database) stay plain tests in `hosts/postgres.rs`.
 
-use reprise::store::open_store;
-use reprise::{Durability, RuntimeOptions};
+use reprise_host::store::open_store;
+use reprise_host::{Durability, RuntimeOptions};
 
 use super::Harness;
 

@@ -13,9 +13,9 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use reprise::runtime::InstanceOptions;
-use reprise::store::{StepRecord, Store};
-use reprise::{
+use reprise_host::runtime::InstanceOptions;
+use reprise_host::store::{StepRecord, Store};
+use reprise_host::{
     Durability, EngineOptions, InstanceLimits, LoadedComponent, Runtime, RuntimeEvent,
     RuntimeOptions, SqliteStore, WorkflowRecord,
 };

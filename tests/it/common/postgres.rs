@@ -41,7 +41,7 @@ static DATABASES: AtomicUsize = AtomicUsize::new(0);
 const MAX_NAME: usize = 63;
 
 /// Connections the cluster accepts. Every module's tests share it, and a store's pool holds up
-/// to `reprise::store::postgres::POOL_SIZE` of them (several `reprise serve` hosts at once in
+/// to `reprise_host::store::postgres::POOL_SIZE` of them (several `reprise serve` hosts at once in
 /// `hosts/many_hosts.rs`), so the default of 100 is raised.
 const MAX_CONNECTIONS: u32 = 300;
 

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 
 use common::{checkpointed_ids, guest, read_until_checkpoints, reprise_bin, stderr_lines};
-use reprise::{Durability, SqliteStore, Store, WorkflowStatus};
+use reprise_host::store::roles::*;
+use reprise_host::{Durability, SqliteStore, WorkflowStatus};
 
 #[tokio::test]
 async fn a_killed_run_resumes_in_a_new_process_without_rerunning_committed_steps() {

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use common::guest;
 use common::server::Server;
-use reprise::Durability;
-use reprise::store::{Store, open_store};
 use reprise_client::StartOptions;
+use reprise_host::Durability;
+use reprise_host::store::{Store, open_store};
 use serde_json::Value;
 
 /// Guest logs, the commit log and adoption, as JSON lines.
-const LOG: &str = "warn,guest=info,reprise=info,reprise::runtime::durable=debug";
+const LOG: &str = "warn,guest=info,reprise=info,reprise_host::runtime::execution::durable=debug";
 /// The queue's global concurrency in the kill test.
 const GLOBAL_LIMIT: u64 = 30;
 
@@ -103,7 +103,7 @@ async fn successes(store: &dyn Store) -> u64 {
     let counts = store.count_by_status().await.expect("counts");
     counts
         .iter()
-        .filter(|(status, _)| *status == reprise::WorkflowStatus::Success)
+        .filter(|(status, _)| *status == reprise_host::WorkflowStatus::Success)
         .map(|(_, n)| *n)
         .sum()
 }
@@ -410,7 +410,7 @@ async fn a_flooded_partition_does_not_hold_up_another() {
                 w.as_ref()
                     .ok()
                     .and_then(|w| w.as_ref())
-                    .is_some_and(|w| w.status == reprise::WorkflowStatus::Success)
+                    .is_some_and(|w| w.status == reprise_host::WorkflowStatus::Success)
             })
         },
     )
@@ -421,14 +421,14 @@ async fn a_flooded_partition_does_not_hold_up_another() {
         "the calm tenant waited for {flood_done} of the flood's workflows"
     );
     let running = db
-        .list_workflows(&reprise::store::WorkflowFilter::default())
+        .list_workflows(&reprise_host::store::WorkflowFilter::default())
         .await
         .expect("list");
     let flood_running = running
         .iter()
         .filter(|w| {
             w.partition_key.as_deref() == Some("flood")
-                && w.status == reprise::WorkflowStatus::Pending
+                && w.status == reprise_host::WorkflowStatus::Pending
         })
         .count();
     assert!(

@@ -14,8 +14,8 @@ use crate::guests::{APPROVAL, FIB};
 use sqlx::Connection;
 
 use common::{Harness, options};
-use reprise::Durability;
-use reprise::store::open_store;
+use reprise_host::Durability;
+use reprise_host::store::open_store;
 
 /// A message sent through another handle on the database (as another host would) wakes a
 /// workflow parked in `recv` through Postgres's notifications, well before the fallback poll.
@@ -28,9 +28,9 @@ async fn a_message_from_another_host_wakes_a_parked_recv_through_listen_notify()
     )
     .await;
     let component = h.component(APPROVAL).await;
-    let request = reprise::runtime::StartRequest {
+    let request = reprise_host::runtime::StartRequest {
         id: Some("listener".into()),
-        ..reprise::runtime::StartRequest::new(
+        ..reprise_host::runtime::StartRequest::new(
             "echo_messages",
             serde_json::json!({"count": 1, "timeout_ms": 600_000}).to_string(),
         )
@@ -42,7 +42,7 @@ async fn a_message_from_another_host_wakes_a_parked_recv_through_listen_notify()
     )
     .await;
     assert_eq!(parked, 1);
-    let other = reprise::runtime::Mailbox::new(
+    let other = reprise_host::runtime::Mailbox::new(
         open_store(&url, Durability::Synced)
             .await
             .expect("open again"),
@@ -82,7 +82,7 @@ async fn the_change_feed_hears_another_handles_writes_as_they_commit() {
     let writer = open_store(&url, Durability::Synced)
         .await
         .expect("open again");
-    let workflow = reprise::store::NewWorkflow {
+    let workflow = reprise_host::store::NewWorkflow {
         id: "w".into(),
         name: "n".into(),
         input: "null".into(),
@@ -108,7 +108,7 @@ async fn the_change_feed_hears_another_handles_writes_as_they_commit() {
         let mut n = 0;
         loop {
             n += 1;
-            let message = reprise::store::NewMessage {
+            let message = reprise_host::store::NewMessage {
                 destination_id: "w".into(),
                 topic: "t".into(),
                 message: "1".into(),
@@ -126,7 +126,7 @@ async fn the_change_feed_hears_another_handles_writes_as_they_commit() {
     .expect("a change is heard");
     assert_eq!(
         heard,
-        reprise::store::Change::Message {
+        reprise_host::store::Change::Message {
             workflow_id: "w".into(),
             topic: "t".into()
         }
@@ -137,7 +137,7 @@ async fn the_change_feed_hears_another_handles_writes_as_they_commit() {
             .expect("every follower hears it");
         assert!(matches!(
             change,
-            Some(reprise::store::Change::Message { .. })
+            Some(reprise_host::store::Change::Message { .. })
         ));
     }
     let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect");
@@ -153,7 +153,7 @@ async fn the_change_feed_hears_another_handles_writes_as_they_commit() {
     let event = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {
             match feed.recv().await {
-                Some(reprise::store::Change::Event { key, .. }) => return key,
+                Some(reprise_host::store::Change::Event { key, .. }) => return key,
                 Some(_) => continue,
                 None => panic!("the feed ended"),
             }
@@ -176,14 +176,17 @@ async fn a_cancel_from_another_host_stops_a_running_workflow_at_once() {
     )
     .await;
     let stop = tokio_util::sync::CancellationToken::new();
-    let watcher = h.runtime.spawn_cancellation_watcher(stop.clone());
+    let watcher = h
+        .runtime
+        .dispatch()
+        .spawn_cancellation_watcher(stop.clone());
     let component = h.component(FIB).await;
     const N: usize = 5;
     for i in 0..N {
         // 20 ms sleeps wait in place: the workflows keep running, never parked.
-        let request = reprise::runtime::StartRequest {
+        let request = reprise_host::runtime::StartRequest {
             id: Some(format!("victim-{i}")),
-            ..reprise::runtime::StartRequest::new("fib_slow", "[90, 20]")
+            ..reprise_host::runtime::StartRequest::new("fib_slow", "[90, 20]")
         };
         h.runtime.submit(&component, request).await.expect("submit");
     }
@@ -205,7 +208,7 @@ async fn a_cancel_from_another_host_stops_a_running_workflow_at_once() {
             .await
             .expect("wait")
             .expect("ended");
-        assert_eq!(ended.status, reprise::WorkflowStatus::Cancelled);
+        assert_eq!(ended.status, reprise_host::WorkflowStatus::Cancelled);
         // Its execution stopped too: nothing of it runs here any more.
         let stopped =
             common::server::poll_until(|| async { h.runtime.in_flight() }, |n| *n == N - i - 1)
@@ -235,10 +238,14 @@ async fn an_enqueue_on_another_host_starts_at_once_on_the_host_with_the_queue() 
     .await;
     let queues = std::collections::BTreeMap::from([(
         "q".to_string(),
-        reprise::config::QueueConfig::default(),
+        reprise_host::node::QueueOptions::default(),
     )]);
     let stop = tokio_util::sync::CancellationToken::new();
-    let dispatchers = reprise::queue::start_dispatchers(&worker.runtime, &queues, stop.clone());
+    let dispatchers = reprise_host::node::queue::start_dispatchers(
+        &worker.runtime.dispatch(),
+        &queues,
+        stop.clone(),
+    );
     let submitter = Harness::with_store(
         open_store(&url, Durability::Synced)
             .await
@@ -247,17 +254,17 @@ async fn an_enqueue_on_another_host_starts_at_once_on_the_host_with_the_queue() 
     )
     .await;
     // It knows the queue (as every host of one config does) but runs no dispatcher of it.
-    submitter.runtime.declare_queue("q");
+    submitter.runtime.dispatch().declare_queue("q");
     let component = submitter.component(FIB).await;
     // Let the worker's listening connection settle, as a long-running host's has.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut slowest = Duration::ZERO;
     for i in 0..9 {
         let id = format!("queued-{i}");
-        let request = reprise::runtime::StartRequest {
+        let request = reprise_host::runtime::StartRequest {
             id: Some(id.clone()),
             queue: Some("q".into()),
-            ..reprise::runtime::StartRequest::new("empty", "null")
+            ..reprise_host::runtime::StartRequest::new("empty", "null")
         };
         let enqueued = Instant::now();
         submitter
@@ -271,7 +278,7 @@ async fn an_enqueue_on_another_host_starts_at_once_on_the_host_with_the_queue() 
             .await
             .expect("wait")
             .expect("ended");
-        assert_eq!(ended.status, reprise::WorkflowStatus::Success);
+        assert_eq!(ended.status, reprise_host::WorkflowStatus::Success);
         slowest = slowest.max(enqueued.elapsed());
     }
     // By the poll alone, nine enqueues all started and ended within 70 ms: about 1 in 25.

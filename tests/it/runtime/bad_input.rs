@@ -6,9 +6,9 @@ use crate::guests::FIB;
 use std::process::Command;
 
 use common::{Harness, guest, options, reprise_bin};
-use reprise::engine::EngineError;
-use reprise::store::WorkflowFilter;
-use reprise::{Durability, RuntimeError, SqliteStore, WorkflowStatus};
+use reprise_host::engine::EngineError;
+use reprise_host::store::WorkflowFilter;
+use reprise_host::{Durability, RuntimeError, SqliteStore, WorkflowStatus};
 
 async fn nothing_written(h: &Harness) {
     let all = h
@@ -40,7 +40,7 @@ async fn garbage_bytes_are_not_a_component() {
             .contains("not a valid WebAssembly component"),
         "{err}"
     );
-    let digest = reprise::engine::digest(&garbage);
+    let digest = reprise_host::engine::digest(&garbage);
     assert_eq!(
         h.store.get_component(&digest).await.expect("read"),
         None,

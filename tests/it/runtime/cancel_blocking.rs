@@ -7,8 +7,8 @@ use crate::guests::CHAOS;
 use std::time::Duration;
 
 use common::{Harness, options};
-use reprise::runtime::StartRequest;
-use reprise::{RuntimeEvent, WorkflowStatus};
+use reprise_host::runtime::StartRequest;
+use reprise_host::{RuntimeEvent, WorkflowStatus};
 
 #[tokio::test]
 async fn a_cancel_stops_a_step_blocked_in_the_guest() {

@@ -5,8 +5,8 @@ use crate::common;
 use crate::guests::FIB;
 
 use common::{Harness, options};
-use reprise::store::WorkflowFilter;
-use reprise::{WorkflowRecord, WorkflowStatus};
+use reprise_host::store::WorkflowFilter;
+use reprise_host::{WorkflowRecord, WorkflowStatus};
 
 async fn children_of(h: &Harness, parent: &str) -> Vec<WorkflowRecord> {
     let all = h

@@ -11,9 +11,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Harness, guest, options, reprise_bin};
-use reprise::WorkflowStatus;
-use reprise::runtime::StartRequest;
-use reprise::store::{WorkflowFilter, now_ms};
+use reprise_host::WorkflowStatus;
+use reprise_host::runtime::StartRequest;
+use reprise_host::store::{WorkflowFilter, now_ms};
 use tokio_util::sync::CancellationToken;
 
 async fn start(harness: &Harness, id: &str, workflow: &str, input: &str, timeout_ms: u64) {
@@ -49,7 +49,7 @@ fn steps_of(dir: &Path, id: &str) -> Vec<serde_json::Value> {
     serde_json::from_slice(&steps.stdout).unwrap_or_default()
 }
 
-async fn ended(harness: &Harness, id: &str) -> reprise::WorkflowRecord {
+async fn ended(harness: &Harness, id: &str) -> reprise_host::WorkflowRecord {
     harness
         .runtime
         .wait(id, Some(Duration::from_secs(30)))
@@ -58,7 +58,7 @@ async fn ended(harness: &Harness, id: &str) -> reprise::WorkflowRecord {
         .unwrap_or_else(|| panic!("{id} did not end"))
 }
 
-fn assert_expired(record: &reprise::WorkflowRecord) {
+fn assert_expired(record: &reprise_host::WorkflowRecord) {
     assert_eq!(record.status, WorkflowStatus::Cancelled, "{record:?}");
     let reason = record.error.as_deref().unwrap_or_default();
     assert!(reason.contains("deadline exceeded"), "{reason}");
@@ -184,7 +184,10 @@ async fn a_deadline_that_passed_while_no_host_ran_is_enforced_at_recovery() {
 async fn a_delayed_start_stays_enqueued_until_its_time() {
     let harness = Harness::new(options(3)).await;
     let stop = CancellationToken::new();
-    let starter = harness.runtime.spawn_delayed_starts(stop.clone());
+    let starter = harness
+        .runtime
+        .dispatch()
+        .spawn_delayed_starts(stop.clone());
     let component = harness.component(CHAOS).await;
     let not_before = now_ms() + 600;
     let request = StartRequest {

@@ -7,8 +7,8 @@ use crate::guests::CHAOS;
 use std::time::Duration;
 
 use common::{Harness, options};
-use reprise::WorkflowStatus;
-use reprise::runtime::StartRequest;
+use reprise_host::WorkflowStatus;
+use reprise_host::runtime::StartRequest;
 
 #[tokio::test]
 async fn an_endless_sleep_does_not_return_at_once_and_can_be_cancelled() {

@@ -8,7 +8,7 @@ use crate::guests::{CHAOS, FIB, MEMHOG, PROVISION};
 
 use common::backend::{Backend, on_each_backend};
 use common::{Harness, options, with_limits};
-use reprise::{InstanceLimits, RuntimeEvent, RuntimeOptions, TrapClass, WorkflowStatus};
+use reprise_host::{InstanceLimits, RuntimeEvent, RuntimeOptions, TrapClass, WorkflowStatus};
 
 const LIMIT: u64 = 32 << 20;
 

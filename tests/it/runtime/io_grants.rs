@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use common::services::{Inventory, PaymentApi};
 use common::{Harness, guest, reprise_bin};
-use reprise::grants::{DirGrant, Grants, IO_OUTSIDE_STEP, Secrets};
-use reprise::runtime::InstanceOptions;
-use reprise::{RuntimeOptions, WorkflowStatus};
+use reprise_host::grants::{DirGrant, Grants, IO_OUTSIDE_STEP, Secrets};
+use reprise_host::runtime::InstanceOptions;
+use reprise_host::{RuntimeOptions, WorkflowStatus};
 use serde_json::{Value, json};
 
 const KEY: &str = "sk_live_0123456789abcdef";

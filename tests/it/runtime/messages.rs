@@ -9,8 +9,8 @@ use crate::guests::APPROVAL;
 use std::time::Duration;
 
 use common::{Harness, options};
-use reprise::WorkflowStatus;
-use reprise::runtime::StartRequest;
+use reprise_host::WorkflowStatus;
+use reprise_host::runtime::StartRequest;
 use serde_json::{Value, json};
 
 const LONG: Duration = Duration::from_secs(30);
@@ -29,7 +29,7 @@ async fn submit(harness: &Harness, id: &str, workflow: &str, input: Value) {
         .expect("submit");
 }
 
-async fn ended(harness: &Harness, id: &str) -> reprise::WorkflowRecord {
+async fn ended(harness: &Harness, id: &str) -> reprise_host::WorkflowRecord {
     harness
         .runtime
         .wait(id, Some(LONG))
@@ -38,7 +38,7 @@ async fn ended(harness: &Harness, id: &str) -> reprise::WorkflowRecord {
         .unwrap_or_else(|| panic!("{id} did not end"))
 }
 
-fn output(record: &reprise::WorkflowRecord) -> Value {
+fn output(record: &reprise_host::WorkflowRecord) -> Value {
     assert_eq!(
         record.status,
         WorkflowStatus::Success,

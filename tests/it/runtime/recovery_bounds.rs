@@ -6,8 +6,8 @@ use crate::common;
 use crate::guests::FIB;
 
 use common::{Harness, options};
-use reprise::WorkflowStatus;
-use reprise::runtime::{InstanceOptions, RuntimeOptions};
+use reprise_host::WorkflowStatus;
+use reprise_host::runtime::{InstanceOptions, RuntimeOptions};
 
 /// Creates fib(8) and begins `crashes` executions that never end, as a host killed under each
 /// would leave it.

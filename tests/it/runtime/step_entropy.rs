@@ -6,7 +6,7 @@ use crate::common;
 use crate::guests::CHAOS;
 
 use common::{Harness, options};
-use reprise::WorkflowStatus;
+use reprise_host::WorkflowStatus;
 use serde_json::Value;
 
 /// One reading: the bytes `getentropy` gave and the wall clock, in ms.
@@ -42,10 +42,10 @@ async fn draws(id: &str) -> (i64, Vec<Draw>) {
 
 #[tokio::test]
 async fn steps_draw_real_entropy_and_time_while_workflow_code_stays_replayable() {
-    let before = reprise::store::now_ms();
+    let before = reprise_host::store::now_ms();
     let (created_a, a) = draws("same-id").await;
     let (created_b, b) = draws("same-id").await;
-    let after = reprise::store::now_ms();
+    let after = reprise_host::store::now_ms();
 
     // Workflow code: a function of the workflow id and its start, on any database.
     assert_eq!(a[0].bytes, b[0].bytes, "workflow code drew different bytes");

@@ -8,7 +8,7 @@ use crate::guests::CHAOS;
 use std::time::{Duration, Instant};
 
 use common::{Harness, options};
-use reprise::WorkflowStatus;
+use reprise_host::WorkflowStatus;
 
 #[tokio::test]
 async fn a_spinning_attempt_is_interrupted_and_the_next_one_answers() {

@@ -9,8 +9,8 @@ use std::process::Command;
 
 use common::server::Server;
 use common::{Harness, guest, reprise_bin};
-use reprise::runtime::{AtEnd, InstanceOptions, MemoryGrowth, TrapPolicies, TrapPolicy};
-use reprise::{InstanceLimits, RuntimeOptions, TrapClass, WorkflowStatus};
+use reprise_host::runtime::{AtEnd, InstanceOptions, MemoryGrowth, TrapPolicies, TrapPolicy};
+use reprise_host::{InstanceLimits, RuntimeOptions, TrapClass, WorkflowStatus};
 use serde_json::{Value, json};
 
 const MIB: u64 = 1 << 20;

@@ -5,10 +5,14 @@ use crate::common;
 use crate::guests::CHAOS;
 
 use common::{Harness, options, with_limits};
-use reprise::{InstanceLimits, WorkflowStatus};
+use reprise_host::{InstanceLimits, WorkflowStatus};
 
 /// Each trap recovered once, then given up on: two executions, both classified.
-async fn trapped(workflow: &str, input: &str, limits: InstanceLimits) -> reprise::WorkflowRecord {
+async fn trapped(
+    workflow: &str,
+    input: &str,
+    limits: InstanceLimits,
+) -> reprise_host::WorkflowRecord {
     let mut h = Harness::new(with_limits(limits, 1)).await;
     let wf = h.run(CHAOS, workflow, input).await;
     assert_eq!(

@@ -10,10 +10,10 @@ use std::process::Command;
 
 use common::server::{Server, config};
 use common::{Harness, guest, options, reprise_bin};
-use reprise::WorkflowStatus;
-use reprise::runtime::{MAX_WORKFLOW_ID_LEN, validate_workflow_id};
-use reprise::store::WorkflowFilter;
 use reprise_client::{ClientError, StartOptions};
+use reprise_host::WorkflowStatus;
+use reprise_host::runtime::{MAX_WORKFLOW_ID_LEN, validate_workflow_id};
+use reprise_host::store::WorkflowFilter;
 use serde_json::{Value, json};
 
 /// Part of every refusal: the rule itself.

@@ -213,7 +213,7 @@ async fn the_cli_adds_pauses_resumes_triggers_backfills_and_deletes() {
     assert!(id.starts_with("nightly@"), "{id}");
 
     // Three nights of last week: three firings, and the same three when asked again.
-    let week_ago = reprise::store::now_ms() - 7 * 86_400_000;
+    let week_ago = reprise_host::store::now_ms() - 7 * 86_400_000;
     let from = week_ago.to_string();
     let to = (week_ago + 3 * 86_400_000).to_string();
     let backfill = schedule_cli(
@@ -267,10 +267,10 @@ catch_up = "skip"
     wait_for_firings(&server, "all", 1).await;
     wait_for_firings(&server, "skip", 1).await;
     assert_eq!(server.signal_and_wait("TERM"), Some(0));
-    let stopped = reprise::store::now_ms();
+    let stopped = reprise_host::store::now_ms();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let server = Server::start(dir.path(), &text);
-    let restarted = reprise::store::now_ms();
+    let restarted = reprise_host::store::now_ms();
     let all = until(
         || firings(&server, "all"),
         |f| f.last().is_some_and(|(t, _)| *t >= restarted),

@@ -173,11 +173,13 @@ service_name = "reprise-under-test"
     );
 
     // One trace per workflow, its id derived from the workflow id.
-    let trace = hex(reprise::telemetry::trace_id("traced-1")
+    let trace = hex(reprise_host::telemetry::trace_id("traced-1")
         .to_bytes()
         .as_slice());
     assert!(parent.iter().all(|s| hex(&s.trace_id) == trace));
-    let child_trace = hex(reprise::telemetry::trace_id(child_id).to_bytes().as_slice());
+    let child_trace = hex(reprise_host::telemetry::trace_id(child_id)
+        .to_bytes()
+        .as_slice());
     assert!(child.iter().all(|s| hex(&s.trace_id) == child_trace));
 
     // The root: the whole workflow, SUCCESS, two executions.
@@ -190,7 +192,7 @@ service_name = "reprise-under-test"
     assert!(root.parent_span_id.is_empty(), "the root has no parent");
     assert_eq!(
         hex(&root.span_id),
-        hex(reprise::telemetry::root_span_id("traced-1")
+        hex(reprise_host::telemetry::root_span_id("traced-1")
             .to_bytes()
             .as_slice())
     );

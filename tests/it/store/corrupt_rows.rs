@@ -6,7 +6,7 @@ use crate::common;
 use crate::guests::FIB;
 
 use common::{Harness, options};
-use reprise::WorkflowStatus;
+use reprise_host::WorkflowStatus;
 use sqlx::Connection;
 
 #[tokio::test]

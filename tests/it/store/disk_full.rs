@@ -15,8 +15,8 @@ use std::process::Command;
 
 use common::server::{Server, config};
 use common::{guest, reprise_bin};
-use reprise::store::Store;
-use reprise::{Durability, SqliteStore, WorkflowStatus};
+use reprise_host::store::roles::*;
+use reprise_host::{Durability, SqliteStore, WorkflowStatus};
 use serde_json::{Value, json};
 
 /// Lowers the file-size limit of a running process to `bytes`.

@@ -1,6 +1,8 @@
 //! What operators do to workflows: cancel, resume, fork.
 
-use reprise::store::{NewWorkflow, StepRecord, Store, StoreError, WorkflowEnd, WorkflowStatus};
+use reprise_host::store::{
+    NewWorkflow, StepRecord, Store, StoreError, WorkflowEnd, WorkflowStatus,
+};
 
 use super::{begin, claim, ids, new_workflow, queued, status_of, step, trap};
 
@@ -305,7 +307,7 @@ pub async fn trap_runs_memory_limits_and_pauses_are_kept(store: &dyn Store) {
         .record_trap("wf", &trap("out_of_memory", "a"))
         .await
         .expect("trap");
-    let grown = reprise::store::TrapRecord {
+    let grown = reprise_host::store::TrapRecord {
         memory_limit: Some(32 << 20),
         ..trap("out_of_memory", "b")
     };

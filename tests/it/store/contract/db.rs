@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use reprise::Durability;
-use reprise::store::{
+use reprise_host::Durability;
+use reprise_host::store::{
     NewWorkflow, QueueClaim, StepRecord, Store, WorkflowRecord, WorkflowStatus, open_store,
 };
 use sqlx::Connection;
@@ -110,8 +110,8 @@ pub fn queued(id: &str, queue: &str, priority: i32) -> NewWorkflow {
 }
 
 /// A trap record without a grown memory limit.
-pub fn trap<'a>(class: &'a str, message: &'a str) -> reprise::store::TrapRecord<'a> {
-    reprise::store::TrapRecord {
+pub fn trap<'a>(class: &'a str, message: &'a str) -> reprise_host::store::TrapRecord<'a> {
+    reprise_host::store::TrapRecord {
         class,
         message,
         memory_limit: None,
@@ -125,7 +125,7 @@ pub async fn begin(
     store: &(impl Store + ?Sized),
     id: &str,
     executor_id: &str,
-) -> Result<u32, reprise::store::StoreError> {
+) -> Result<u32, reprise_host::store::StoreError> {
     let epoch = store.get_workflow(id).await?.map_or(0, |w| w.epoch);
     Ok(store
         .begin_execution(id, executor_id, epoch)

@@ -1,7 +1,7 @@
 //! Executor leases: a renewal takes or refreshes the executor's row, the listing counts the
 //! PENDING workflows each owns, and a lease not renewed within its length is expired.
 
-use reprise::store::{
+use reprise_host::store::{
     NewWorkflow, StepRecord, Store, StoreError, TrapRecord, WorkflowEnd, WorkflowStatus, now_ms,
 };
 

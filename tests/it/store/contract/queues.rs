@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use reprise::store::{
+use reprise_host::store::{
     NewWorkflow, QueueClaim, QueueDepth, RateLimit, Store, StoreError, WorkflowEnd, WorkflowStatus,
 };
 

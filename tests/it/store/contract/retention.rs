@@ -1,7 +1,7 @@
 //! Retention: ended workflows older than a cutoff are deleted with their steps, in batches;
 //! nothing active, and no child an active parent may still await.
 
-use reprise::store::{NewWorkflow, Store, WorkflowEnd, WorkflowStatus, now_ms};
+use reprise_host::store::{NewWorkflow, Store, WorkflowEnd, WorkflowStatus, now_ms};
 
 use super::{new_workflow, queued, step};
 

@@ -2,7 +2,7 @@
 //! message and records it in the same commit, a write recorded at a taken position writes
 //! nothing, events keep their latest value, streams end at their close or their workflow's end.
 
-use reprise::store::{Change, NewMessage, StepRecord, Store, StoreError, WorkflowEnd};
+use reprise_host::store::{Change, NewMessage, StepRecord, Store, StoreError, WorkflowEnd};
 
 use super::{new_workflow, step};
 
@@ -219,7 +219,7 @@ pub async fn changes_since_name_what_was_sent_set_and_written(store: &dyn Store)
         .insert_workflow(&new_workflow("w"))
         .await
         .expect("insert");
-    let before = reprise::store::now_ms() - 1;
+    let before = reprise_host::store::now_ms() - 1;
     store
         .send_message(&message("w", "t", "1", "a"), None)
         .await
@@ -250,7 +250,7 @@ pub async fn changes_since_name_what_was_sent_set_and_written(store: &dyn Store)
         );
     }
     let later = store
-        .changes_since(reprise::store::now_ms() + 60_000)
+        .changes_since(reprise_host::store::now_ms() + 60_000)
         .await
         .expect("changes");
     assert!(later.is_empty(), "{later:?}");

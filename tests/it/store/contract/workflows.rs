@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use reprise::store::{
+use reprise_host::store::{
     NewWorkflow, StepFailureRecord, StepRecord, Store, StoreError, WorkflowEnd, WorkflowFilter,
     WorkflowRecord, WorkflowStatus,
 };

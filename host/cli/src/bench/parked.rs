@@ -1,0 +1,214 @@
+//! What a parked workflow costs: the host memory each of many parked workflows holds beyond
+//! its database rows, and how soon a workflow whose wait ended runs again.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use reprise_host::engine::EngineOptions;
+use reprise_host::runtime::{LoadedComponent, Runtime, RuntimeEvent, RuntimeOptions, StartRequest};
+use reprise_store::{Durability, SqliteStore, Store, WorkflowStatus};
+
+/// Long enough that nothing wakes while the memory is measured.
+const LONG_NAP_MS: u64 = 600_000;
+/// Just past the parking threshold: the workflow parks, then wakes soon.
+const SHORT_NAP_MS: u64 = 150;
+/// Starts in flight at once while filling the parking lot.
+const STARTS_AT_ONCE: usize = 256;
+/// Sequential wake-ups timed.
+const WAKE_SAMPLES: usize = 50;
+
+/// The parked figures.
+#[derive(Debug, Serialize)]
+pub(super) struct ParkedFigures {
+    parked_workflows: usize,
+    /// Growth of the host's resident memory while they were parked, per workflow, with the
+    /// allocator's free pages handed back first.
+    rss_per_parked_bytes: f64,
+    /// The same without what SQLite's own allocations grew by (its page cache of the new
+    /// rows): what the host holds per parked workflow beyond its database rows.
+    host_per_parked_bytes: f64,
+    /// From a wait's end to the resumed execution starting its guest (a place in the pool,
+    /// the history read, an instance): median and 99th percentile.
+    wake_to_running_p50_us: f64,
+    wake_to_running_p99_us: f64,
+    /// From a wait's end to the workflow's end: the above plus the replay of its two recorded
+    /// calls, one more recorded call and the ending's commit.
+    wake_to_finished_p50_us: f64,
+}
+
+pub(super) async fn measure(bytes: &[u8], count: usize) -> anyhow::Result<ParkedFigures> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("parked.db");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&path.to_string_lossy(), Durability::Process).await?);
+    let runtime = Runtime::new(store, &EngineOptions::default(), RuntimeOptions::default())?;
+    let component = runtime.register(bytes).await?;
+    anyhow::ensure!(
+        component.has_workflow("nap"),
+        "the bench component must define workflow \"nap\" (guests/fib does)"
+    );
+
+    // A first round leaves what any round allocates and keeps (caches, the allocator's
+    // arenas) out of the figure.
+    let nap = StartRequest::new("nap", LONG_NAP_MS.to_string());
+    let warm_up = park_many(&runtime, &component, &nap, STARTS_AT_ONCE * 2).await?;
+    cancel_all(&runtime, &warm_up).await?;
+    let (before, sqlite_before) = (resident_bytes()?, sqlite_bytes());
+    let parked = park_many(&runtime, &component, &nap, count).await?;
+    let (after, sqlite_after) = (resident_bytes()?, sqlite_bytes());
+    cancel_all(&runtime, &parked).await?;
+    let grown = after.saturating_sub(before);
+    let sqlite_grown = sqlite_after.saturating_sub(sqlite_before);
+
+    let (running, finished) = time_wake_ups(&runtime, &component).await?;
+    Ok(ParkedFigures {
+        parked_workflows: count,
+        rss_per_parked_bytes: grown as f64 / count.max(1) as f64,
+        host_per_parked_bytes: grown.saturating_sub(sqlite_grown) as f64 / count.max(1) as f64,
+        wake_to_running_p50_us: percentile(&running, 0.5),
+        wake_to_running_p99_us: percentile(&running, 0.99),
+        wake_to_finished_p50_us: percentile(&finished, 0.5),
+    })
+}
+
+/// Starts `count` workflows as `request` asks (each under an id of its own) that wait long,
+/// and returns their ids once every one is parked.
+pub(super) async fn park_many(
+    runtime: &Runtime,
+    component: &Arc<LoadedComponent>,
+    request: &StartRequest,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let already = runtime.instance_usage().parked;
+    let mut ids = Vec::with_capacity(count);
+    let mut starts = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        if starts.len() >= STARTS_AT_ONCE
+            && let Some(joined) = starts.join_next().await
+        {
+            ids.push(joined??);
+        }
+        // Started workflows queue for an instance; keep that queue short, as a steady stream
+        // of starts would, rather than measure the high-water mark of one burst.
+        while runtime.in_flight() >= STARTS_AT_ONCE {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let (runtime, component, request) = (runtime.clone(), component.clone(), request.clone());
+        starts.spawn(async move {
+            let inserted = runtime.submit(&component, request).await?;
+            Ok::<_, anyhow::Error>(inserted.record.id)
+        });
+    }
+    while let Some(joined) = starts.join_next().await {
+        ids.push(joined??);
+    }
+    while runtime.instance_usage().parked < already + count {
+        anyhow::ensure!(
+            runtime.in_flight() > 0 || runtime.instance_usage().parked >= already + count,
+            "some bench workflows ended instead of parking"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(ids)
+}
+
+pub(super) async fn cancel_all(runtime: &Runtime, ids: &[String]) -> anyhow::Result<()> {
+    for id in ids {
+        runtime.cancel(id).await?;
+    }
+    while runtime.instance_usage().parked > 0 || runtime.in_flight() > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+/// Runs short naps one at a time; for each, the time from its wait's end to its guest running
+/// again and to its end.
+async fn time_wake_ups(
+    runtime: &Runtime,
+    component: &Arc<LoadedComponent>,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let (mut running, mut finished) = (Vec::new(), Vec::new());
+    for _ in 0..WAKE_SAMPLES {
+        let mut events = runtime.subscribe();
+        let request = StartRequest::new("nap", SHORT_NAP_MS.to_string());
+        let id = runtime.submit(component, request).await?.record.id;
+        let mut woke = None;
+        loop {
+            match events.recv().await? {
+                RuntimeEvent::Unparked { workflow_id } if workflow_id == id => {
+                    woke = Some(Instant::now());
+                }
+                RuntimeEvent::ExecutionStarted { workflow_id, .. } if workflow_id == id => {
+                    if let Some(woke) = woke {
+                        running.push(woke.elapsed());
+                    }
+                }
+                RuntimeEvent::WorkflowFinished {
+                    workflow_id,
+                    status,
+                } if workflow_id == id => {
+                    anyhow::ensure!(status == WorkflowStatus::Success, "a nap ended {status}");
+                    let woke = woke.ok_or_else(|| anyhow::anyhow!("a nap never parked"))?;
+                    finished.push(woke.elapsed());
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok((running, finished))
+}
+
+pub(super) fn percentile(samples: &[Duration], q: f64) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let Some(last) = sorted.len().checked_sub(1) else {
+        return 0.0;
+    };
+    let index = ((last as f64) * q).round() as usize;
+    sorted[index.min(last)].as_secs_f64() * 1e6
+}
+
+/// Bytes SQLite has allocated, in this process, for every connection.
+pub(super) fn sqlite_bytes() -> u64 {
+    // SAFETY: a read of SQLite's global memory counter, safe from any thread.
+    let used = unsafe { libsqlite3_sys::sqlite3_memory_used() };
+    u64::try_from(used).unwrap_or(0)
+}
+
+/// The process's resident memory, from `/proc/self/status`, after the allocator handed its
+/// free pages back: what is live, not what a burst once needed.
+pub(super) fn resident_bytes() -> anyhow::Result<u64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the kernel; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/self/status"))?;
+    Ok(kib * 1024)
+}
+
+pub(super) fn print(f: &ParkedFigures) {
+    println!("parked workflows");
+    println!(
+        "  host memory per parked workflow  {:>10.0} bytes   ({} parked at once; {:.0} with SQLite's cache)",
+        f.host_per_parked_bytes, f.parked_workflows, f.rss_per_parked_bytes
+    );
+    println!(
+        "  wait's end to guest running      {:>10.1} µs (p50), {:.1} µs (p99)",
+        f.wake_to_running_p50_us, f.wake_to_running_p99_us
+    );
+    println!(
+        "  wait's end to workflow's end     {:>10.1} µs (p50)",
+        f.wake_to_finished_p50_us
+    );
+}

@@ -1,0 +1,381 @@
+//! The `reprise` binary: the command line (one file per subcommand), the `reprise.toml` model
+//! and the bench. It drives the host library and is the only crate that knows clap or TOML.
+
+mod bench;
+mod component;
+mod config;
+mod enqueue;
+mod executors;
+mod grants;
+mod inspect;
+mod mailbox;
+mod progress;
+mod recover;
+mod run;
+mod schedule;
+mod serve;
+mod table;
+mod time;
+mod watch;
+mod workflow;
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{LogFormat, TelemetryConfig, parse_size};
+use reprise_host::engine::EngineOptions;
+use reprise_host::grants::Grants;
+use reprise_host::limits::InstanceLimits;
+use reprise_host::runtime::{
+    InstanceOptions, InvalidId, Runtime, RuntimeError, RuntimeOptions, validate_workflow_id,
+};
+use reprise_host::telemetry::{Telemetry, TelemetryError};
+use reprise_store::{Durability, Store, open_store};
+
+/// Durable workflows in WebAssembly: every step checkpointed, every failure recovered.
+#[derive(Debug, Parser)]
+#[command(name = "reprise", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Logs on stderr as `text` or `json` (one object per line) [default: text, or `serve`'s
+    /// `log_format`].
+    #[arg(long, global = true, env = "REPRISE_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one workflow to its end and print its output.
+    Run(run::RunArgs),
+    /// Resume every PENDING workflow of this executor (after a crash or a kill).
+    Recover(recover::RecoverArgs),
+    /// List the workflows and steps a component defines.
+    Inspect(inspect::InspectArgs),
+    /// Look at workflows and their steps.
+    #[command(subcommand)]
+    Workflow(workflow::WorkflowCommand),
+    /// Run a long-lived host: queues, the admin HTTP API, recovery at start, graceful drain.
+    Serve(serve::ServeArgs),
+    /// Enqueue workflows on a running `reprise serve` (and optionally await their results).
+    Enqueue(enqueue::EnqueueArgs),
+    /// The executors sharing the database: their leases and the PENDING workflows each owns.
+    Executors(executors::ExecutorsArgs),
+    /// Manage a running `reprise serve`'s schedules.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
+    /// Measure throughput, per-step overhead, instantiation and replay.
+    Bench(bench::BenchArgs),
+}
+
+/// The database of the commands that read or write workflows (not `serve`, which takes it from
+/// its config file, nor `enqueue`, which talks to a server).
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Database: a SQLite file path, `sqlite://path`, or `postgres://…` for a database several
+    /// hosts share.
+    #[arg(long, env = "REPRISE_DATABASE_URL", default_value = "reprise.db")]
+    database: String,
+    /// `synced` (survives power loss; an fsync per commit) or `process` (survives a host crash).
+    #[arg(long, env = "REPRISE_DURABILITY", default_value = "synced")]
+    durability: Durability,
+}
+
+impl StoreArgs {
+    async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(open_store(&self.database, self.durability).await?)
+    }
+}
+
+/// The async runtime's threads, for the commands that run guests.
+#[derive(Debug, Clone, Args)]
+pub struct ThreadArgs {
+    /// Threads that run guests and I/O. One gives the lowest checkpoint latency (no
+    /// cross-thread wake-ups per step); more help when many CPU-bound workflows run at once.
+    #[arg(long, env = "REPRISE_WORKER_THREADS", default_value_t = 1)]
+    worker_threads: usize,
+}
+
+/// Everything a command that runs workflows here needs: the database, who owns the workflows,
+/// threads and limits.
+#[derive(Debug, Clone, Args)]
+pub struct HostArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Who owns the workflows started here; `recover` resumes only this executor's.
+    #[arg(long, env = "REPRISE_EXECUTOR_ID", default_value = "local")]
+    executor_id: String,
+    #[command(flatten)]
+    threads: ThreadArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    grants: grants::GrantArgs,
+}
+
+impl HostArgs {
+    /// The memory limit given on the command line, if any.
+    fn memory_limit(&self) -> Option<u64> {
+        self.limits.memory_limit
+    }
+
+    /// A runtime that traces when the `OTEL_EXPORTER_OTLP_*` variables name a collector.
+    async fn runtime(&self) -> anyhow::Result<Runtime> {
+        let telemetry = telemetry(&TelemetryConfig::default())?;
+        let store = self.store.open().await?;
+        let options = RuntimeOptions {
+            telemetry,
+            ..self
+                .limits
+                .runtime_options(&self.executor_id, self.grants.grants()?)
+        };
+        let runtime = Runtime::new(store, &EngineOptions::default(), options)?;
+        Ok(runtime)
+    }
+}
+
+/// Limits and recovery settings shared by the commands that run workflows.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Memory limit per instance, e.g. `64MiB`, `1GiB`, or bytes [default: 64MiB]. For
+    /// `workflow resume`, the resumed workflow's own limit from now on.
+    #[arg(long, value_parser = parse_size)]
+    memory_limit: Option<u64>,
+    /// Fuel (about one unit per wasm instruction) for each step attempt and each stretch of
+    /// workflow code between durable calls; bounds infinite loops, not long workflows.
+    #[arg(long, default_value_t = InstanceLimits::DEFAULT_FUEL)]
+    fuel: u64,
+    /// Largest output a workflow or step may return, e.g. `16MiB`.
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    max_output: u64,
+    /// Recoveries after the workflow's own traps before MAX_RECOVERY_ATTEMPTS_EXCEEDED.
+    #[arg(long, default_value_t = 100)]
+    max_recovery_attempts: u32,
+    /// Recoveries after host crashes or restarts under the workflow, counted apart.
+    #[arg(long, default_value_t = InstanceOptions::DEFAULT_MAX_HOST_RECOVERIES)]
+    max_host_recoveries: u32,
+    /// Instance config values the guest can read (`key=value`, repeatable).
+    #[arg(long = "config", value_parser = parse_key_value)]
+    config: Vec<(String, String)>,
+}
+
+impl LimitArgs {
+    fn runtime_options(&self, executor_id: &str, grants: Arc<Grants>) -> RuntimeOptions {
+        RuntimeOptions::single(
+            executor_id,
+            InstanceOptions {
+                limits: InstanceLimits {
+                    memory_bytes: self
+                        .memory_limit
+                        .unwrap_or(InstanceLimits::DEFAULT_MEMORY_BYTES),
+                    fuel: self.fuel,
+                    max_output_bytes: self.max_output,
+                },
+                max_recovery_attempts: self.max_recovery_attempts,
+                max_host_recoveries: self.max_host_recoveries,
+                config: self.config.iter().cloned().collect::<BTreeMap<_, _>>(),
+                trap_policies: Default::default(),
+                grants,
+            },
+        )
+    }
+}
+
+impl Command {
+    /// `serve`'s `log_format`, read before logging starts (the config is read again, and its
+    /// errors reported, when `serve` starts).
+    fn configured_log_format(&self) -> Option<LogFormat> {
+        match self {
+            Command::Serve(args) => args.log_format(),
+            _ => None,
+        }
+    }
+
+    /// Threads for the async runtime: one unless the command takes `--worker-threads`.
+    fn worker_threads(&self) -> usize {
+        let threads = match self {
+            Command::Run(args) => Some(&args.host.threads),
+            Command::Recover(args) => Some(&args.host.threads),
+            Command::Workflow(command) => command.threads(),
+            Command::Serve(args) => Some(&args.threads),
+            Command::Bench(args) => Some(&args.threads),
+            Command::Inspect(_)
+            | Command::Enqueue(_)
+            | Command::Executors(_)
+            | Command::Schedule(_) => None,
+        };
+        threads.map_or(1, |t| t.worker_threads.max(1))
+    }
+}
+
+/// Reads a JSON input argument. A bare word is the usual slip (`o-1` for the string `"o-1"`),
+/// so the error says how to quote it.
+fn parse_input(text: &str) -> anyhow::Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| {
+        let looks_like_json = text
+            .trim_start()
+            .starts_with(|c: char| matches!(c, '{' | '[' | '"' | '-') || c.is_ascii_digit());
+        if looks_like_json {
+            anyhow::anyhow!("input is not valid JSON: {e}")
+        } else {
+            let quoted = serde_json::Value::String(text.to_string());
+            anyhow::anyhow!(
+                "input is not valid JSON ({e}): a string input is JSON too, so quote it: '{quoted}'"
+            )
+        }
+    })
+}
+
+/// The error and its causes on one line, each cause once: errors that already end with their
+/// cause's text (`"cannot open database x: {source}"`) do not repeat it.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// A workflow id argument, checked against the id rule as clap parses it: a bad one is
+/// reported with the rule, exit code 2, before any database is opened.
+fn parse_workflow_id(text: &str) -> Result<String, InvalidId> {
+    validate_workflow_id(text)?;
+    Ok(text.to_string())
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{text:?} is not key=value"))
+}
+
+/// The command's tracing, flushed by [`main`] when the command returns, whichever way.
+static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
+
+/// Starts tracing as `config` and the environment say (once per process), for [`main`] to
+/// flush at exit.
+fn telemetry(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
+    if let Some(started) = TELEMETRY.get() {
+        return Ok(started.clone());
+    }
+    let target = config.target().map_err(TelemetryError::Config)?;
+    let started = Telemetry::start(target.as_ref())?;
+    if let Some(target) = &target {
+        tracing::info!(url = %target.traces_url, service_name = %target.service_name, "exporting traces over OTLP");
+    }
+    Ok(TELEMETRY.get_or_init(|| started).clone())
+}
+
+/// Exit code for a workflow that ended without success.
+const EXIT_WORKFLOW_FAILED: u8 = 1;
+/// Exit code for bad input or an unusable database: nothing ran.
+const EXIT_ERROR: u8 = 2;
+/// Exit code for a workflow that was stored (and may have run steps) but could not finish here,
+/// a failed checkpoint say: it stays PENDING and resumes at the next recovery.
+const EXIT_UNFINISHED: u8 = 3;
+/// Exit code for a workflow its trap policy paused for an operator.
+const EXIT_PAUSED: u8 = 4;
+
+/// Parses the command line, runs the command, maps its outcome to an exit code.
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(
+        cli.log_format
+            .or_else(|| cli.command.configured_log_format()),
+    );
+    ignore_file_size_signal();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.command.worker_threads())
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let result = runtime.block_on(dispatch(&cli));
+    if let Some(telemetry) = TELEMETRY.get() {
+        runtime.block_on(telemetry.shutdown());
+    }
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {}", one_line(&err));
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+/// What the process's exit says about an error: whether anything may have run.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    let unfinished = err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<RuntimeError>(),
+            Some(RuntimeError::Unfinished { .. })
+        )
+    });
+    if unfinished {
+        EXIT_UNFINISHED
+    } else {
+        EXIT_ERROR
+    }
+}
+
+async fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Run(args) => run::run(args).await,
+        Command::Recover(args) => recover::recover(args).await,
+        Command::Inspect(args) => inspect::inspect(args).await,
+        Command::Workflow(command) => workflow::workflow(command).await,
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Enqueue(args) => enqueue::enqueue(args).await,
+        Command::Executors(args) => executors::executors(args).await,
+        Command::Schedule(command) => schedule::schedule(command).await,
+        Command::Bench(args) => bench::bench(args).await,
+    }
+}
+
+/// Past a file-size limit (`ulimit -f`) the kernel kills a writer with SIGXFSZ, in the middle of
+/// a commit. Ignored, the write fails with EFBIG instead: the database reports it like a full
+/// disk, and the user sees that error, with nothing half-written.
+fn ignore_file_size_signal() {
+    #[cfg(unix)]
+    // SAFETY: runs before any other thread of ours exists and installs no handler, only the
+    // ignore disposition, which every thread and child process may inherit.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
+fn init_tracing(format: Option<LogFormat>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,guest=info,reprise=info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format.unwrap_or_default() {
+        // Fields flattened beside `message`, and no span lists: one flat object a line, what
+        // log shippers index.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
+}

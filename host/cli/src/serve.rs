@@ -1,0 +1,155 @@
+//! `reprise serve`: a long-running host. Recovers this executor's PENDING workflows, serves its
+//! queues and the admin API, and on SIGINT/SIGTERM stops taking work, lets running workflows
+//! finish within the grace period, and exits 0; anything unfinished resumes at the next start.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::ThreadArgs;
+use super::component::component_bytes;
+use crate::config::{Config, LogFormat};
+use reprise_host::engine::EngineOptions;
+use reprise_host::node::lease::DEFAULT_LEASE;
+use reprise_host::node::{Node, NodeOptions};
+use reprise_host::runtime::{Runtime, RuntimeOptions};
+use reprise_host::server::{BodyLimits, ServerState, router};
+use reprise_store::open_store;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The config file.
+    #[arg(long, default_value = "reprise.toml")]
+    config: PathBuf,
+    /// Listen here instead of the config's `server.listen` (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<String>,
+    #[command(flatten)]
+    pub(super) threads: ThreadArgs,
+}
+
+impl ServeArgs {
+    /// The config's `log_format`, if the config can be read.
+    pub(super) fn log_format(&self) -> Option<LogFormat> {
+        Config::load(&self.config).ok().and_then(|c| c.log_format)
+    }
+}
+
+pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config)?;
+    let token = config.token().map_err(anyhow::Error::msg)?;
+    let telemetry = super::telemetry(&config.telemetry)?;
+    let store = open_store(&config.database, config.durability).await?;
+    let engine = EngineOptions {
+        max_instances: config.max_instances,
+        ..EngineOptions::default()
+    };
+    let options = RuntimeOptions {
+        telemetry,
+        ..config.runtime_options()
+    };
+    let runtime = Runtime::new(store, &engine, options)?;
+
+    let mut components = BTreeMap::new();
+    for (name, path) in &config.components {
+        let bytes = component_bytes(path).with_context(|| format!("component {name:?}"))?;
+        let loaded = runtime
+            .register(&bytes)
+            .await
+            .with_context(|| format!("component {name:?} ({})", path.display()))?;
+        components.insert(name.clone(), loaded);
+    }
+    let instances: BTreeMap<_, _> = config
+        .all_instances()
+        .into_iter()
+        .filter_map(|(name, instance)| {
+            components
+                .get(&instance.component)
+                .map(|c| (name, c.clone()))
+        })
+        .collect();
+
+    let node_options = NodeOptions {
+        queues: config.queue_options(),
+        lease: config.lease.unwrap_or(DEFAULT_LEASE),
+        retention: config.retention,
+        instances: instances.clone(),
+        schedules: config.schedule_bodies().map_err(anyhow::Error::msg)?,
+    };
+    let queues = node_options.queues.clone();
+    let node = Node::start(runtime.clone(), node_options).await?;
+
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| config.server.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    let state = Arc::new(ServerState {
+        runtime: runtime.clone(),
+        instances,
+        token,
+        queues,
+        draining: AtomicBool::new(false),
+        scheduler: node.scheduler().clone(),
+    });
+    let limits = BodyLimits {
+        max_body: config.server.max_body,
+        body_timeout: config.server.body_timeout,
+    };
+    let app = router(state.clone(), limits);
+    let stop_http = CancellationToken::new();
+    let http = tokio::spawn(reprise_host::server::serve(
+        listener,
+        app,
+        config.server.header_timeout,
+        stop_http.clone(),
+    ));
+    // Tests and scripts read the bound address (with port 0 it is chosen here) from stdout.
+    println!("reprise serve listening on http://{address}");
+    let traces = runtime.options().telemetry.describe();
+    tracing::info!(%address, executor_id = %config.executor_id, recovered = node.recovered(), queues = config.queues.len(), %traces, "serving");
+
+    shutdown_signal().await?;
+    tracing::info!(
+        in_flight = runtime.in_flight(),
+        "shutting down: no new work, draining"
+    );
+    state.draining.store(true, Ordering::Relaxed);
+    let drained = node.shutdown(config.server.grace_period).await;
+    if drained.finished {
+        tracing::info!(
+            parked = drained.parked,
+            "all running workflows finished; parked ones stay PENDING and resume at the next start (or on another host, once this lease runs out)"
+        );
+    } else {
+        tracing::warn!(
+            in_flight = runtime.in_flight(),
+            "grace period over: unfinished workflows stay PENDING and resume at the next start (or on another host, once this lease runs out)"
+        );
+    }
+    stop_http.cancel();
+    if let Err(err) = http.await {
+        tracing::warn!("admin server ended with an error: {err}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

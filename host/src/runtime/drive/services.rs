@@ -1,0 +1,224 @@
+//! The runtime as one execution sees it: the real [`Services`] behind its durable calls,
+//! writing to the store and waking this process's waiters.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::bindings::{AttemptInfo, WorkflowInfo};
+use crate::grants::Grants;
+use crate::limits::InstanceLimits;
+use crate::metrics::Metrics;
+use crate::runtime::drive::start::{Existing, start};
+use crate::runtime::error::RuntimeError;
+use crate::runtime::events::EventSink;
+use crate::runtime::execution::instance::LoadedComponent;
+use crate::runtime::execution::interrupt::ProtocolViolation;
+use crate::runtime::execution::isolated;
+use crate::runtime::execution::services::Services;
+use crate::runtime::options::StartRequest;
+use crate::runtime::shared::Shared;
+use crate::runtime::waiting::completion::{POLL_INTERVAL, Waited};
+use crate::telemetry::ExecutionSpan;
+use reprise_store::{Change, NewMessage, StepRecord, StoreError};
+
+/// The real [`Services`] of one execution: the runtime's shared state and the component,
+/// workflow and limits it runs.
+pub(crate) struct RuntimeServices {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) component: Arc<LoadedComponent>,
+    /// The execution's span, for the trap of an isolated step attempt.
+    pub(crate) trace: ExecutionSpan,
+    pub(crate) info: WorkflowInfo,
+    pub(crate) created_at: i64,
+    /// The workflow's deadline, which its children inherit.
+    pub(crate) deadline_at: Option<i64>,
+    pub(crate) limits: InstanceLimits,
+    pub(crate) grants: Arc<Grants>,
+    /// The lease's lapses this execution has checked its epoch after.
+    pub(crate) lapses_seen: AtomicU64,
+}
+
+#[async_trait]
+impl Services for RuntimeServices {
+    async fn may_act(&self, epoch: u64) -> Result<(), StoreError> {
+        let lease = &self.shared.lease;
+        let id = &self.info.id;
+        if !lease.fresh() {
+            tracing::warn!(workflow_id = %id, epoch, "this host's lease is older than it may trust (the process was paused, or the database was unreachable): halting until it is renewed");
+            lease.until_fresh().await;
+        }
+        let lapses = lease.lapses();
+        if lapses == self.lapses_seen.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let current = self
+            .shared
+            .store
+            .get_workflow(id)
+            .await?
+            .ok_or_else(|| StoreError::UnknownWorkflow(id.clone()))?;
+        if current.epoch != epoch {
+            return Err(StoreError::Fenced {
+                workflow_id: id.clone(),
+                epoch,
+                current: current.epoch,
+            });
+        }
+        tracing::info!(workflow_id = %id, epoch, "lease renewed and the workflow still ours: going on");
+        self.lapses_seen.store(lapses, Ordering::Release);
+        Ok(())
+    }
+
+    async fn checkpoint(&self, step: &StepRecord) -> Result<(), StoreError> {
+        let started = Instant::now();
+        self.shared.store.record_step(step).await?;
+        self.shared.metrics.checkpoint(started.elapsed());
+        Ok(())
+    }
+
+    async fn start_child(
+        &self,
+        mut request: StartRequest,
+    ) -> Result<Result<String, String>, StoreError> {
+        // A child has the earlier of its own deadline and its parent's.
+        request.deadline_at = match (request.deadline_at, self.deadline_at) {
+            (Some(own), Some(parent)) => Some(own.min(parent)),
+            (own, parent) => own.or(parent),
+        };
+        let parent = self.info.id.clone();
+        match start(&self.shared, &self.component, request, Existing::Join).await {
+            // An id that names a workflow this one did not start is not this workflow's to
+            // join, whatever it is: the guest hears no, and that workflow is left as it is.
+            Ok(inserted)
+                if !inserted.created
+                    && inserted.record.parent_workflow_id.as_deref() != Some(&parent) =>
+            {
+                Ok(Err(format!(
+                    "workflow id {} is taken by a workflow that is not a child of {parent}: a \
+                     child's id must be new, or name this workflow's own child",
+                    inserted.record.id
+                )))
+            }
+            Ok(inserted) => Ok(Ok(inserted.record.id)),
+            Err(RuntimeError::Store(err @ StoreError::Duplicate { .. })) => {
+                Ok(Err(err.to_string()))
+            }
+            Err(RuntimeError::Store(err)) => Err(err),
+            Err(err) => Ok(Err(err.to_string())),
+        }
+    }
+
+    async fn wait_for(&self, id: &str, timeout: Duration) -> Result<Waited, StoreError> {
+        self.shared
+            .wait_ended(id, Some(timeout), POLL_INTERVAL)
+            .await
+    }
+
+    async fn run_isolated(
+        &self,
+        function_id: u32,
+        name: &str,
+        input: Vec<u8>,
+        attempt: AttemptInfo,
+        timeout: Option<Duration>,
+    ) -> Result<Result<Vec<u8>, String>, ProtocolViolation> {
+        let seed = format!("{}#{function_id}", self.info.id);
+        let _place = self.shared.slots.isolated().await;
+        let instance = isolated::Instance {
+            shared: &self.shared,
+            component: &self.component,
+            info: &self.info,
+            seed: &seed,
+            created_at: self.created_at,
+            limits: self.limits,
+            grants: &self.grants,
+            trace: &self.trace,
+        };
+        instance.run_attempt(name, input, attempt, timeout).await
+    }
+
+    async fn send_message(
+        &self,
+        message: &NewMessage,
+        record: &StepRecord,
+    ) -> Result<(), StoreError> {
+        self.shared
+            .store
+            .send_message(message, Some(record))
+            .await?;
+        self.shared.signals.wake(&Change::Message {
+            workflow_id: message.destination_id.clone(),
+            topic: message.topic.clone(),
+        });
+        Ok(())
+    }
+
+    async fn receive_message(
+        &self,
+        topic: &str,
+        at: &StepRecord,
+        timed_out: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let store = &self.shared.store;
+        store
+            .receive_message(&self.info.id, topic, at, timed_out)
+            .await
+    }
+
+    async fn get_event(&self, workflow_id: &str, key: &str) -> Result<Option<String>, StoreError> {
+        let event = self.shared.store.get_event(workflow_id, key).await?;
+        Ok(event.map(|event| event.value))
+    }
+
+    async fn set_event(
+        &self,
+        key: &str,
+        value: &str,
+        record: &StepRecord,
+    ) -> Result<(), StoreError> {
+        let id = &self.info.id;
+        self.shared
+            .store
+            .set_event(id, key, value, Some(record))
+            .await?;
+        self.shared.signals.wake(&Change::Event {
+            workflow_id: id.clone(),
+            key: key.to_string(),
+        });
+        Ok(())
+    }
+
+    async fn write_stream(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        record: Option<&StepRecord>,
+    ) -> Result<(), StoreError> {
+        let id = &self.info.id;
+        self.shared
+            .store
+            .write_stream(id, key, value, record)
+            .await?;
+        self.shared.signals.wake(&Change::Stream {
+            workflow_id: id.clone(),
+            key: key.to_string(),
+        });
+        Ok(())
+    }
+
+    async fn wait_for_change(&self, change: Change, timeout: Duration) -> bool {
+        let changed = self.shared.signals.register(&change, &self.shared.store);
+        matches!(tokio::time::timeout(timeout, changed).await, Ok(Ok(())))
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    fn events(&self) -> &EventSink {
+        &self.shared.events
+    }
+}

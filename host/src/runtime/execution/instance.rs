@@ -1,0 +1,160 @@
+//! The data of one wasmtime store — one guest instance — and what it is for.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
+use wasmtime_wasi::sockets::WasiSocketsCtxView;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::bindings::WorkflowInfo;
+use crate::engine::GuestState;
+use crate::grants::Grants;
+use crate::limits::MemoryLimiter;
+use crate::runtime::execution::context::WorkflowContext;
+use crate::sandbox::dns::GatedNameLookupView;
+use crate::sandbox::files::GatedFilesystemView;
+use crate::sandbox::http::HttpGate;
+use crate::sandbox::{Access, SandboxError, StepPhase};
+
+/// The engine a runtime runs its instances on.
+pub type WorkflowEngine = crate::engine::Engine<InstanceState>;
+/// A component loaded into a runtime's engine, ready to run workflows.
+pub type LoadedComponent = crate::engine::LoadedComponent<InstanceState>;
+
+/// The state of one instance: its sandboxed WASI and HTTP, memory limiter and role. Opaque
+/// outside the runtime; the engine reaches it through [`GuestState`].
+pub struct InstanceState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    http_gate: HttpGate,
+    /// What the instance's steps may reach; secrets are read through it.
+    pub(crate) access: Access,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    pub(crate) role: Role,
+    /// The message the guest's panic hook reported, used to classify the following trap.
+    pub(crate) panic_message: Option<String>,
+    /// Set by a durable call of workflow code or a step's start or end: the guest gets a
+    /// fresh CPU budget when the call returns.
+    pub(crate) refuel: bool,
+}
+
+/// What an instance is for; decides which durable calls it may make.
+pub(crate) enum Role {
+    /// Runs a workflow: durable calls are checkpointed.
+    Workflow(Box<WorkflowContext>),
+    /// Runs one attempt of an isolated step for the workflow described by `info`.
+    IsolatedStep {
+        info: WorkflowInfo,
+        /// The step it runs, named in its logs.
+        step: String,
+    },
+    /// Lists definitions; makes no durable calls.
+    Listing,
+}
+
+impl InstanceState {
+    /// An instance whose clocks and random are seeded by `seed` and start at `epoch_ms`, whose
+    /// steps reach what `grants` of `instance` allow.
+    pub(crate) fn new(
+        seed: &str,
+        epoch_ms: i64,
+        memory_limit: u64,
+        role: Role,
+        grants: Arc<Grants>,
+        instance: &str,
+    ) -> Result<Self, SandboxError> {
+        let (phase, workflow_id) = match &role {
+            Role::Workflow(ctx) => (ctx.phase.clone(), ctx.info.id.as_str()),
+            Role::IsolatedStep { info, .. } => (StepPhase::new(true), info.id.as_str()),
+            Role::Listing => (StepPhase::new(false), ""),
+        };
+        let access = Access::new(grants, instance, workflow_id, phase);
+        Ok(InstanceState {
+            wasi: crate::sandbox::wasi(seed, epoch_ms, &access)?,
+            http: WasiHttpCtx::new(),
+            http_gate: HttpGate::new(access.clone()),
+            access,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(memory_limit),
+            role,
+            panic_message: None,
+            refuel: false,
+        })
+    }
+
+    /// The id of the workflow this instance works for, for logs and events.
+    pub(crate) fn workflow_id(&self) -> String {
+        match &self.role {
+            Role::Workflow(ctx) => ctx.info.id.clone(),
+            Role::IsolatedStep { info, .. } => info.id.clone(),
+            Role::Listing => String::new(),
+        }
+    }
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for InstanceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_gate,
+        }
+    }
+}
+
+impl GuestState for InstanceState {
+    fn gated_name_lookup(&mut self) -> GatedNameLookupView<'_> {
+        GatedNameLookupView {
+            inner: WasiSocketsCtxView {
+                ctx: self.wasi.sockets(),
+                table: &mut self.table,
+            },
+            access: &self.access,
+        }
+    }
+
+    fn gated_filesystem(&mut self) -> GatedFilesystemView<'_> {
+        GatedFilesystemView {
+            inner: WasiFilesystemCtxView {
+                ctx: self.wasi.filesystem(),
+                table: &mut self.table,
+            },
+            access: &self.access,
+        }
+    }
+
+    fn limiter(&mut self) -> &mut MemoryLimiter {
+        &mut self.limiter
+    }
+
+    fn take_refuel(&mut self) -> bool {
+        std::mem::take(&mut self.refuel)
+    }
+
+    fn for_listing(memory_bytes: u64) -> Self {
+        let access = Access::nothing();
+        InstanceState {
+            wasi: wasmtime_wasi::WasiCtxBuilder::new().build(),
+            http: WasiHttpCtx::new(),
+            http_gate: HttpGate::new(access.clone()),
+            access,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(memory_bytes),
+            role: Role::Listing,
+            panic_message: None,
+            refuel: false,
+        }
+    }
+}

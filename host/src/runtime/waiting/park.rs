@@ -1,0 +1,128 @@
+//! Parking: a workflow that waits (a durable sleep, a child's end, a message, an event) gives back its instance and
+//! keeps only its id and what wakes it. When the wait ends it runs again by replay, which the
+//! guest cannot tell from having waited in place. So many waiting workflows cost memory for
+//! their ids, not for their instances, and the pool stays free for workflows that run.
+//!
+//! Short waits keep the instance: parking costs a read of the history and a replay, which a
+//! wait of a few milliseconds would not repay.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime::events::RuntimeEvent;
+use crate::runtime::shared::Shared;
+use crate::runtime::waiting::wake::Wake;
+use reprise_store::{Change, now_ms};
+
+/// Waits longer than this give back the instance. Measured with `reprise bench`: parking and
+/// waking a workflow costs well under a millisecond plus its replay, so a wait of 50 ms is
+/// already a thousand times dearer in held memory than in the replay it saves.
+pub(crate) const PARK_AFTER: Duration = Duration::from_millis(50);
+
+/// The longest a parked wait for a child goes without reading the child's status: a child
+/// that ends in another process wakes no one here.
+const MAX_CHILD_POLL: Duration = Duration::from_secs(2);
+
+/// Whether a durable sleep with `remaining_ms` left gives back its instance.
+pub(crate) fn sleep_parks(remaining_ms: u64) -> bool {
+    remaining_ms > PARK_AFTER.as_millis() as u64
+}
+
+/// A parked workflow: its id, what wakes it, and the token a cancel reaches it by.
+pub(crate) struct Parking {
+    pub(crate) id: String,
+    pub(crate) wake: Wake,
+    pub(crate) cancel: CancellationToken,
+    /// The workflow's deadline: reaching it ends the wait, and the drive then cancels it.
+    pub(crate) deadline: Option<i64>,
+    /// The ownership epoch of the parked execution, which goes on under it.
+    pub(crate) epoch: u64,
+}
+
+impl Parking {
+    /// Waits until the wake condition holds or the workflow is cancelled, counted as parked
+    /// meanwhile, then unregisters it; returns its id and epoch, to resume it by. The resumed
+    /// execution finds out from the database which it was.
+    pub(crate) async fn wait(self, shared: &Arc<Shared>) -> (String, u64) {
+        shared.slots.parked.fetch_add(1, Ordering::Relaxed);
+        tokio::select! {
+            _ = self.wake_condition(shared) => {}
+            _ = self.cancel.cancelled() => {}
+            _ = crate::runtime::drive::deadline::reached(self.deadline) => {}
+        }
+        shared.slots.parked.fetch_sub(1, Ordering::Relaxed);
+        shared.running.unregister(&self.id);
+        shared.events.emit(|| RuntimeEvent::Unparked {
+            workflow_id: self.id.clone(),
+        });
+        (self.id, self.epoch)
+    }
+
+    async fn wake_condition(&self, shared: &Shared) {
+        match &self.wake {
+            Wake::At(ms) => sleep_until_ms(*ms).await,
+            Wake::Message { topic, deadline } => {
+                let change = Change::Message {
+                    workflow_id: self.id.clone(),
+                    topic: topic.clone(),
+                };
+                // Registered before the read, so a message sent in between still wakes it.
+                let sent = shared.signals.register(&change, &shared.store);
+                let waiting = shared.store.has_message(&self.id, topic).await;
+                if !matches!(waiting, Ok(false)) {
+                    return;
+                }
+                tokio::select! {
+                    _ = sent => {}
+                    _ = sleep_until_ms(*deadline) => {}
+                }
+            }
+            Wake::Event {
+                workflow_id,
+                key,
+                deadline,
+            } => {
+                let change = Change::Event {
+                    workflow_id: workflow_id.clone(),
+                    key: key.clone(),
+                };
+                let set = shared.signals.register(&change, &shared.store);
+                let event = shared.store.get_event(workflow_id, key).await;
+                if !matches!(event, Ok(None)) {
+                    return;
+                }
+                tokio::select! {
+                    _ = set => {}
+                    _ = sleep_until_ms(*deadline) => {}
+                }
+            }
+            Wake::Child(child) => {
+                // However it comes out (ended, unknown, unreadable), the resumed execution's
+                // own wait sees which and says so.
+                let _ = shared.wait_ended(child, None, MAX_CHILD_POLL).await;
+            }
+        }
+    }
+}
+
+/// Sleeps until `ms` since the epoch (at once if it passed).
+pub(crate) async fn sleep_until_ms(ms: u64) {
+    let remaining = ms.saturating_sub(now_ms() as u64);
+    tokio::time::sleep(Duration::from_millis(remaining)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_waits_longer_than_the_threshold_park() {
+        assert!(!sleep_parks(0));
+        assert!(!sleep_parks(PARK_AFTER.as_millis() as u64));
+        assert!(sleep_parks(PARK_AFTER.as_millis() as u64 + 1));
+        assert!(sleep_parks(u64::MAX));
+    }
+}

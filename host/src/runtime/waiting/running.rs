@@ -1,0 +1,125 @@
+//! The workflows executing in this process, each with the token that stops it; and the
+//! watcher that stops the ones another process (the CLI, another server) cancelled: told at
+//! once on Postgres, polled for everywhere.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use reprise_store::{Change, Store, WorkflowStatus};
+
+/// How often a process looks for its running workflows having been cancelled elsewhere.
+pub const CANCELLATION_POLL: Duration = Duration::from_millis(200);
+
+/// Cancellation tokens by workflow id.
+#[derive(Default)]
+pub(crate) struct Running {
+    tokens: Mutex<HashMap<String, CancellationToken>>,
+}
+
+impl Running {
+    /// The map, even after a panic elsewhere: inserts and removes leave it consistent, and
+    /// skipping a registration would lose a cancel.
+    fn tokens(&self) -> MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.tokens.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a workflow as executing here; its token is cancelled by [`Running::cancel`].
+    pub(crate) fn register(&self, id: &str) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.tokens().insert(id.to_string(), token.clone());
+        token
+    }
+
+    pub(crate) fn unregister(&self, id: &str) {
+        self.tokens().remove(id);
+    }
+
+    /// Whether the workflow is executing in this process.
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.tokens().contains_key(id)
+    }
+
+    /// Stops the workflow's execution here, if any, at its next durable call.
+    pub(crate) fn cancel(&self, id: &str) {
+        if let Some(token) = self.tokens().get(id) {
+            token.cancel();
+        }
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.tokens().keys().cloned().collect()
+    }
+
+    /// Every [`CANCELLATION_POLL`] until `stop`, reads the statuses of the workflows running
+    /// here in one query and stops those that were cancelled; where the database pushes
+    /// cancels as they commit (Postgres), stops those at once and keeps the poll as the
+    /// fallback.
+    pub(crate) fn spawn_watcher(
+        self: Arc<Self>,
+        store: Arc<dyn Store>,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut pushed = store.change_feed();
+            loop {
+                let poll = tokio::time::sleep(CANCELLATION_POLL);
+                tokio::pin!(poll);
+                loop {
+                    let change = async {
+                        match pushed.as_mut() {
+                            Some(feed) => feed.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = &mut poll => break,
+                        change = change => match change {
+                            Some(Change::Cancelled { workflow_id }) => self.cancel(&workflow_id),
+                            Some(_) => {}
+                            // The feed ended: the poll alone from now on.
+                            None => pushed = None,
+                        },
+                    }
+                }
+                let ids = self.ids();
+                if ids.is_empty() {
+                    continue;
+                }
+                match store.workflow_statuses(&ids).await {
+                    Ok(records) => records
+                        .iter()
+                        .filter(|r| r.status == WorkflowStatus::Cancelled)
+                        .for_each(|r| self.cancel(&r.id)),
+                    Err(err) => tracing::warn!("cannot check for cancelled workflows: {err}"),
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_elsewhere_does_not_make_registrations_or_cancels_vanish() {
+        let running = Arc::new(Running::default());
+        let poisoner = running.clone();
+        let _ = std::thread::spawn(move || {
+            let _held = poisoner.tokens.lock();
+            panic!("poison the registry");
+        })
+        .join();
+        assert!(running.tokens.is_poisoned());
+        let token = running.register("w");
+        assert!(running.contains("w"));
+        running.cancel("w");
+        assert!(token.is_cancelled(), "the cancel was lost");
+        running.unregister("w");
+        assert!(!running.contains("w"));
+    }
+}

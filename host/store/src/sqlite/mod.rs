@@ -1,0 +1,749 @@
+//! The embedded SQLite backend: one file, no server, checkpoints that survive a crash.
+//!
+//! SQLite allows one writer at a time and a commit costs an fsync, so every write goes through a
+//! single background task that owns the only writing connection ([`writer`]). It takes whatever
+//! requests are queued (up to [`MAX_BATCH`](writer::MAX_BATCH)), runs them in one transaction and
+//! commits once: concurrent workflows' checkpoints share one fsync (group commit) instead of
+//! queueing on the file lock. A request that arrives alone runs in autocommit mode, which saves
+//! the BEGIN and COMMIT round trips on the sequential path. Reads go through a small pool of
+//! read-only connections, which WAL lets run beside the writer.
+//!
+//! The statements themselves are the shared ones ([`Dialect`]); [`statements`] holds the few
+//! only SQLite needs (the one-statement queue claim, a fork kept whole by a savepoint), and
+//! [`batch`] how a batch's bulk kinds become multi-row statements.
+
+mod batch;
+mod failure;
+mod file;
+mod first_open;
+mod outcome;
+mod request;
+mod statements;
+mod writer;
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use first_open::FirstOpen;
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Connection, QueryBuilder, Sqlite};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::executors::Executors;
+use super::partitions::Partitions;
+use super::rows::{Columns, get};
+use super::schedules::{ScheduleRecord, Schedules};
+use super::shared::Dialect;
+use super::waits_sql::Waits;
+use super::written::StepRow;
+use super::{
+    AdminStore, Began, Change, DbError, DispatchStore, EventRecord, ExecutionStore, ExecutorRecord,
+    Inserted, MailboxStore, MessageRecord, NewMessage, NewWorkflow, QueueClaim, QueueDepth,
+    ScheduleStore, StepRecord, StoreError, StreamInfo, StreamRead, TrapRecord, WorkflowEnd,
+    WorkflowFilter, WorkflowRecord, WorkflowStatus,
+};
+use outcome::Reply;
+use request::{Alone, BoxFuture, Closure, Request};
+use writer::Writer;
+
+/// How long to wait for another process's write lock before reporting `StoreError::Locked`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Readers needed at once are few (CLI listings, recovery scans, replays).
+const READ_POOL_SIZE: u32 = 4;
+
+/// Embedded migrations; the path is relative to host/store/Cargo.toml.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// How much of a commit must reach the disk before a step counts as recorded: the trade between
+/// surviving a power cut and per-step latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Every commit is fsynced (`synchronous=FULL`): a recorded step survives a power cut or an
+    /// OS crash. Costs one fsync per commit, shared by all requests of a batch.
+    #[default]
+    Synced,
+    /// Commits survive the process crashing but not the machine (`synchronous=NORMAL` in WAL):
+    /// the last commits before a power cut may be lost. Much faster on slow disks.
+    Process,
+}
+
+impl Durability {
+    /// The spelling used in configuration and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Synced => "synced",
+            Durability::Process => "process",
+        }
+    }
+
+    fn synchronous(self) -> SqliteSynchronous {
+        match self {
+            Durability::Synced => SqliteSynchronous::Full,
+            Durability::Process => SqliteSynchronous::Normal,
+        }
+    }
+}
+
+impl fmt::Display for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "synced" => Ok(Durability::Synced),
+            "process" => Ok(Durability::Process),
+            other => Err(format!(
+                "unknown durability {other:?}: expected \"synced\" or \"process\""
+            )),
+        }
+    }
+}
+
+/// A [`Store`] in one SQLite file, for a single host process (or a few on one machine).
+///
+/// Dropping it stops the writer once the requests already queued are done; use
+/// [`SqliteStore::close`] to wait for that.
+pub struct SqliteStore {
+    reads: SqlitePool,
+    writes: mpsc::Sender<Request>,
+    writer: JoinHandle<()>,
+    commits: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("commits", &self.commits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating on first use) the database at `url_or_path` and brings its schema up to
+    /// date, so a fresh path is all a user needs to start.
+    ///
+    /// Accepts `sqlite://path`, `sqlite:path` or a plain file path. Must be called inside a Tokio
+    /// runtime: it spawns the writer task there.
+    pub async fn open(url_or_path: &str, durability: Durability) -> Result<Self, StoreError> {
+        let base = if url_or_path.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url_or_path).map_err(|source| StoreError::Open {
+                url: url_or_path.to_owned(),
+                source: source.into(),
+            })?
+        } else {
+            SqliteConnectOptions::new().filename(url_or_path)
+        };
+        Self::open_with(url_or_path, base, durability).await
+    }
+
+    /// `open` once the location is parsed; tests add pragmas to `base` here.
+    async fn open_with(
+        url_or_path: &str,
+        base: SqliteConnectOptions,
+        durability: Durability,
+    ) -> Result<Self, StoreError> {
+        let open_error = |source: sqlx::Error| StoreError::Open {
+            url: url_or_path.to_owned(),
+            source: DbError::from(source),
+        };
+        let options = base
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(durability.synchronous())
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        check_parent_directory(options.get_filename()).map_err(open_error)?;
+
+        let writer = first_open::connect_and_migrate(&options, &MIGRATOR)
+            .await
+            .map_err(|failure| match failure {
+                FirstOpen::Connect(e) => open_error(e),
+                FirstOpen::Migrate(e) => StoreError::Migrate(e.into()),
+            })?;
+
+        // Readers can never take the write lock by accident, so they never contend with the
+        // writer for it.
+        let options = options.create_if_missing(false);
+        let reads = SqlitePoolOptions::new()
+            .max_connections(READ_POOL_SIZE)
+            .min_connections(0)
+            .connect_with(options.clone().pragma("query_only", "ON"))
+            .await
+            .map_err(open_error)?;
+
+        let commits = Arc::new(AtomicU64::new(0));
+        let (writes, queue) = mpsc::channel(writer::QUEUE_DEPTH);
+        let writer = Writer::new(options, writer, Arc::clone(&commits));
+        let writer = tokio::spawn(writer.run(queue));
+        tracing::debug!(url = url_or_path, %durability, "opened sqlite store");
+        Ok(SqliteStore {
+            reads,
+            writes,
+            writer,
+            commits,
+        })
+    }
+
+    /// Transactions committed by the writer so far. Requests per commit shows how well group
+    /// commit is working; useful for tests and metrics.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Finishes the queued writes, then closes every connection, so the WAL is checkpointed and
+    /// the file is left tidy before the process exits.
+    pub async fn close(self) {
+        let SqliteStore {
+            reads,
+            writes,
+            writer,
+            ..
+        } = self;
+        drop(writes);
+        if let Err(err) = writer.await {
+            tracing::error!(error = %err, "sqlite writer task failed");
+        }
+        reads.close().await;
+    }
+
+    /// Sends a request to the writer and waits until it is committed (or failed).
+    async fn write<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(request(reply))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Runs `run` on the writer's connection in its turn: alone, or inside a batch shared
+    /// with other requests.
+    async fn run<T, F>(&self, alone: Alone, run: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        self.write(|reply| Request::Other(Box::new(Closure { run, reply, alone })))
+            .await
+    }
+}
+
+/// Runs `work` in a savepoint (a transaction of its own when none is open): a write and the
+/// position it is recorded at commit, or roll back, together even inside a shared batch.
+async fn whole<'c, T, F>(conn: &'c mut SqliteConnection, work: F) -> Result<T, StoreError>
+where
+    T: Send,
+    F: for<'t> FnOnce(
+            &'t mut sqlx::Transaction<'_, Sqlite>,
+        ) -> BoxFuture<'t, Result<T, StoreError>>
+        + Send
+        + Sync
+        + 'c,
+{
+    conn.transaction(work).await
+}
+
+/// Refuses a path whose directory is missing up front: SQLite would only say "unable to open
+/// database file", which does not tell the user what is wrong.
+fn check_parent_directory(file: &Path) -> Result<(), sqlx::Error> {
+    let Some(parent) = file.parent() else {
+        return Ok(());
+    };
+    if parent.as_os_str().is_empty() || parent.is_dir() {
+        return Ok(());
+    }
+    Err(sqlx::Error::InvalidArgument(format!(
+        "directory {} does not exist",
+        parent.display()
+    )))
+}
+
+impl Dialect for Sqlite {
+    const INSERTION_ORDER: &'static str = "rowid";
+    const LOCK_ROW: &'static str = "";
+    const SHARE_ROW: &'static str = "";
+    const SKIP_LOCKED: &'static str = "";
+
+    /// The ids travel as one JSON array.
+    fn push_id_condition(
+        query: &mut QueryBuilder<Sqlite>,
+        ids: &[String],
+    ) -> Result<(), StoreError> {
+        let ids = serde_json::to_string(ids).map_err(|err| StoreError::Corrupt {
+            table: "workflow_status",
+            message: format!("cannot encode workflow ids: {err}"),
+        })?;
+        query
+            .push("workflow_id IN (SELECT value FROM json_each(")
+            .push_bind(ids)
+            .push("))");
+        Ok(())
+    }
+}
+
+impl Columns for SqliteRow {
+    fn text(&self, table: &'static str, column: &str) -> Result<String, StoreError> {
+        get(self, table, column)
+    }
+    fn opt_text(&self, table: &'static str, column: &str) -> Result<Option<String>, StoreError> {
+        get(self, table, column)
+    }
+    fn int(&self, table: &'static str, column: &str) -> Result<i64, StoreError> {
+        get(self, table, column)
+    }
+    fn opt_int(&self, table: &'static str, column: &str) -> Result<Option<i64>, StoreError> {
+        get(self, table, column)
+    }
+    /// SQLite stores every integer as 64 bits.
+    fn small_int(&self, table: &'static str, column: &str) -> Result<i32, StoreError> {
+        let value: i64 = get(self, table, column)?;
+        i32::try_from(value).map_err(|_| StoreError::Corrupt {
+            table,
+            message: format!("column {column}: {value} is out of range"),
+        })
+    }
+    fn bytes(&self, table: &'static str, column: &str) -> Result<Vec<u8>, StoreError> {
+        get(self, table, column)
+    }
+}
+
+/// Writes become requests to the writer task; reads run on the read pool.
+#[async_trait]
+impl ExecutionStore for SqliteStore {
+    async fn put_component(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let (digest, bytes) = (digest.to_owned(), bytes.to_vec());
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(async move { Sqlite::put_component(conn, &digest, &bytes).await })
+        })
+        .await
+    }
+
+    async fn get_component(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Sqlite::get_component(&self.reads, digest).await
+    }
+
+    async fn insert_workflow(&self, new: &NewWorkflow) -> Result<Inserted, StoreError> {
+        let new = Box::new(new.clone());
+        self.write(|reply| Request::InsertWorkflow { new, reply })
+            .await
+    }
+
+    async fn get_workflow(&self, id: &str) -> Result<Option<WorkflowRecord>, StoreError> {
+        Sqlite::get_workflow(&self.reads, id).await
+    }
+
+    async fn steps(&self, workflow_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        Sqlite::steps(&self.reads, workflow_id).await
+    }
+
+    async fn begin_execution(
+        &self,
+        workflow_id: &str,
+        executor_id: &str,
+        epoch: u64,
+    ) -> Result<Began, StoreError> {
+        let (workflow_id, executor_id) = (workflow_id.to_owned(), executor_id.to_owned());
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(async move {
+                Sqlite::begin_execution(conn, &workflow_id, &executor_id, epoch).await
+            })
+        })
+        .await
+    }
+
+    async fn record_step(&self, step: &StepRecord) -> Result<(), StoreError> {
+        let step = StepRow::new(step)?;
+        self.write(|reply| Request::RecordStep { step, reply })
+            .await
+    }
+
+    async fn record_trap(
+        &self,
+        workflow_id: &str,
+        trap: &TrapRecord<'_>,
+    ) -> Result<(), StoreError> {
+        let (workflow_id, class, message) = (
+            workflow_id.to_owned(),
+            trap.class.to_owned(),
+            trap.message.to_owned(),
+        );
+        let (memory_limit, epoch) = (trap.memory_limit, trap.epoch);
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(async move {
+                let trap = TrapRecord {
+                    class: &class,
+                    message: &message,
+                    memory_limit,
+                    epoch,
+                };
+                Sqlite::record_trap(conn, &workflow_id, &trap).await
+            })
+        })
+        .await
+    }
+
+    async fn finish_workflow(
+        &self,
+        workflow_id: &str,
+        end: &WorkflowEnd,
+        epoch: Option<u64>,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let (workflow_id, end) = (workflow_id.to_owned(), end.clone());
+        self.write(|reply| Request::Finish {
+            workflow_id,
+            end,
+            epoch,
+            reply,
+        })
+        .await
+    }
+
+    async fn workflow_statuses(&self, ids: &[String]) -> Result<Vec<WorkflowRecord>, StoreError> {
+        Sqlite::workflow_statuses(&self.reads, ids).await
+    }
+
+    async fn expire_workflow(&self, id: &str, reason: &str) -> Result<WorkflowRecord, StoreError> {
+        let (workflow_id, reason) = (id.to_owned(), reason.to_owned());
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(whole(conn, move |tx| {
+                Box::pin(async move { Sqlite::expire_workflow(tx, &workflow_id, &reason).await })
+            }))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DispatchStore for SqliteStore {
+    async fn pending_workflows(
+        &self,
+        executor_id: &str,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        Sqlite::pending_workflows(&self.reads, executor_id).await
+    }
+
+    async fn claim_queued(&self, claim: &QueueClaim) -> Result<Vec<WorkflowRecord>, StoreError> {
+        if claim.max == 0 {
+            return Ok(Vec::new());
+        }
+        let claim = claim.clone();
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(async move {
+                if claim.partitioned {
+                    Sqlite::claim_partitioned(conn, &claim).await
+                } else {
+                    statements::claim_queued(conn, &claim).await
+                }
+            })
+        })
+        .await
+    }
+
+    async fn claim_due(
+        &self,
+        executor_id: &str,
+        max: u32,
+        only: Option<&str>,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        let (executor_id, only) = (executor_id.to_owned(), only.map(str::to_owned));
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(
+                async move { Sqlite::claim_due(conn, &executor_id, max, only.as_deref()).await },
+            )
+        })
+        .await
+    }
+
+    async fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        Sqlite::next_due(&self.reads).await
+    }
+
+    async fn renew_lease(
+        &self,
+        executor_id: &str,
+        started_at: i64,
+        lease_ms: i64,
+    ) -> Result<(), StoreError> {
+        let executor_id = executor_id.to_owned();
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(
+                async move { Sqlite::renew_lease(conn, &executor_id, started_at, lease_ms).await },
+            )
+        })
+        .await
+    }
+
+    async fn executors(&self) -> Result<Vec<ExecutorRecord>, StoreError> {
+        Sqlite::executors(&self.reads).await
+    }
+
+    async fn adopt_workflows(
+        &self,
+        dead: &str,
+        adopter: &str,
+        max: u32,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        let (dead, adopter) = (dead.to_owned(), adopter.to_owned());
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(async move { Sqlite::adopt_workflows(conn, &dead, &adopter, max).await })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl MailboxStore for SqliteStore {
+    async fn send_message(
+        &self,
+        message: &NewMessage,
+        record: Option<&StepRecord>,
+    ) -> Result<bool, StoreError> {
+        let (message, record) = (message.clone(), record.map(StepRow::new).transpose()?);
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(whole(conn, move |tx| {
+                Box::pin(async move { Sqlite::send_message(tx, &message, record.as_ref()).await })
+            }))
+        })
+        .await
+    }
+
+    async fn receive_message(
+        &self,
+        workflow_id: &str,
+        topic: &str,
+        at: &StepRecord,
+        timed_out: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let (workflow_id, topic, at) =
+            (workflow_id.to_owned(), topic.to_owned(), StepRow::new(at)?);
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(whole(conn, move |tx| {
+                Box::pin(async move {
+                    Sqlite::receive_message(tx, &workflow_id, &topic, &at, timed_out).await
+                })
+            }))
+        })
+        .await
+    }
+
+    async fn has_message(&self, workflow_id: &str, topic: &str) -> Result<bool, StoreError> {
+        Sqlite::has_message(&self.reads, workflow_id, topic).await
+    }
+
+    async fn messages(&self, workflow_id: &str) -> Result<Vec<MessageRecord>, StoreError> {
+        Sqlite::messages(&self.reads, workflow_id).await
+    }
+
+    async fn set_event(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        value: &str,
+        record: Option<&StepRecord>,
+    ) -> Result<(), StoreError> {
+        let (workflow_id, key, value) = (workflow_id.to_owned(), key.to_owned(), value.to_owned());
+        let record = record.map(StepRow::new).transpose()?;
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(whole(conn, move |tx| {
+                Box::pin(async move {
+                    Sqlite::set_event(tx, &workflow_id, &key, &value, record.as_ref()).await
+                })
+            }))
+        })
+        .await
+    }
+
+    async fn get_event(
+        &self,
+        workflow_id: &str,
+        key: &str,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        let events = Sqlite::events(&self.reads, workflow_id, Some(key)).await?;
+        Ok(events.into_iter().next())
+    }
+
+    async fn events(&self, workflow_id: &str) -> Result<Vec<EventRecord>, StoreError> {
+        Sqlite::events(&self.reads, workflow_id, None).await
+    }
+
+    async fn write_stream(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        value: Option<&str>,
+        record: Option<&StepRecord>,
+    ) -> Result<u64, StoreError> {
+        let (workflow_id, key) = (workflow_id.to_owned(), key.to_owned());
+        let (value, record) = (
+            value.map(str::to_owned),
+            record.map(StepRow::new).transpose()?,
+        );
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(whole(conn, move |tx| {
+                Box::pin(async move {
+                    Sqlite::write_stream(tx, &workflow_id, &key, value.as_deref(), record.as_ref())
+                        .await
+                })
+            }))
+        })
+        .await
+    }
+
+    async fn read_stream(
+        &self,
+        workflow_id: &str,
+        key: &str,
+        offset: u64,
+        max: u32,
+    ) -> Result<StreamRead, StoreError> {
+        Sqlite::read_stream(&self.reads, workflow_id, key, offset, max).await
+    }
+
+    async fn streams(&self, workflow_id: &str) -> Result<Vec<StreamInfo>, StoreError> {
+        Sqlite::streams(&self.reads, workflow_id).await
+    }
+
+    async fn changes_since(&self, since: i64) -> Result<Vec<Change>, StoreError> {
+        Sqlite::changes_since(&self.reads, since).await
+    }
+}
+
+#[async_trait]
+impl ScheduleStore for SqliteStore {
+    async fn put_schedule(
+        &self,
+        schedule: &ScheduleRecord,
+        replace: bool,
+    ) -> Result<bool, StoreError> {
+        let schedule = schedule.clone();
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(async move { Sqlite::put_schedule(conn, &schedule, replace).await })
+        })
+        .await
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+        Sqlite::schedules(&self.reads, None).await
+    }
+
+    async fn get_schedule(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+        Ok(Sqlite::schedules(&self.reads, Some(name)).await?.pop())
+    }
+
+    async fn pause_schedule(&self, name: &str, paused: bool) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(async move { Sqlite::pause_schedule(conn, &name, paused).await })
+        })
+        .await
+    }
+
+    async fn delete_schedule(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(async move { Sqlite::delete_schedule(conn, &name).await })
+        })
+        .await
+    }
+
+    async fn advance_schedule(&self, name: &str, fired: i64) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(async move { Sqlite::advance_schedule(conn, &name, fired).await })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl AdminStore for SqliteStore {
+    async fn list_workflows(
+        &self,
+        filter: &WorkflowFilter,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        Sqlite::list_workflows(&self.reads, filter).await
+    }
+
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
+        Sqlite::queue_depths(&self.reads).await
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(WorkflowStatus, u64)>, StoreError> {
+        Sqlite::count_by_status(&self.reads).await
+    }
+
+    async fn cancel_workflow(&self, id: &str) -> Result<WorkflowRecord, StoreError> {
+        let workflow_id = id.to_owned();
+        self.run(Alone::Transaction, move |conn| {
+            Box::pin(async move { Sqlite::cancel_workflow(conn, &workflow_id).await })
+        })
+        .await
+    }
+
+    async fn delete_ended(&self, cutoff: i64, max: u32) -> Result<u32, StoreError> {
+        self.run(Alone::Transaction, move |conn| {
+            Box::pin(async move { Sqlite::delete_ended(conn, cutoff, max).await })
+        })
+        .await
+    }
+
+    async fn resume_workflow(
+        &self,
+        id: &str,
+        executor_id: &str,
+        memory_limit: Option<u64>,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let (workflow_id, executor_id) = (id.to_owned(), executor_id.to_owned());
+        self.run(Alone::Transaction, move |conn| {
+            Box::pin(async move {
+                Sqlite::resume_workflow(conn, &workflow_id, &executor_id, memory_limit).await
+            })
+        })
+        .await
+    }
+
+    async fn fork_workflow(
+        &self,
+        id: &str,
+        new_id: &str,
+        from_step: u32,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let (workflow_id, new_id) = (id.to_owned(), new_id.to_owned());
+        self.run(Alone::Transaction, move |conn| {
+            Box::pin(async move {
+                statements::fork_workflow(conn, &workflow_id, &new_id, from_step).await
+            })
+        })
+        .await
+    }
+}
+
+/// Leases, schedules, messages, events and streams: the shared statements, run through the
+/// writer.
+impl Executors for Sqlite {}
+impl Schedules for Sqlite {}
+impl Waits for Sqlite {}
+
+impl Partitions for Sqlite {
+    const CLAIM_ORDER: &'static str = "rowid";
+}
+
+#[cfg(test)]
+mod tests;
