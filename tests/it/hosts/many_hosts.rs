@@ -445,3 +445,98 @@ fn signal(server: &Server, name: &str) {
         .expect("sh");
     assert!(status.success(), "could not send SIG{name}");
 }
+
+/// The spin between `gapped`'s two steps: a few seconds of workflow code, long enough for the
+/// test to pause the host inside it.
+const GAP_SPIN: u64 = 3_000_000_000;
+
+/// A host configured with an instance whose fuel lets `gapped` spin that long.
+fn gap_host(dir: &std::path::Path, url: &str, executor_id: &str) -> Server {
+    let config = format!(
+        "{}\n[instances.slow]\ncomponent = \"chaos\"\nfuel = 1000000000000\n",
+        host_config(url, executor_id)
+    );
+    Server::start_logging(dir, &config, "127.0.0.1:0", LOG)
+}
+
+/// Whether a JSON log line is the guest saying `message` (not replayed) for `workflow_id`.
+fn guest_said(log: &str, workflow_id: &str, message: &str) -> bool {
+    log.lines().any(|line| {
+        serde_json::from_str::<Value>(line).is_ok_and(|entry| {
+            entry["target"] == "guest"
+                && entry["workflow_id"] == workflow_id
+                && entry["message"] == message
+        })
+    })
+}
+
+/// A host paused after committing a step and before it begins the next wakes to find its
+/// workflow adopted and finished elsewhere: it runs no further step. Before, it began the
+/// next step at once and only that step's checkpoint was refused, so the step's effect
+/// happened twice; now it halts on its lapsed lease, re-reads the epoch and stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_host_that_wakes_after_adoption_runs_no_further_step() {
+    let url = common::postgres::database("many_hosts_gap").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let survivor = gap_host(dir.path(), &url, "host-a");
+    let mut zombie = gap_host(dir.path(), &url, "host-z");
+    let db = store(&url).await;
+
+    zombie
+        .client()
+        .start_with(
+            "gapped",
+            &GAP_SPIN,
+            &StartOptions {
+                id: Some("gap-1".into()),
+                instance: Some("slow".into()),
+                ..StartOptions::default()
+            },
+        )
+        .await
+        .expect("start on host-z");
+    await_until(
+        "host-z to commit the first step and enter the gap",
+        Duration::from_secs(30),
+        || async { guest_said(&zombie.log(), "gap-1", "gap") },
+    )
+    .await;
+    signal(&zombie, "STOP");
+    await_until(
+        "host-a to adopt the workflow and finish it",
+        Duration::from_secs(90),
+        || async {
+            db.get_workflow("gap-1")
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|w| w.status == reprise_host::WorkflowStatus::Success)
+        },
+    )
+    .await;
+    signal(&zombie, "CONT");
+    await_until(
+        "host-z to stop the execution it held",
+        Duration::from_secs(60),
+        || async { seen(&zombie.log()).refused > 0 },
+    )
+    .await;
+
+    let (zombie_log, survivor_log) = (zombie.log(), survivor.log());
+    let second = ("gap-1".to_string(), 1);
+    assert_eq!(
+        seen(&zombie_log).executed.get(&second),
+        None,
+        "host-z ran the second step after its workflow was adopted:\n{zombie_log}"
+    );
+    assert_eq!(
+        seen(&survivor_log).executed.get(&second),
+        Some(&1),
+        "host-a runs the second step once:\n{survivor_log}"
+    );
+    let record = db.get_workflow("gap-1").await.expect("get").expect("row");
+    assert_eq!(record.output.as_deref(), Some("1"));
+    assert_eq!(record.executor_id, "host-a");
+    assert_eq!(db.steps("gap-1").await.expect("steps").len(), 2);
+    zombie.signal_and_wait("KILL");
+}
