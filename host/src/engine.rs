@@ -401,7 +401,11 @@ fn write_artifact(path: &Path, component: &Component) -> Result<(), EngineError>
         .parent()
         .ok_or_else(|| cache_err("no parent directory".into()))?;
     std::fs::create_dir_all(dir).map_err(|e| cache_err(e.to_string()))?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per write, not only per process: two engines of one process may store the same
+    // component at once, and must not write into each other's file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let write = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{write}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(|e| cache_err(e.to_string()))?;
     std::fs::rename(&tmp, path).map_err(|e| cache_err(e.to_string()))
 }
