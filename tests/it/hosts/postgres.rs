@@ -83,24 +83,8 @@ async fn the_change_feed_hears_another_handles_writes_as_they_commit() {
         .await
         .expect("open again");
     let workflow = reprise_host::store::NewWorkflow {
-        id: "w".into(),
-        name: "n".into(),
-        input: "null".into(),
-        executor_id: "e".into(),
-        app_version: "v".into(),
-        instance: "default".into(),
-        config: "{}".into(),
         max_recovery_attempts: 1,
-        begin_execution: false,
-        queue_name: None,
-        priority: 0,
-        deduplication_id: None,
-        parent_workflow_id: None,
-        timeout_ms: None,
-        deadline_at: None,
-        not_before: None,
-        scheduled_at: None,
-        partition_key: None,
+        ..reprise_host::store::NewWorkflow::new("w", "n", "null", "e", "v")
     };
     writer.insert_workflow(&workflow).await.expect("insert");
     // The listener connects in the background: send until it hears one.

@@ -80,24 +80,8 @@ async fn open(url: &str) -> Arc<dyn Store> {
 
 pub fn new_workflow(id: &str) -> NewWorkflow {
     NewWorkflow {
-        id: id.to_owned(),
-        name: "greet".to_owned(),
-        input: r#"{"who":"world"}"#.to_owned(),
-        executor_id: "exec-a".to_owned(),
-        app_version: "sha256:abc".to_owned(),
-        instance: "default".to_owned(),
-        config: "{}".to_owned(),
         max_recovery_attempts: 3,
-        begin_execution: false,
-        queue_name: None,
-        priority: 0,
-        deduplication_id: None,
-        parent_workflow_id: None,
-        timeout_ms: None,
-        deadline_at: None,
-        not_before: None,
-        scheduled_at: None,
-        partition_key: None,
+        ..NewWorkflow::new(id, "greet", r#"{"who":"world"}"#, "exec-a", "sha256:abc")
     }
 }
 
