@@ -88,6 +88,7 @@ pub fn router(state: Arc<ServerState>, limits: BodyLimits) -> Router {
         .method_not_allowed_fallback(errors::wrong_method)
         .layer(DefaultBodyLimit::max(limits.max_body_usize()))
         .layer(middleware::map_response(errors::json_error_bodies))
+        .layer(middleware::map_response(security_headers))
         .with_state(state)
 }
 
@@ -101,7 +102,7 @@ async fn require_token(
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(bearer_token);
         let matches =
             given.is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes()));
         if !matches {
@@ -113,6 +114,32 @@ async fn require_token(
         }
     }
     next.run(request).await
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme's case does not matter
+/// (RFC 9110 §11.1), nor do extra spaces around the token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+/// Headers every answer carries: nothing the API sends is to be sniffed into another type,
+/// framed, cached or sent on as a referrer.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers
+            .entry(name)
+            .or_insert(header::HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Compares without an early exit, so response time does not leak how much of a guess matched.
@@ -411,4 +438,19 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> Result<Response, ApiE
     let queues = store.queue_depths().await?;
     let text = state.runtime.metrics().render(&by_status, &queues);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        assert_eq!(bearer_token("Bearer s3cret"), Some("s3cret"));
+        assert_eq!(bearer_token("bearer s3cret"), Some("s3cret"));
+        assert_eq!(bearer_token("BEARER  s3cret "), Some("s3cret"));
+        assert_eq!(bearer_token("Basic s3cret"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(bearer_token("Bearer  "), None);
+    }
 }

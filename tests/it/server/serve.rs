@@ -152,6 +152,31 @@ async fn every_endpoint_but_health_needs_the_token_and_bad_input_is_a_clear_4xx(
     );
     let (status, _) = get(&format!("{url}/metrics"), Some("wrong")).await;
     assert_eq!(status, 401);
+    // The scheme's case does not matter, and every answer says not to sniff its type.
+    let lower = reqwest::Client::new()
+        .get(format!("{url}/workflows"))
+        .header("authorization", "bearer secret")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(lower.status().as_u16(), 200);
+    for response in [
+        lower,
+        reqwest::Client::new()
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .expect("health"),
+        reqwest::Client::new()
+            .get(format!("{url}/workflows"))
+            .send()
+            .await
+            .expect("refused"),
+    ] {
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{headers:?}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{headers:?}");
+    }
 
     let cases = [
         (
