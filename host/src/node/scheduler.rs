@@ -172,6 +172,14 @@ impl Scheduler {
         from: i64,
         to: i64,
     ) -> Result<Vec<String>, ScheduleError> {
+        let now = now_ms();
+        if to > now {
+            return Err(ScheduleError::Invalid(format!(
+                "a backfill fires past times only: `to` ({to}) is {} ms in the future, and the \
+                 schedule fires those times itself when they come",
+                to - now
+            )));
+        }
         let schedule = self.get(name).await?;
         let cron = schedule::parse(&schedule.cron).map_err(ScheduleError::Invalid)?;
         let times = cron.times(from.saturating_sub(1), to.saturating_sub(1), MAX_BACKFILL);

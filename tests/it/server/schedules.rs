@@ -235,6 +235,15 @@ async fn the_cli_adds_pauses_resumes_triggers_backfills_and_deletes() {
         .map(str::to_string)
         .collect();
     assert_eq!(first, second, "a backfill runs each firing once");
+    // A range reaching into the future is refused, and fires nothing.
+    let tomorrow = (reprise_host::store::now_ms() + 86_400_000).to_string();
+    let future = schedule_cli(
+        &server,
+        &["backfill", "nightly", "--from", &from, "--to", &tomorrow],
+    );
+    assert_eq!(future.status.code(), Some(2), "{future:?}");
+    let said = String::from_utf8_lossy(&future.stderr);
+    assert!(said.contains("past times only"), "{said}");
     let fired = wait_for_firings(&server, "nightly", 4).await;
     assert_eq!(fired.len(), 4, "three backfilled and one triggered");
 
