@@ -65,7 +65,11 @@ impl HostPattern {
         if self.port.is_some_and(|p| p != port) {
             return false;
         }
-        let host = host.trim_start_matches('[').trim_end_matches(']');
+        // `example.com.` is the fully qualified spelling of `example.com`.
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .trim_end_matches('.');
         if self.host == "*" {
             return true;
         }
@@ -82,6 +86,22 @@ impl HostPattern {
             }
             None => host.eq_ignore_ascii_case(&self.host),
         }
+    }
+
+    /// A pattern for `allow_tcp`: a connection is checked by the address it goes to, which a
+    /// wildcard name (`*.example.com`) cannot be matched against, so one is refused here
+    /// rather than accepted and never matched. `*` (any host) stays allowed.
+    pub fn for_tcp(text: &str) -> Result<Self, GrantError> {
+        let pattern: HostPattern = text.parse()?;
+        if pattern.host.starts_with("*.") {
+            return Err(GrantError(format!(
+                "{text:?} cannot be a TCP grant: a connection is checked by the address it \
+                 goes to, which a wildcard name cannot match; name the host ({}:{}) or grant `*`",
+                &pattern.host[2..],
+                pattern.port.map_or("*".to_string(), |p| p.to_string())
+            )));
+        }
+        Ok(pattern)
     }
 
     /// The host as an address, when the pattern names one rather than a name.
@@ -104,6 +124,7 @@ impl HostPattern {
 fn normalize_host(host: &str) -> String {
     host.trim_start_matches('[')
         .trim_end_matches(']')
+        .trim_end_matches('.')
         .to_ascii_lowercase()
 }
 
@@ -300,6 +321,22 @@ mod tests {
         assert!(pattern("[::1]:80").matches("[::1]", 80));
         assert!(pattern("::1").matches("::1", 9));
         assert!(pattern("*").matches("anything", 1));
+    }
+
+    #[test]
+    fn a_trailing_dot_names_the_same_host() {
+        assert!(pattern("api.example.com:443").matches("api.example.com.", 443));
+        assert!(pattern("api.example.com.:443").matches("api.example.com", 443));
+        assert!(pattern("*.example.com").matches("a.example.com.", 1));
+    }
+
+    #[test]
+    fn tcp_grants_refuse_wildcard_names_they_could_never_match() {
+        let err = HostPattern::for_tcp("*.example.com:5432").expect_err("wildcard");
+        assert!(err.to_string().contains("example.com:5432"), "{err}");
+        assert!(HostPattern::for_tcp("*:5432").is_ok());
+        assert!(HostPattern::for_tcp("db.internal:5432").is_ok());
+        assert!(HostPattern::for_tcp("127.0.0.1:*").is_ok());
     }
 
     #[test]

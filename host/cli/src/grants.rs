@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::config::{existing_dir, host_patterns, parse_duration};
+use crate::config::{existing_dir, host_patterns, parse_duration, tcp_patterns};
 use reprise_host::grants::{DirGrant, Grants, Secrets};
 
 /// What steps may reach.
@@ -54,7 +54,7 @@ impl GrantArgs {
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Arc::new(Grants {
             http: host_patterns("--allow-http", &self.allow_http).map_err(anyhow::Error::msg)?,
-            tcp: host_patterns("--allow-tcp", &self.allow_tcp).map_err(anyhow::Error::msg)?,
+            tcp: tcp_patterns("--allow-tcp", &self.allow_tcp).map_err(anyhow::Error::msg)?,
             dirs: self.dirs.clone(),
             secrets: Secrets::new(secrets),
             http_timeout: self.http_timeout,

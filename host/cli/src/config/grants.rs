@@ -62,6 +62,15 @@ pub fn host_patterns(key: &str, texts: &[String]) -> Result<Vec<HostPattern>, St
         .collect()
 }
 
+/// `allow_tcp`'s patterns (or `--allow-tcp`'s): no wildcard names, which a connection's
+/// address could never match.
+pub fn tcp_patterns(key: &str, texts: &[String]) -> Result<Vec<HostPattern>, String> {
+    texts
+        .iter()
+        .map(|t| HostPattern::for_tcp(t).map_err(|e| format!("{key}: {e}")))
+        .collect()
+}
+
 /// A directory grant whose host directory exists.
 pub fn existing_dir(grant: DirGrant) -> Result<DirGrant, String> {
     if grant.host_path.is_dir() {
@@ -93,7 +102,7 @@ impl InstanceConfig {
             .collect::<Result<BTreeMap<_, _>, String>>()?;
         Ok(Arc::new(Grants {
             http: host_patterns("allow_http", &self.allow_http)?,
-            tcp: host_patterns("allow_tcp", &self.allow_tcp)?,
+            tcp: tcp_patterns("allow_tcp", &self.allow_tcp)?,
             dirs,
             secrets: Secrets::new(secrets),
             http_timeout: self.http_timeout.unwrap_or(Grants::DEFAULT_HTTP_TIMEOUT),

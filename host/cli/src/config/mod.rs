@@ -12,7 +12,7 @@ mod grants;
 mod telemetry;
 mod units;
 
-pub use grants::{DirConfig, SecretSource, existing_dir, host_patterns};
+pub use grants::{DirConfig, SecretSource, existing_dir, host_patterns, tcp_patterns};
 pub use telemetry::TelemetryConfig;
 use units::{duration, optional_duration, optional_size, size};
 pub use units::{parse_duration, parse_size};
