@@ -421,6 +421,10 @@ where
     /// A workflow's streams, by key.
     async fn streams(pool: &Pool<Self>, workflow_id: &str) -> Result<Vec<StreamInfo>, StoreError> {
         const T: &str = "streams";
+        // As a read says: a stream of a workflow that has ended is closed, closed or not.
+        let ended = Self::get_workflow(pool, workflow_id)
+            .await?
+            .is_some_and(|workflow| workflow.status.is_terminal());
         let rows = sqlx::query(
             "SELECT key, count(value) AS written, count(*) - count(value) AS closes \
              FROM streams WHERE workflow_id = $1 GROUP BY key ORDER BY key",
@@ -433,7 +437,7 @@ where
                 Ok(StreamInfo {
                     key: row.text(T, "key")?,
                     values: to_u64(row.int(T, "written")?, T, "written")?,
-                    closed: row.int(T, "closes")? > 0,
+                    closed: ended || row.int(T, "closes")? > 0,
                 })
             })
             .collect()

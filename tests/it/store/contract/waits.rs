@@ -212,6 +212,13 @@ pub async fn streams_are_read_from_any_offset_and_end_at_their_close(store: &dyn
             .expect("read")
             .closed
     );
+    // The listing says so too, as the read does.
+    let listed = store.streams("v").await.expect("streams");
+    assert_eq!(
+        (listed[0].values, listed[0].closed),
+        (1, true),
+        "{listed:?}"
+    );
 }
 
 pub async fn changes_since_name_what_was_sent_set_and_written(store: &dyn Store) {
