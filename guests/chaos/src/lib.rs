@@ -305,6 +305,12 @@ fn claim_id(victim: String) -> Result<String, String> {
     }
 }
 
+/// Logs `line` as it is, whatever it holds.
+#[workflow]
+fn say(line: String) {
+    info!("{line}");
+}
+
 /// Fails its first attempt on purpose and answers `i * 10` on the next.
 #[step(max_attempts = 3, interval_ms = 10)]
 fn flaky(i: u32) -> Result<u32, String> {
@@ -357,6 +363,7 @@ reprise_guest::export!(
         relay,
         gapped,
         claim_id,
+        say,
         traced,
         traced_child,
     ],

@@ -4,7 +4,7 @@
 //! created, on which queue and instance.
 
 use crate::common;
-use crate::guests::FIB;
+use crate::guests::{CHAOS, FIB};
 
 use std::ffi::OsStr;
 use std::fmt::Debug;
@@ -356,4 +356,33 @@ fn date_time_in(text: &str) -> Option<&str> {
             })
         })
         .map(|i| &text[i..i + 19])
+}
+
+#[test]
+fn a_guest_log_line_cannot_forge_a_host_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let chaos = guest(CHAOS).to_string_lossy().into_owned();
+    let db = dir.path().join("say.db").to_string_lossy().into_owned();
+    let forged = "paid\n2026-12-07T00:00:00.000000Z  INFO reprise::serve: refund sent";
+    let input = serde_json::to_string(forged).expect("json");
+    let out = Command::new(reprise_bin())
+        .args(["run", &chaos, "say", &input, "--database", &db])
+        .args(["--log-format", "text"])
+        .env("REPRISE_CACHE_DIR", dir.path().join("cache"))
+        .env("RUST_LOG", "warn,guest=info")
+        .output()
+        .expect("run reprise");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    let said: Vec<&str> = log.lines().filter(|l| l.contains("paid")).collect();
+    assert_eq!(said.len(), 1, "{log}");
+    assert!(
+        said[0].contains("paid\\n2026"),
+        "escaped in its own line: {log}"
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("2026-12-07T00:00:00.000000Z")),
+        "a forged line: {log}"
+    );
 }

@@ -276,7 +276,7 @@ impl durable::Host for InstanceState {
 
     async fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
         let workflow_id = self.workflow_id();
-        let message = capped_log_message(&message);
+        let message = loggable(&message);
         // The step the line came from; none for workflow code.
         let step = match &self.role {
             Role::Workflow(ctx) => ctx.pending().map(|p| p.name.clone()),
@@ -384,6 +384,25 @@ impl durable::Host for InstanceState {
 /// The longest guest log message passed on to the host's logs; one guest must not flood them
 /// (or the host's memory, once per subscriber) with a line of many megabytes.
 const MAX_LOG_BYTES: usize = 64 << 10;
+
+/// A guest's log line as the host logs it: cut to [`MAX_LOG_BYTES`], and with its control
+/// characters escaped (`\n`, `\r`, `\u{1b}`; a tab stays), so a guest can neither forge host
+/// log lines in the text format nor send escape sequences to an operator's terminal.
+fn loggable(message: &str) -> std::borrow::Cow<'_, str> {
+    let message = capped_log_message(message);
+    if !message.chars().any(|c| c.is_control() && c != '\t') {
+        return message;
+    }
+    let mut escaped = String::with_capacity(message.len() + 16);
+    for c in message.chars() {
+        if c.is_control() && c != '\t' {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped.into()
+}
 
 /// `message`, cut at [`MAX_LOG_BYTES`] on a character boundary with a marker saying how much
 /// was left out.

@@ -474,3 +474,18 @@ async fn only_an_isolated_step_may_set_a_timeout() {
         Some(Duration::from_millis(100))
     );
 }
+
+#[test]
+fn a_guest_log_line_cannot_forge_another_or_reach_the_terminal() {
+    let forged = "paid\n2026-12-07T00:00:00Z  INFO reprise::serve: refund sent\r\u{1b}[2J\tdone";
+    let logged = super::loggable(forged);
+    assert!(!logged.contains(['\n', '\r', '\u{1b}']), "{logged}");
+    assert_eq!(
+        logged,
+        "paid\\n2026-12-07T00:00:00Z  INFO reprise::serve: refund sent\\r\\u{1b}[2J\tdone"
+    );
+    assert!(matches!(
+        super::loggable("plain"),
+        std::borrow::Cow::Borrowed("plain")
+    ));
+}
