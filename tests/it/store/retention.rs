@@ -88,9 +88,9 @@ async fn a_served_retention_deletes_what_ended_longer_ago() {
     )
     .await;
     assert_eq!(status, 404, "deleted once past its retention");
-    assert!(
-        server
-            .log()
-            .contains("deleted ended workflows past their retention")
-    );
+    // The server logs the deletion just after it committed it: wait for the line, as the
+    // 404 may come first.
+    let said = "deleted ended workflows past their retention";
+    let log = poll_until(|| async { server.log() }, |log| log.contains(said)).await;
+    assert!(log.contains(said), "{log}");
 }
