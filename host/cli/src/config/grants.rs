@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use reprise_host::grants::{DirGrant, Grants, HostPattern, Secrets};
+use reprise_host::grants::{DirGrant, GrantError, Grants, HostPattern, Secrets};
 
 use super::InstanceConfig;
 
@@ -56,18 +56,23 @@ impl SecretSource {
 
 /// Host patterns from their text, naming the key of a bad one.
 pub fn host_patterns(key: &str, texts: &[String]) -> Result<Vec<HostPattern>, String> {
-    texts
-        .iter()
-        .map(|t| t.parse().map_err(|e| format!("{key}: {e}")))
-        .collect()
+    patterns(key, texts, str::parse)
 }
 
 /// `allow_tcp`'s patterns (or `--allow-tcp`'s): no wildcard names, which a connection's
 /// address could never match.
 pub fn tcp_patterns(key: &str, texts: &[String]) -> Result<Vec<HostPattern>, String> {
+    patterns(key, texts, HostPattern::for_tcp)
+}
+
+fn patterns(
+    key: &str,
+    texts: &[String],
+    parse: impl Fn(&str) -> Result<HostPattern, GrantError>,
+) -> Result<Vec<HostPattern>, String> {
     texts
         .iter()
-        .map(|t| HostPattern::for_tcp(t).map_err(|e| format!("{key}: {e}")))
+        .map(|t| parse(t).map_err(|e| format!("{key}: {e}")))
         .collect()
 }
 
