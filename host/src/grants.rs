@@ -32,6 +32,13 @@ pub struct Grants {
 impl Grants {
     /// The HTTP timeout when none is configured.
     pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// Whether a step may look `name` up: an address needs no query; a name must be one a
+    /// TCP or HTTP grant names, so no lookup carries anything to a domain nobody granted.
+    pub fn may_resolve(&self, name: &str) -> bool {
+        let bare = name.trim_start_matches('[').trim_end_matches(']');
+        bare.parse::<IpAddr>().is_ok() || self.tcp.iter().chain(&self.http).any(|p| p.names(name))
+    }
 }
 
 impl Default for Grants {
@@ -62,9 +69,11 @@ pub struct HostPattern {
 impl HostPattern {
     /// Whether a connection to `host` (a name or an address) on `port` is granted.
     pub fn matches(&self, host: &str, port: u16) -> bool {
-        if self.port.is_some_and(|p| p != port) {
-            return false;
-        }
+        self.port.is_none_or(|p| p == port) && self.names(host)
+    }
+
+    /// Whether `host` (a name or an address) is the host this pattern names, on any port.
+    pub fn names(&self, host: &str) -> bool {
         // `example.com.` is the fully qualified spelling of `example.com`.
         let host = host
             .trim_start_matches('[')
@@ -271,6 +280,14 @@ pub fn not_granted(kind: Kind, instance: &str, host: &str, port: u16) -> String 
         "{} to {target} is not granted to instance {instance:?}: add \"{target}\" to {key} \
          (or {flag} {target})",
         kind.noun()
+    )
+}
+
+/// Why a step may not look a name up.
+pub fn lookup_not_granted(instance: &str, name: &str) -> String {
+    format!(
+        "looking up {name:?} is not granted to instance {instance:?}: a step may look up only \
+         the names its allow_tcp and allow_http grants name"
     )
 }
 

@@ -130,6 +130,19 @@ pub fn io_from_workflow_code(kind: String) -> Result<String, String> {
     result
 }
 
+/// Looks `name` up from a step: how many addresses it has, or why it may not.
+#[workflow]
+pub fn lookup_in_step(name: String) -> Result<String, String> {
+    resolve(name).map_err(|e| e.to_string())
+}
+
+#[step(retries = false)]
+fn resolve(name: String) -> Result<String, String> {
+    std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), 7000))
+        .map(|addrs| format!("{} addresses", addrs.count()))
+        .map_err(|e| format!("looking up {name}: {e}"))
+}
+
 #[step(retries = false)]
 fn read_file(path: String) -> Result<String, String> {
     std::fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))

@@ -1,5 +1,7 @@
 //! Name lookups, from steps only: a lookup is I/O too, and its answer can change between a
-//! run and its replay. Outside a step it fails as a refused connection would.
+//! run and its replay. Outside a step it fails as a refused connection would; inside one, only
+//! names the instance's grants name are looked up, since a query carries its name to whoever
+//! runs that domain's DNS.
 
 use wasmtime::component::{HasData, Resource};
 use wasmtime_wasi::p2::DynPollable;
@@ -11,6 +13,7 @@ use wasmtime_wasi::p2::bindings::sockets::network::ErrorCode;
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
 
 use super::Access;
+use crate::grants::lookup_not_granted;
 
 /// `wasi:sockets/ip-name-lookup` behind the step gate, for the linker.
 pub struct GatedNameLookup;
@@ -36,6 +39,11 @@ impl Host for GatedNameLookupView<'_> {
             .in_step(|| format!("to look up {name:?}"))
             .is_err()
         {
+            return Err(ErrorCode::AccessDenied.into());
+        }
+        if !self.access.grants.may_resolve(&name) {
+            self.access
+                .refuse(lookup_not_granted(&self.access.instance, &name));
             return Err(ErrorCode::AccessDenied.into());
         }
         Host::resolve_addresses(&mut self.inner, network, name)

@@ -6,6 +6,7 @@ mod bad_input;
 mod cancel_blocking;
 pub(crate) mod children;
 mod deadlines;
+mod dns;
 mod durable_sleep;
 pub(crate) mod failure_semantics;
 pub(crate) mod io_grants;
