@@ -34,6 +34,7 @@ use crate::config::{LogFormat, TelemetryConfig, parse_size};
 use reprise_host::engine::EngineOptions;
 use reprise_host::grants::Grants;
 use reprise_host::limits::InstanceLimits;
+use reprise_host::node::lease;
 use reprise_host::runtime::{
     InstanceOptions, InvalidId, Runtime, RuntimeError, RuntimeOptions, validate_workflow_id,
 };
@@ -127,8 +128,10 @@ impl HostArgs {
         self.limits.memory_limit
     }
 
-    /// A runtime that traces when the `OTEL_EXPORTER_OTLP_*` variables name a collector.
-    async fn runtime(&self) -> anyhow::Result<Runtime> {
+    /// A runtime that traces when the `OTEL_EXPORTER_OTLP_*` variables name a collector, and
+    /// the lease on its executor id, held until the returned guard drops: while this process
+    /// drives workflows no serving host adopts them, and once it dies they adopt its work.
+    async fn runtime(&self) -> anyhow::Result<(Runtime, HeldLease)> {
         let telemetry = telemetry(&TelemetryConfig::default())?;
         let store = self.store.open().await?;
         let options = RuntimeOptions {
@@ -138,7 +141,25 @@ impl HostArgs {
                 .runtime_options(&self.executor_id, self.grants.grants()?)
         };
         let runtime = Runtime::new(store, &EngineOptions::default(), options)?;
-        Ok(runtime)
+        let stop = tokio_util::sync::CancellationToken::new();
+        lease::take(runtime.dispatch(), lease::DEFAULT_LEASE, stop.clone())
+            .await
+            .map_err(|err| {
+                anyhow::anyhow!(
+                    "cannot take the lease of executor {}: {err}",
+                    self.executor_id
+                )
+            })?;
+        Ok((runtime, HeldLease(stop)))
+    }
+}
+
+/// Renews this process's executor lease until dropped.
+pub struct HeldLease(tokio_util::sync::CancellationToken);
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 

@@ -24,7 +24,7 @@ pub struct RecoverArgs {
 }
 
 pub async fn recover(args: &RecoverArgs) -> anyhow::Result<ExitCode> {
-    let runtime = args.host.runtime().await?;
+    let (runtime, _lease) = args.host.runtime().await?;
     let executor = &runtime.options().executor_id;
     let pending = runtime.store().pending_workflows(executor).await?.len();
     let progress = (pending > 1).then(|| count_endings(&runtime, pending));

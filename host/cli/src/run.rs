@@ -23,8 +23,9 @@ pub struct RunArgs {
     /// Its input as JSON (a string is quoted: '"o-1"').
     #[arg(default_value = "null")]
     input: String,
-    /// Workflow id: an existing id joins that workflow (resuming it if PENDING) instead of
-    /// starting another.
+    /// Workflow id: an existing id of this workflow joins it instead of starting another. It is
+    /// resumed here if it is this executor's or its executor's lease ran out; otherwise this
+    /// waits for its end. An id of another workflow is refused.
     #[arg(long, value_parser = parse_workflow_id)]
     id: Option<String>,
     /// Print the whole workflow record as JSON instead of the output alone.
@@ -43,10 +44,11 @@ pub struct RunArgs {
 pub async fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     parse_input(&args.input)?;
     let bytes = component_bytes(&args.component)?;
-    let runtime = args.host.runtime().await?;
+    let (runtime, _lease) = args.host.runtime().await?;
     let component = runtime.register(&bytes).await?;
     if let Some(id) = &args.id
         && let Some(existing) = runtime.store().get_workflow(id).await?
+        && existing.name == args.workflow
     {
         if existing.app_version != component.digest {
             eprintln!(

@@ -176,7 +176,7 @@ impl WorkflowCommand {
 pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
     match command {
         WorkflowCommand::Resume { id, json, host } => {
-            let runtime = host.runtime().await?;
+            let (runtime, _lease) = host.runtime().await?;
             runtime.resume(id, host.memory_limit()).await?;
             finish_here(&runtime, id, *json).await
         }
@@ -187,7 +187,7 @@ pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
             json,
             host,
         } => {
-            let runtime = host.runtime().await?;
+            let (runtime, _lease) = host.runtime().await?;
             let fork = runtime.fork(id, *from_step, new_id.clone()).await?;
             eprintln!("forked {id} from step {from_step} as {}", fork.id);
             finish_here(&runtime, &fork.id, *json).await

@@ -71,7 +71,7 @@ async fn round(dispatch: &Dispatch) -> Result<usize, reprise_store::StoreError> 
     let executors = store.executors().await?;
     let mut adopted = 0;
     for (dead, share) in plan(&executors, me, now_ms(), BATCH) {
-        let taken = store.adopt_workflows(&dead, me, share).await?;
+        let taken = store.adopt_workflows(&dead, me, share, None).await?;
         if taken.is_empty() {
             continue;
         }

@@ -46,6 +46,21 @@ pub enum RuntimeError {
     /// No workflow has this id.
     #[error("no workflow with id {0}")]
     UnknownWorkflowId(String),
+    /// A start named the id of an existing workflow of another name or instance: starting
+    /// with an existing id returns that workflow only when it is the same start. Nothing was
+    /// written.
+    #[error(
+        "workflow id {id} is taken by a {name:?} workflow of instance {instance:?}: choose \
+         another id"
+    )]
+    IdTaken {
+        /// The id asked for.
+        id: String,
+        /// The existing workflow's name.
+        name: String,
+        /// The existing workflow's instance.
+        instance: String,
+    },
     /// A checkpoint could not be committed; the workflow stays PENDING. The store's error is
     /// kept whole (not as a source, so a report prints it once).
     #[error("checkpoint failed: {0}")]

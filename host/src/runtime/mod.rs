@@ -29,7 +29,7 @@ use crate::engine::EngineOptions;
 use crate::metrics::Metrics;
 use drive::Begin;
 pub use drive::recovery::{AtEnd, MemoryGrowth, TrapPolicies, TrapPolicy};
-use drive::start::Existing;
+use drive::start::{self, Existing, Join};
 pub use error::RuntimeError;
 use events::EventSink;
 pub use events::RuntimeEvent;
@@ -46,6 +46,10 @@ use shared::Shared;
 use waiting::completion::Completions;
 pub use waiting::running::CANCELLATION_POLL;
 use waiting::running::Running;
+
+/// How often a run that waits for a workflow another executor drives looks again whether that
+/// executor still holds its lease.
+const JOIN_RECHECK: Duration = Duration::from_secs(1);
 
 /// The durable workflow runtime: load components, start workflows, drive them to the end,
 /// recover what a crash left behind.
@@ -160,7 +164,7 @@ impl Runtime {
         component: &LoadedComponent,
         request: StartRequest,
     ) -> Result<Inserted, RuntimeError> {
-        drive::start::start(&self.shared, component, request, Existing::Leave).await
+        start::start(&self.shared, component, request, Existing::Leave).await
     }
 
     /// Runs a workflow to a terminal status, recovering it after traps.
@@ -199,9 +203,45 @@ impl Runtime {
         } else if inserted.created {
             drive::drive(&self.shared, Begin::Created(Box::new(inserted.record))).await
         } else {
-            self.drive(&id).await
+            self.join(inserted.record).await
         };
         driven.map_err(|cause| RuntimeError::unfinished(&id, cause))
+    }
+
+    /// Runs an existing workflow to its end as [`start::join`] decides: this executor's own
+    /// work is driven here, a dead executor's is adopted, and anyone else's is awaited (looked
+    /// at again every [`JOIN_RECHECK`], so its owner's death is noticed).
+    async fn join(&self, mut record: WorkflowRecord) -> Result<WorkflowRecord, RuntimeError> {
+        let me = &self.shared.options.executor_id;
+        let mut told = false;
+        loop {
+            let running_here = self.shared.running.contains(&record.id);
+            match start::join(&record, me, running_here) {
+                Join::Settled => return Ok(record),
+                Join::Drive => return self.drive(&record.id).await,
+                Join::Adopt => {
+                    let store = &self.shared.store;
+                    let owner = &record.executor_id;
+                    if !store
+                        .adopt_workflows(owner, me, 1, Some(&record.id))
+                        .await?
+                        .is_empty()
+                    {
+                        tracing::info!(workflow_id = %record.id, from = %owner, "adopted a workflow whose executor's lease ran out");
+                        return self.drive(&record.id).await;
+                    }
+                }
+                Join::Await => {}
+            }
+            if !told {
+                tracing::info!(workflow_id = %record.id, executor_id = %record.executor_id, "waiting for the workflow's end: another executor drives it");
+                told = true;
+            }
+            if let Some(ended) = self.shared.wait(&record.id, Some(JOIN_RECHECK)).await? {
+                return Ok(ended);
+            }
+            record = self.shared.workflow(&record.id).await?;
+        }
     }
 
     /// Drives a workflow in the background as [`Runtime::drive`] would.

@@ -158,6 +158,14 @@ impl Shared {
             scheduled_at: request.scheduled_at,
         };
         let inserted = self.store.insert_workflow(&new).await?;
+        let existing = &inserted.record;
+        if !inserted.created && (existing.name != new.name || existing.instance != new.instance) {
+            return Err(RuntimeError::IdTaken {
+                id: new.id,
+                name: existing.name.clone(),
+                instance: existing.instance.clone(),
+            });
+        }
         if inserted.created {
             self.metrics.workflow_started();
             if let Some(wake) = wake {

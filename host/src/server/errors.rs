@@ -45,6 +45,7 @@ impl From<RuntimeError> for ApiError {
             | RuntimeError::MemoryLimitTooLarge { .. }
             | RuntimeError::InvalidId(_) => StatusCode::BAD_REQUEST,
             RuntimeError::UnknownWorkflowId(_) => StatusCode::NOT_FOUND,
+            RuntimeError::IdTaken { .. } => StatusCode::CONFLICT,
             RuntimeError::Store(store) => return store_error(store, err.to_string()),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -104,7 +105,7 @@ pub(super) async fn wrong_method(method: Method, uri: Uri) -> ApiError {
 }
 
 /// A path as an error message shows it: a 60 KiB path is not worth echoing whole.
-fn clip(path: &str) -> String {
+pub(super) fn clip(path: &str) -> String {
     const SHOWN: usize = 200;
     match path.char_indices().nth(SHOWN) {
         Some((end, _)) => format!("{}…", &path[..end]),

@@ -80,17 +80,20 @@ pub trait DispatchStore: Send + Sync + 'static {
         started_at: i64,
         lease_ms: i64,
     ) -> Result<(), StoreError>;
-    /// Every executor that took a lease, with its lease and its `PENDING` workflows.
+    /// Every executor that took a lease, with its lease and its `PENDING` workflows, and every
+    /// executor that owns PENDING workflows but never took a lease (as long expired).
     async fn executors(&self) -> Result<Vec<ExecutorRecord>, StoreError>;
-    /// Takes up to `max` PENDING workflows of `dead`, an executor whose lease has run out (the
-    /// store checks it again), for `adopter`, oldest first: each gets `adopter` as its
-    /// executor and a new epoch, so what `dead` still writes for them is refused. Atomic across
-    /// processes: no workflow is adopted twice, and none if `dead` renewed its lease.
+    /// Takes up to `max` PENDING workflows of `dead` (all, or just `only`), an executor whose
+    /// lease has run out or that never took one (the store checks it again), for `adopter`,
+    /// oldest first: each gets `adopter` as its executor and a new epoch, so what `dead` still
+    /// writes for them is refused. Atomic across processes: no workflow is adopted twice, and
+    /// none if `dead` renewed its lease.
     async fn adopt_workflows(
         &self,
         dead: &str,
         adopter: &str,
         max: u32,
+        only: Option<&str>,
     ) -> Result<Vec<WorkflowRecord>, StoreError>;
     /// The earliest time a delayed workflow of no queue is due, if any waits.
     async fn next_due(&self) -> Result<Option<i64>, StoreError>;

@@ -64,21 +64,23 @@ where
         Ok(())
     }
 
-    /// Takes up to `max` of `dead`'s PENDING workflows, oldest first, for `adopter`, if
-    /// `dead`'s lease has run out (checked in the same statement, so an executor that came back
-    /// keeps its work). Each taken workflow gets a new epoch: writes still coming from `dead`
-    /// are refused from this commit on.
+    /// Takes up to `max` of `dead`'s PENDING workflows (all, or just `only`), oldest first,
+    /// for `adopter`, if `dead`'s lease has run out or it never held one (checked in the same
+    /// statement, so an executor that came back keeps its work). Each taken workflow gets a new
+    /// epoch: writes still coming from `dead` are refused from this commit on.
     async fn adopt_workflows(
         conn: &mut Self::Connection,
         dead: &str,
         adopter: &str,
         max: u32,
+        only: Option<&str>,
     ) -> Result<Vec<WorkflowRecord>, StoreError> {
         let mut update = QueryBuilder::<Self>::new(
             "UPDATE workflow_status SET executor_id = $2, epoch = epoch + 1, updated_at = $3 \
              WHERE workflow_id IN (SELECT workflow_id FROM workflow_status \
-                 WHERE executor_id = $1 AND status = 'PENDING' AND EXISTS (SELECT 1 \
-                     FROM executors WHERE executor_id = $1 AND renewed_at + lease_ms < $3) \
+                 WHERE executor_id = $1 AND executor_id <> $2 AND status = 'PENDING' \
+                 AND ($5 IS NULL OR workflow_id = $5) AND NOT EXISTS (SELECT 1 \
+                     FROM executors WHERE executor_id = $1 AND renewed_at + lease_ms >= $3) \
                  ORDER BY created_at LIMIT $4",
         );
         update
@@ -90,6 +92,7 @@ where
             .bind(adopter)
             .bind(now_ms())
             .bind(i64::from(max))
+            .bind(only)
             .fetch_all(conn)
             .await?;
         let mut adopted = rows
@@ -100,14 +103,21 @@ where
         Ok(adopted)
     }
 
-    /// Every executor that ever took a lease, by id, with its `PENDING` workflows.
+    /// Every executor that ever took a lease, by id, with its `PENDING` workflows, and every
+    /// executor that owns PENDING workflows without ever having taken one (a lease of 0 ms
+    /// renewed at 0: long expired, so its work is adopted).
     async fn executors(pool: &Pool<Self>) -> Result<Vec<ExecutorRecord>, StoreError> {
         const T: &str = "executors";
         let rows = sqlx::query(
             "SELECT e.executor_id, e.started_at, e.renewed_at, e.lease_ms, \
              (SELECT COUNT(*) FROM workflow_status w \
               WHERE w.executor_id = e.executor_id AND w.status = 'PENDING') AS pending \
-             FROM executors e ORDER BY e.executor_id",
+             FROM executors e \
+             UNION ALL \
+             SELECT w.executor_id, 0, 0, 0, COUNT(*) FROM workflow_status w \
+             WHERE w.status = 'PENDING' AND NOT EXISTS \
+                 (SELECT 1 FROM executors e WHERE e.executor_id = w.executor_id) \
+             GROUP BY w.executor_id ORDER BY 1",
         )
         .fetch_all(pool)
         .await?;

@@ -359,9 +359,10 @@ impl DispatchStore for PostgresStore {
         dead: &str,
         adopter: &str,
         max: u32,
+        only: Option<&str>,
     ) -> Result<Vec<WorkflowRecord>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        Postgres::adopt_workflows(&mut conn, dead, adopter, max).await
+        Postgres::adopt_workflows(&mut conn, dead, adopter, max, only).await
     }
 }
 

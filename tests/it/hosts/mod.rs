@@ -7,4 +7,5 @@ mod executors;
 mod many_hosts;
 mod postgres;
 mod queue_restarts;
+mod run_ownership;
 mod shutdown;

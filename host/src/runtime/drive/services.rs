@@ -96,12 +96,10 @@ impl Services for RuntimeServices {
                 if !inserted.created
                     && inserted.record.parent_workflow_id.as_deref() != Some(&parent) =>
             {
-                Ok(Err(format!(
-                    "workflow id {} is taken by a workflow that is not a child of {parent}: a \
-                     child's id must be new, or name this workflow's own child",
-                    inserted.record.id
-                )))
+                Ok(Err(not_a_child(&inserted.record.id, &parent)))
             }
+            // Says nothing of what the other workflow is.
+            Err(RuntimeError::IdTaken { id, .. }) => Ok(Err(not_a_child(&id, &parent))),
             Ok(inserted) => Ok(Ok(inserted.record.id)),
             Err(RuntimeError::Store(err @ StoreError::Duplicate { .. })) => {
                 Ok(Err(err.to_string()))
@@ -221,4 +219,12 @@ impl Services for RuntimeServices {
     fn events(&self) -> &EventSink {
         &self.shared.events
     }
+}
+
+/// The guest's answer when a child id names a workflow that is not its own child.
+fn not_a_child(id: &str, parent: &str) -> String {
+    format!(
+        "workflow id {id} is taken by a workflow that is not a child of {parent}: a child's id \
+         must be new, or name this workflow's own child"
+    )
 }

@@ -8,7 +8,7 @@ use crate::runtime::error::RuntimeError;
 use crate::runtime::execution::instance::LoadedComponent;
 use crate::runtime::options::StartRequest;
 use crate::runtime::shared::Shared;
-use reprise_store::{Inserted, WorkflowStatus};
+use reprise_store::{Inserted, WorkflowRecord, WorkflowStatus};
 
 /// Records a start and, when it is not queued, drives it in the background. This is the
 /// one place that decides whether a start needs a drive; see [`drive_after_start`].
@@ -65,10 +65,36 @@ pub(crate) fn drive_after_start(
     }
 }
 
+/// What a run that names an existing workflow's id does with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Join {
+    /// It ended or is paused: report it as it is.
+    Settled,
+    /// It is this executor's own PENDING work that nothing here drives: recover it.
+    Drive,
+    /// Another executor owns it: take it over if that executor's lease ran out (the store
+    /// decides, atomically), else wait for its end.
+    Adopt,
+    /// Someone drives it (here, or its queue's dispatcher will): wait for its end.
+    Await,
+}
+
+/// Decides [`Join`] for `record` as seen by executor `me`.
+pub(crate) fn join(record: &WorkflowRecord, me: &str, running_here: bool) -> Join {
+    if record.status.is_settled() {
+        Join::Settled
+    } else if record.status != WorkflowStatus::Pending || running_here {
+        Join::Await
+    } else if record.executor_id == me {
+        Join::Drive
+    } else {
+        Join::Adopt
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reprise_store::WorkflowRecord;
 
     fn inserted(created: bool, queue: Option<&str>, status: WorkflowStatus) -> Inserted {
         Inserted {
@@ -131,5 +157,23 @@ mod tests {
             record: WorkflowRecord::example("victim", WorkflowStatus::Pending),
         };
         assert_eq!(decide(&top_level, Existing::Join, false), None);
+    }
+
+    #[test]
+    fn a_run_drives_only_its_own_work_and_waits_for_anyone_elses() {
+        let owned = |executor: &str, status| WorkflowRecord {
+            executor_id: executor.into(),
+            ..WorkflowRecord::example("w", status)
+        };
+        let pending_mine = owned("me", WorkflowStatus::Pending);
+        assert_eq!(join(&pending_mine, "me", false), Join::Drive);
+        assert_eq!(join(&pending_mine, "me", true), Join::Await);
+        let pending_theirs = owned("them", WorkflowStatus::Pending);
+        assert_eq!(join(&pending_theirs, "me", false), Join::Adopt);
+        let queued = owned("them", WorkflowStatus::Enqueued);
+        assert_eq!(join(&queued, "me", false), Join::Await);
+        for settled in [WorkflowStatus::Success, WorkflowStatus::Paused] {
+            assert_eq!(join(&owned("them", settled), "me", false), Join::Settled);
+        }
     }
 }

@@ -499,10 +499,14 @@ impl DispatchStore for SqliteStore {
         dead: &str,
         adopter: &str,
         max: u32,
+        only: Option<&str>,
     ) -> Result<Vec<WorkflowRecord>, StoreError> {
         let (dead, adopter) = (dead.to_owned(), adopter.to_owned());
+        let only = only.map(str::to_owned);
         self.run(Alone::Autocommit, move |conn| {
-            Box::pin(async move { Sqlite::adopt_workflows(conn, &dead, &adopter, max).await })
+            Box::pin(async move {
+                Sqlite::adopt_workflows(conn, &dead, &adopter, max, only.as_deref()).await
+            })
         })
         .await
     }

@@ -147,26 +147,26 @@ pub async fn a_dead_executors_pending_work_is_adopted_once(store: &dyn Store) {
 
     // A live executor's work is never adopted.
     let none = store
-        .adopt_workflows("live", "adopter", 10)
+        .adopt_workflows("live", "adopter", 10, None)
         .await
         .expect("adopt live");
     assert!(none.is_empty(), "{none:?}");
 
     let first = store
-        .adopt_workflows("dead", "adopter", 2)
+        .adopt_workflows("dead", "adopter", 2, None)
         .await
         .expect("adopt");
     assert_eq!(ids(first.clone()), ["d1", "d2"], "oldest first, at most 2");
     assert!(first.iter().all(|w| w.executor_id == "adopter"));
     assert!(first[0].epoch > before.epoch);
     let rest = store
-        .adopt_workflows("dead", "other", 10)
+        .adopt_workflows("dead", "other", 10, None)
         .await
         .expect("adopt rest");
     assert_eq!(ids(rest), ["d3"], "the ended d0 and adopted ones stay");
     assert!(
         store
-            .adopt_workflows("dead", "other", 10)
+            .adopt_workflows("dead", "other", 10, None)
             .await
             .expect("nothing left")
             .is_empty()
@@ -192,9 +192,46 @@ pub async fn a_dead_executors_pending_work_is_adopted_once(store: &dyn Store) {
         .expect("renewed");
     assert!(
         store
-            .adopt_workflows("back", "adopter", 10)
+            .adopt_workflows("back", "adopter", 10, None)
             .await
             .expect("adopt back")
             .is_empty()
     );
+}
+
+/// Work left PENDING by an executor that never held a lease (a `reprise run` of an older
+/// version) is listed as expired and adopted; `only` takes just the one named.
+pub async fn work_of_an_executor_without_a_lease_is_adoptable(store: &dyn Store) {
+    for id in ["n1", "n2"] {
+        store
+            .insert_workflow(&owned_by(id, "never-leased"))
+            .await
+            .expect("insert");
+    }
+    let executors = store.executors().await.expect("list");
+    let listed = executors
+        .iter()
+        .find(|e| e.executor_id == "never-leased")
+        .expect("an owner without a lease is listed");
+    assert_eq!(listed.pending, 2);
+    assert!(listed.expired(now_ms()), "no lease is an expired lease");
+
+    // Nobody adopts from itself.
+    assert!(
+        store
+            .adopt_workflows("never-leased", "never-leased", 10, None)
+            .await
+            .expect("adopt self")
+            .is_empty()
+    );
+    let one = store
+        .adopt_workflows("never-leased", "adopter", 10, Some("n2"))
+        .await
+        .expect("adopt one");
+    assert_eq!(ids(one), ["n2"], "only the one named");
+    let rest = store
+        .adopt_workflows("never-leased", "adopter", 10, None)
+        .await
+        .expect("adopt rest");
+    assert_eq!(ids(rest), ["n1"]);
 }

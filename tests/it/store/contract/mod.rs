@@ -96,6 +96,7 @@ contract! {
         leases_are_renewed_and_list_what_each_executor_owns,
         writes_under_a_stale_epoch_are_refused,
         a_dead_executors_pending_work_is_adopted_once,
+        work_of_an_executor_without_a_lease_is_adoptable,
         partitioned_claims_take_partitions_in_turn_within_each_ones_limit,
     ],
     db: [
