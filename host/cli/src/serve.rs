@@ -19,7 +19,7 @@ use reprise_host::engine::EngineOptions;
 use reprise_host::node::lease::DEFAULT_LEASE;
 use reprise_host::node::{Node, NodeOptions};
 use reprise_host::runtime::{Runtime, RuntimeOptions};
-use reprise_host::server::{BodyLimits, ServerState, router};
+use reprise_host::server::{AllowedHosts, BodyLimits, ServerState, router};
 use reprise_store::open_store;
 
 #[derive(Debug, Args)]
@@ -44,6 +44,16 @@ impl ServeArgs {
 pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     let token = config.token().map_err(anyhow::Error::msg)?;
+    // Bound first: a server that may not serve here stops before it recovers anything.
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| config.server.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    check_access(token.is_some(), config.server.unauthenticated, address)?;
     let telemetry = super::telemetry(&config.telemetry)?;
     let store = open_store(&config.database, config.durability).await?;
     let engine = EngineOptions {
@@ -85,18 +95,11 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let queues = node_options.queues.clone();
     let node = Node::start(runtime.clone(), node_options).await?;
 
-    let listen = args
-        .listen
-        .clone()
-        .unwrap_or_else(|| config.server.listen.clone());
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let address = listener.local_addr()?;
     let state = Arc::new(ServerState {
         runtime: runtime.clone(),
         instances,
         token,
+        allowed_hosts: AllowedHosts::for_listen(address, &config.server.allowed_hosts),
         queues,
         draining: AtomicBool::new(false),
         scheduler: node.scheduler().clone(),
@@ -152,4 +155,30 @@ async fn shutdown_signal() -> anyhow::Result<()> {
         _ = terminate.recv() => {}
     }
     Ok(())
+}
+
+/// A server has a token, or says it has none on purpose and listens on loopback only.
+fn check_access(
+    has_token: bool,
+    unauthenticated: bool,
+    address: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    match (has_token, unauthenticated) {
+        (true, true) => anyhow::bail!(
+            "server.unauthenticated = true and a token are both set: remove one of them"
+        ),
+        (true, false) => Ok(()),
+        (false, false) => anyhow::bail!(
+            "the server has no token: set server.token (or server.token_env), or set \
+             server.unauthenticated = true to serve without one on a loopback address"
+        ),
+        (false, true) if !address.ip().is_loopback() => anyhow::bail!(
+            "server.unauthenticated = true serves only on a loopback address, not {address}: \
+             set a token to listen there"
+        ),
+        (false, true) => {
+            tracing::warn!(%address, "serving without a token (server.unauthenticated = true): any local process may start, cancel and read workflows");
+            Ok(())
+        }
+    }
 }

@@ -126,7 +126,13 @@ impl Client {
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let builder = self.http.request(method, format!("{}{path}", self.base));
+        // The server takes a change of state only as JSON (or with a token), so a web page
+        // cannot make one with a "simple" cross-site request; body-less changes say JSON too.
+        let changes = method != reqwest::Method::GET;
+        let mut builder = self.http.request(method, format!("{}{path}", self.base));
+        if changes {
+            builder = builder.header(reqwest::header::CONTENT_TYPE, "application/json");
+        }
         match &self.token {
             Some(token) => builder.bearer_auth(token),
             None => builder,

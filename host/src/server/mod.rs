@@ -6,6 +6,7 @@
 mod convert;
 mod errors;
 mod extract;
+mod guard;
 mod http;
 mod hyper_errors;
 mod limits;
@@ -20,9 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -36,6 +37,7 @@ pub use convert::{ToView, executor_views, views};
 pub use errors::ApiError;
 use errors::{json_rejection, query_rejection};
 use extract::WorkflowId;
+pub use guard::AllowedHosts;
 pub use http::serve;
 pub use limits::BodyLimits;
 
@@ -55,6 +57,8 @@ pub struct ServerState {
     pub instances: BTreeMap<String, Arc<LoadedComponent>>,
     /// Bearer token required on every endpoint but `/healthz`.
     pub token: Option<String>,
+    /// The `Host` names the server answers to.
+    pub allowed_hosts: guard::AllowedHosts,
     /// The configured queues, which `/healthz` and `/queues` list even when they are empty.
     pub queues: BTreeMap<String, QueueOptions>,
     /// Set at shutdown: new work is refused with 503 while running work drains.
@@ -63,8 +67,10 @@ pub struct ServerState {
     pub scheduler: Arc<crate::node::scheduler::Scheduler>,
 }
 
-/// The router, with the token check and then the body limits applied to every endpoint but
-/// `/healthz`: a request without the token is refused before its body is read.
+/// The router. Every request must name a `Host` this server answers to; every endpoint but
+/// `/healthz` and the UI's files then checks the token, that a change of state comes as JSON
+/// (or with a token), and the body limits: a request without the token is refused before its
+/// body is read.
 pub fn router(state: Arc<ServerState>, limits: BodyLimits) -> Router {
     let guarded = Router::new()
         .route("/workflows", post(start_workflow).get(list_workflows))
@@ -79,7 +85,11 @@ pub fn router(state: Arc<ServerState>, limits: BodyLimits) -> Router {
         .merge(schedules::routes())
         .merge(overview::routes())
         .route_layer(middleware::from_fn_with_state(limits, limits::read_body))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn(guard::require_json_for_changes))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::require_token,
+        ));
     Router::new()
         .route("/healthz", get(health))
         .merge(ui::routes())
@@ -87,64 +97,13 @@ pub fn router(state: Arc<ServerState>, limits: BodyLimits) -> Router {
         .fallback(errors::no_endpoint)
         .method_not_allowed_fallback(errors::wrong_method)
         .layer(DefaultBodyLimit::max(limits.max_body_usize()))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::require_host,
+        ))
         .layer(middleware::map_response(errors::json_error_bodies))
-        .layer(middleware::map_response(security_headers))
+        .layer(middleware::map_response(guard::security_headers))
         .with_state(state)
-}
-
-async fn require_token(
-    State(state): State<Arc<ServerState>>,
-    headers: HeaderMap,
-    request: Request,
-    next: Next,
-) -> Response {
-    if let Some(expected) = &state.token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer_token);
-        let matches =
-            given.is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes()));
-        if !matches {
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong bearer token (Authorization: Bearer <token>)",
-            )
-            .into_response();
-        }
-    }
-    next.run(request).await
-}
-
-/// The token of an `Authorization: Bearer <token>` value; the scheme's case does not matter
-/// (RFC 9110 §11.1), nor do extra spaces around the token.
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|token| !token.is_empty())
-}
-
-/// Headers every answer carries: nothing the API sends is to be sniffed into another type,
-/// framed, cached or sent on as a referrer.
-async fn security_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    for (name, value) in [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
-    ] {
-        headers
-            .entry(name)
-            .or_insert(header::HeaderValue::from_static(value));
-    }
-    response
-}
-
-/// Compares without an early exit, so response time does not leak how much of a guess matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn health(State(state): State<Arc<ServerState>>) -> Result<Response, ApiError> {
@@ -438,19 +397,4 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> Result<Response, ApiE
     let queues = store.queue_depths().await?;
     let text = state.runtime.metrics().render(&by_status, &queues);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::bearer_token;
-
-    #[test]
-    fn the_bearer_scheme_is_read_in_any_case() {
-        assert_eq!(bearer_token("Bearer s3cret"), Some("s3cret"));
-        assert_eq!(bearer_token("bearer s3cret"), Some("s3cret"));
-        assert_eq!(bearer_token("BEARER  s3cret "), Some("s3cret"));
-        assert_eq!(bearer_token("Basic s3cret"), None);
-        assert_eq!(bearer_token("Bearer"), None);
-        assert_eq!(bearer_token("Bearer  "), None);
-    }
 }

@@ -39,7 +39,7 @@ fn slowloris_connections_are_closed_at_the_header_timeout() {
                 let mut stream = connect(&address);
                 let mut writer = stream.try_clone().expect("clone the stream");
                 let head = format!(
-                    "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: {}",
+                    "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: {}",
                     "a".repeat(100)
                 );
                 let dribbler = std::thread::spawn(move || {
@@ -71,7 +71,7 @@ fn slowloris_connections_are_closed_at_the_header_timeout() {
     // A request that comes whole is served as before.
     let answer = exchange(
         server.address(),
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(answer.status, 200, "{answer:?}");
 }
@@ -83,7 +83,7 @@ fn a_body_dribbled_past_the_body_timeout_gets_408_as_json() {
 
     let body = serde_json::json!({"workflow": "fib", "input": 3, "queue": "fib"}).to_string();
     let head = format!(
-        "POST /workflows HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret\r\n\
+        "POST /workflows HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer secret\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len() + 100
     );
@@ -130,7 +130,7 @@ fn a_body_dribbled_past_the_body_timeout_gets_408_as_json() {
     // Nothing was started by the cut-off request.
     let listed = exchange(
         server.address(),
-        b"GET /workflows HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret\r\nConnection: close\r\n\r\n",
+        b"GET /workflows HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer secret\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(listed.json(), serde_json::json!([]), "{listed:?}");
 }
@@ -143,7 +143,7 @@ fn a_huge_content_length_is_refused_at_once_without_reading_the_body() {
     // Headers only: the body never comes, so an answer must not wait for it.
     for (token, expected) in [("secret", 413), ("wrong", 401)] {
         let head = format!(
-            "POST /workflows HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+            "POST /workflows HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
              Content-Type: application/json\r\nContent-Length: 100000000000\r\n\r\n"
         );
         let started = Instant::now();
@@ -167,7 +167,7 @@ fn request(method: &str, target: &str, content_type: Option<&str>, body: &str) -
         .map(|t| format!("Content-Type: {t}\r\n"))
         .unwrap_or_default();
     format!(
-        "{method} {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret\r\n\
+        "{method} {target} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer secret\r\n\
          {content_type}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
@@ -181,7 +181,7 @@ fn every_error_is_json_with_an_error_string_whoever_answers() {
     let json = Some("application/json");
     let huge_uri = format!("/workflows/{}", "a".repeat(70_000));
     let many_headers = format!(
-        "GET /healthz HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\n{}\r\n",
         (0..150)
             .map(|i| format!("X-H{i}: v\r\n"))
             .collect::<String>()

@@ -2,6 +2,7 @@
 //! browser, JSON logs, traces over OTLP, schedules, the approval driven from outside, and
 //! starts that survive a lossy network.
 
+mod access;
 mod approval;
 mod enqueue_retry;
 mod hostile_clients;

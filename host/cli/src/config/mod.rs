@@ -156,6 +156,16 @@ pub struct ServerConfig {
     pub token: Option<String>,
     /// An environment variable holding the token, instead of `token`.
     pub token_env: Option<String>,
+    /// Serve without a token: anyone who can reach the port may do anything. Allowed only on
+    /// a loopback address, and logged as a warning at start.
+    #[serde(default)]
+    pub unauthenticated: bool,
+    /// Host names (as clients write them in `Host`) the server answers to besides its listen
+    /// address and, on loopback, `localhost`. Others get 421, so a web page that points a name
+    /// of its own at the server (DNS rebinding) reaches nothing. Empty on a wildcard address
+    /// (`0.0.0.0`): any name.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
     /// How long SIGINT/SIGTERM waits for running workflows before exiting.
     #[serde(default = "default_grace", deserialize_with = "duration")]
     pub grace_period: Duration,
@@ -178,6 +188,8 @@ impl Default for ServerConfig {
             listen: default_listen(),
             token: None,
             token_env: None,
+            unauthenticated: false,
+            allowed_hosts: Vec::new(),
             grace_period: default_grace(),
             max_body: default_max_body(),
             header_timeout: default_header_timeout(),

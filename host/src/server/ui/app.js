@@ -74,7 +74,8 @@ async function api(path, options = {}) {
   const headers = { Accept: "application/json" };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = `Bearer ${token}`;
-  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  // The server takes changes only as JSON, body or not.
+  if (options.body !== undefined || (options.method || "GET") !== "GET") headers["Content-Type"] = "application/json";
   let response;
   try {
     response = await fetch(path, {
