@@ -161,7 +161,9 @@ pub struct ChildHandle<T> {
 }
 
 impl<T> ChildHandle<T> {
-    /// A handle on the workflow with this id, wherever it was started.
+    /// A handle on the workflow with this id, wherever it was started: one of this
+    /// workflow's instance, its own child, or one of an instance its instance may `reach`.
+    /// Any other id is awaited as one that does not exist.
     pub fn from_id(id: impl Into<String>) -> Self {
         ChildHandle {
             id: id.into(),

@@ -167,7 +167,15 @@ pub fn wait_event(wait: WaitEvent) -> Result<Option<Value>, Error> {
     )
 }
 
+/// Another workflow's output, awaited as a parent awaits a child's, by any id.
+#[workflow]
+pub fn await_output(id: String) -> Result<Value, String> {
+    ChildHandle::<Value>::from_id(id)
+        .result()
+        .map_err(|e| e.to_string())
+}
+
 reprise_guest::export!(
-    workflows = [approval, echo_messages, notify, publish_events, wait_event],
+    workflows = [approval, echo_messages, notify, publish_events, wait_event, await_output],
     steps = [escalate],
 );

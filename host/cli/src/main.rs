@@ -205,6 +205,7 @@ impl LimitArgs {
                 config: self.config.iter().cloned().collect::<BTreeMap<_, _>>(),
                 trap_policies: Default::default(),
                 grants,
+                reach: Vec::new(),
             },
         )
     }

@@ -14,6 +14,7 @@ mod ids;
 mod mailbox;
 mod options;
 mod ownership;
+mod reach;
 mod scheduling;
 mod shared;
 mod waiting;

@@ -30,6 +30,9 @@ pub struct InstanceOptions {
     /// What its steps may reach: hosts, directories, secrets. Read when an execution starts,
     /// never stored: a recovery sees the grants configured now.
     pub grants: Arc<Grants>,
+    /// Instances whose workflows this one's code may also send to, read events of and await
+    /// (`"*"`: all). Its own instance and its own children it always reaches.
+    pub reach: Vec<String>,
 }
 
 impl InstanceOptions {
@@ -46,6 +49,7 @@ impl Default for InstanceOptions {
             config: BTreeMap::new(),
             trap_policies: TrapPolicies::new(),
             grants: Arc::default(),
+            reach: Vec::new(),
         }
     }
 }

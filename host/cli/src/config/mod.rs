@@ -249,6 +249,10 @@ pub struct InstanceConfig {
     /// Timeout of each phase of an HTTP request that sets none [default: 30s].
     #[serde(default, deserialize_with = "optional_duration")]
     pub http_timeout: Option<Duration>,
+    /// Other instances whose workflows this one's code may send to, read events of and await
+    /// (`["*"]`: all); by default only its own instance's and its own children.
+    #[serde(default)]
+    pub reach: Vec<String>,
     /// The grants above, read when the config loads.
     #[serde(skip)]
     pub grants: Arc<Grants>,
@@ -451,6 +455,16 @@ impl Config {
             instance
                 .check_traps()
                 .map_err(|message| invalid(format!("instance {name:?}: {message}")))?;
+            let known = |other: &String| {
+                other == "*"
+                    || config.instances.contains_key(other)
+                    || config.components.contains_key(other)
+            };
+            if let Some(other) = instance.reach.iter().find(|other| !known(other)) {
+                return Err(invalid(format!(
+                    "instance {name:?}: reach names {other:?}, which is no instance"
+                )));
+            }
         }
         for (name, instance) in config.instances.iter_mut() {
             instance.grants = instance
@@ -517,6 +531,7 @@ impl Config {
                     dirs: BTreeMap::new(),
                     secrets: BTreeMap::new(),
                     http_timeout: None,
+                    reach: Vec::new(),
                     grants: Arc::default(),
                 };
                 (name.clone(), implicit)
@@ -548,6 +563,7 @@ impl Config {
                     trap_policies: i.trap_policies(),
                     config: i.config,
                     grants: i.grants,
+                    reach: i.reach,
                 };
                 (name, options)
             })
@@ -689,6 +705,7 @@ mod tests {
                 "secret \"K\" reads",
             ),
             ("secrets = { K = {} }", "exactly one of env"),
+            ("reach = [\"billing\"]", "reach names \"billing\", which is no instance"),
         ] {
             let text =
                 format!("[components]\nc = \"c.wasm\"\n[instances.i]\ncomponent = \"c\"\n{keys}");

@@ -19,6 +19,7 @@ use crate::runtime::execution::interrupt::ProtocolViolation;
 use crate::runtime::execution::isolated;
 use crate::runtime::execution::services::Services;
 use crate::runtime::options::StartRequest;
+use crate::runtime::reach::Caller;
 use crate::runtime::shared::Shared;
 use crate::runtime::waiting::completion::{POLL_INTERVAL, Waited};
 use crate::telemetry::ExecutionSpan;
@@ -109,6 +110,14 @@ impl Services for RuntimeServices {
         }
     }
 
+    async fn out_of_reach(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let caller = self.caller();
+        Ok(match self.shared.store.get_workflow(id).await? {
+            Some(target) if caller.reaches(&target) => None,
+            _ => Some(caller.no_such_workflow(id)),
+        })
+    }
+
     async fn wait_for(&self, id: &str, timeout: Duration) -> Result<Waited, StoreError> {
         self.shared
             .wait_ended(id, Some(timeout), POLL_INTERVAL)
@@ -167,8 +176,17 @@ impl Services for RuntimeServices {
     }
 
     async fn get_event(&self, workflow_id: &str, key: &str) -> Result<Option<String>, StoreError> {
-        let event = self.shared.store.get_event(workflow_id, key).await?;
-        Ok(event.map(|event| event.value))
+        let store = &self.shared.store;
+        let Some(event) = store.get_event(workflow_id, key).await? else {
+            return Ok(None);
+        };
+        // Read as absent unless the workflow is within reach, also when it appeared after
+        // the wait began.
+        let reachable = store
+            .get_workflow(workflow_id)
+            .await?
+            .is_some_and(|target| self.caller().reaches(&target));
+        Ok(reachable.then_some(event.value))
     }
 
     async fn set_event(
@@ -218,6 +236,17 @@ impl Services for RuntimeServices {
 
     fn events(&self) -> &EventSink {
         &self.shared.events
+    }
+}
+
+impl RuntimeServices {
+    /// This workflow as `runtime::reach` judges it.
+    fn caller(&self) -> Caller<'_> {
+        Caller {
+            id: &self.info.id,
+            instance: &self.info.instance,
+            reach: &self.shared.instance(&self.info.instance).reach,
+        }
     }
 }
 

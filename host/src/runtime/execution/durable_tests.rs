@@ -73,6 +73,10 @@ impl Services for FakeServices {
         Ok(Ok(id))
     }
 
+    async fn out_of_reach(&self, _id: &str) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
     async fn wait_for(&self, _id: &str, _timeout: Duration) -> Result<Waited, StoreError> {
         Ok(Waited::Unknown)
     }

@@ -30,6 +30,9 @@ pub(crate) trait Services: Send + Sync {
         &self,
         request: StartRequest,
     ) -> Result<Result<String, String>, StoreError>;
+    /// `Some(why)` when this workflow's code may not touch workflow `id` (see
+    /// `runtime::reach`); the words are the same as for an id that does not exist.
+    async fn out_of_reach(&self, id: &str) -> Result<Option<String>, StoreError>;
     /// Waits until a workflow ends, or `timeout` passes (`Waited::TimedOut`).
     async fn wait_for(&self, id: &str, timeout: Duration) -> Result<Waited, StoreError>;
     /// Runs one attempt of an isolated step in a fresh instance of this component: its output
@@ -59,7 +62,7 @@ pub(crate) trait Services: Send + Sync {
         at: &StepRecord,
         timed_out: bool,
     ) -> Result<Option<String>, StoreError>;
-    /// The latest value (JSON text) of a workflow's event.
+    /// The latest value (JSON text) of a workflow's event; none for a workflow out of reach.
     async fn get_event(&self, workflow_id: &str, key: &str) -> Result<Option<String>, StoreError>;
     /// Sets this workflow's event and records `record` in one commit, then wakes its waiters.
     async fn set_event(

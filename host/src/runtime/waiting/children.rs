@@ -68,6 +68,12 @@ pub(crate) async fn wait(
     let child_id = id.clone();
     let result: ChildResult = ctx
         .recorded(&name, |_| async move {
+            if let Some(refused) = host.out_of_reach(&id).await.map_err(host_failure)? {
+                return Ok(ChildResult::Err {
+                    status: "UNKNOWN".into(),
+                    message: refused,
+                });
+            }
             // A child that ends soon is awaited in place; otherwise the parent parks and
             // nothing is recorded here until a replay finds the child ended.
             let waited = tokio::select! {

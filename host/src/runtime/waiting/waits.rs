@@ -94,18 +94,20 @@ pub(crate) async fn send(
         started_at,
     );
     let host = ctx.host.clone();
-    match host.send_message(&new, &record).await {
-        Ok(()) => Ok(Ok(())),
-        Err(StoreError::UnknownWorkflow(id)) => {
-            // Recorded, so a replay fails the same way even once that id exists.
-            let message = format!("cannot send to {id}: no workflow with that id");
-            let failed =
-                ctx.step_record(function_id, name, None, Some(message.clone()), started_at);
-            ctx.record(&failed).await?;
-            Ok(Err(message))
-        }
-        Err(err) => Err(host_failure(err)),
-    }
+    let refused = match host.out_of_reach(&new.destination_id).await {
+        Ok(None) => match host.send_message(&new, &record).await {
+            Ok(()) => return Ok(Ok(())),
+            Err(StoreError::UnknownWorkflow(id)) => format!("no workflow with id {id}"),
+            Err(err) => return Err(host_failure(err)),
+        },
+        Ok(Some(refused)) => refused,
+        Err(err) => return Err(host_failure(err)),
+    };
+    // Recorded, so a replay fails the same way even once that id exists or is reachable.
+    let message = format!("cannot send to {}: {refused}", new.destination_id);
+    let failed = ctx.step_record(function_id, name, None, Some(message.clone()), started_at);
+    ctx.record(&failed).await?;
+    Ok(Err(message))
 }
 
 /// What a wait is for: a message on this workflow's topic, or another workflow's event.
