@@ -29,6 +29,7 @@ mod wasi;
 use std::fmt;
 use std::time::Duration;
 
+use reprise_protocol::redact::redacted_url;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -228,7 +229,7 @@ pub enum HttpError {
     NotInStep,
     /// The URL is not `http(s)://host[:port][/path][?query]`.
     InvalidUrl {
-        /// The URL.
+        /// The URL, its user info, query and fragment shown as `…`.
         url: String,
         /// What is wrong with it.
         reason: String,
@@ -236,7 +237,8 @@ pub enum HttpError {
     /// The request failed: refused by the host (with its reason: a host not granted, say),
     /// or a connection, TLS, DNS or protocol error, or a timeout.
     Failed {
-        /// The request's method and URL.
+        /// The request's method and URL, its query and fragment shown as `…`: an API key in
+        /// a query must not reach the step's stored error, the API or spans.
         request: String,
         /// Why.
         message: String,
@@ -275,7 +277,7 @@ struct Url<'u> {
 
 fn parse_url(url: &str) -> Result<Url<'_>, HttpError> {
     let invalid = |reason: &str| HttpError::InvalidUrl {
-        url: url.to_string(),
+        url: redacted_url(url),
         reason: reason.to_string(),
     };
     let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {

@@ -4,6 +4,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use reprise_protocol::redact::redacted_url;
+
 use super::{HttpError, Request, Response, parse_url};
 
 /// What answers a request natively.
@@ -24,7 +26,7 @@ pub(super) fn send(request: &Request) -> Result<Response, HttpError> {
     match transport {
         Some(transport) => transport(request),
         None => Err(HttpError::Failed {
-            request: format!("{} {}", request.method.as_str(), request.url),
+            request: format!("{} {}", request.method.as_str(), redacted_url(&request.url)),
             message: "no HTTP outside a component but under testing::Harness::run".into(),
         }),
     }

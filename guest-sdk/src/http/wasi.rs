@@ -8,6 +8,8 @@ use wasip2::http::types::{
 };
 use wasip2::io::streams::StreamError;
 
+use reprise_protocol::redact::redacted_url;
+
 use super::{HttpError, Method, Request, Response, parse_url};
 
 /// Bytes read from the response body at a time.
@@ -17,7 +19,7 @@ const WRITE_CHUNK: usize = 4096;
 
 pub(super) fn send(request: &Request) -> Result<Response, HttpError> {
     let url = parse_url(&request.url)?;
-    let what = format!("{} {}", request.method.as_str(), request.url);
+    let what = format!("{} {}", request.method.as_str(), redacted_url(&request.url));
     let failed = |message: String| HttpError::Failed {
         request: what.clone(),
         message,

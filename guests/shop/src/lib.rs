@@ -213,4 +213,17 @@ pub fn secret_length(name: String) -> Result<usize, String> {
     Ok(read_secret(name)?)
 }
 
+#[step(retries = false)]
+fn get_keyed(url: String) -> Result<u16, String> {
+    let key = reprise_guest::secret("SHOP_KEY")?;
+    Ok(http::get(format!("{url}?api_key={key}"))?.status)
+}
+
+/// GETs `url` with the secret `SHOP_KEY` as its `api_key` query parameter, from a step: the
+/// status, or the step's error (which must not show the key).
+#[workflow]
+pub fn get_with_key(url: String) -> Result<u16, String> {
+    get_keyed(url).map_err(|e| e.to_string())
+}
+
 reprise_guest::export!(workflows = [checkout]);

@@ -26,11 +26,12 @@ pub(super) async fn send(
     request: http::Request<WasiBody>,
     options: RequestOptions,
 ) -> Result<http::Response<WasiBody>, Error> {
-    let authority = request
-        .uri()
-        .authority()
-        .map(ToString::to_string)
-        .unwrap_or_default();
+    // Host and port only: an authority's user info is a password.
+    let uri = request.uri();
+    let authority = match (uri.host(), uri.port_u16()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (host, _) => host.unwrap_or_default().to_string(),
+    };
     let until_head = options
         .connect_timeout
         .unwrap_or(Duration::MAX)

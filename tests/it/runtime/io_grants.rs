@@ -375,3 +375,51 @@ http_timeout = "5s"
     );
     assert!(!seen.contains(KEY), "the secret leaked");
 }
+
+/// A step puts a secret in a URL's query: the refused request's error names the host and path,
+/// never the secret, in the stored error, the workflow as the CLI shows it, the logs or the
+/// database file. (User info is refused by the SDK, and cut from its error the same way.)
+#[test]
+fn a_secret_in_a_url_is_shown_nowhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("run.db");
+    let reprise = |args: &[&str]| {
+        Command::new(reprise_bin())
+            .args(args)
+            .env("REPRISE_DATABASE_URL", &db)
+            .env("REPRISE_CACHE_DIR", dir.path().join("cache"))
+            .env("RUST_LOG", "reprise=debug,guest=debug")
+            .env("SHOP_KEY", KEY)
+            .output()
+            .unwrap()
+    };
+    let shop = guest(SHOP);
+    let url = r#""http://127.0.0.1:9/v1/charges""#;
+    let refused = reprise(&[
+        "run",
+        &shop.to_string_lossy(),
+        "get_with_key",
+        url,
+        "--secret",
+        "SHOP_KEY",
+        "--id",
+        "keyed",
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(
+        said.contains("GET http://127.0.0.1:9/v1/charges?… failed"),
+        "the error still says what failed: {said}"
+    );
+    let shown = reprise(&["workflow", "get", "keyed", "--json"]);
+    assert!(shown.status.success(), "{shown:?}");
+    let mut seen = said + &String::from_utf8_lossy(&shown.stdout);
+    for file in std::fs::read_dir(dir.path()).unwrap() {
+        let path = file.unwrap().path();
+        if path.is_file() {
+            seen += &String::from_utf8_lossy(&std::fs::read(&path).unwrap());
+        }
+    }
+    assert!(seen.contains("v1/charges?…"), "the error is stored");
+    assert!(!seen.contains(KEY), "the secret leaked");
+}
