@@ -27,6 +27,8 @@ use crate::limits::{InstanceLimits, MemoryLimiter};
 use crate::sandbox::dns::{GatedNameLookup, GatedNameLookupView};
 use crate::sandbox::files::{GatedFilesystem, GatedFilesystemView};
 
+/// The size of a wasm page: memories' sizes are counted in them.
+const WASM_PAGE_BYTES: u64 = 64 << 10;
 /// What the engine needs of an instance's state: WASI, the `reprise:workflow` imports, and a
 /// memory limiter. The runtime's store data implements it.
 pub trait GuestState:
@@ -64,6 +66,10 @@ pub enum EngineError {
     /// A store or an instance could not be created (the instance pool is exhausted, say).
     #[error("cannot instantiate component: {0}")]
     Instantiate(String),
+    /// The instance's memory limit is below what the component's memory starts at: like any
+    /// out-of-memory, a trap of the workflow, which its bounds and trap policies govern.
+    #[error("cannot instantiate component: {}", .0.message)]
+    OutOfMemoryAtStart(crate::limits::ClassifiedTrap),
     /// The compiled-artifact cache could not be written.
     #[error("component cache at {path}: {message}")]
     Cache {
@@ -107,6 +113,9 @@ pub struct LoadedComponent<T: 'static> {
     pre: GuestPre<T>,
     /// The workflows and steps it exports.
     pub definitions: Definitions,
+    /// The least memory limit an instance of it can start with: its largest memory's initial
+    /// size.
+    pub min_memory_bytes: u64,
 }
 
 impl<T> std::fmt::Debug for LoadedComponent<T> {
@@ -270,10 +279,15 @@ impl<T: GuestState> Engine<T> {
         let pre =
             GuestPre::new(instance_pre).map_err(|e| EngineError::WrongWorld(format!("{e:#}")))?;
         let definitions = self.read_definitions(&pre).await?;
+        let min_memory_bytes = component
+            .resources_required()
+            .and_then(|r| r.max_initial_memory_size)
+            .map_or(0, |pages| pages.saturating_mul(WASM_PAGE_BYTES));
         let loaded = Arc::new(LoadedComponent {
             digest: digest.clone(),
             pre,
             definitions,
+            min_memory_bytes,
         });
         self.loaded
             .lock()
@@ -308,11 +322,13 @@ impl<T: GuestState> Engine<T> {
         component: &LoadedComponent<T>,
         store: &mut Store<T>,
     ) -> Result<Guest, EngineError> {
-        component
-            .pre
-            .instantiate_async(store)
-            .await
-            .map_err(|e| EngineError::Instantiate(format!("{e:#}")))
+        component.pre.instantiate_async(store).await.map_err(|e| {
+            if e.downcast_ref::<crate::limits::OutOfMemory>().is_some() {
+                EngineError::OutOfMemoryAtStart(crate::limits::classify(&e, None))
+            } else {
+                EngineError::Instantiate(format!("{e:#}"))
+            }
+        })
     }
 
     /// Creates a store and an instance that only lists definitions: what every execution pays

@@ -88,6 +88,17 @@ pub enum RuntimeError {
         /// The pool's per-instance size.
         pool: u64,
     },
+    /// A memory limit below what the workflow's component needs to start an instance.
+    #[error(
+        "memory limit of {asked} bytes is below what this workflow's component needs to start \
+         ({minimum} bytes, its first memory's initial size)"
+    )]
+    MemoryLimitTooSmall {
+        /// The limit asked for.
+        asked: u64,
+        /// The component's least workable limit.
+        minimum: u64,
+    },
     /// A background task panicked or was aborted.
     #[error("background task failed: {0}")]
     Task(String),

@@ -279,6 +279,17 @@ impl Runtime {
         if let Some(asked) = memory_limit.filter(|&asked| asked > pool) {
             return Err(RuntimeError::MemoryLimitTooLarge { asked, pool });
         }
+        if let Some(asked) = memory_limit {
+            let workflow = self.shared.workflow(workflow_id).await?;
+            let minimum = self
+                .shared
+                .component(&workflow.app_version)
+                .await?
+                .min_memory_bytes;
+            if asked < minimum {
+                return Err(RuntimeError::MemoryLimitTooSmall { asked, minimum });
+            }
+        }
         let record = self
             .shared
             .store

@@ -43,6 +43,7 @@ impl From<RuntimeError> for ApiError {
             | RuntimeError::UnknownQueue { .. }
             | RuntimeError::UnknownInstance(_)
             | RuntimeError::MemoryLimitTooLarge { .. }
+            | RuntimeError::MemoryLimitTooSmall { .. }
             | RuntimeError::InvalidId(_) => StatusCode::BAD_REQUEST,
             RuntimeError::UnknownWorkflowId(_) => StatusCode::NOT_FOUND,
             RuntimeError::IdTaken { .. } => StatusCode::CONFLICT,

@@ -55,7 +55,12 @@ pub(crate) async fn execute(
     )
     .map_err(|e| EngineError::Instantiate(e.to_string()))?;
     let mut store = engine.store(state, limits.fuel)?;
-    let guest = engine.instantiate(component, &mut store).await?;
+    let guest = match engine.instantiate(component, &mut store).await {
+        Ok(guest) => guest,
+        // A limit below the component's first memory: bounded like any out-of-memory.
+        Err(EngineError::OutOfMemoryAtStart(trap)) => return Ok(ExecutionEnd::Trapped(trap)),
+        Err(err) => return Err(err.into()),
+    };
     let input = workflow.input.clone().into_bytes();
     // A cancel also interrupts code that blocks between durable calls (a step sleeping or
     // waiting on I/O): the call is dropped, and with it the instance.
