@@ -2,7 +2,6 @@
 //! toolchain is never touched: a fake rustc reports a sysroot in a temp dir, a fake rustup
 //! logs its arguments and installs the target there (or fails).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use reprise_toolchain::{Target, Toolchain, ToolchainError, ensure_target};
@@ -24,10 +23,21 @@ impl Fakes {
         fakes
     }
 
+    /// Writes an executable script. It is written to a draft and copied into place by
+    /// another process (`install`): a file this process held open for writing could be
+    /// inherited, still open, by a child that a parallel test forks, and running it would then
+    /// fail with "Text file busy".
     fn script(&self, name: &str, body: &str) -> PathBuf {
         let path = self.dir.path().join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let draft = self.dir.path().join(format!("{name}.draft"));
+        std::fs::write(&draft, format!("#!/bin/sh\n{body}\n")).expect("write script");
+        let installed = std::process::Command::new("install")
+            .args(["-m", "755"])
+            .arg(&draft)
+            .arg(&path)
+            .status()
+            .expect("run install");
+        assert!(installed.success(), "install {}", path.display());
         path
     }
 
