@@ -116,6 +116,16 @@ impl RuntimeError {
         }
     }
 
+    /// Whether the database failed in a way that may pass by itself (see
+    /// [`StoreError::is_transient`]): the drive is tried again, not abandoned.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RuntimeError::Store(err) | RuntimeError::Checkpoint(err) => err.is_transient(),
+            RuntimeError::Unfinished { cause, .. } => cause.is_transient(),
+            _ => false,
+        }
+    }
+
     /// Marks an error met while driving a stored workflow: it did not finish and stays PENDING.
     pub(crate) fn unfinished(workflow_id: &str, cause: RuntimeError) -> RuntimeError {
         match cause {

@@ -115,6 +115,35 @@ pub enum StoreError {
     WriterGone,
 }
 
+impl StoreError {
+    /// Whether trying again soon may succeed: the database was locked or busy, a transaction
+    /// lost a serialization conflict or a deadlock, or the connection failed or timed out.
+    /// Everything else (bad rows, full disks, refused writes) stays as it is until someone acts.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Locked(_) => true,
+            StoreError::Database(err) => err.driver().is_some_and(transient),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a driver error may pass by itself. SQLSTATEs: `40001` serialization failure,
+/// `40P01` deadlock, `55P03` lock not available, `57P01`-`57P03` the server shutting down or
+/// starting, class `08` connection failures.
+fn transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            matches!(&*code, "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03")
+                || code.starts_with("08")
+                // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+                || code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+        }),
+        _ => false,
+    }
+}
+
 /// What the database driver said, kept whole for the message and the source chain but opaque:
 /// callers tell failures apart by [`StoreError`]'s variants, never by the driver's types.
 #[derive(Debug)]

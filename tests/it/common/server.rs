@@ -193,6 +193,23 @@ impl Server {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
+
+    /// The first line of its log holding each of `texts`, once one is written (a panic after
+    /// `within`).
+    pub fn wait_for_log(&self, texts: &[&str], within: std::time::Duration) -> String {
+        let until = std::time::Instant::now() + within;
+        loop {
+            let log = self.log();
+            if let Some(line) = log.lines().find(|l| texts.iter().all(|t| l.contains(t))) {
+                return line.to_string();
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "no log line with {texts:?} within {within:?}:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Server {

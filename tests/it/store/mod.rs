@@ -4,4 +4,5 @@
 mod contract;
 mod corrupt_rows;
 mod disk_full;
+mod locked;
 mod retention;

@@ -6,6 +6,7 @@
 
 pub(crate) mod deadline;
 pub(crate) mod recovery;
+mod retry;
 pub(crate) mod services;
 pub(crate) mod start;
 
@@ -58,6 +59,10 @@ pub(crate) enum Driven {
     Parked(Parking),
 }
 
+/// How long a drive in the foreground tries again after transient database failures before
+/// it reports the workflow unfinished.
+const FOREGROUND_RETRIES: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Runs a workflow until it reaches a terminal status, recovering it after every trap and
 /// waiting out its parked waits here.
 pub(crate) async fn drive(
@@ -65,7 +70,7 @@ pub(crate) async fn drive(
     mut begin: Begin,
 ) -> Result<WorkflowRecord, RuntimeError> {
     loop {
-        match drive_until_parked(shared, begin).await? {
+        match retry::until_parked(shared, begin, Some(FOREGROUND_RETRIES)).await? {
             Driven::Ended(record) => return Ok(*record),
             Driven::Parked(parking) => {
                 let (id, epoch) = parking.wait(shared).await;
@@ -182,6 +187,16 @@ impl<'a> Drive<'a> {
         self.acted = true;
         let shared = self.shared;
         let id = self.workflow.id.clone();
+        // Only the id was known: act on it only while this executor owns it. One another host
+        // adopted (while this one's lease had run out) is theirs.
+        if self.held.is_none() && self.workflow.executor_id != shared.options.executor_id {
+            return Err(StoreError::Fenced {
+                workflow_id: id,
+                epoch: self.workflow.epoch,
+                current: self.workflow.epoch,
+            }
+            .into());
+        }
         if let Some(reason) = deadline::passed(&self.workflow, now_ms()) {
             self.workflow = deadline::expire(shared, &id, &reason).await?;
             return Ok(false);
@@ -446,7 +461,7 @@ pub(crate) fn spawn_with<G: Send + 'static>(shared: &Arc<Shared>, begin: Begin, 
     let task_shared = shared.clone();
     shared.tasks.spawn(async move {
         let id = begin.id().to_string();
-        match drive_until_parked(&task_shared, begin).await {
+        match retry::until_parked(&task_shared, begin, None).await {
             Ok(Driven::Ended(_)) => drop(guard),
             // The drive's task ends here; a small one waits, holding only the id, what wakes
             // it and `guard`.
