@@ -430,31 +430,6 @@ fn durability_parses_and_prints() {
     );
 }
 
-/// Sequential step latency; run with
-/// `cargo test -p reprise --lib store::sqlite::tests::step_latency -- --ignored --nocapture`.
-#[tokio::test]
-#[ignore = "timing measurement, not a check"]
-async fn step_latency() {
-    for durability in [Durability::Process, Durability::Synced] {
-        let (_dir, store) = open_temp(durability).await;
-        store
-            .insert_workflow(&new_workflow("wf"))
-            .await
-            .expect("insert");
-        let n = if durability == Durability::Process {
-            5_000
-        } else {
-            300
-        };
-        let start = std::time::Instant::now();
-        for i in 0..n {
-            store.record_step(&step("wf", i)).await.expect("record");
-        }
-        let per = start.elapsed() / n;
-        println!("{durability}: {per:?} per sequential record_step ({n} steps)");
-    }
-}
-
 #[test]
 fn processes_opening_a_new_database_at_once_all_get_its_schema() {
     for round in 0..5 {
