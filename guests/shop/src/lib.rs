@@ -213,6 +213,32 @@ pub fn secret_length(name: String) -> Result<usize, String> {
     Ok(read_secret(name)?)
 }
 
+/// Makes the link `/data/{link}` → `target` from a step, straight through wasi:filesystem.
+#[step(retries = false)]
+fn make_link(link: String, target: String) -> Result<String, String> {
+    #[cfg(target_family = "wasm")]
+    {
+        let dirs = wasip2::filesystem::preopens::get_directories();
+        let (dir, _) = dirs
+            .iter()
+            .find(|(_, path)| path == "/data")
+            .ok_or("no directory /data is granted")?;
+        dir.symlink_at(&target, &link)
+            .map_err(|e| format!("linking {link} -> {target}: {e}"))?;
+        Ok(format!("linked {link}"))
+    }
+    #[cfg(not(target_family = "wasm"))]
+    {
+        Err(format!("{link} -> {target}: links are made in a component only"))
+    }
+}
+
+/// Links `link` to `target` in the granted directory `/data`: what the step said.
+#[workflow]
+pub fn link(link: String, target: String) -> Result<String, String> {
+    make_link(link, target).map_err(|e| e.to_string())
+}
+
 #[step(retries = false)]
 fn get_keyed(url: String) -> Result<u16, String> {
     let key = reprise_guest::secret("SHOP_KEY")?;

@@ -65,10 +65,23 @@ impl HostDescriptor for GatedFilesystemView<'_> {
         async fn readlink_at(&mut self, fd: Fd, path: String) -> FsResult<String>;
         async fn remove_directory_at(&mut self, fd: Fd, path: String) -> FsResult<()>;
         async fn rename_at(&mut self, fd: Fd, old_path: String, new_fd: Fd, new_path: String) -> FsResult<()>;
-        async fn symlink_at(&mut self, fd: Fd, src_path: String, dest_path: String) -> FsResult<()>;
         async fn unlink_file_at(&mut self, fd: Fd, path: String) -> FsResult<()>;
         async fn metadata_hash(&mut self, fd: Fd) -> FsResult<types::MetadataHashValue>;
         async fn metadata_hash_at(&mut self, fd: Fd, path_flags: types::PathFlags, path: String) -> FsResult<types::MetadataHashValue>;
+    }
+
+    /// A link whose target would lead out of the directory it is made in is refused: the
+    /// guest could not follow it, but a host process handling the granted directory could.
+    async fn symlink_at(&mut self, fd: Fd, target: String, link: String) -> FsResult<()> {
+        self.gate("symlink_at")?;
+        if leaves_directory(&link, &target) {
+            self.access.refuse(format!(
+                "a link {link:?} → {target:?} would lead out of its directory: a step may only \
+                 link within a granted directory"
+            ));
+            return Err(ErrorCode::NotPermitted.into());
+        }
+        HostDescriptor::symlink_at(&mut self.inner, fd, target, link).await
     }
 
     fn read_via_stream(&mut self, fd: Fd, offset: u64) -> FsResult<Resource<DynInputStream>> {
@@ -119,5 +132,51 @@ impl types::Host for GatedFilesystemView<'_> {
         err: Resource<wasmtime::Error>,
     ) -> wasmtime::Result<Option<ErrorCode>> {
         types::Host::filesystem_error_code(&mut self.inner, err)
+    }
+}
+
+/// Whether a link at `link` (relative to a directory) to `target` resolves outside that
+/// directory: an absolute target, or more `..` than the link's own depth allows at any point.
+fn leaves_directory(link: &str, target: &str) -> bool {
+    if target.starts_with('/') {
+        return true;
+    }
+    let mut depth: i64 = 0;
+    let link_dir = link.rsplit_once('/').map_or("", |(dir, _)| dir);
+    for part in link_dir.split('/').chain(target.split('/')) {
+        match part {
+            "" | "." => {}
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::leaves_directory;
+
+    #[test]
+    fn links_may_not_lead_out_of_their_directory() {
+        for (link, target) in [
+            ("evil", "../outside.txt"),
+            ("evil", "/etc/passwd"),
+            ("a/evil", "../../outside"),
+            ("a/evil", "b/../../../x"),
+        ] {
+            assert!(leaves_directory(link, target), "{link} -> {target}");
+        }
+        for (link, target) in [
+            ("ok", "inside.txt"),
+            ("a/ok", "../sibling"),
+            ("a/b/ok", "../../top"),
+            ("ok", "./x/../y"),
+        ] {
+            assert!(!leaves_directory(link, target), "{link} -> {target}");
+        }
     }
 }

@@ -243,6 +243,42 @@ async fn read_only_directories_refuse_writes_and_read_write_ones_take_them() {
     }
 }
 
+/// In a read-write directory a step may link within it, but not make a link that leads out:
+/// the guest could not follow one, but a host process handling the directory could.
+#[tokio::test]
+async fn a_step_cannot_plant_a_link_that_leads_out_of_its_directory() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("hello.txt"), "hello").unwrap();
+    let path = data.path().to_string_lossy().to_string();
+    let grants = Grants {
+        dirs: vec![DirGrant::new(&path, "/data", false).unwrap()],
+        ..Grants::default()
+    };
+    let mut harness = Harness::new(options(grants, &[])).await;
+    for target in ["../outside.txt", "/etc/passwd", "sub/../../outside.txt"] {
+        let input = json!(["evil", target]).to_string();
+        let record = harness.run(SHOP, "link", &input).await;
+        assert_eq!(record.status, WorkflowStatus::Error, "{target}");
+        let error = record.error.unwrap_or_default();
+        assert!(
+            error.contains("would lead out of its directory"),
+            "{target}: {error}"
+        );
+        assert!(
+            std::fs::symlink_metadata(data.path().join("evil")).is_err(),
+            "{target}"
+        );
+    }
+    let record = harness
+        .run(SHOP, "link", &json!(["good", "hello.txt"]).to_string())
+        .await;
+    assert_eq!(record.status, WorkflowStatus::Success, "{:?}", record.error);
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("good")).unwrap(),
+        "hello"
+    );
+}
+
 /// `reprise run` grants by flag; without the flag the refusal names it.
 #[test]
 fn reprise_run_grants_hosts_and_secrets_by_flag() {
