@@ -576,6 +576,33 @@ async fn inputs_outputs_and_config_come_back_as_json_values() {
     assert_eq!(ended.config.get("topic").map(String::as_str), Some("beta"));
     let (_, listed) = get(&format!("{url}/workflows?name=config_echo"), Some("secret")).await;
     assert_eq!(listed[0]["config"]["topic"], "beta", "{listed}");
+
+    // Numbers pass through the host as written, however large: none becomes a float.
+    let big = r#"{"workflow": "fib", "id": "big", "input": [9007199254740993, 18446744073709551617, -170141183460469231731687303715884105728]}"#;
+    let started = reqwest::Client::new()
+        .post(format!("{url}/workflows"))
+        .bearer_auth("secret")
+        .header("Content-Type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(started.status().as_u16(), 201);
+    let shown = reqwest::Client::new()
+        .get(format!("{url}/workflows/big"))
+        .bearer_auth("secret")
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        shown.contains(
+            r#""input":[9007199254740993,18446744073709551617,-170141183460469231731687303715884105728]"#
+        ),
+        "{shown}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

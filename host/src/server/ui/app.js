@@ -69,6 +69,17 @@ class ApiFailure extends Error {
   }
 }
 
+/**
+ * Keeps integers JavaScript's numbers cannot hold (beyond 2^53) exactly as the server sent
+ * them: parsed as raw JSON, which JSON.stringify writes back digit for digit.
+ */
+function exactIntegers(_key, value, context) {
+  if (typeof value === "number" && !Number.isSafeInteger(value) && context && /^-?\d+$/.test(context.source) && JSON.rawJSON) {
+    return JSON.rawJSON(context.source);
+  }
+  return value;
+}
+
 /** Calls the API with the session's token; a 401 forgets the token and shows the login form. */
 async function api(path, options = {}) {
   const headers = { Accept: "application/json" };
@@ -89,7 +100,7 @@ async function api(path, options = {}) {
   const text = await response.text();
   let body = null;
   try {
-    body = text ? JSON.parse(text) : null;
+    body = text ? JSON.parse(text, exactIntegers) : null;
   } catch {
     throw new ApiFailure(response.status, `the server sent something that is not JSON (HTTP ${response.status})`);
   }
