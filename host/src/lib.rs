@@ -14,6 +14,7 @@ mod https;
 pub mod limits;
 mod metrics;
 pub mod node;
+pub mod quotas;
 pub mod runtime;
 mod sandbox;
 pub mod server;

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::limits::TrapClass;
+use crate::quotas::Quota;
 use reprise_store::{QueueDepth, WorkflowStatus};
 
 const TRAP_CLASSES: [TrapClass; 6] = TrapClass::ALL;
@@ -124,6 +125,7 @@ pub struct Metrics {
     step_retries: AtomicU64,
     traps: [AtomicU64; 6],
     isolated_traps: [AtomicU64; 6],
+    quota_refusals: [AtomicU64; Quota::ALL.len()],
     checkpoints: Histogram,
     /// From a step's first attempt starting to its outcome committed, by step name.
     step_durations: Labelled,
@@ -172,6 +174,10 @@ impl Metrics {
     }
     pub(crate) fn isolated_trapped(&self, class: TrapClass) {
         bump(&self.isolated_traps[trap_index(class)]);
+    }
+    pub(crate) fn quota_refused(&self, quota: Quota) {
+        let i = Quota::ALL.iter().position(|q| *q == quota).unwrap_or(0);
+        bump(&self.quota_refusals[i]);
     }
 
     /// Records how long one checkpoint took to commit.
@@ -283,6 +289,20 @@ impl Metrics {
                 out,
                 "reprise_traps_total{{class=\"{class}\",role=\"isolated_step\"}} {}",
                 load(&self.isolated_traps[i])
+            );
+        }
+        family(
+            &mut out,
+            "reprise_quota_refusals_total",
+            "counter",
+            "Starts, child starts and writes refused by an instance's quota, by quota.",
+        );
+        for (quota, count) in Quota::ALL.iter().zip(&self.quota_refusals) {
+            let _ = writeln!(
+                out,
+                "reprise_quota_refusals_total{{quota=\"{}\"}} {}",
+                quota.as_str(),
+                load(count)
             );
         }
         family(

@@ -305,6 +305,33 @@ fn claim_id(victim: String) -> Result<String, String> {
     }
 }
 
+/// Starts `n` `echo` children and awaits each: `"ok"` or the error, per child.
+#[workflow]
+fn fan_out(n: u32) -> Vec<String> {
+    (0..n)
+        .map(|i| match start_child::<Value, _>("echo", &i) {
+            Ok(child) => match child.result() {
+                Ok(_) => "ok".to_string(),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        })
+        .collect()
+}
+
+/// Writes `n` values of `size` bytes to the stream `flood`: how many were written, and the
+/// error that stopped it, if one did.
+#[workflow]
+fn flood(n: u32, size: u32) -> (u32, Option<String>) {
+    let value = "x".repeat(size.saturating_sub(2) as usize);
+    for i in 0..n {
+        if let Err(e) = write_stream("flood", &value) {
+            return (i, Some(e.to_string()));
+        }
+    }
+    (n, None)
+}
+
 /// Logs `line` as it is, whatever it holds.
 #[workflow]
 fn say(line: String) {
@@ -366,6 +393,8 @@ reprise_guest::export!(
         say,
         traced,
         traced_child,
+        fan_out,
+        flood,
     ],
     steps = [first, second, draw_in_step, draw_isolated, block, burn, tick, flaky],
 );

@@ -206,6 +206,7 @@ impl LimitArgs {
                 trap_policies: Default::default(),
                 grants,
                 reach: Vec::new(),
+                quotas: Default::default(),
             },
         )
     }

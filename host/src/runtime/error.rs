@@ -99,6 +99,9 @@ pub enum RuntimeError {
         /// The component's least workable limit.
         minimum: u64,
     },
+    /// An instance's quota refused the start (see `quotas`); nothing was written.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// A background task panicked or was aborted.
     #[error("background task failed: {0}")]
     Task(String),

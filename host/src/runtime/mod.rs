@@ -86,6 +86,7 @@ impl Runtime {
                 due: Notify::new(),
                 lease: ownership::LeaseClock::default(),
                 adopted: std::sync::Mutex::default(),
+                start_rates: Default::default(),
             }),
         })
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::grants::Grants;
 use crate::limits::InstanceLimits;
+use crate::quotas::Quotas;
 use crate::runtime::drive::recovery::TrapPolicies;
 use crate::telemetry::Telemetry;
 
@@ -33,6 +34,8 @@ pub struct InstanceOptions {
     /// Instances whose workflows this one's code may also send to, read events of and await
     /// (`"*"`: all). Its own instance and its own children it always reaches.
     pub reach: Vec<String>,
+    /// What its workflows may take of what all instances share.
+    pub quotas: Quotas,
 }
 
 impl InstanceOptions {
@@ -50,6 +53,7 @@ impl Default for InstanceOptions {
             trap_policies: TrapPolicies::new(),
             grants: Arc::default(),
             reach: Vec::new(),
+            quotas: Quotas::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
+use crate::quotas::Quota;
 use crate::runtime::error::RuntimeError;
 use crate::runtime::events::{EventSink, RuntimeEvent};
 use crate::runtime::execution::instance::{LoadedComponent, WorkflowEngine};
@@ -45,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) lease: crate::runtime::ownership::LeaseClock,
     /// Adopted workflows of declared queues, oldest first, until their dispatcher has a slot.
     pub(crate) adopted: std::sync::Mutex<BTreeMap<String, std::collections::VecDeque<String>>>,
+    /// Starts per second, per instance, for the instances whose quota bounds them.
+    pub(crate) start_rates: crate::quotas::StartRates,
 }
 
 impl Shared {
@@ -130,6 +133,17 @@ impl Shared {
             .instances
             .get(&instance_name)
             .ok_or_else(|| RuntimeError::UnknownInstance(instance_name.clone()))?;
+        if let Some(per_second) = instance.quotas.starts_per_second
+            && !self
+                .start_rates
+                .admit(&instance_name, per_second, std::time::Instant::now())
+        {
+            self.metrics.quota_refused(Quota::Starts);
+            return Err(RuntimeError::QuotaExceeded(format!(
+                "quota reached: instance {instance_name:?} starts at most {per_second} workflows \
+                 a second here (quotas.starts_per_second); try again shortly"
+            )));
+        }
         let wake = match &request.queue {
             Some(queue) => Some(self.queue_signal(queue)?),
             None => None,

@@ -47,6 +47,7 @@ impl From<RuntimeError> for ApiError {
             | RuntimeError::InvalidId(_) => StatusCode::BAD_REQUEST,
             RuntimeError::UnknownWorkflowId(_) => StatusCode::NOT_FOUND,
             RuntimeError::IdTaken { .. } => StatusCode::CONFLICT,
+            RuntimeError::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             RuntimeError::Store(store) => return store_error(store, err.to_string()),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -143,6 +143,9 @@ pub trait MailboxStore: Send + Sync + 'static {
     ) -> Result<Option<EventRecord>, StoreError>;
     /// Every event of a workflow, by key.
     async fn events(&self, workflow_id: &str) -> Result<Vec<EventRecord>, StoreError>;
+    /// Bytes a workflow holds in the messages it sent, its events' values and its streams:
+    /// what its quota bounds.
+    async fn bytes_held(&self, workflow_id: &str) -> Result<u64, StoreError>;
     /// Appends a value (JSON text) to a workflow's stream, or closes it with `None`, with
     /// `record` in the same commit; returns the offset written. A closed stream refuses
     /// ([`StoreError::StreamClosed`]).

@@ -123,6 +123,8 @@ impl Dialect for Postgres {
     const LOCK_ROW: &'static str = " FOR UPDATE";
     const SHARE_ROW: &'static str = " FOR SHARE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const BYTES_OF: (&'static str, &'static str) = ("OCTET_LENGTH(", ")");
+    const BYTEWISE: &'static str = " COLLATE \"C\"";
 
     fn push_id_condition(
         query: &mut QueryBuilder<Postgres>,
@@ -424,6 +426,10 @@ impl MailboxStore for PostgresStore {
 
     async fn events(&self, workflow_id: &str) -> Result<Vec<EventRecord>, StoreError> {
         Postgres::events(&self.pool, workflow_id, None).await
+    }
+
+    async fn bytes_held(&self, workflow_id: &str) -> Result<u64, StoreError> {
+        Postgres::bytes_held(&self.pool, workflow_id).await
     }
 
     async fn write_stream(

@@ -161,6 +161,12 @@ where
     /// Postgres's `FOR UPDATE SKIP LOCKED`, so claimers on other connections pass over rows
     /// being taken; nothing on SQLite, whose writer holds the database.
     const SKIP_LOCKED: &'static str;
+    /// What wraps a text column to count its bytes, not its characters: SQLite's
+    /// `LENGTH(CAST(… AS BLOB))`, Postgres's `OCTET_LENGTH(…)`.
+    const BYTES_OF: (&'static str, &'static str);
+    /// What makes a text comparison byte by byte: nothing on SQLite (its default), Postgres's
+    /// `COLLATE "C"` (its default collation may order punctuation otherwise).
+    const BYTEWISE: &'static str;
 
     /// Appends a condition that `workflow_id` is one of `ids`, bound as one value so that the
     /// statement has one shape (prepared once) whatever the count.

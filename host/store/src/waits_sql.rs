@@ -443,6 +443,30 @@ where
             .collect()
     }
 
+    /// Bytes a workflow holds in the messages it sent (their ids start `<id>#`), its events'
+    /// values and its streams.
+    async fn bytes_held(pool: &Pool<Self>, workflow_id: &str) -> Result<u64, StoreError> {
+        const T: &str = "notifications";
+        let ((open, close), bytewise) = (Self::BYTES_OF, Self::BYTEWISE);
+        let sql = format!(
+            "SELECT (SELECT COALESCE(SUM({open}message{close}), 0) FROM notifications \
+                     WHERE message_id{bytewise} >= $1 AND message_id{bytewise} < $2) \
+                  + (SELECT COALESCE(SUM({open}value{close}), 0) FROM workflow_events \
+                     WHERE workflow_id = $3) \
+                  + (SELECT COALESCE(SUM({open}value{close}), 0) FROM streams \
+                     WHERE workflow_id = $3) AS held"
+        );
+        // `$` follows `#`: the range holds exactly the ids that start `<id>#`.
+        // Only the dialect's own constants are spliced in.
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(format!("{workflow_id}#"))
+            .bind(format!("{workflow_id}$"))
+            .bind(workflow_id)
+            .fetch_one(pool)
+            .await?;
+        to_u64(row.int(T, "held")?, T, "held")
+    }
+
     /// What was sent, set or written since `since` (ms), for waiters in other processes.
     async fn changes_since(pool: &Pool<Self>, since: i64) -> Result<Vec<Change>, StoreError> {
         const T: &str = "notifications";

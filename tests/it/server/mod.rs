@@ -7,6 +7,7 @@ mod approval;
 mod enqueue_retry;
 mod hostile_clients;
 mod json_logs;
+mod quotas;
 mod reach;
 mod schedules;
 pub(crate) mod serve;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod grants;
+mod quotas;
 mod server;
 mod telemetry;
 mod units;
@@ -201,6 +202,9 @@ pub struct InstanceConfig {
     /// (`["*"]`: all); by default only its own instance's and its own children.
     #[serde(default)]
     pub reach: Vec<String>,
+    /// What its workflows may take of what all instances share.
+    #[serde(default)]
+    pub quotas: quotas::QuotasConfig,
     /// The grants above, read when the config loads.
     #[serde(skip)]
     pub grants: Arc<Grants>,
@@ -465,6 +469,7 @@ impl Config {
                     secrets: BTreeMap::new(),
                     http_timeout: None,
                     reach: Vec::new(),
+                    quotas: Default::default(),
                     grants: Arc::default(),
                 };
                 (name.clone(), implicit)
@@ -497,6 +502,7 @@ impl Config {
                     config: i.config,
                     grants: i.grants,
                     reach: i.reach,
+                    quotas: i.quotas.quotas(),
                 };
                 (name, options)
             })

@@ -399,6 +399,7 @@ fn execution_context(
     let mut context =
         WorkflowContext::new(host, info, workflow.epoch, history, limits, grants, cancel);
     context.trace = trace.clone();
+    context.quotas = instance.quotas;
     let as_ms = |ms: i64| u64::try_from(ms).unwrap_or(0);
     context.scheduled = workflow
         .scheduled_at

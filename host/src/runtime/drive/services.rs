@@ -225,6 +225,10 @@ impl Services for RuntimeServices {
         Ok(())
     }
 
+    async fn bytes_held(&self) -> Result<u64, StoreError> {
+        self.shared.store.bytes_held(&self.info.id).await
+    }
+
     async fn wait_for_change(&self, change: Change, timeout: Duration) -> bool {
         let changed = self.shared.signals.register(&change, &self.shared.store);
         matches!(tokio::time::timeout(timeout, changed).await, Ok(Ok(())))

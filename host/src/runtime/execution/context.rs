@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bindings::WorkflowInfo;
 use crate::grants::Grants;
 use crate::limits::InstanceLimits;
+use crate::quotas::{Quota, Quotas, held_bytes_refused};
 use crate::runtime::events::RuntimeEvent;
 use crate::runtime::execution::history::{History, Position};
 use crate::runtime::execution::interrupt::{cancelled, diverged, host_failure, violation};
@@ -39,6 +40,14 @@ pub(crate) struct WorkflowContext {
     pub(crate) scheduled: Option<(u64, u64)>,
     /// The execution's span, parent of its step attempts' spans (off unless tracing).
     pub(crate) trace: ExecutionSpan,
+    /// The instance's quotas.
+    pub(crate) quotas: Quotas,
+    /// Child starts the workflow code has asked for so far, replayed ones included: the same
+    /// count at the same call on every replay.
+    pub(crate) children_started: u32,
+    /// Bytes the workflow holds in messages sent, events and streams, read from the store at
+    /// its first write in this execution and kept up to date after.
+    pub(crate) held_bytes: Option<u64>,
 }
 
 impl WorkflowContext {
@@ -64,7 +73,33 @@ impl WorkflowContext {
             phase: StepPhase::new(false),
             scheduled: None,
             trace: ExecutionSpan::default(),
+            quotas: Quotas::default(),
+            children_started: 0,
+            held_bytes: None,
         }
+    }
+
+    /// Counts `bytes` about to be written against the held-bytes quota: `Err` with the
+    /// refusal when they would pass it (and counts the refusal), else they count as held.
+    pub(crate) async fn hold(&mut self, bytes: usize) -> wasmtime::Result<Result<(), String>> {
+        let held = match self.held_bytes {
+            Some(held) => held,
+            None => self.host.bytes_held().await.map_err(host_failure)?,
+        };
+        let more = u64::try_from(bytes).unwrap_or(u64::MAX);
+        let max = self.quotas.max_held_bytes;
+        if held.saturating_add(more) > max {
+            self.held_bytes = Some(held);
+            self.host.metrics().quota_refused(Quota::HeldBytes);
+            return Ok(Err(held_bytes_refused(
+                &self.info.instance,
+                held,
+                more,
+                max,
+            )));
+        }
+        self.held_bytes = Some(held + more);
+        Ok(Ok(()))
     }
 
     /// The step attempt in progress, if any.

@@ -126,6 +126,10 @@ impl Services for FakeServices {
         Err(StoreError::WriterGone)
     }
 
+    async fn bytes_held(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
     async fn wait_for_change(&self, _change: Change, _timeout: Duration) -> bool {
         false
     }

@@ -79,6 +79,8 @@ pub(crate) trait Services: Send + Sync {
         value: Option<&str>,
         record: Option<&StepRecord>,
     ) -> Result<(), StoreError>;
+    /// Bytes this workflow holds in the messages it sent, its events and its streams.
+    async fn bytes_held(&self) -> Result<u64, StoreError>;
     /// Waits up to `timeout` for `change`, made in this process or seen in another's;
     /// whether it came.
     async fn wait_for_change(&self, change: Change, timeout: Duration) -> bool;

@@ -5,6 +5,7 @@ use reprise_protocol::recorded;
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::{ChildFailure, ChildOptions};
+use crate::quotas::{Quota, children_refused};
 use crate::runtime::execution::context::WorkflowContext;
 use crate::runtime::execution::interrupt::{cancelled, host_failure, parked, violation};
 use crate::runtime::ids::child_id;
@@ -36,7 +37,15 @@ pub(crate) async fn start(
     let host = ctx.host.clone();
     let (parent, instance, epoch) = (ctx.info.id.clone(), ctx.info.instance.clone(), ctx.epoch);
     let name = recorded::start_child(&workflow);
+    // Counted on every replay alike, so a refusal is met at the same call.
+    ctx.children_started += 1;
+    let max_children = ctx.quotas.max_children;
+    let over_quota = ctx.children_started > max_children;
     ctx.recorded(&name, |function_id| async move {
+        if over_quota {
+            host.metrics().quota_refused(Quota::Children);
+            return Ok(Err(children_refused(&instance, max_children)));
+        }
         // A child is created before the parent's record of it: no stale parent may create one.
         host.may_act(epoch).await.map_err(host_failure)?;
         let Ok(input) = String::from_utf8(input) else {

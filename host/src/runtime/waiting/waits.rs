@@ -80,6 +80,11 @@ pub(crate) async fn send(
     };
     ctx.may_act().await?;
     let started_at = now_ms();
+    if let Err(refused) = ctx.hold(message.len()).await? {
+        let failed = ctx.step_record(function_id, name, None, Some(refused.clone()), started_at);
+        ctx.record(&failed).await?;
+        return Ok(Err(refused));
+    }
     let new = NewMessage {
         message_id: format!("{}#{function_id}", ctx.info.id),
         destination_id: destination,
@@ -282,6 +287,11 @@ pub(crate) async fn set_event(
         Position::Replay(step) => return Ok(replayed_write(step)),
         Position::Execute(function_id) => function_id,
     };
+    if let Err(refused) = ctx.hold(value.len()).await? {
+        let failed = ctx.step_record(function_id, &name, None, Some(refused.clone()), now_ms());
+        ctx.record(&failed).await?;
+        return Ok(Err(refused));
+    }
     let record = ctx.step_record(
         function_id,
         &name,
@@ -314,7 +324,12 @@ pub(crate) async fn write_stream(
         None => None,
     };
     let host = ctx.host.clone();
+    let size = value.as_ref().map_or(0, String::len);
     let written = if ctx.pending().is_some() {
+        // From a step: refused like any failed I/O of the attempt, which its policy retries.
+        if let Err(refused) = ctx.hold(size).await? {
+            return Ok(Err(refused));
+        }
         host.write_stream(&key, value.as_deref(), None).await
     } else {
         let name = recorded::stream_write(&key, value.is_none());
@@ -322,6 +337,11 @@ pub(crate) async fn write_stream(
             Position::Replay(step) => return Ok(replayed_write(step)),
             Position::Execute(function_id) => function_id,
         };
+        if let Err(refused) = ctx.hold(size).await? {
+            let failed = ctx.step_record(function_id, &name, None, Some(refused.clone()), now_ms());
+            ctx.record(&failed).await?;
+            return Ok(Err(refused));
+        }
         let record = ctx.step_record(
             function_id,
             &name,

@@ -280,6 +280,8 @@ impl Dialect for Sqlite {
     const LOCK_ROW: &'static str = "";
     const SHARE_ROW: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
+    const BYTES_OF: (&'static str, &'static str) = ("LENGTH(CAST(", " AS BLOB))");
+    const BYTEWISE: &'static str = "";
 
     /// The ids travel as one JSON array.
     fn push_id_condition(
@@ -585,6 +587,10 @@ impl MailboxStore for SqliteStore {
 
     async fn events(&self, workflow_id: &str) -> Result<Vec<EventRecord>, StoreError> {
         Sqlite::events(&self.reads, workflow_id, None).await
+    }
+
+    async fn bytes_held(&self, workflow_id: &str) -> Result<u64, StoreError> {
+        Sqlite::bytes_held(&self.reads, workflow_id).await
     }
 
     async fn write_stream(

@@ -91,6 +91,7 @@ contract! {
         retention_in_batches_lets_writers_through,
         messages_are_received_once_in_send_order_with_their_record,
         events_keep_their_latest_value,
+        bytes_held_counts_what_a_workflow_sent_set_and_wrote,
         streams_are_read_from_any_offset_and_end_at_their_close,
         changes_since_name_what_was_sent_set_and_written,
         leases_are_renewed_and_list_what_each_executor_owns,

@@ -262,3 +262,43 @@ pub async fn changes_since_name_what_was_sent_set_and_written(store: &dyn Store)
         .expect("changes");
     assert!(later.is_empty(), "{later:?}");
 }
+
+/// What a workflow holds, for its quota: the bytes of the messages it sent (ids `<id>#…`, not
+/// another workflow's whose id merely starts alike), its events' latest values and its streams.
+pub async fn bytes_held_counts_what_a_workflow_sent_set_and_wrote(store: &dyn Store) {
+    for id in ["w", "w2", "dest"] {
+        store
+            .insert_workflow(&new_workflow(id))
+            .await
+            .expect("insert");
+    }
+    assert_eq!(store.bytes_held("w").await.expect("held"), 0);
+    // "é" is two bytes: bytes are counted, not characters.
+    for (body, id) in [
+        ("\"é\"", "w#1"),
+        ("12345", "w#2"),
+        ("999", "w2#1"),
+        ("7", "wx"),
+    ] {
+        store
+            .send_message(&message("dest", "t", body, id), None)
+            .await
+            .expect("send");
+    }
+    store
+        .set_event("w", "k", "\"old\"", None)
+        .await
+        .expect("set");
+    store.set_event("w", "k", "10", None).await.expect("set");
+    store
+        .write_stream("w", "s", Some("[1,2]"), None)
+        .await
+        .expect("write");
+    store
+        .write_stream("w", "s", None, None)
+        .await
+        .expect("close");
+    // 4 + 5 sent, 2 for the event's latest value, 5 in the stream.
+    assert_eq!(store.bytes_held("w").await.expect("held"), 16);
+    assert_eq!(store.bytes_held("w2").await.expect("held"), 3);
+}
