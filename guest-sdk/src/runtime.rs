@@ -486,6 +486,18 @@ pub fn secret(name: &str) -> Result<String, crate::Error> {
     durable::secret(name).map_err(crate::Error::msg)
 }
 
+/// This step's idempotency key: `<workflow-id>/<position>`, the same on every attempt and
+/// every recovery of this step, different for every other step. A step's body runs at least
+/// once (a crash between its effect and its commit runs it again); sent with a request to a
+/// service that honours it (`Idempotency-Key`), the effect happens once. [`crate::http`] sends
+/// it by default. `None` outside a step.
+pub fn idempotency_key() -> Option<String> {
+    if !in_step() {
+        return None;
+    }
+    durable::idempotency_key()
+}
+
 /// Facts about the running workflow (DBOS's `DBOS.workflow_id` and friends).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkflowInfo {

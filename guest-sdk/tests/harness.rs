@@ -177,3 +177,64 @@ fn http_errors_convert_for_question_marks() {
     let err: String = HttpError::NotInStep.into();
     assert!(err.starts_with("I/O is only allowed inside a step"));
 }
+
+#[step(max_attempts = 3, interval_ms = 10)]
+fn post_charge(url: String) -> Result<u16, String> {
+    let response = Request::post(url).body("{}").send()?;
+    if !response.is_success() {
+        return Err(format!("status {}", response.status));
+    }
+    Ok(response.status)
+}
+
+#[step]
+fn post_plain(url: String) -> Result<u16, String> {
+    Ok(Request::post(url).without_idempotency_key().send()?.status)
+}
+
+#[workflow]
+fn charge_twice(url: String) -> Result<(u16, u16, u16), String> {
+    Ok((
+        post_charge(url.clone())?,
+        post_charge(url.clone())?,
+        post_plain(url)?,
+    ))
+}
+
+#[test]
+fn every_attempt_of_a_step_sends_the_same_idempotency_key_and_each_step_its_own() {
+    let mut h = Harness::new();
+    let calls = std::rc::Rc::new(Cell::new(0));
+    let seen = calls.clone();
+    h.stub_http(move |_req| {
+        seen.set(seen.get() + 1);
+        // The first step's first two attempts fail.
+        Ok(Response::new(if seen.get() <= 2 { 503 } else { 200 }, ""))
+    });
+    assert_eq!(
+        h.run(|| charge_twice("https://pay.example.com/charges".into())),
+        Ok(Ok((200, 200, 200)))
+    );
+    let keys: Vec<Option<String>> = h
+        .http_requests()
+        .iter()
+        .map(|r| r.header_value("Idempotency-Key").map(str::to_string))
+        .collect();
+    assert_eq!(
+        keys.len(),
+        5,
+        "three attempts, then one, then one: {keys:?}"
+    );
+    let first = keys[0].clone().expect("the first step sends a key");
+    assert!(first.ends_with("/0"), "<workflow>/<position>: {first}");
+    assert_eq!(keys[1].as_ref(), Some(&first), "a retry sends the same key");
+    assert_eq!(keys[2].as_ref(), Some(&first));
+    let second = keys[3].clone().expect("the second step sends one");
+    assert_ne!(second, first, "each step its own");
+    assert_eq!(keys[4], None, "turned off");
+    assert_eq!(
+        reprise_guest::idempotency_key(),
+        None,
+        "none outside a step"
+    );
+}

@@ -85,6 +85,9 @@ pub struct Request {
     pub body: Vec<u8>,
     /// Connect, first-byte and between-bytes timeout; the instance's `http_timeout` if none.
     pub timeout: Option<Duration>,
+    /// The header that carries the step's [`crate::idempotency_key`] (`Idempotency-Key`
+    /// unless renamed); `None` sends none. A header of that name set by hand wins.
+    pub idempotency_header: Option<String>,
 }
 
 impl Request {
@@ -96,6 +99,7 @@ impl Request {
             headers: Vec::new(),
             body: Vec::new(),
             timeout: None,
+            idempotency_header: Some(IDEMPOTENCY_HEADER.to_string()),
         }
     }
 
@@ -133,10 +137,31 @@ impl Request {
         self
     }
 
-    /// Sends the request and reads the whole response. Only inside a step.
-    pub fn send(self) -> Result<Response, HttpError> {
+    /// Sends the step's idempotency key in header `name` instead of `Idempotency-Key` (some
+    /// services call it `X-Request-Id` or `Idempotency-Token`).
+    pub fn idempotency_header(mut self, name: impl Into<String>) -> Self {
+        self.idempotency_header = Some(name.into());
+        self
+    }
+
+    /// Sends no idempotency key: for a service that rejects unknown headers.
+    pub fn without_idempotency_key(mut self) -> Self {
+        self.idempotency_header = None;
+        self
+    }
+
+    /// Sends the request and reads the whole response. Only inside a step. Unless told
+    /// otherwise it carries the step's idempotency key, the same on every retry and every
+    /// recovery of the step: a service that honours it makes the effect once.
+    pub fn send(mut self) -> Result<Response, HttpError> {
         if !in_step() {
             return Err(HttpError::NotInStep);
+        }
+        if let Some(name) = self.idempotency_header.clone()
+            && self.header_value(&name).is_none()
+            && let Some(key) = crate::idempotency_key()
+        {
+            self.headers.push((name, key));
         }
         transport(&self)
     }
@@ -146,6 +171,9 @@ impl Request {
         find_header(&self.headers, name)
     }
 }
+
+/// The header a request carries its step's idempotency key in, by default.
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 
 /// A GET of `url`.
 pub fn get(url: impl Into<String>) -> Result<Response, HttpError> {

@@ -153,6 +153,15 @@ pub(crate) fn log(level: LogLevel, message: &str) {
     with_state(|s| s.logs.push((level.to_string(), message.to_string())));
 }
 
+/// As the host makes it: the workflow and the position the pending step is recorded at.
+pub(crate) fn idempotency_key() -> Option<String> {
+    with_state(|s| {
+        s.pending
+            .as_ref()
+            .map(|_| format!("{}/{}", s.workflow_id, s.position))
+    })
+}
+
 pub(crate) fn workflow_info() -> WorkflowInfo {
     with_state(|s| WorkflowInfo {
         id: s.workflow_id.clone(),

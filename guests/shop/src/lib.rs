@@ -213,6 +213,24 @@ pub fn secret_length(name: String) -> Result<usize, String> {
     Ok(read_secret(name)?)
 }
 
+/// POSTs a charge to `url`. When the service answers `slow`, the step then takes a minute to
+/// finish: time for a test to kill the host between the charge and its commit.
+#[step(retries = false)]
+fn post_charge(url: String) -> Result<String, String> {
+    let response = http::Request::post(url).body("{}").send()?;
+    let body = response.text()?;
+    if body == "slow" {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+    Ok(body)
+}
+
+/// Charges once through `url`, sending the step's idempotency key as every request does.
+#[workflow]
+pub fn charge_once(url: String) -> Result<String, String> {
+    post_charge(url).map_err(|e| e.to_string())
+}
+
 /// Makes the link `/data/{link}` → `target` from a step, straight through wasi:filesystem.
 #[step(retries = false)]
 fn make_link(link: String, target: String) -> Result<String, String> {

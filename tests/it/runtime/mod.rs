@@ -9,6 +9,7 @@ mod deadlines;
 mod dns;
 mod durable_sleep;
 pub(crate) mod failure_semantics;
+mod idempotency;
 pub(crate) mod io_grants;
 pub(crate) mod memory_limits;
 pub(crate) mod messages;

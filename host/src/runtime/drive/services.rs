@@ -139,6 +139,7 @@ impl Services for RuntimeServices {
             component: &self.component,
             info: &self.info,
             seed: &seed,
+            function_id,
             created_at: self.created_at,
             limits: self.limits,
             grants: &self.grants,

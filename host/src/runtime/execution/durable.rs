@@ -375,10 +375,28 @@ impl durable::Host for InstanceState {
         })
     }
 
+    async fn idempotency_key(&mut self) -> wasmtime::Result<Option<String>> {
+        Ok(match &self.role {
+            Role::Workflow(ctx) => ctx
+                .pending()
+                .map(|step| idempotency_key(&ctx.info.id, step.function_id)),
+            Role::IsolatedStep {
+                info, function_id, ..
+            } => Some(idempotency_key(&info.id, *function_id)),
+            Role::Listing => None,
+        })
+    }
+
     async fn report_panic(&mut self, message: String) -> wasmtime::Result<()> {
         self.panic_message = Some(message);
         Ok(())
     }
+}
+
+/// A step's idempotency key: its workflow and its position, the same on every attempt and
+/// every recovery of the step.
+fn idempotency_key(workflow_id: &str, function_id: u32) -> String {
+    format!("{workflow_id}/{function_id}")
 }
 
 /// The longest guest log message passed on to the host's logs; one guest must not flood them

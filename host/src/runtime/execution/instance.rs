@@ -50,6 +50,8 @@ pub(crate) enum Role {
         info: WorkflowInfo,
         /// The step it runs, named in its logs.
         step: String,
+        /// The step's position in the workflow: its idempotency key's.
+        function_id: u32,
     },
     /// Lists definitions; makes no durable calls.
     Listing,

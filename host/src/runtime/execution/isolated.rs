@@ -23,6 +23,8 @@ pub(crate) struct Instance<'a> {
     pub(crate) info: &'a WorkflowInfo,
     /// Seeds the virtual clock and random: the step's position, so every attempt sees the same.
     pub(crate) seed: &'a str,
+    /// The step's position in the workflow.
+    pub(crate) function_id: u32,
     pub(crate) created_at: i64,
     pub(crate) limits: InstanceLimits,
     pub(crate) grants: &'a Arc<Grants>,
@@ -50,6 +52,7 @@ impl Instance<'_> {
                 Role::IsolatedStep {
                     info: host.info.clone(),
                     step: name.to_string(),
+                    function_id: host.function_id,
                 },
                 host.grants.clone(),
                 &host.info.instance,
