@@ -49,6 +49,9 @@ pub trait ExecutionStore: Send + Sync + 'static {
     /// The rows of the given workflows in the order asked (missing ones left out): one query to
     /// wait on many workflows, including ones other processes run.
     async fn workflow_statuses(&self, ids: &[String]) -> Result<Vec<WorkflowRecord>, StoreError>;
+    /// The ids of the workflows cancelled at `since` (ms) or later, by anyone: how a process
+    /// finds, at a cost of what was cancelled, which of its executions to stop.
+    async fn cancelled_since(&self, since: i64) -> Result<Vec<String>, StoreError>;
 }
 
 /// Who runs what: queue claims, delayed starts, executors' leases, adoption of a dead

@@ -294,6 +294,10 @@ impl ExecutionStore for PostgresStore {
         Postgres::workflow_statuses(&self.pool, ids).await
     }
 
+    async fn cancelled_since(&self, since: i64) -> Result<Vec<String>, StoreError> {
+        Postgres::cancelled_since(&self.pool, since).await
+    }
+
     async fn expire_workflow(&self, id: &str, reason: &str) -> Result<WorkflowRecord, StoreError> {
         let mut tx = self.pool.begin().await?;
         let expired = Postgres::expire_workflow(&mut tx, id, reason).await;

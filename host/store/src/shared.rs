@@ -727,6 +727,22 @@ where
         Ok(record)
     }
 
+    /// The workflows cancelled (their `CANCELLED` row last written) at `since` (ms) or later:
+    /// a partial index holds only cancelled rows, so this costs what was cancelled, not what
+    /// runs.
+    async fn cancelled_since(pool: &Pool<Self>, since: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT workflow_id FROM workflow_status \
+             WHERE status = 'CANCELLED' AND updated_at >= $1",
+        )
+        .bind(since)
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|row| row.text("workflow_status", "workflow_id"))
+            .collect()
+    }
+
     /// The rows of `ids` in the order asked, missing ones left out.
     async fn workflow_statuses(
         pool: &Pool<Self>,

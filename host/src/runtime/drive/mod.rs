@@ -237,13 +237,26 @@ impl<'a> Drive<'a> {
         let id = workflow.id.clone();
         // The epoch was just read or written: lapses of the lease before now are behind it.
         let lapses = shared.lease.lapses();
-        let component = shared.component(&workflow.app_version).await?;
-        // Executions beyond the pool wait here, in turn, before they read their history.
-        let place = shared.slots.workflow().await;
-        let steps = if next == Next::Fresh {
-            Vec::new()
-        } else {
-            shared.store.steps(&id).await?
+        // Registered as soon as its status was read, before any wait for a place: a cancel
+        // from elsewhere is looked for from then on.
+        let cancel = shared.running.register(&id);
+        let prepared = async {
+            let component = shared.component(&workflow.app_version).await?;
+            // Executions beyond the pool wait here, in turn, before they read their history.
+            let place = shared.slots.workflow().await;
+            let steps = if next == Next::Fresh {
+                Vec::new()
+            } else {
+                shared.store.steps(&id).await?
+            };
+            Ok::<_, RuntimeError>((component, place, steps))
+        };
+        let (component, place, steps) = match prepared.await {
+            Ok(prepared) => prepared,
+            Err(err) => {
+                shared.running.unregister(&id);
+                return Err(err);
+            }
         };
         let execution = workflow.executions;
         tracing::debug!(workflow_id = %id, execution, name = %workflow.name, "execution started");
@@ -257,7 +270,6 @@ impl<'a> Drive<'a> {
             &shared.options.executor_id,
             next == Next::Resume,
         );
-        let cancel = shared.running.register(&id);
         let context = execution_context(
             shared,
             &component,

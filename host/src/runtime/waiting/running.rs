@@ -8,10 +8,14 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use reprise_store::{Change, Store, WorkflowStatus};
+use reprise_store::{Change, Store, now_ms};
 
 /// How often a process looks for its running workflows having been cancelled elsewhere.
 pub const CANCELLATION_POLL: Duration = Duration::from_millis(200);
+
+/// How far back each look reaches beyond the previous one: cancels are stamped by the
+/// canceller's clock, which may run behind this one's.
+const CLOCK_MARGIN_MS: i64 = 10_000;
 
 /// Cancellation tokens by workflow id.
 #[derive(Default)]
@@ -49,14 +53,16 @@ impl Running {
         }
     }
 
-    fn ids(&self) -> Vec<String> {
-        self.tokens().keys().cloned().collect()
+    fn is_empty(&self) -> bool {
+        self.tokens().is_empty()
     }
 
-    /// Every [`CANCELLATION_POLL`] until `stop`, reads the statuses of the workflows running
-    /// here in one query and stops those that were cancelled; where the database pushes
+    /// Every [`CANCELLATION_POLL`] until `stop`, reads which workflows were cancelled since
+    /// the last look (less [`CLOCK_MARGIN_MS`]) and stops those running here: one query whose
+    /// cost is the cancels, however many workflows run or wait here. Where the database pushes
     /// cancels as they commit (Postgres), stops those at once and keeps the poll as the
-    /// fallback.
+    /// fallback. A workflow registered after its cancel was looked for never runs: a drive
+    /// reads its status before it registers it.
     pub(crate) fn spawn_watcher(
         self: Arc<Self>,
         store: Arc<dyn Store>,
@@ -64,6 +70,7 @@ impl Running {
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut pushed = store.change_feed();
+            let mut since = now_ms() - CLOCK_MARGIN_MS;
             loop {
                 let poll = tokio::time::sleep(CANCELLATION_POLL);
                 tokio::pin!(poll);
@@ -85,15 +92,15 @@ impl Running {
                         },
                     }
                 }
-                let ids = self.ids();
-                if ids.is_empty() {
+                if self.is_empty() {
                     continue;
                 }
-                match store.workflow_statuses(&ids).await {
-                    Ok(records) => records
-                        .iter()
-                        .filter(|r| r.status == WorkflowStatus::Cancelled)
-                        .for_each(|r| self.cancel(&r.id)),
+                let looked = now_ms();
+                match store.cancelled_since(since).await {
+                    Ok(ids) => {
+                        ids.iter().for_each(|id| self.cancel(id));
+                        since = looked - CLOCK_MARGIN_MS;
+                    }
                     Err(err) => tracing::warn!("cannot check for cancelled workflows: {err}"),
                 }
             }

@@ -421,6 +421,10 @@ impl ExecutionStore for SqliteStore {
         Sqlite::workflow_statuses(&self.reads, ids).await
     }
 
+    async fn cancelled_since(&self, since: i64) -> Result<Vec<String>, StoreError> {
+        Sqlite::cancelled_since(&self.reads, since).await
+    }
+
     async fn expire_workflow(&self, id: &str, reason: &str) -> Result<WorkflowRecord, StoreError> {
         let (workflow_id, reason) = (id.to_owned(), reason.to_owned());
         self.run(Alone::Autocommit, move |conn| {

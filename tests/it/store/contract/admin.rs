@@ -351,3 +351,41 @@ pub async fn trap_runs_memory_limits_and_pauses_are_kept(store: &dyn Store) {
     let cancelled = store.cancel_workflow("wf").await.expect("cancel");
     assert_eq!(cancelled.status, WorkflowStatus::Cancelled);
 }
+
+/// A host looks for cancels by time: the workflows cancelled at or after a moment, nothing
+/// else, however many run.
+pub async fn cancelled_since_names_the_cancels_after_a_moment(store: &dyn Store) {
+    for id in ["early", "late", "running"] {
+        store
+            .insert_workflow(&new_workflow(id))
+            .await
+            .expect("insert");
+    }
+    store.cancel_workflow("early").await.expect("cancel");
+    let early = store
+        .get_workflow("early")
+        .await
+        .expect("get")
+        .expect("row")
+        .updated_at;
+    let mut all = store.cancelled_since(0).await.expect("since 0");
+    all.sort();
+    assert_eq!(all, ["early"]);
+    // A moment after the first cancel: only what came later.
+    while reprise_host::store::now_ms() <= early {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let moment = reprise_host::store::now_ms();
+    store.cancel_workflow("late").await.expect("cancel");
+    assert_eq!(
+        store.cancelled_since(moment).await.expect("since"),
+        ["late"]
+    );
+    assert!(
+        store
+            .cancelled_since(reprise_host::store::now_ms() + 1)
+            .await
+            .expect("future")
+            .is_empty()
+    );
+}

@@ -84,6 +84,7 @@ contract! {
         deduplication_rejects_a_second_active_workflow_only,
         queue_depths_and_status_counts,
         cancel_stops_active_workflows_and_leaves_ended_ones,
+        cancelled_since_names_the_cancels_after_a_moment,
         resume_restarts_all_but_successes,
         fork_copies_the_workflow_and_the_steps_before_the_fork_point,
         trap_runs_memory_limits_and_pauses_are_kept,
