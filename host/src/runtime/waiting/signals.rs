@@ -54,6 +54,24 @@ impl<K: Hash + Eq + Clone> Waiters<K> {
         rx
     }
 
+    /// Drops the waiters of `key` that gave up, and the key with them when none is left: a
+    /// key woken never again (a workflow that had already ended) leaves nothing behind.
+    pub(crate) fn forget_closed(&self, key: &K) {
+        let mut waiters = self.waiters();
+        if let Some(list) = waiters.get_mut(key) {
+            list.retain(|w| !w.is_closed());
+            if list.is_empty() {
+                waiters.remove(key);
+            }
+        }
+    }
+
+    /// How many keys have waiters (or had, until the next sweep).
+    #[cfg(test)]
+    pub(crate) fn keys(&self) -> usize {
+        self.waiters().len()
+    }
+
     /// Wakes everyone waiting for `key`.
     pub(crate) fn wake(&self, key: &K) {
         let woken = self.waiters().remove(key);
