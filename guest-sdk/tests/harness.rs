@@ -91,6 +91,13 @@ fn failed_attempts_are_retried_with_backoff_in_virtual_time() {
         "backoff of 100 ms, then 200 ms"
     );
     assert_eq!(h.steps()[0].attempts, 3);
+    let errors = &h.steps()[0].attempt_errors;
+    assert_eq!(
+        errors.len(),
+        2,
+        "the two failed attempts of a step that then succeeded"
+    );
+    assert!(errors[0].contains("injected failure"), "{errors:?}");
 }
 
 #[test]

@@ -24,11 +24,24 @@ pub(super) fn send(request: &Request) -> Result<Response, HttpError> {
         request: what.clone(),
         message,
     };
-    let headers: Vec<(String, Vec<u8>)> = request
+    let mut headers: Vec<(String, Vec<u8>)> = request
         .headers
         .iter()
         .map(|(n, v)| (n.to_ascii_lowercase(), v.clone().into_bytes()))
         .collect();
+    // The whole body is known: say its length, so it is not sent chunked (some servers and
+    // proxies read a chunked body as empty).
+    if request.method != Method::Get
+        && request.method != Method::Head
+        && !headers
+            .iter()
+            .any(|(n, _)| n == "content-length" || n == "transfer-encoding")
+    {
+        headers.push((
+            "content-length".into(),
+            request.body.len().to_string().into_bytes(),
+        ));
+    }
     let fields = Fields::from_list(&headers).map_err(|e| failed(format!("bad header: {e:?}")))?;
     let outgoing = OutgoingRequest::new(fields);
     let scheme = if url.https {

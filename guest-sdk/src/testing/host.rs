@@ -76,7 +76,16 @@ pub(crate) fn end_step(output: Result<&[u8], &str>) -> StepEnd {
                 StepOutcome::Failed(failure(&mut pending, message))
             }
         };
-        s.record(&pending.name, outcome.clone(), pending.attempt);
+        let attempt_errors = match &outcome {
+            StepOutcome::Failed(failure) => failure.attempt_errors.clone(),
+            StepOutcome::Value(_) => pending.errors.clone(),
+        };
+        s.record(
+            &pending.name,
+            outcome.clone(),
+            pending.attempt,
+            attempt_errors,
+        );
         let crash = s.crash_after_steps == Some(s.steps_recorded());
         if crash {
             s.crash_after_steps = None;

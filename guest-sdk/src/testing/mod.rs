@@ -216,14 +216,14 @@ impl Harness {
                     name: r.name.clone(),
                     output: serde_json::from_slice(json).ok(),
                     error: None,
-                    attempt_errors: Vec::new(),
+                    attempt_errors: r.attempt_errors.clone(),
                     attempts: r.attempts,
                 },
                 StepOutcome::Failed(f) => RecordedStep {
                     name: r.name.clone(),
                     output: None,
                     error: Some(f.message.clone()),
-                    attempt_errors: f.attempt_errors.clone(),
+                    attempt_errors: r.attempt_errors.clone(),
                     attempts: r.attempts,
                 },
             })

@@ -18,6 +18,8 @@ pub(super) struct Record {
     pub(super) name: String,
     pub(super) outcome: StepOutcome,
     pub(super) attempts: u32,
+    /// The errors of the attempts that failed, oldest first, also when a later one succeeded.
+    pub(super) attempt_errors: Vec<String>,
 }
 
 /// A step attempt between `begin-step` and `end-step`.
@@ -109,12 +111,19 @@ impl State {
     }
 
     /// Records a new outcome at the run's next position.
-    pub(super) fn record(&mut self, name: &str, outcome: StepOutcome, attempts: u32) {
+    pub(super) fn record(
+        &mut self,
+        name: &str,
+        outcome: StepOutcome,
+        attempts: u32,
+        attempt_errors: Vec<String>,
+    ) {
         debug_assert_eq!(self.position, self.history.len());
         self.history.push(Record {
             name: name.to_string(),
             outcome,
             attempts,
+            attempt_errors,
         });
         self.position += 1;
     }
@@ -129,7 +138,7 @@ impl State {
         }
         let value = make(self);
         let json = serde_json::to_vec(&value).unwrap_or_default();
-        self.record(name, StepOutcome::Value(json), 1);
+        self.record(name, StepOutcome::Value(json), 1, Vec::new());
         value
     }
 
@@ -146,7 +155,7 @@ impl State {
             };
         }
         let json = make(self);
-        self.record(name, StepOutcome::Value(json.clone()), 1);
+        self.record(name, StepOutcome::Value(json.clone()), 1, Vec::new());
         json
     }
 
