@@ -43,6 +43,9 @@ pub enum WorkflowCommand {
         /// Skip this many (to page through a long listing).
         #[arg(long)]
         offset: Option<u32>,
+        /// Only workflows on a component version whose digest starts with this.
+        #[arg(long)]
+        app_version: Option<String>,
         #[arg(long)]
         json: bool,
         /// Keep the listing current, refreshed at this interval (default 1s) until Ctrl-C:
@@ -232,6 +235,7 @@ pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
             created_before,
             limit,
             offset,
+            app_version,
             json,
             watch,
             store,
@@ -244,6 +248,7 @@ pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
                 created_before: *created_before,
                 limit: Some(*limit),
                 offset: *offset,
+                app_version: app_version.clone(),
                 ..WorkflowFilter::default()
             };
             if let Some(every) = watch {

@@ -178,6 +178,9 @@ pub struct ListQuery {
     /// Only the children of this workflow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// Only workflows on a component version whose digest starts with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
 }
 
 /// A workflow as the API and `--json` show it.

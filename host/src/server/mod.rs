@@ -273,6 +273,7 @@ async fn list_workflows(
         instance: query.instance,
         id_contains: query.id,
         parent: query.parent,
+        app_version: query.app_version,
     };
     let records = state.runtime.store().list_workflows(&filter).await?;
     Ok(Json(views(records)?))

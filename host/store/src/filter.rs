@@ -37,6 +37,11 @@ where
         and(query, "parent_workflow_id = ");
         query.push_bind(parent.clone());
     }
+    if let Some(version) = &filter.app_version {
+        and(query, "app_version LIKE ");
+        query.push_bind(format!("{}%", escape_like(version)));
+        query.push(" ESCAPE '\\'");
+    }
     if let Some(text) = &filter.id_contains {
         // LIKE with its wildcards escaped: the text matches only itself.
         and(query, "workflow_id LIKE ");

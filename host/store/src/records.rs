@@ -294,6 +294,8 @@ pub struct WorkflowFilter {
     pub id_contains: Option<String>,
     /// Only the children of this workflow.
     pub parent: Option<String>,
+    /// Only workflows running a component version whose digest starts with this.
+    pub app_version: Option<String>,
 }
 
 /// A request to dispatch workflows waiting on one queue to one executor.

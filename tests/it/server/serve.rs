@@ -557,6 +557,24 @@ async fn inputs_outputs_and_config_come_back_as_json_values() {
     assert_eq!(status, 200, "{workflow}");
     assert_eq!(workflow["input"], json!(10), "{workflow}");
     assert_eq!(workflow["output"], json!(55), "{workflow}");
+    // Listed by the version it runs on, given by a prefix of its digest.
+    let version = workflow["app_version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (status, same) = get(
+        &format!("{url}/workflows?app_version={}", &version[..12]),
+        Some("secret"),
+    )
+    .await;
+    assert_eq!(status, 200, "{same}");
+    assert!(
+        same.as_array()
+            .is_some_and(|all| all.iter().any(|w| w["id"] == "ten")),
+        "{same}"
+    );
+    let (_, other) = get(&format!("{url}/workflows?app_version=zz"), Some("secret")).await;
+    assert_eq!(other, json!([]), "no version starts with zz");
     let steps = server.steps("ten").await;
     assert_eq!(steps[0]["output"], json!([1, 1]), "{steps:?}");
     assert_eq!(
