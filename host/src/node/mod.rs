@@ -136,8 +136,8 @@ impl Node {
         &self.scheduler
     }
 
-    /// How many PENDING workflows recovery at start resumed outside any queue (each queue's
-    /// dispatcher recovers its own within its limits).
+    /// How many PENDING workflows of this executor recovery at start resumed: those of no
+    /// queue at once, those of a queue through its dispatcher, within its limits.
     pub fn recovered(&self) -> usize {
         self.recovered
     }

@@ -5,6 +5,8 @@ use crate::common;
 
 use common::server::{Server, config, poll_until};
 use reprise_client::WorkflowStatus;
+use reprise_host::store::roles::*;
+use reprise_host::{Durability, SqliteStore};
 use serde_json::{Value, json};
 
 const WORKFLOWS: usize = 50;
@@ -35,8 +37,24 @@ async fn stop_under_load_then_restart(signal: &str) {
         assert_eq!(code, Some(0), "graceful shutdown exits 0:\n{}", first.log());
     }
     drop(first);
+    let left = SqliteStore::open(
+        &dir.path().join("serve.db").to_string_lossy(),
+        Durability::Process,
+    )
+    .await
+    .expect("open")
+    .pending_workflows("test-executor")
+    .await
+    .expect("pending")
+    .len();
 
     let second = Server::start(dir.path(), &text);
+    // The start says how many it recovered, queued ones included.
+    let serving = second.wait_for_log(&["serving"], std::time::Duration::from_secs(10));
+    assert!(
+        serving.contains(&format!("recovered={left}")),
+        "{left} left: {serving}"
+    );
     let client = second.client();
     for id in &ids {
         let status = client

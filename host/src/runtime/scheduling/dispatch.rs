@@ -127,14 +127,15 @@ impl Dispatch {
     }
 
     /// Starts every PENDING workflow this executor owns in the background, except those of a
-    /// declared queue: its dispatcher recovers them within the queue's limits.
+    /// declared queue: its dispatcher recovers them within the queue's limits. Returns how many
+    /// it owns, both kinds.
     pub async fn spawn_recovery(&self) -> Result<usize, RuntimeError> {
         let pending = self
             .shared
             .store
             .pending_workflows(&self.shared.options.executor_id)
             .await?;
-        let mut count = 0;
+        let count = pending.len();
         for workflow in pending {
             let dispatched = workflow
                 .queue_name
@@ -142,7 +143,6 @@ impl Dispatch {
                 .is_some_and(|queue| self.shared.queue_signal(queue).is_ok());
             if !dispatched {
                 drive::spawn(&self.shared, Begin::Id(workflow.id));
-                count += 1;
             }
         }
         Ok(count)
