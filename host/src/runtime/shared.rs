@@ -58,11 +58,17 @@ impl Shared {
             .ok_or_else(|| RuntimeError::UnknownWorkflowId(id.to_string()))
     }
 
-    /// The options of a workflow's instance. A workflow whose instance is no longer configured
-    /// runs with default limits (its config values were captured at its start).
+    /// The options of a workflow's instance. A workflow whose instance is not configured here
+    /// runs with those of the instance named `default`, if any (so the grant and limit flags of
+    /// `reprise recover` or `run --id` apply to a served instance's workflow they drive), else
+    /// with default limits; its config values were captured at its start.
     pub(crate) fn instance(&self, name: &str) -> &InstanceOptions {
         static DEFAULT: LazyLock<InstanceOptions> = LazyLock::new(InstanceOptions::default);
-        self.options.instances.get(name).unwrap_or(&DEFAULT)
+        let instances = &self.options.instances;
+        instances
+            .get(name)
+            .or_else(|| instances.get(DEFAULT_INSTANCE))
+            .unwrap_or(&DEFAULT)
     }
 
     /// The component with this digest, from memory or from the database.

@@ -459,3 +459,73 @@ fn a_secret_in_a_url_is_shown_nowhere() {
     assert!(seen.contains("v1/charges?…"), "the error is stored");
     assert!(!seen.contains(KEY), "the secret leaked");
 }
+
+/// `reprise recover` drives a workflow of an instance a server configured (`orders`); the
+/// grant flags it is given apply to it, as the refusal's words promise.
+#[tokio::test]
+async fn the_clis_grant_flags_apply_to_a_served_instances_workflow_it_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("run.db");
+    let reprise = |args: &[&str]| {
+        Command::new(reprise_bin())
+            .args(args)
+            .args([
+                "--secret",
+                "SHOP_KEY",
+                "--durability",
+                "process",
+                "--database",
+            ])
+            .arg(&db)
+            .env("REPRISE_CACHE_DIR", dir.path().join("cache"))
+            .env("SHOP_KEY", KEY)
+            .output()
+            .unwrap()
+    };
+    let shop = guest(SHOP).to_string_lossy().into_owned();
+    // Stores the component, as a server would have.
+    let first = reprise(&[
+        "run",
+        &shop,
+        "secret_length",
+        r#""SHOP_KEY""#,
+        "--id",
+        "here",
+    ]);
+    assert!(first.status.success(), "{first:?}");
+    let store =
+        reprise_host::SqliteStore::open(&db.to_string_lossy(), reprise_host::Durability::Process)
+            .await
+            .unwrap();
+    use reprise_host::store::roles::*;
+    let version = store
+        .get_workflow("here")
+        .await
+        .unwrap()
+        .unwrap()
+        .app_version;
+    // A workflow a server started on its instance `orders` and left PENDING.
+    store
+        .insert_workflow(&reprise_host::store::NewWorkflow {
+            instance: "orders".into(),
+            begin_execution: true,
+            ..reprise_host::store::NewWorkflow::new(
+                "orders-1",
+                "secret_length",
+                r#""SHOP_KEY""#,
+                "local",
+                &version,
+            )
+        })
+        .await
+        .unwrap();
+    let recovered = reprise(&["recover"]);
+    assert!(
+        recovered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&recovered.stderr)
+    );
+    let done = store.get_workflow("orders-1").await.unwrap().unwrap();
+    assert_eq!(done.status, WorkflowStatus::Success, "{:?}", done.error);
+    assert_eq!(done.output.as_deref(), Some(KEY.len().to_string().as_str()));
+}
