@@ -146,8 +146,8 @@ impl Shared {
         {
             self.metrics.quota_refused(Quota::Starts);
             return Err(RuntimeError::QuotaExceeded(format!(
-                "quota reached: instance {instance_name:?} starts at most {per_second} workflows \
-                 a second here (quotas.starts_per_second); try again shortly"
+                "quota reached: instance {instance_name:?} starts at most {per_second} workflows/s \
+                 on this host (quotas.starts_per_second); try again shortly"
             )));
         }
         let wake = match &request.queue {

@@ -30,7 +30,7 @@ quotas = {{ max_children = 3, max_held_bytes = "10KiB" }}
 
 [instances.burst]
 component = "chaos"
-quotas = {{ starts_per_second = 3 }}
+quotas = {{ starts_per_second = 1 }}
 "#,
         db = dir.join("serve.db").display(),
         chaos = guest(CHAOS).display(),
@@ -82,8 +82,9 @@ async fn quotas_refuse_what_is_past_them_and_metrics_count_it() {
         "{error}"
     );
 
-    // A burst past 3 starts a second: the rest are 429, none stored.
+    // A burst past 1 start a second: the rest are 429, none stored.
     let mut refused = 0;
+    let burst = std::time::Instant::now();
     for i in 0..8 {
         let options = StartOptions {
             id: Some(format!("burst-{i}")),
@@ -96,7 +97,7 @@ async fn quotas_refuse_what_is_past_them_and_metrics_count_it() {
                 message,
             }) => {
                 assert!(
-                    message.contains("starts at most 3 workflows a second"),
+                    message.contains("starts at most 1 workflows/s on this host"),
                     "{message}"
                 );
                 assert!(
@@ -108,7 +109,13 @@ async fn quotas_refuse_what_is_past_them_and_metrics_count_it() {
             Err(other) => panic!("{other:?}"),
         }
     }
-    assert!(refused >= 4, "{refused} of 8 refused");
+    // One at once, then one per second the burst took (a slow machine refills more).
+    let admitted = 8 - refused;
+    let allowed = 1 + burst.elapsed().as_secs_f64().ceil() as u32;
+    assert!(
+        refused >= 1 && admitted <= allowed,
+        "{admitted} admitted, at most {allowed} allowed"
+    );
 
     let metrics = reqwest::Client::new()
         .get(format!("{}/metrics", server.url))
