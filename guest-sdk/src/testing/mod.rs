@@ -36,6 +36,21 @@ use crate::http::{HttpError, Request, Response};
 
 use state::State;
 
+/// A simulated crash unwinds with a [`Crash`] payload, which [`Harness::run`] catches and
+/// reports as [`Crashed`]: the panic hook says nothing of it (no message, no backtrace), and
+/// goes on reporting every other panic as it did.
+fn quiet_crashes() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.payload().is::<Crash>() {
+                previous(info);
+            }
+        }));
+    });
+}
+
 thread_local! {
     static CURRENT: RefCell<Option<Rc<RefCell<State>>>> = const { RefCell::new(None) };
 }
@@ -116,6 +131,7 @@ impl Harness {
             s.pending = None;
             s.runs += 1;
         }
+        quiet_crashes();
         let previous = CURRENT.with(|c| c.replace(Some(self.state.clone())));
         let previous_http = set_transport(Some(self.http_transport()));
         let result = catch_unwind(AssertUnwindSafe(f));

@@ -14,6 +14,8 @@ fn the_guests_native_tests_pass_under_cargo_test() {
         .current_dir(&guests)
         .args(["test", "-p", SHOP, "-p", APPROVAL, "--target-dir"])
         .arg(guests.join("target"))
+        // Uncaptured, so a panic message would show: a simulated crash must print none.
+        .args(["--", "--nocapture"])
         // The outer cargo's settings are for the host workspace, not this one.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
@@ -27,6 +29,11 @@ fn the_guests_native_tests_pass_under_cargo_test() {
         output.status.success(),
         "cargo test -p shop -p approval failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("panicked"),
+        "a simulated crash printed a panic:\n{stderr}"
     );
     for test in [
         "a_paid_order_gets_a_receipt",
