@@ -39,6 +39,14 @@ fn parse_dir(text: &str) -> Result<DirGrant, String> {
 }
 
 impl GrantArgs {
+    /// Whether any grant was given on the command line.
+    pub fn any(&self) -> bool {
+        !(self.allow_http.is_empty()
+            && self.allow_tcp.is_empty()
+            && self.dirs.is_empty()
+            && self.secrets.is_empty())
+    }
+
     /// The grants, with each secret read from the environment.
     pub fn grants(&self) -> anyhow::Result<Arc<Grants>> {
         let secrets = self

@@ -25,6 +25,7 @@ mod workflow;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 
@@ -128,27 +129,61 @@ impl HostArgs {
         self.limits.memory_limit
     }
 
+    /// The `reprise.toml` given with `--config`, if any (at most one).
+    fn config_file(&self) -> anyhow::Result<Option<PathBuf>> {
+        let mut files = self.limits.config.iter().filter_map(|arg| match arg {
+            ConfigArg::File(path) => Some(path.clone()),
+            ConfigArg::Value(..) => None,
+        });
+        let first = files.next();
+        anyhow::ensure!(
+            files.next().is_none(),
+            "--config names more than one file: give one reprise.toml"
+        );
+        Ok(first)
+    }
+
     /// A runtime that traces when the `OTEL_EXPORTER_OTLP_*` variables name a collector, and
     /// the lease on its executor id, held until the returned guard drops: while this process
     /// drives workflows no serving host adopts them, and once it dies they adopt its work.
     async fn runtime(&self) -> anyhow::Result<(Runtime, HeldLease)> {
         let telemetry = telemetry(&TelemetryConfig::default())?;
-        let store = self.store.open().await?;
-        let options = RuntimeOptions {
-            telemetry,
-            ..self
-                .limits
-                .runtime_options(&self.executor_id, self.grants.grants()?)
+        let runtime = match self.config_file()? {
+            Some(path) => {
+                anyhow::ensure!(
+                    !self.grants.any(),
+                    "--config {}: the instances' grants come from the file; drop the grant flags",
+                    path.display()
+                );
+                let config = config::Config::load(&path)?;
+                let store = open_store(&config.database, config.durability).await?;
+                let engine = EngineOptions {
+                    max_instances: config.max_instances,
+                    ..EngineOptions::default()
+                };
+                let options = RuntimeOptions {
+                    telemetry,
+                    ..config.runtime_options()
+                };
+                Runtime::new(store, &engine, options)?
+            }
+            None => {
+                let store = self.store.open().await?;
+                let options = RuntimeOptions {
+                    telemetry,
+                    ..self
+                        .limits
+                        .runtime_options(&self.executor_id, self.grants.grants()?)
+                };
+                Runtime::new(store, &EngineOptions::default(), options)?
+            }
         };
-        let runtime = Runtime::new(store, &EngineOptions::default(), options)?;
+        let executor_id = runtime.options().executor_id.clone();
         let stop = tokio_util::sync::CancellationToken::new();
         lease::take(runtime.dispatch(), lease::DEFAULT_LEASE, stop.clone())
             .await
             .map_err(|err| {
-                anyhow::anyhow!(
-                    "cannot take the lease of executor {}: {err}",
-                    self.executor_id
-                )
+                anyhow::anyhow!("cannot take the lease of executor {executor_id}: {err}")
             })?;
         Ok((runtime, HeldLease(stop)))
     }
@@ -183,9 +218,27 @@ pub struct LimitArgs {
     /// Recoveries after host crashes or restarts under the workflow, counted apart.
     #[arg(long, default_value_t = InstanceOptions::DEFAULT_MAX_HOST_RECOVERIES)]
     max_host_recoveries: u32,
-    /// Instance config values the guest can read (`key=value`, repeatable).
-    #[arg(long = "config", value_parser = parse_key_value)]
-    config: Vec<(String, String)>,
+    /// A config value the guest can read (`key=value`, repeatable), or a `reprise.toml` (a
+    /// path) to take the database, the executor id and the instances with their limits and
+    /// grants from, as `serve` does.
+    #[arg(long = "config", value_name = "KEY=VALUE | FILE", value_parser = parse_config_arg)]
+    config: Vec<ConfigArg>,
+}
+
+/// What one `--config` gives.
+#[derive(Debug, Clone)]
+enum ConfigArg {
+    /// A config value the guest reads.
+    Value(String, String),
+    /// A `reprise.toml`.
+    File(PathBuf),
+}
+
+fn parse_config_arg(text: &str) -> Result<ConfigArg, String> {
+    Ok(match text.split_once('=') {
+        Some((key, value)) => ConfigArg::Value(key.to_string(), value.to_string()),
+        None => ConfigArg::File(PathBuf::from(text)),
+    })
 }
 
 impl LimitArgs {
@@ -202,7 +255,14 @@ impl LimitArgs {
                 },
                 max_recovery_attempts: self.max_recovery_attempts,
                 max_host_recoveries: self.max_host_recoveries,
-                config: self.config.iter().cloned().collect::<BTreeMap<_, _>>(),
+                config: self
+                    .config
+                    .iter()
+                    .filter_map(|arg| match arg {
+                        ConfigArg::Value(key, value) => Some((key.clone(), value.clone())),
+                        ConfigArg::File(_) => None,
+                    })
+                    .collect::<BTreeMap<_, _>>(),
                 trap_policies: Default::default(),
                 grants,
                 reach: Vec::new(),
@@ -279,12 +339,6 @@ fn one_line(err: &anyhow::Error) -> String {
 fn parse_workflow_id(text: &str) -> Result<String, InvalidId> {
     validate_workflow_id(text)?;
     Ok(text.to_string())
-}
-
-fn parse_key_value(text: &str) -> Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("{text:?} is not key=value"))
 }
 
 /// The command's tracing, flushed by [`main`] when the command returns, whichever way.

@@ -37,6 +37,9 @@ pub struct RunArgs {
     /// Start it only after this long (it stays ENQUEUED until then).
     #[arg(long, value_parser = parse_duration)]
     delay: Option<Duration>,
+    /// Run it on this instance of `--config reprise.toml` (default: `default`).
+    #[arg(long)]
+    instance: Option<String>,
     #[command(flatten)]
     pub(super) host: HostArgs,
 }
@@ -66,6 +69,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         not_before: args.delay.map(|delay| {
             now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))
         }),
+        instance: args.instance.clone().unwrap_or_default(),
         ..StartRequest::new(&args.workflow, &args.input)
     };
     let record = runtime.run_request(&component, request).await;

@@ -529,3 +529,94 @@ async fn the_clis_grant_flags_apply_to_a_served_instances_workflow_it_recovers()
     assert_eq!(done.status, WorkflowStatus::Success, "{:?}", done.error);
     assert_eq!(done.output.as_deref(), Some(KEY.len().to_string().as_str()));
 }
+
+/// `--config reprise.toml` gives a CLI command what `serve` has: the database, the executor id
+/// and each instance with its grants. A workflow of instance `orders` runs and is recovered
+/// from the CLI with the secret the file grants; grant flags beside the file are refused.
+#[tokio::test]
+async fn cli_commands_take_the_servers_instances_from_its_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("served.db");
+    let shop = guest(SHOP).to_string_lossy().into_owned();
+    let toml = dir.path().join("reprise.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "database = {db:?}\ndurability = \"process\"\nexecutor_id = \"host-a\"\n\
+             [server]\ntoken = \"t\"\n[components]\nshop = {shop:?}\n\
+             [instances.orders]\ncomponent = \"shop\"\n\
+             secrets = {{ SHOP_KEY = {{ env = \"SHOP_KEY\" }} }}\n",
+            db = db.to_string_lossy(),
+        ),
+    )
+    .unwrap();
+    let toml = toml.to_string_lossy().into_owned();
+    let reprise = |args: &[&str]| {
+        Command::new(reprise_bin())
+            .args(args)
+            .env("REPRISE_CACHE_DIR", dir.path().join("cache"))
+            .env("SHOP_KEY", KEY)
+            .output()
+            .unwrap()
+    };
+    let length = KEY.len().to_string();
+    let ran = reprise(&[
+        "run",
+        &shop,
+        "secret_length",
+        r#""SHOP_KEY""#,
+        "--instance",
+        "orders",
+        "--id",
+        "o-1",
+        "--config",
+        &toml,
+    ]);
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), length);
+
+    let both = reprise(&["recover", "--config", &toml, "--secret", "SHOP_KEY"]);
+    assert_eq!(both.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&both.stderr).contains("the instances' grants come from the file"),
+        "{both:?}"
+    );
+
+    use reprise_host::store::roles::*;
+    let store =
+        reprise_host::SqliteStore::open(&db.to_string_lossy(), reprise_host::Durability::Process)
+            .await
+            .unwrap();
+    let ran = store.get_workflow("o-1").await.unwrap().unwrap();
+    assert_eq!(
+        (ran.instance.as_str(), ran.executor_id.as_str()),
+        ("orders", "host-a")
+    );
+    store
+        .insert_workflow(&reprise_host::store::NewWorkflow {
+            instance: "orders".into(),
+            begin_execution: true,
+            ..reprise_host::store::NewWorkflow::new(
+                "o-2",
+                "secret_length",
+                r#""SHOP_KEY""#,
+                "host-a",
+                &ran.app_version,
+            )
+        })
+        .await
+        .unwrap();
+    let recovered = reprise(&["recover", "--config", &toml]);
+    assert!(
+        recovered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&recovered.stderr)
+    );
+    let done = store.get_workflow("o-2").await.unwrap().unwrap();
+    assert_eq!(done.status, WorkflowStatus::Success, "{:?}", done.error);
+    assert_eq!(done.output.as_deref(), Some(length.as_str()));
+}
