@@ -7,9 +7,10 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::server_args::ServerArgs;
 use clap::Args;
 use reprise_client::wire::WorkflowStatus;
-use reprise_client::{Client, ClientError, StartOptions};
+use reprise_client::{ClientError, StartOptions};
 
 use super::progress::Progress;
 use super::{parse_input, parse_workflow_id};
@@ -49,12 +50,8 @@ pub struct EnqueueArgs {
     /// partition. `{i}` in it is replaced by the copy's number.
     #[arg(long)]
     partition_key: Option<String>,
-    /// The server.
-    #[arg(long, env = "REPRISE_SERVER", default_value = "http://127.0.0.1:8080")]
-    server: String,
-    /// Bearer token.
-    #[arg(long, env = "REPRISE_TOKEN")]
-    token: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 pub async fn enqueue(args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
@@ -84,7 +81,7 @@ pub async fn enqueue(args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
             .map(|key| key.replace("{i}", &i.to_string()));
         copies.push((text, input, id, partition_key));
     }
-    let client = Client::new(&args.server, args.token.clone())?;
+    let client = args.server.client()?;
     let mut waiting = tokio::task::JoinSet::new();
     // One copy needs no progress; many show how far the enqueueing, then the waiting, got.
     let counted = count > 1;

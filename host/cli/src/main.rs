@@ -14,6 +14,7 @@ mod recover;
 mod run;
 mod schedule;
 mod serve;
+mod server_args;
 mod table;
 mod time;
 mod watch;

@@ -3,24 +3,13 @@
 
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand};
-use reprise_client::Client;
+use clap::Subcommand;
 use reprise_client::wire::{CatchUp, ScheduleBody, ScheduleView};
 
 use super::parse_input;
+use super::server_args::ServerArgs;
 use super::table::print;
 use super::time::{format_ms, parse_time};
-
-/// Where the server is.
-#[derive(Debug, Clone, Args)]
-pub struct ServerArgs {
-    /// The server.
-    #[arg(long, env = "REPRISE_SERVER", default_value = "http://127.0.0.1:8080")]
-    server: String,
-    /// Bearer token.
-    #[arg(long, env = "REPRISE_TOKEN")]
-    token: Option<String>,
-}
 
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCommand {
@@ -96,14 +85,10 @@ pub enum ScheduleCommand {
     },
 }
 
-fn client(server: &ServerArgs) -> anyhow::Result<Client> {
-    Ok(Client::new(&server.server, server.token.clone())?)
-}
-
 pub async fn schedule(command: &ScheduleCommand) -> anyhow::Result<ExitCode> {
     match command {
         ScheduleCommand::List { json, server } => {
-            let schedules = client(server)?.schedules().await?;
+            let schedules = server.client()?.schedules().await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&schedules)?);
             } else {
@@ -129,20 +114,20 @@ pub async fn schedule(command: &ScheduleCommand) -> anyhow::Result<ExitCode> {
                 queue: queue.clone(),
                 catch_up: catch_up.parse::<CatchUp>().map_err(anyhow::Error::msg)?,
             };
-            let added = client(server)?.add_schedule(&body).await?;
+            let added = server.client()?.add_schedule(&body).await?;
             print_schedules(&[added]);
         }
         ScheduleCommand::Pause { name, server } | ScheduleCommand::Resume { name, server } => {
             let paused = matches!(command, ScheduleCommand::Pause { .. });
-            let schedule = client(server)?.pause_schedule(name, paused).await?;
+            let schedule = server.client()?.pause_schedule(name, paused).await?;
             print_schedules(&[schedule]);
         }
         ScheduleCommand::Delete { name, server } => {
-            client(server)?.delete_schedule(name).await?;
+            server.client()?.delete_schedule(name).await?;
             eprintln!("deleted schedule {name}");
         }
         ScheduleCommand::Trigger { name, server } => {
-            for id in client(server)?.trigger_schedule(name).await? {
+            for id in server.client()?.trigger_schedule(name).await? {
                 println!("{id}");
             }
         }
@@ -153,7 +138,7 @@ pub async fn schedule(command: &ScheduleCommand) -> anyhow::Result<ExitCode> {
             server,
         } => {
             let to = to.unwrap_or_else(reprise_store::now_ms);
-            let ids = client(server)?.backfill_schedule(name, *from, to).await?;
+            let ids = server.client()?.backfill_schedule(name, *from, to).await?;
             for id in &ids {
                 println!("{id}");
             }

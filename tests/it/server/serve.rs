@@ -648,3 +648,40 @@ async fn enqueue_asks_for_its_own_instance_flag_when_several_define_the_workflow
     );
     assert!(!message.contains("\"instance\""), "{message}");
 }
+
+/// `enqueue` and `schedule` find the server through its own `reprise.toml` (`--config`): its
+/// listen address and its token, no `--server` or `--token` needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_and_schedule_find_the_server_through_its_config() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let text = common::server::config_with(dir.path(), &format!("listen = \"{listen}\""), "");
+    let _server = Server::start_on(dir.path(), &text, &listen);
+    let config = dir.path().join("reprise.toml");
+    let reprise = |args: &[&str]| {
+        std::process::Command::new(common::reprise_bin())
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env_remove("REPRISE_SERVER")
+            .env_remove("REPRISE_TOKEN")
+            .output()
+            .expect("run reprise")
+    };
+    let enqueued = reprise(&["enqueue", "fib", "fib", "10", "--wait"]);
+    assert!(
+        enqueued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enqueued.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&enqueued.stdout).contains("55"),
+        "{enqueued:?}"
+    );
+    let listed = reprise(&["schedule", "list", "--json"]);
+    assert!(listed.status.success(), "{listed:?}");
+}
