@@ -90,11 +90,46 @@ pub struct StoreArgs {
     /// `synced` (survives power loss; an fsync per commit) or `process` (survives a host crash).
     #[arg(long, env = "REPRISE_DURABILITY", default_value = "synced")]
     durability: Durability,
+    /// A `reprise.toml` (a path) to take the database from, as `serve` does, and for the
+    /// commands that run workflows the executor id and the instances with their limits and
+    /// grants; or a config value the guest can read (`key=value`, repeatable).
+    #[arg(long = "config", value_name = "FILE | KEY=VALUE", value_parser = parse_config_arg)]
+    config: Vec<ConfigArg>,
 }
 
 impl StoreArgs {
+    /// The database `--config`'s file names, else `--database`.
     async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        if let Some(path) = self.config_file()? {
+            let config = config::Config::load(&path)?;
+            return Ok(open_store(&config.database, config.durability).await?);
+        }
         Ok(open_store(&self.database, self.durability).await?)
+    }
+
+    /// The `reprise.toml` given with `--config`, if any (at most one).
+    fn config_file(&self) -> anyhow::Result<Option<PathBuf>> {
+        let mut files = self.config.iter().filter_map(|arg| match arg {
+            ConfigArg::File(path) => Some(path.clone()),
+            ConfigArg::Value(..) => None,
+        });
+        let first = files.next();
+        anyhow::ensure!(
+            files.next().is_none(),
+            "--config names more than one file: give one reprise.toml"
+        );
+        Ok(first)
+    }
+
+    /// The `key=value` config values given with `--config`.
+    fn config_values(&self) -> BTreeMap<String, String> {
+        self.config
+            .iter()
+            .filter_map(|arg| match arg {
+                ConfigArg::Value(key, value) => Some((key.clone(), value.clone())),
+                ConfigArg::File(_) => None,
+            })
+            .collect()
     }
 }
 
@@ -130,26 +165,12 @@ impl HostArgs {
         self.limits.memory_limit
     }
 
-    /// The `reprise.toml` given with `--config`, if any (at most one).
-    fn config_file(&self) -> anyhow::Result<Option<PathBuf>> {
-        let mut files = self.limits.config.iter().filter_map(|arg| match arg {
-            ConfigArg::File(path) => Some(path.clone()),
-            ConfigArg::Value(..) => None,
-        });
-        let first = files.next();
-        anyhow::ensure!(
-            files.next().is_none(),
-            "--config names more than one file: give one reprise.toml"
-        );
-        Ok(first)
-    }
-
     /// A runtime that traces when the `OTEL_EXPORTER_OTLP_*` variables name a collector, and
     /// the lease on its executor id, held until the returned guard drops: while this process
     /// drives workflows no serving host adopts them, and once it dies they adopt its work.
     async fn runtime(&self) -> anyhow::Result<(Runtime, HeldLease)> {
         let telemetry = telemetry(&TelemetryConfig::default())?;
-        let runtime = match self.config_file()? {
+        let runtime = match self.store.config_file()? {
             Some(path) => {
                 anyhow::ensure!(
                     !self.grants.any(),
@@ -172,9 +193,11 @@ impl HostArgs {
                 let store = self.store.open().await?;
                 let options = RuntimeOptions {
                     telemetry,
-                    ..self
-                        .limits
-                        .runtime_options(&self.executor_id, self.grants.grants()?)
+                    ..self.limits.runtime_options(
+                        &self.executor_id,
+                        self.grants.grants()?,
+                        self.store.config_values(),
+                    )
                 };
                 Runtime::new(store, &EngineOptions::default(), options)?
             }
@@ -219,11 +242,6 @@ pub struct LimitArgs {
     /// Recoveries after host crashes or restarts under the workflow, counted apart.
     #[arg(long, default_value_t = InstanceOptions::DEFAULT_MAX_HOST_RECOVERIES)]
     max_host_recoveries: u32,
-    /// A config value the guest can read (`key=value`, repeatable), or a `reprise.toml` (a
-    /// path) to take the database, the executor id and the instances with their limits and
-    /// grants from, as `serve` does.
-    #[arg(long = "config", value_name = "KEY=VALUE | FILE", value_parser = parse_config_arg)]
-    config: Vec<ConfigArg>,
 }
 
 /// What one `--config` gives.
@@ -243,7 +261,12 @@ fn parse_config_arg(text: &str) -> Result<ConfigArg, String> {
 }
 
 impl LimitArgs {
-    fn runtime_options(&self, executor_id: &str, grants: Arc<Grants>) -> RuntimeOptions {
+    fn runtime_options(
+        &self,
+        executor_id: &str,
+        grants: Arc<Grants>,
+        config: BTreeMap<String, String>,
+    ) -> RuntimeOptions {
         RuntimeOptions::single(
             executor_id,
             InstanceOptions {
@@ -256,14 +279,7 @@ impl LimitArgs {
                 },
                 max_recovery_attempts: self.max_recovery_attempts,
                 max_host_recoveries: self.max_host_recoveries,
-                config: self
-                    .config
-                    .iter()
-                    .filter_map(|arg| match arg {
-                        ConfigArg::Value(key, value) => Some((key.clone(), value.clone())),
-                        ConfigArg::File(_) => None,
-                    })
-                    .collect::<BTreeMap<_, _>>(),
+                config,
                 trap_policies: Default::default(),
                 grants,
                 reach: Vec::new(),

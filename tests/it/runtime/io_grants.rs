@@ -619,4 +619,12 @@ async fn cli_commands_take_the_servers_instances_from_its_config() {
     let done = store.get_workflow("o-2").await.unwrap().unwrap();
     assert_eq!(done.status, WorkflowStatus::Success, "{:?}", done.error);
     assert_eq!(done.output.as_deref(), Some(length.as_str()));
+
+    // The commands that only read the database find it through the file too.
+    let shown = reprise(&["workflow", "get", "o-2", "--json", "--config", &toml]);
+    assert!(shown.status.success(), "{shown:?}");
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("\"orders\""));
+    let executors = reprise(&["executors", "--json", "--config", &toml]);
+    assert!(executors.status.success(), "{executors:?}");
+    assert!(String::from_utf8_lossy(&executors.stdout).contains("host-a"));
 }
