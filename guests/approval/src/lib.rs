@@ -176,6 +176,13 @@ pub fn await_output(id: String) -> Result<Value, String> {
 }
 
 reprise_guest::export!(
-    workflows = [approval, echo_messages, notify, publish_events, wait_event, await_output],
+    workflows = [
+        approval,
+        echo_messages,
+        notify,
+        publish_events,
+        wait_event,
+        await_output
+    ],
     steps = [escalate],
 );

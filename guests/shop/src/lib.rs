@@ -247,7 +247,9 @@ fn make_link(link: String, target: String) -> Result<String, String> {
     }
     #[cfg(not(target_family = "wasm"))]
     {
-        Err(format!("{link} -> {target}: links are made in a component only"))
+        Err(format!(
+            "{link} -> {target}: links are made in a component only"
+        ))
     }
 }
 
