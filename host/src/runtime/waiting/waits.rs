@@ -80,36 +80,53 @@ pub(crate) async fn send(
     };
     ctx.may_act().await?;
     let started_at = now_ms();
-    if let Err(refused) = ctx.hold(message.len()).await? {
-        let failed = ctx.step_record(function_id, name, None, Some(refused.clone()), started_at);
-        ctx.record(&failed).await?;
-        return Ok(Err(refused));
-    }
-    let new = NewMessage {
-        message_id: format!("{}#{function_id}", ctx.info.id),
-        destination_id: destination,
-        topic,
-        message,
-    };
-    let record = ctx.step_record(
-        function_id,
-        name,
-        Some(recorded::UNIT_OUTPUT.into()),
-        None,
-        started_at,
-    );
     let host = ctx.host.clone();
-    let refused = match host.out_of_reach(&new.destination_id).await {
-        Ok(None) => match host.send_message(&new, &record).await {
-            Ok(()) => return Ok(Ok(())),
-            Err(StoreError::UnknownWorkflow(id)) => format!("no workflow with id {id}"),
-            Err(err) => return Err(host_failure(err)),
+    let unknown = |why: String| format!("cannot send to {destination}: {why}");
+    let refused = match host
+        .out_of_reach(&destination)
+        .await
+        .map_err(host_failure)?
+    {
+        Some(why) => unknown(why),
+        None => match ctx.hold(message.len()).await? {
+            Err(quota) => quota,
+            Ok(()) => {
+                let new = NewMessage {
+                    message_id: format!("{}#{function_id}", ctx.info.id),
+                    destination_id: destination.clone(),
+                    topic,
+                    message,
+                };
+                let record = ctx.step_record(
+                    function_id,
+                    name,
+                    Some(recorded::UNIT_OUTPUT.into()),
+                    None,
+                    started_at,
+                );
+                match host.send_message(&new, &record).await {
+                    Ok(()) => return Ok(Ok(())),
+                    Err(StoreError::UnknownWorkflow(id)) => {
+                        unknown(format!("no workflow with id {id}"))
+                    }
+                    Err(err) => return Err(host_failure(err)),
+                }
+            }
         },
-        Ok(Some(refused)) => refused,
-        Err(err) => return Err(host_failure(err)),
     };
     // Recorded, so a replay fails the same way even once that id exists or is reachable.
-    let message = format!("cannot send to {}: {refused}", new.destination_id);
+    refuse_at(ctx, function_id, name, refused, started_at).await
+}
+
+/// Records that the write at `function_id` (named `name`) was refused with `message`, so a
+/// replay is refused alike, and hands the guest the message.
+async fn refuse_at(
+    ctx: &mut WorkflowContext,
+    function_id: u32,
+    name: &str,
+    message: String,
+    started_at: i64,
+) -> wasmtime::Result<Result<(), String>> {
     let failed = ctx.step_record(function_id, name, None, Some(message.clone()), started_at);
     ctx.record(&failed).await?;
     Ok(Err(message))
@@ -288,9 +305,7 @@ pub(crate) async fn set_event(
         Position::Execute(function_id) => function_id,
     };
     if let Err(refused) = ctx.hold(value.len()).await? {
-        let failed = ctx.step_record(function_id, &name, None, Some(refused.clone()), now_ms());
-        ctx.record(&failed).await?;
-        return Ok(Err(refused));
+        return refuse_at(ctx, function_id, &name, refused, now_ms()).await;
     }
     let record = ctx.step_record(
         function_id,
@@ -338,9 +353,7 @@ pub(crate) async fn write_stream(
             Position::Execute(function_id) => function_id,
         };
         if let Err(refused) = ctx.hold(size).await? {
-            let failed = ctx.step_record(function_id, &name, None, Some(refused.clone()), now_ms());
-            ctx.record(&failed).await?;
-            return Ok(Err(refused));
+            return refuse_at(ctx, function_id, &name, refused, now_ms()).await;
         }
         let record = ctx.step_record(
             function_id,
