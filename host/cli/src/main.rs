@@ -177,17 +177,7 @@ impl HostArgs {
                     "--config {}: the instances' grants come from the file; drop the grant flags",
                     path.display()
                 );
-                let config = config::Config::load(&path)?;
-                let store = open_store(&config.database, config.durability).await?;
-                let engine = EngineOptions {
-                    max_instances: config.max_instances,
-                    ..EngineOptions::default()
-                };
-                let options = RuntimeOptions {
-                    telemetry,
-                    ..config.runtime_options()
-                };
-                Runtime::new(store, &engine, options)?
+                config::Config::load(&path)?.runtime(telemetry).await?
             }
             None => {
                 let store = self.store.open().await?;

@@ -15,12 +15,9 @@ use tokio_util::sync::CancellationToken;
 use super::ThreadArgs;
 use super::component::component_bytes;
 use crate::config::{Config, LogFormat};
-use reprise_host::engine::EngineOptions;
 use reprise_host::node::lease::DEFAULT_LEASE;
 use reprise_host::node::{Node, NodeOptions};
-use reprise_host::runtime::{Runtime, RuntimeOptions};
 use reprise_host::server::{AllowedHosts, BodyLimits, ServerState, router};
-use reprise_store::open_store;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -54,17 +51,7 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
     check_access(token.is_some(), config.server.unauthenticated, address)?;
-    let telemetry = super::telemetry(&config.telemetry)?;
-    let store = open_store(&config.database, config.durability).await?;
-    let engine = EngineOptions {
-        max_instances: config.max_instances,
-        ..EngineOptions::default()
-    };
-    let options = RuntimeOptions {
-        telemetry,
-        ..config.runtime_options()
-    };
-    let runtime = Runtime::new(store, &engine, options)?;
+    let runtime = config.runtime(super::telemetry(&config.telemetry)?).await?;
 
     let mut components = BTreeMap::new();
     for (name, path) in &config.components {

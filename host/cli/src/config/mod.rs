@@ -20,13 +20,15 @@ pub use telemetry::TelemetryConfig;
 use units::{duration, optional_duration, optional_size, size};
 pub use units::{parse_duration, parse_size};
 
+use reprise_host::engine::EngineOptions;
 use reprise_host::grants::Grants;
 use reprise_host::limits::{InstanceLimits, TrapClass};
 use reprise_host::node::queue::QueueOptions;
 use reprise_host::runtime::{
-    AtEnd, InstanceOptions, MemoryGrowth, RuntimeOptions, TrapPolicies, TrapPolicy,
+    AtEnd, InstanceOptions, MemoryGrowth, Runtime, RuntimeOptions, TrapPolicies, TrapPolicy,
 };
-use reprise_store::{Durability, RateLimit};
+use reprise_host::telemetry::Telemetry;
+use reprise_store::{Durability, RateLimit, open_store};
 
 /// Why a config file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -480,6 +482,21 @@ impl Config {
     }
 
     /// The runtime's options: one entry per instance.
+    /// The runtime this file describes, on its database, tracing to `telemetry`: what `serve`
+    /// runs, and what the CLI runs with `--config`.
+    pub async fn runtime(&self, telemetry: Telemetry) -> anyhow::Result<Runtime> {
+        let store = open_store(&self.database, self.durability).await?;
+        let engine = EngineOptions {
+            max_instances: self.max_instances,
+            ..Default::default()
+        };
+        let options = RuntimeOptions {
+            telemetry,
+            ..self.runtime_options()
+        };
+        Ok(Runtime::new(store, &engine, options)?)
+    }
+
     pub fn runtime_options(&self) -> RuntimeOptions {
         let defaults = InstanceOptions::default();
         let instances = self
