@@ -498,6 +498,34 @@ pub fn idempotency_key() -> Option<String> {
     durable::idempotency_key()
 }
 
+/// Whether this workflow takes the new branch of a code change named `id`: how new code
+/// replays histories recorded by the old code.
+///
+/// ```ignore
+/// if reprise_guest::patched("fraud-check") {
+///     check_fraud(&order)?; // v2
+/// }
+/// charge(&order)?;
+/// ```
+///
+/// A workflow that reaches the call for the first time records a marker there and takes the
+/// new branch (`true`), also one that started on the old code and has not yet passed this
+/// point. A workflow that passed it before the patch existed recorded its next call there
+/// instead: `patched` returns `false` and claims nothing, so it replays the old branch. Only
+/// from workflow code, never inside a step. Once no in-flight workflow took the old branch
+/// (`reprise patches`), drop the old branch and call [`deprecate_patch`]; once none recorded the
+/// marker, drop that too.
+pub fn patched(id: &str) -> bool {
+    durable::patched(id)
+}
+
+/// The second stage of removing a patch: the old branch is gone, and this keeps replaying
+/// the histories that recorded the patch's marker (and records it, so code still calling
+/// [`patched`] replays workflows started now).
+pub fn deprecate_patch(id: &str) {
+    durable::patched(id);
+}
+
 /// Facts about the running workflow (DBOS's `DBOS.workflow_id` and friends).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkflowInfo {

@@ -162,6 +162,30 @@ pub(crate) fn log(level: LogLevel, message: &str) {
     with_state(|s| s.logs.push((level.to_string(), message.to_string())));
 }
 
+/// As the host decides it: the marker's position replayed, or new code recording it; `false`
+/// where the history recorded another call (it was recorded before the patch).
+pub(crate) fn patched(id: &str) -> bool {
+    with_state(|s| {
+        assert!(
+            s.pending.is_none(),
+            "patched({id:?}) inside a step: only workflow code may branch on a patch"
+        );
+        let name = recorded::patch(id);
+        match s.history.get(s.position) {
+            Some(record) if record.name != name => false,
+            Some(_) => {
+                s.position += 1;
+                true
+            }
+            None => {
+                let unit = recorded::UNIT_OUTPUT.as_bytes().to_vec();
+                s.record(&name, StepOutcome::Value(unit), 1, Vec::new());
+                true
+            }
+        }
+    })
+}
+
 /// As the host makes it: the workflow and the position the pending step is recorded at.
 pub(crate) fn idempotency_key() -> Option<String> {
     with_state(|s| {

@@ -56,6 +56,91 @@ pub fn await_child(id: &str) -> String {
     format!("reprise.await-child:{id}")
 }
 
+/// The marker `patched(id)` records where new code first took the patched branch.
+pub fn patch(id: &str) -> String {
+    format!("{PATCH_PREFIX}{id}")
+}
+
+/// The record of an operator's move of the workflow to other code: no call of the code claims
+/// it (a replay steps over it); its output says from and to which version.
+pub const UPGRADE: &str = "reprise.upgrade";
+
+/// What every patch marker's name starts with.
+pub const PATCH_PREFIX: &str = "reprise.patch:";
+
+/// What kind of durable call a recorded name is, stored beside it (`kind`) and shown by
+/// `replay` and `upgrade-check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Step,
+    Sleep,
+    Now,
+    Random,
+    Send,
+    RecvDeadline,
+    Recv,
+    GetEventDeadline,
+    GetEvent,
+    SetEvent,
+    Stream,
+    StartChild,
+    AwaitChild,
+    Patch,
+    Upgrade,
+    /// A `reprise.` name this version does not know (written by a newer host).
+    Other,
+}
+
+impl Kind {
+    /// The kind as stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Step => "step",
+            Kind::Sleep => "sleep",
+            Kind::Now => "now",
+            Kind::Random => "random",
+            Kind::Send => "send",
+            Kind::RecvDeadline => "recv-deadline",
+            Kind::Recv => "recv",
+            Kind::GetEventDeadline => "get-event-deadline",
+            Kind::GetEvent => "get-event",
+            Kind::SetEvent => "set-event",
+            Kind::Stream => "stream",
+            Kind::StartChild => "child",
+            Kind::AwaitChild => "await-child",
+            Kind::Patch => "patch",
+            Kind::Upgrade => "upgrade",
+            Kind::Other => "other",
+        }
+    }
+}
+
+/// The kind of the call recorded under `name`: a name without the `reprise.` prefix is a
+/// user's step.
+pub fn kind_of(name: &str) -> Kind {
+    let Some(rest) = name.strip_prefix(PREFIX) else {
+        return Kind::Step;
+    };
+    let verb = rest.split_once(':').map_or(rest, |(verb, _)| verb);
+    match verb {
+        "sleep" => Kind::Sleep,
+        "now" => Kind::Now,
+        "random" => Kind::Random,
+        "send" => Kind::Send,
+        "recv-deadline" => Kind::RecvDeadline,
+        "recv" => Kind::Recv,
+        "get-event-deadline" => Kind::GetEventDeadline,
+        "get-event" => Kind::GetEvent,
+        "set-event" => Kind::SetEvent,
+        "write-stream" | "close-stream" => Kind::Stream,
+        "start-child" => Kind::StartChild,
+        "await-child" => Kind::AwaitChild,
+        "patch" => Kind::Patch,
+        "upgrade" => Kind::Upgrade,
+        _ => Kind::Other,
+    }
+}
+
 /// How the outcome of a wait (`recv`, `get-event`) is recorded at its position: the value
 /// received, or that its deadline passed first. `{"value": …}` or `{"timed_out": true}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,8 +203,35 @@ mod tests {
         assert_eq!(stream_write("s", true), "reprise.close-stream:s");
         assert_eq!(start_child("sub"), "reprise.start-child:sub");
         assert_eq!(await_child("c1"), "reprise.await-child:c1");
+        assert_eq!(patch("fix-1"), "reprise.patch:fix-1");
         for name in [SLEEP, NOW, RANDOM, SEND, RECV_DEADLINE, GET_EVENT_DEADLINE] {
             assert!(name.starts_with(PREFIX), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_recorded_name_has_its_kind() {
+        let cases = [
+            ("charge-card", Kind::Step),
+            (SLEEP, Kind::Sleep),
+            (NOW, Kind::Now),
+            (RANDOM, Kind::Random),
+            (SEND, Kind::Send),
+            (RECV_DEADLINE, Kind::RecvDeadline),
+            (&recv("ship:fast"), Kind::Recv),
+            (GET_EVENT_DEADLINE, Kind::GetEventDeadline),
+            (&get_event("k"), Kind::GetEvent),
+            (&set_event("k"), Kind::SetEvent),
+            (&stream_write("s", false), Kind::Stream),
+            (&stream_write("s", true), Kind::Stream),
+            (&start_child("sub"), Kind::StartChild),
+            (&await_child("c1"), Kind::AwaitChild),
+            (&patch("p"), Kind::Patch),
+            (UPGRADE, Kind::Upgrade),
+            ("reprise.teleport", Kind::Other),
+        ];
+        for (name, kind) in cases {
+            assert_eq!(kind_of(name), kind, "{name}");
         }
     }
 }

@@ -84,6 +84,13 @@ pub(crate) struct EventSink {
     sender: tokio::sync::broadcast::Sender<RuntimeEvent>,
 }
 
+/// A small sink, for executions nobody observes (dry replays, tests).
+impl Default for EventSink {
+    fn default() -> Self {
+        EventSink::new(16)
+    }
+}
+
 impl EventSink {
     /// A sink that keeps up to `capacity` events for slow subscribers.
     pub(crate) fn new(capacity: usize) -> Self {

@@ -244,6 +244,7 @@ mod tests {
             completed_at: 2,
             epoch: None,
             committed_epoch: None,
+            args: None,
         };
         let json = serde_json::to_value(step.to_view().expect("valid step")).expect("ser");
         assert_eq!(json["output"], serde_json::json!([1, 2]));

@@ -234,6 +234,18 @@ pub trait AdminStore: Send + Sync + 'static {
         executor_id: &str,
         memory_limit: Option<u64>,
     ) -> Result<WorkflowRecord, StoreError>;
+    /// Moves a PENDING or ENQUEUED workflow to component version `to`, if it still has
+    /// ownership `epoch` and nothing recorded at or after `at`: in one transaction its version
+    /// is switched, its epoch taken (any execution of it stops at its next write), and a
+    /// `reprise.upgrade` record saying from and to which version is put at position `at`.
+    /// Otherwise [`StoreError::ChangedWhileChecked`] and nothing changes.
+    async fn upgrade_workflow(
+        &self,
+        id: &str,
+        epoch: u64,
+        at: u32,
+        to: &str,
+    ) -> Result<WorkflowRecord, StoreError>;
     /// Copies a workflow to `new_id` as a fresh PENDING workflow that keeps the recorded steps
     /// before `from_step`, so it replays them and runs the rest anew. Off any queue.
     async fn fork_workflow(

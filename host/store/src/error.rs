@@ -62,6 +62,12 @@ pub enum StoreError {
     /// The workflow does not exist.
     #[error("no workflow with id {0}")]
     UnknownWorkflow(String),
+    /// The workflow ran, ended or moved between the check of its history and the switch of
+    /// its version: nothing was changed.
+    #[error(
+        "workflow {0} changed while its history was checked (it ran, ended or was moved): nothing was changed; check it again"
+    )]
+    ChangedWhileChecked(String),
     /// A new workflow's id is taken where reusing it would be wrong (a fork must not join an
     /// existing workflow the way an idempotent start does).
     #[error("a workflow with id {0} already exists")]
@@ -113,6 +119,9 @@ pub enum StoreError {
     /// The background writer stopped (the store was closed or its task panicked).
     #[error("database writer has stopped")]
     WriterGone,
+    /// A replay that executes nothing was asked to write or wait.
+    #[error("a dry replay executes nothing: {0}")]
+    DryRun(&'static str),
 }
 
 impl StoreError {

@@ -17,6 +17,7 @@ mod rows;
 mod schedules;
 mod shared;
 mod sqlite;
+mod upgrades;
 mod waits;
 mod waits_sql;
 mod written;

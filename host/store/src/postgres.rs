@@ -25,6 +25,7 @@ use super::partitions::Partitions;
 use super::rows::{Columns, get};
 use super::schedules::{ScheduleRecord, Schedules};
 use super::shared::{Dialect, in_dispatch_order, workflow_columns};
+use super::upgrades::Upgrades;
 use super::waits_sql::Waits;
 use super::written::{StepRow, first_deadline};
 use super::{
@@ -561,6 +562,18 @@ impl AdminStore for PostgresStore {
         settle(tx, resumed).await
     }
 
+    async fn upgrade_workflow(
+        &self,
+        id: &str,
+        epoch: u64,
+        at: u32,
+        to: &str,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let upgraded = Postgres::upgrade_workflow(&mut tx, id, epoch, at, to).await;
+        settle(tx, upgraded).await
+    }
+
     async fn fork_workflow(
         &self,
         id: &str,
@@ -726,6 +739,8 @@ impl Executors for Postgres {}
 impl Partitions for Postgres {
     const CLAIM_ORDER: &'static str = "seq";
 }
+
+impl Upgrades for Postgres {}
 
 impl Waits for Postgres {
     async fn announce(conn: &mut PgConnection, change: &Change) -> Result<(), StoreError> {

@@ -233,6 +233,11 @@ pub struct StepRecord {
     /// copied it). Older than the workflow's epoch means its latest execution replayed it.
     #[serde(skip)]
     pub committed_epoch: Option<u64>,
+    /// The digest of the call's arguments the host saw (a child's workflow and input, a
+    /// send's destination and topic, a wait's key, a sleep's length), checked on replay; none
+    /// for a step and for rows written before digests were stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<String>,
 }
 
 /// How a workflow ended.

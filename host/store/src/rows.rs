@@ -129,6 +129,7 @@ pub(super) fn step_from_row(row: &impl Columns) -> Result<StepRecord, StoreError
             .opt_int(T, "epoch")?
             .map(|epoch| to_u64(epoch, T, "epoch"))
             .transpose()?,
+        args: row.opt_text(T, "args")?,
         workflow_id,
     })
 }

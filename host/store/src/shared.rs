@@ -38,7 +38,8 @@ pub(super) use workflow_columns;
 /// The `operation_outputs` columns [`step_from_row`] reads by name.
 macro_rules! step_columns {
     () => {
-        "workflow_id, function_id, name, output, error, attempts, started_at, completed_at, epoch"
+        "workflow_id, function_id, name, output, error, attempts, started_at, completed_at, epoch, \
+         kind, args"
     };
 }
 pub(super) use step_columns;
@@ -392,7 +393,7 @@ where
         let mut insert = QueryBuilder::<Self>::new(concat!(
             "INSERT INTO operation_outputs (",
             step_columns!(),
-            ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, epoch FROM workflow_status \
+            ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, epoch, $10, $11 FROM workflow_status \
              WHERE workflow_id = $1 AND ($9 IS NULL OR epoch = $9)"
         ));
         insert.push(Self::SHARE_ROW).push(" RETURNING function_id");
@@ -407,6 +408,8 @@ where
             .bind(step.started_at)
             .bind(step.completed_at)
             .bind(step.epoch)
+            .bind(step.kind)
+            .bind(step.args.as_deref())
             .fetch_all(&mut *conn)
             .await;
         match result {
@@ -716,7 +719,7 @@ where
             "INSERT INTO operation_outputs (",
             step_columns!(),
             ") SELECT $1, function_id, name, output, error, attempts, started_at, completed_at, \
-             NULL FROM operation_outputs WHERE workflow_id = $2 AND function_id < $3"
+             NULL, kind, args FROM operation_outputs WHERE workflow_id = $2 AND function_id < $3"
         ))
         .bind(new_id)
         .bind(workflow_id)

@@ -67,6 +67,9 @@ pub(super) struct StepRow {
     pub completed_at: i64,
     /// The ownership epoch the write needs (see [`StepRecord::epoch`]).
     pub epoch: Option<i64>,
+    /// The call's kind, from its name.
+    pub kind: &'static str,
+    pub args: Option<String>,
 }
 
 impl StepRow {
@@ -92,6 +95,8 @@ impl StepRow {
             started_at: step.started_at,
             completed_at: step.completed_at,
             epoch: step.epoch.map(epoch_value),
+            kind: reprise_protocol::recorded::kind_of(&step.name).as_str(),
+            args: step.args.clone(),
         })
     }
 }

@@ -316,6 +316,7 @@ async fn time_replay(
                     completed_at: now,
                     epoch: None,
                     committed_epoch: None,
+                    args: None,
                 })
                 .await?;
         }

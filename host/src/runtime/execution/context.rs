@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use reprise_protocol::recorded;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -13,8 +14,10 @@ use crate::grants::Grants;
 use crate::limits::InstanceLimits;
 use crate::quotas::{Quota, Quotas, held_bytes_refused};
 use crate::runtime::events::RuntimeEvent;
-use crate::runtime::execution::history::{History, Position};
-use crate::runtime::execution::interrupt::{cancelled, diverged, host_failure, violation};
+use crate::runtime::execution::history::{Call, History, Position};
+use crate::runtime::execution::interrupt::{
+    Frontier, cancelled, diverged, frontier, host_failure, violation,
+};
 use crate::runtime::execution::services::Services;
 use crate::runtime::execution::step::PendingStep;
 use crate::sandbox::StepPhase;
@@ -48,6 +51,32 @@ pub(crate) struct WorkflowContext {
     /// Bytes the workflow holds in messages sent, events and streams, read from the store at
     /// its first write in this execution and kept up to date after.
     pub(crate) held_bytes: Option<u64>,
+    /// Set for a replay that executes nothing (`replay`, `upgrade-check`): the first call with
+    /// nothing recorded stops the run there, and the guest's log lines are kept here.
+    pub(crate) dry_run: Option<DryRun>,
+}
+
+/// What a dry replay keeps of what the guest did on the way.
+#[derive(Debug, Clone, Default)]
+pub struct DryRun {
+    /// The lines it logged.
+    pub lines: Vec<GuestLine>,
+    /// Each `patched(id)` answered from the history: the id, and whether the new branch was
+    /// taken (its marker recorded) or the old one.
+    pub patches: Vec<(String, bool)>,
+}
+
+/// A line the guest logged during a dry replay, with the position it was logged before.
+#[derive(Debug, Clone)]
+pub struct GuestLine {
+    /// The position of the next durable call when it was logged.
+    pub position: u32,
+    /// `INFO`, `WARN`, …
+    pub level: &'static str,
+    /// The step it came from; none for workflow code.
+    pub step: Option<String>,
+    /// What the guest logged.
+    pub message: String,
 }
 
 impl WorkflowContext {
@@ -76,6 +105,7 @@ impl WorkflowContext {
             quotas: Quotas::default(),
             children_started: 0,
             held_bytes: None,
+            dry_run: None,
         }
     }
 
@@ -161,20 +191,59 @@ impl WorkflowContext {
         self.host.checkpoint(step).await.map_err(host_failure)
     }
 
-    /// Claims the next position for a durable call of workflow code named `name`: its record
-    /// to replay, or the function id to record it at. For calls whose write and record must
-    /// commit together; the others use [`WorkflowContext::recorded`].
-    pub(crate) fn claim(&mut self, name: &str) -> wasmtime::Result<Position> {
+    /// Claims the next position for a durable call of workflow code: its record to replay, or
+    /// the function id to record it at. For calls whose write and record must commit
+    /// together; the others use [`WorkflowContext::recorded`].
+    pub(crate) fn claim(&mut self, call: &Call) -> wasmtime::Result<Position> {
         self.check_cancelled()?;
         if let Some(outer) = &self.pending {
             return Err(violation(format!(
-                "{name} was called inside step {:?}; only workflow code may make durable calls",
+                "{} was called inside step {:?}; only workflow code may make durable calls",
+                call.name, outer.name
+            )));
+        }
+        let position = self.history.claim(call).map_err(diverged)?;
+        self.claimed(position, &call.name)
+    }
+
+    /// `patched(id)`: whether the code takes the patched branch (see [`History::patch`]); a
+    /// new marker is recorded before the answer.
+    pub(crate) async fn patched(&mut self, id: &str) -> wasmtime::Result<bool> {
+        self.check_cancelled()?;
+        let name = recorded::patch(id);
+        if let Some(outer) = &self.pending {
+            return Err(violation(format!(
+                "patched({id:?}) was called inside step {:?}; only workflow code may branch on a patch",
                 outer.name
             )));
         }
-        let position = self.history.claim(name).map_err(diverged)?;
-        if let Position::Replay(_) = &position {
-            self.host.metrics().step_replayed();
+        let Some(position) = self.history.patch(id) else {
+            if let Some(dry) = &mut self.dry_run {
+                dry.patches.push((id.to_string(), false));
+            }
+            return Ok(false);
+        };
+        if let Position::Execute(function_id) = self.claimed(position, &name)? {
+            let unit = Some(recorded::UNIT_OUTPUT.to_string());
+            let marker = self.step_record(function_id, &name, unit, None, now_ms());
+            self.record(&marker).await?;
+        } else if let Some(dry) = &mut self.dry_run {
+            dry.patches.push((id.to_string(), true));
+        }
+        Ok(true)
+    }
+
+    /// Counts a replayed position; a dry replay stops at the first one to execute.
+    fn claimed(&self, position: Position, name: &str) -> wasmtime::Result<Position> {
+        match &position {
+            Position::Replay(_) => self.host.metrics().step_replayed(),
+            Position::Execute(function_id) if self.dry_run.is_some() => {
+                return Err(frontier(Frontier {
+                    function_id: *function_id,
+                    name: name.to_string(),
+                }));
+            }
+            Position::Execute(_) => {}
         }
         Ok(position)
     }
@@ -203,6 +272,7 @@ impl WorkflowContext {
             completed_at: now_ms(),
             epoch: Some(self.epoch),
             committed_epoch: None,
+            args: self.history.args_of(function_id),
         }
     }
 
@@ -211,7 +281,7 @@ impl WorkflowContext {
     /// when nothing is recorded at this position; it gets the position.
     pub(crate) async fn recorded<T, F, Fut>(
         &mut self,
-        name: &str,
+        call: Call,
         produce: F,
     ) -> wasmtime::Result<T>
     where
@@ -219,7 +289,8 @@ impl WorkflowContext {
         F: FnOnce(u32) -> Fut,
         Fut: Future<Output = wasmtime::Result<T>>,
     {
-        match self.claim(name)? {
+        let name = call.name.as_str();
+        match self.claim(&call)? {
             Position::Replay(step) => {
                 self.trace.step_replayed(&step);
                 let text = step.output.as_deref().unwrap_or("null");

@@ -12,10 +12,10 @@ use crate::bindings::{
 };
 use crate::grants::secret_not_granted;
 use crate::runtime::events::RuntimeEvent;
-use crate::runtime::execution::context::WorkflowContext;
-use crate::runtime::execution::history::Position;
+use crate::runtime::execution::context::{GuestLine, WorkflowContext};
+use crate::runtime::execution::history::{Call, Position};
 use crate::runtime::execution::instance::{InstanceState, Role};
-use crate::runtime::execution::interrupt::{Interrupt, diverged, parked, violation};
+use crate::runtime::execution::interrupt::{Frontier, Interrupt, frontier, parked, violation};
 use crate::runtime::execution::step::{PendingStep, checked_json, outcome_of};
 use crate::runtime::ids::fresh_random;
 use crate::runtime::waiting::children;
@@ -62,10 +62,9 @@ impl durable::Host for InstanceState {
                 outer.name
             )));
         }
-        match ctx.history.claim(&name).map_err(diverged)? {
+        match ctx.claim(&Call::named(name.as_str()))? {
             Position::Replay(step) => {
                 let function_id = step.function_id;
-                ctx.host.metrics().step_replayed();
                 ctx.trace.step_replayed(&step);
                 ctx.event(|workflow_id| RuntimeEvent::StepReplayed {
                     workflow_id,
@@ -165,6 +164,7 @@ impl durable::Host for InstanceState {
             completed_at: now_ms(),
             epoch: Some(ctx.epoch),
             committed_epoch: None,
+            args: None,
         };
         ctx.record(&step).await?;
         // Ended once the outcome is durable: the span covers what the guest waited for.
@@ -229,13 +229,21 @@ impl durable::Host for InstanceState {
             return Ok(());
         }
         let ctx = self.workflow("sleep")?;
+        let call = Call::with_args(recorded::SLEEP, &[duration_ms.to_string().as_bytes()]);
         let wake_at: u64 = ctx
-            .recorded(recorded::SLEEP, |_| async move {
+            .recorded(call, |_| async move {
                 // Saturate: a sleep of u64::MAX ms wakes never, not at once.
                 Ok((now_ms() as u64).saturating_add(duration_ms))
             })
             .await?;
         let remaining = wake_at.saturating_sub(now_ms() as u64);
+        if remaining > 0 && ctx.dry_run.is_some() {
+            // A dry replay does not wait: the workflow sleeps here, and this is where it stops.
+            return Err(frontier(Frontier {
+                function_id: ctx.history.next_position(),
+                name: format!("{} until {wake_at}", recorded::SLEEP),
+            }));
+        }
         if sleep_parks(remaining) {
             return Err(parked(Wake::At(wake_at)));
         }
@@ -248,8 +256,10 @@ impl durable::Host for InstanceState {
             return Ok(now_ms() as u64);
         }
         let ctx = self.workflow("now-ms")?;
-        ctx.recorded(recorded::NOW, |_| async { Ok(now_ms() as u64) })
-            .await
+        ctx.recorded(Call::named(recorded::NOW), |_| async {
+            Ok(now_ms() as u64)
+        })
+        .await
     }
 
     async fn random_u64(&mut self) -> wasmtime::Result<u64> {
@@ -257,8 +267,10 @@ impl durable::Host for InstanceState {
             return Ok(fresh_random());
         }
         let ctx = self.workflow("random-u64")?;
-        ctx.recorded(recorded::RANDOM, |_| async { Ok(fresh_random()) })
-            .await
+        ctx.recorded(Call::named(recorded::RANDOM), |_| async {
+            Ok(fresh_random())
+        })
+        .await
     }
 
     async fn start_child(
@@ -287,6 +299,17 @@ impl durable::Host for InstanceState {
         // Workflow code between recorded positions logged when it first ran; replaying it
         // (after a recovery, or each time a parked workflow wakes) would print every line
         // again, looking like re-run steps. Kept at debug level, marked.
+        if let Role::Workflow(ctx) = &mut self.role
+            && let Some(dry) = &mut ctx.dry_run
+        {
+            dry.lines.push(GuestLine {
+                position: ctx.history.next_position(),
+                level: level_name(level),
+                step: step.map(str::to_string),
+                message: message.into_owned(),
+            });
+            return Ok(());
+        }
         let replayed = matches!(&self.role, Role::Workflow(ctx)
             if ctx.pending().is_none() && ctx.history.replaying());
         if replayed {
@@ -387,9 +410,24 @@ impl durable::Host for InstanceState {
         })
     }
 
+    async fn patched(&mut self, id: String) -> wasmtime::Result<bool> {
+        self.workflow("patched")?.patched(&id).await
+    }
+
     async fn report_panic(&mut self, message: String) -> wasmtime::Result<()> {
         self.panic_message = Some(message);
         Ok(())
+    }
+}
+
+/// A log level as `replay` prints it.
+fn level_name(level: LogLevel) -> &'static str {
+    match level {
+        LogLevel::Trace => "TRACE",
+        LogLevel::Debug => "DEBUG",
+        LogLevel::Info => "INFO",
+        LogLevel::Warn => "WARN",
+        LogLevel::Error => "ERROR",
     }
 }
 

@@ -35,12 +35,6 @@ struct FakeServices {
     events: EventSink,
 }
 
-impl Default for EventSink {
-    fn default() -> Self {
-        EventSink::new(16)
-    }
-}
-
 impl FakeServices {
     fn checkpoints(&self) -> Vec<StepRecord> {
         self.checkpoints
@@ -167,6 +161,7 @@ fn recorded(function_id: u32, name: &str, output: &str) -> StepRecord {
         completed_at: 0,
         epoch: None,
         committed_epoch: None,
+        args: None,
     }
 }
 

@@ -1,32 +1,127 @@
 //! The recorded steps of a workflow as a cursor: each durable call claims the next position;
 //! a recorded position is replayed, an unrecorded one is executed. This is the one place that
-//! decides "replay or execute" and checks that the code still asks for what was recorded.
+//! decides "replay or execute" and checks that the code still asks for what was recorded: the
+//! same call (its recorded name says its kind) and, for the calls that reach other workflows
+//! (a child's start, a send), the same arguments.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 
+use reprise_protocol::recorded;
 use reprise_store::StepRecord;
+use sha2::{Digest, Sha256};
 
-/// The guest asked for a different step than the one recorded at this position: its code (or
-/// the control flow feeding it) changed under a running workflow. Replaying further would
-/// hand recorded outcomes to the wrong calls, so the workflow fails.
+/// A durable call as the history checks it: the name it is recorded under and, when the host
+/// sees its arguments, their digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Call {
+    pub(crate) name: String,
+    pub(crate) args: Option<String>,
+}
+
+impl Call {
+    /// A call whose arguments the host does not see (a step) or that has none.
+    pub(crate) fn named(name: impl Into<String>) -> Self {
+        Call {
+            name: name.into(),
+            args: None,
+        }
+    }
+
+    /// A call with arguments the host sees, each part digested in order.
+    pub(crate) fn with_args(name: impl Into<String>, parts: &[&[u8]]) -> Self {
+        Call {
+            name: name.into(),
+            args: Some(digest(parts)),
+        }
+    }
+}
+
+/// The digest of a call's arguments as stored: 16 hex digits of SHA-256 over each part's
+/// length and bytes, so `("ab", "c")` and `("a", "bc")` differ.
+pub(crate) fn digest(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hex::encode(&hasher.finalize()[..8])
+}
+
+/// How the code and the recorded history part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Divergence {
+    /// Another call than the recorded one.
+    Call,
+    /// The same call with other arguments (a child's workflow or input, a send's destination
+    /// or topic).
+    Arguments,
+    /// The workflow ended (returned or failed) with recorded positions not yet replayed.
+    Unconsumed {
+        /// How many recorded positions were left.
+        left: usize,
+    },
+}
+
+/// The guest's code no longer makes the durable calls its history recorded: it changed under
+/// a running workflow. Replaying further would hand recorded outcomes to the wrong calls, so
+/// the workflow fails (and `upgrade-check` reports where).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error(
-    "non-determinism in workflow {workflow_id}: position {function_id} was recorded as step {recorded:?} \
-     but the workflow now calls {requested:?}; workflow code must make the same durable calls in the same order on replay"
-)]
 pub struct NonDeterminism {
     /// The workflow whose code changed.
     pub workflow_id: String,
     /// The position where the calls differ.
     pub function_id: u32,
-    /// The name recorded there.
+    /// What is recorded there: its name, and its arguments' digest when stored.
     pub recorded: String,
-    /// The name the code asks for now.
+    /// What the code asks for now, or how it ended.
     pub requested: String,
+    /// How they differ.
+    pub divergence: Divergence,
 }
 
-/// What to do at a position.
+impl fmt::Display for NonDeterminism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (id, at) = (&self.workflow_id, self.function_id);
+        let (recorded, requested) = (&self.recorded, &self.requested);
+        match &self.divergence {
+            Divergence::Call => write!(
+                f,
+                "non-determinism in workflow {id}: position {at} was recorded as {recorded} but \
+                 the workflow now calls {requested}"
+            )?,
+            Divergence::Arguments => write!(
+                f,
+                "non-determinism in workflow {id}: position {at} was recorded as {recorded} but \
+                 the workflow now calls {requested}: a child's workflow and input and a send's \
+                 destination and topic must be the same on replay"
+            )?,
+            Divergence::Unconsumed { left } => write!(
+                f,
+                "non-determinism in workflow {id}: the workflow {requested} at position {at} \
+                 while {left} recorded position(s) were not replayed, the first {recorded}"
+            )?,
+        }
+        write!(
+            f,
+            "; workflow code must make the same durable calls in the same order on replay \
+             (guard a change with patched(\"id\"))"
+        )
+    }
+}
+
+/// A recorded call as a divergence names it: `"name"` or `"name" (args 1a2b…)`.
+fn describe(name: &str, args: Option<&str>) -> String {
+    match args {
+        Some(args) => format!("{name:?} (arguments {args})"),
+        None => format!("{name:?}"),
+    }
+}
+
+/// What to do at a position. Returned once per durable call and taken apart at once, so the
+/// record is moved, not boxed.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Position {
     /// Hand back this recorded outcome; do not run the code.
     Replay(StepRecord),
@@ -40,14 +135,30 @@ pub struct History {
     workflow_id: String,
     recorded: BTreeMap<u32, StepRecord>,
     next: u32,
+    /// The argument digests of the calls claimed for execution, by position, for their records.
+    executing: HashMap<u32, String>,
+    /// Positions holding an operator's record (a move to other code), which no call claims.
+    skipped: BTreeSet<u32>,
 }
 
 impl History {
     pub fn new(workflow_id: &str, steps: Vec<StepRecord>) -> Self {
+        let (moves, calls): (Vec<_>, Vec<_>) = steps
+            .into_iter()
+            .partition(|s| recorded::kind_of(&s.name) == recorded::Kind::Upgrade);
         History {
             workflow_id: workflow_id.to_string(),
-            recorded: steps.into_iter().map(|s| (s.function_id, s)).collect(),
+            recorded: calls.into_iter().map(|s| (s.function_id, s)).collect(),
             next: 0,
+            executing: HashMap::new(),
+            skipped: moves.into_iter().map(|s| s.function_id).collect(),
+        }
+    }
+
+    /// Steps over operators' records at the next position.
+    fn skip(&mut self) {
+        while self.skipped.remove(&self.next) {
+            self.next += 1;
         }
     }
 
@@ -57,75 +168,97 @@ impl History {
         !self.recorded.is_empty()
     }
 
-    /// Claims the next position for a durable call named `name`.
-    pub fn claim(&mut self, name: &str) -> Result<Position, NonDeterminism> {
+    /// The position the next call claims.
+    pub fn next_position(&self) -> u32 {
+        let mut next = self.next;
+        while self.skipped.contains(&next) {
+            next += 1;
+        }
+        next
+    }
+
+    /// Claims the next position for `call`.
+    pub(crate) fn claim(&mut self, call: &Call) -> Result<Position, NonDeterminism> {
+        self.skip();
         let function_id = self.next;
         self.next += 1;
-        match self.recorded.remove(&function_id) {
-            Some(step) if step.name == name => Ok(Position::Replay(step)),
-            Some(step) => Err(NonDeterminism {
+        let Some(step) = self.recorded.remove(&function_id) else {
+            if let Some(args) = &call.args {
+                self.executing.insert(function_id, args.clone());
+            }
+            return Ok(Position::Execute(function_id));
+        };
+        let divergence = if step.name != call.name {
+            Some(Divergence::Call)
+        } else if checks_args(&call.name) && differ(step.args.as_deref(), call.args.as_deref()) {
+            Some(Divergence::Arguments)
+        } else {
+            None
+        };
+        match divergence {
+            None => Ok(Position::Replay(step)),
+            Some(divergence) => Err(NonDeterminism {
                 workflow_id: self.workflow_id.clone(),
                 function_id,
-                recorded: step.name,
-                requested: name.to_string(),
+                recorded: describe(&step.name, step.args.as_deref()),
+                requested: describe(&call.name, call.args.as_deref()),
+                divergence,
             }),
-            None => Ok(Position::Execute(function_id)),
         }
     }
+
+    /// `patched(id)`: true and the position claimed when the patch's marker is recorded next,
+    /// or nothing is (new code records it: [`Position::Execute`]); false, claiming nothing,
+    /// when another call was recorded there: the workflow passed this point before the patch.
+    pub(crate) fn patch(&mut self, id: &str) -> Option<Position> {
+        let name = recorded::patch(id);
+        self.skip();
+        match self.recorded.get(&self.next) {
+            Some(step) if step.name != name => None,
+            _ => self.claim(&Call::named(name)).ok(),
+        }
+    }
+
+    /// The argument digest of the call executing at `function_id`, for its record.
+    pub(crate) fn args_of(&self, function_id: u32) -> Option<String> {
+        self.executing.get(&function_id).cloned()
+    }
+
+    /// The divergence of a workflow that `ended` ("returned", "failed") with recorded
+    /// positions not replayed; none when every one was.
+    pub fn unconsumed(&self, ended: &str) -> Option<NonDeterminism> {
+        let (_, first) = self.recorded.first_key_value()?;
+        Some(NonDeterminism {
+            workflow_id: self.workflow_id.clone(),
+            function_id: self.next,
+            recorded: format!(
+                "at position {}: {}",
+                first.function_id,
+                describe(&first.name, first.args.as_deref())
+            ),
+            requested: ended.to_string(),
+            divergence: Divergence::Unconsumed {
+                left: self.recorded.len(),
+            },
+        })
+    }
+}
+
+/// Whether a call's arguments must match on replay: those that reach other workflows. Other
+/// digests are stored for the record and for `upgrade-check`'s report.
+fn checks_args(name: &str) -> bool {
+    matches!(
+        recorded::kind_of(name),
+        recorded::Kind::StartChild | recorded::Kind::Send
+    )
+}
+
+/// Two digests differ when both are known and not equal: rows written before digests were
+/// stored are checked by name only.
+fn differ(recorded: Option<&str>, requested: Option<&str>) -> bool {
+    matches!((recorded, requested), (Some(a), Some(b)) if a != b)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn step(function_id: u32, name: &str) -> StepRecord {
-        StepRecord {
-            workflow_id: "wf".into(),
-            function_id,
-            name: name.into(),
-            output: Some("1".into()),
-            error: None,
-            attempts: 1,
-            started_at: 0,
-            completed_at: 0,
-            epoch: None,
-            committed_epoch: None,
-        }
-    }
-
-    #[test]
-    fn replays_recorded_positions_then_executes() {
-        let mut history = History::new("wf", vec![step(0, "a"), step(1, "b")]);
-        assert!(matches!(history.claim("a"), Ok(Position::Replay(s)) if s.name == "a"));
-        assert!(matches!(history.claim("b"), Ok(Position::Replay(s)) if s.function_id == 1));
-        assert!(matches!(history.claim("c"), Ok(Position::Execute(2))));
-    }
-
-    #[test]
-    fn replaying_lasts_while_recorded_positions_lie_ahead() {
-        let mut history = History::new("wf", vec![step(0, "a"), step(1, "b")]);
-        assert!(history.replaying());
-        history.claim("a").expect("replay");
-        assert!(history.replaying());
-        history.claim("b").expect("replay");
-        assert!(
-            !history.replaying(),
-            "past the last recorded position, code runs anew"
-        );
-    }
-
-    #[test]
-    fn a_different_name_at_a_recorded_position_is_non_determinism() {
-        let mut history = History::new("wf", vec![step(0, "a")]);
-        let err = history.claim("z").unwrap_err();
-        assert_eq!(
-            (
-                err.function_id,
-                err.recorded.as_str(),
-                err.requested.as_str()
-            ),
-            (0, "a", "z")
-        );
-        assert!(err.to_string().contains("non-determinism"));
-    }
-}
+#[path = "history_tests.rs"]
+mod tests;

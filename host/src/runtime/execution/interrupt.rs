@@ -25,6 +25,21 @@ pub(crate) enum Interrupt {
     /// The guest broke the step protocol.
     #[error(transparent)]
     Violation(ProtocolViolation),
+    /// A dry replay reached the first call with nothing recorded: it stops there.
+    #[error("replay reached position {} ({:?}), which is not recorded", .0.function_id, .0.name)]
+    Frontier(Frontier),
+}
+
+/// Where a dry replay stopped: the first call the code would execute, and its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frontier {
+    pub function_id: u32,
+    pub name: String,
+}
+
+/// Stops a dry replay at `at`.
+pub(crate) fn frontier(at: Frontier) -> wasmtime::Error {
+    Interrupt::Frontier(at).into()
 }
 
 /// The guest broke the step protocol (a bug in a hand-written guest, not in user workflows):

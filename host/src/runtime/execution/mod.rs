@@ -35,15 +35,23 @@ pub(crate) enum ExecutionEnd {
     Parked(Wake),
 }
 
-/// Runs `workflow` on a fresh instance of `component` whose durable calls go to `context`.
-pub(crate) async fn execute(
+/// What a call into a fresh instance gave: the guest's answer, or a trap that stopped it
+/// before it ran (a memory limit below the component's first memory); and the store, to read
+/// what the instance left behind.
+pub(crate) struct Called {
+    pub(crate) result: wasmtime::Result<Result<Vec<u8>, WorkflowError>>,
+    pub(crate) store: wasmtime::Store<InstanceState>,
+}
+
+/// Runs `workflow`'s export on a fresh instance of `component` whose durable calls go to
+/// `context`.
+pub(crate) async fn call(
     engine: &WorkflowEngine,
     component: &LoadedComponent,
     workflow: &WorkflowRecord,
     context: WorkflowContext,
-) -> Result<ExecutionEnd, RuntimeError> {
+) -> Result<Result<Called, ClassifiedTrap>, RuntimeError> {
     let limits = context.limits;
-    let cancel = context.cancel.clone();
     let grants = context.grants.clone();
     let state = InstanceState::new(
         &workflow.id,
@@ -58,17 +66,40 @@ pub(crate) async fn execute(
     let guest = match engine.instantiate(component, &mut store).await {
         Ok(guest) => guest,
         // A limit below the component's first memory: bounded like any out-of-memory.
-        Err(EngineError::OutOfMemoryAtStart(trap)) => return Ok(ExecutionEnd::Trapped(trap)),
+        Err(EngineError::OutOfMemoryAtStart(trap)) => return Ok(Err(trap)),
         Err(err) => return Err(err.into()),
     };
     let input = workflow.input.clone().into_bytes();
+    let result = guest
+        .call_run_workflow(&mut store, &workflow.name, &input)
+        .await;
+    Ok(Ok(Called { result, store }))
+}
+
+/// Runs `workflow` on a fresh instance of `component` whose durable calls go to `context`.
+pub(crate) async fn execute(
+    engine: &WorkflowEngine,
+    component: &LoadedComponent,
+    workflow: &WorkflowRecord,
+    context: WorkflowContext,
+) -> Result<ExecutionEnd, RuntimeError> {
+    let limits = context.limits;
+    let cancel = context.cancel.clone();
     // A cancel also interrupts code that blocks between durable calls (a step sleeping or
     // waiting on I/O): the call is dropped, and with it the instance.
-    let result = tokio::select! {
-        result = guest.call_run_workflow(&mut store, &workflow.name, &input) => result,
+    let called = tokio::select! {
+        called = call(engine, component, workflow, context) => called?,
         _ = cancel.cancelled() => return Ok(ExecutionEnd::Cancelled),
     };
+    let Called { result, store } = match called {
+        Ok(called) => called,
+        Err(trap) => return Ok(ExecutionEnd::Trapped(trap)),
+    };
     let end = match result {
+        // Ending with recorded positions not replayed: the code changed under the workflow.
+        Ok(Ok(_) | Err(WorkflowError::Failed(_))) if let Some(diverged) = unconsumed(&store) => {
+            WorkflowEnd::Error(diverged.to_string())
+        }
         Ok(Ok(output)) => match checked_json(output, limits.max_output_bytes, "workflow") {
             Ok(text) => WorkflowEnd::Success(text),
             Err(message) => WorkflowEnd::Error(message),
@@ -90,6 +121,12 @@ pub(crate) async fn execute(
             // Deterministic: replaying would only repeat them.
             Ok(Interrupt::NonDeterminism(err)) => WorkflowEnd::Error(err.to_string()),
             Ok(Interrupt::Violation(err)) => WorkflowEnd::Error(err.to_string()),
+            // Only dry replays stop at their frontier; they do not come through here.
+            Ok(Interrupt::Frontier(at)) => {
+                return Err(RuntimeError::Task(format!(
+                    "a live execution stopped at {at:?}"
+                )));
+            }
             Err(trap) => {
                 let panic = store.data().panic_message.clone();
                 return Ok(ExecutionEnd::Trapped(classify(&trap, panic.as_deref())));
@@ -97,4 +134,14 @@ pub(crate) async fn execute(
         },
     };
     Ok(ExecutionEnd::Finished(end))
+}
+
+/// The divergence of a workflow that ended with recorded positions left to replay.
+pub(crate) fn unconsumed(
+    store: &wasmtime::Store<InstanceState>,
+) -> Option<history::NonDeterminism> {
+    match &store.data().role {
+        Role::Workflow(ctx) => ctx.history.unconsumed("ended"),
+        _ => None,
+    }
 }

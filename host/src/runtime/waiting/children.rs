@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::bindings::{ChildFailure, ChildOptions};
 use crate::quotas::{Quota, children_refused};
 use crate::runtime::execution::context::WorkflowContext;
+use crate::runtime::execution::history::Call;
 use crate::runtime::execution::interrupt::{cancelled, host_failure, parked, violation};
 use crate::runtime::ids::child_id;
 use crate::runtime::options::StartRequest;
@@ -36,12 +37,15 @@ pub(crate) async fn start(
 ) -> wasmtime::Result<Result<String, String>> {
     let host = ctx.host.clone();
     let (parent, instance, epoch) = (ctx.info.id.clone(), ctx.info.instance.clone(), ctx.epoch);
-    let name = recorded::start_child(&workflow);
+    let call = Call::with_args(
+        recorded::start_child(&workflow),
+        &[workflow.as_bytes(), &input],
+    );
     // Counted on every replay alike, so a refusal is met at the same call.
     ctx.children_started += 1;
     let max_children = ctx.quotas.max_children;
     let over_quota = ctx.children_started > max_children;
-    ctx.recorded(&name, |function_id| async move {
+    ctx.recorded(call, |function_id| async move {
         if over_quota {
             host.metrics().quota_refused(Quota::Children);
             return Ok(Err(children_refused(&instance, max_children)));
@@ -73,10 +77,10 @@ pub(crate) async fn wait(
     id: String,
 ) -> wasmtime::Result<Result<Vec<u8>, ChildFailure>> {
     let (host, cancel) = (ctx.host.clone(), ctx.cancel.clone());
-    let name = recorded::await_child(&id);
+    let call = Call::named(recorded::await_child(&id));
     let child_id = id.clone();
     let result: ChildResult = ctx
-        .recorded(&name, |_| async move {
+        .recorded(call, |_| async move {
             if let Some(refused) = host.out_of_reach(&id).await.map_err(host_failure)? {
                 return Ok(ChildResult::Err {
                     status: "UNKNOWN".into(),

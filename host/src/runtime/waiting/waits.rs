@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::runtime::execution::context::WorkflowContext;
-use crate::runtime::execution::history::Position;
+use crate::runtime::execution::history::{Call, Position};
 use crate::runtime::execution::interrupt::{host_failure, parked, violation};
 use crate::runtime::execution::step::checked_json;
 use crate::runtime::ids::validate_workflow_id;
@@ -74,7 +74,8 @@ pub(crate) async fn send(
         Err(err) => return Ok(Err(err)),
     };
     let name = recorded::SEND;
-    let function_id = match ctx.claim(name)? {
+    let call = Call::with_args(name, &[destination.as_bytes(), topic.as_bytes()]);
+    let function_id = match ctx.claim(&call)? {
         Position::Replay(step) => return Ok(replayed_write(step)),
         Position::Execute(function_id) => function_id,
     };
@@ -139,11 +140,21 @@ enum Awaited {
 }
 
 impl Awaited {
-    /// The names of its two positions: the deadline's, then the outcome's.
-    fn names(&self) -> (&'static str, String) {
+    /// Its two positions: the deadline's (with the timeout), then the outcome's.
+    fn calls(&self, timeout_ms: u64) -> (Call, Call) {
+        let timeout = timeout_ms.to_string();
         match self {
-            Awaited::Message { topic } => (recorded::RECV_DEADLINE, recorded::recv(topic)),
-            Awaited::Event { key, .. } => (recorded::GET_EVENT_DEADLINE, recorded::get_event(key)),
+            Awaited::Message { topic } => (
+                Call::with_args(recorded::RECV_DEADLINE, &[timeout.as_bytes()]),
+                Call::named(recorded::recv(topic)),
+            ),
+            Awaited::Event { workflow_id, key } => (
+                Call::with_args(recorded::GET_EVENT_DEADLINE, &[timeout.as_bytes()]),
+                Call::with_args(
+                    recorded::get_event(key),
+                    &[workflow_id.as_bytes(), key.as_bytes()],
+                ),
+            ),
         }
     }
 
@@ -223,13 +234,14 @@ async fn wait(
     awaited: Awaited,
     timeout_ms: u64,
 ) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
-    let (deadline_name, name) = awaited.names();
+    let (deadline_call, call) = awaited.calls(timeout_ms);
     let deadline: u64 = ctx
-        .recorded(deadline_name, |_| async move {
+        .recorded(deadline_call, |_| async move {
             Ok((now_ms() as u64).saturating_add(timeout_ms))
         })
         .await?;
-    let function_id = match ctx.claim(&name)? {
+    let name = call.name.clone();
+    let function_id = match ctx.claim(&call)? {
         Position::Replay(step) => return replayed_wait(&step).map(Ok),
         Position::Execute(function_id) => function_id,
     };
@@ -300,7 +312,7 @@ pub(crate) async fn set_event(
         Err(err) => return Ok(Err(err)),
     };
     let name = recorded::set_event(&key);
-    let function_id = match ctx.claim(&name)? {
+    let function_id = match ctx.claim(&Call::named(name.as_str()))? {
         Position::Replay(step) => return Ok(replayed_write(step)),
         Position::Execute(function_id) => function_id,
     };
@@ -348,7 +360,7 @@ pub(crate) async fn write_stream(
         host.write_stream(&key, value.as_deref(), None).await
     } else {
         let name = recorded::stream_write(&key, value.is_none());
-        let function_id = match ctx.claim(&name)? {
+        let function_id = match ctx.claim(&Call::named(name.as_str()))? {
             Position::Replay(step) => return Ok(replayed_write(step)),
             Position::Execute(function_id) => function_id,
         };

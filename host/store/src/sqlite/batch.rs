@@ -251,7 +251,9 @@ async fn record_steps_together(
                     .push_bind(step.completed_at)
                     .push("(SELECT epoch FROM workflow_status WHERE workflow_id = ")
                     .push_bind_unseparated(step.workflow_id.as_str())
-                    .push_unseparated(")");
+                    .push_unseparated(")")
+                    .push_bind(step.kind)
+                    .push_bind(step.args.as_deref());
             });
             match insert.build().execute(&mut *conn).await {
                 Ok(_) => {

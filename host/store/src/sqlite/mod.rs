@@ -44,6 +44,7 @@ use super::partitions::Partitions;
 use super::rows::{Columns, get};
 use super::schedules::{ScheduleRecord, Schedules};
 use super::shared::Dialect;
+use super::upgrades::Upgrades;
 use super::waits_sql::Waits;
 use super::written::StepRow;
 use super::{
@@ -733,6 +734,25 @@ impl AdminStore for SqliteStore {
         .await
     }
 
+    async fn upgrade_workflow(
+        &self,
+        id: &str,
+        epoch: u64,
+        at: u32,
+        to: &str,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let (id, to) = (id.to_owned(), to.to_owned());
+        self.run(Alone::Transaction, move |conn| {
+            Box::pin(async move {
+                statements::in_savepoint(conn, move |sp| {
+                    Box::pin(async move { Sqlite::upgrade_workflow(sp, &id, epoch, at, &to).await })
+                })
+                .await
+            })
+        })
+        .await
+    }
+
     async fn fork_workflow(
         &self,
         id: &str,
@@ -742,7 +762,12 @@ impl AdminStore for SqliteStore {
         let (workflow_id, new_id) = (id.to_owned(), new_id.to_owned());
         self.run(Alone::Transaction, move |conn| {
             Box::pin(async move {
-                statements::fork_workflow(conn, &workflow_id, &new_id, from_step).await
+                statements::in_savepoint(conn, move |sp| {
+                    Box::pin(async move {
+                        Sqlite::fork_workflow(sp, &workflow_id, &new_id, from_step).await
+                    })
+                })
+                .await
             })
         })
         .await
@@ -754,6 +779,7 @@ impl AdminStore for SqliteStore {
 impl Executors for Sqlite {}
 impl Schedules for Sqlite {}
 impl Waits for Sqlite {}
+impl Upgrades for Sqlite {}
 
 impl Partitions for Sqlite {
     const CLAIM_ORDER: &'static str = "rowid";

@@ -1,10 +1,11 @@
 //! The statements a single SQLite request runs that the shared dialect does not: the
 //! one-statement queue claim and the fork kept whole by a savepoint.
 
+use sqlx::Connection;
 use sqlx::sqlite::SqliteConnection;
-use sqlx::{Connection, Sqlite};
 
-use crate::shared::{Dialect, in_dispatch_order, workflow_columns};
+use super::request::BoxFuture;
+use crate::shared::{in_dispatch_order, workflow_columns};
 use crate::written::first_deadline;
 use crate::{QueueClaim, StoreError, WorkflowRecord, now_ms};
 
@@ -62,24 +63,22 @@ pub(super) async fn claim_queued(
     Ok(claimed)
 }
 
-/// A fork inside a savepoint: the writer runs it in a transaction (see
-/// `Request::needs_transaction`), and the savepoint also undoes a half-done fork when a later
-/// request of the batch commits.
-pub(super) async fn fork_workflow(
+/// A change of several statements (a fork, an upgrade) inside a savepoint: the writer runs
+/// it in a transaction (see `Request::needs_transaction`), and the savepoint also undoes a
+/// half-done change when a later request of the batch commits.
+pub(super) async fn in_savepoint<T>(
     conn: &mut SqliteConnection,
-    workflow_id: &str,
-    new_id: &str,
-    from_step: u32,
-) -> Result<WorkflowRecord, StoreError> {
+    work: impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>,
+) -> Result<T, StoreError> {
     let mut savepoint = conn.begin().await?;
-    match Sqlite::fork_workflow(&mut savepoint, workflow_id, new_id, from_step).await {
-        Ok(record) => {
+    match work(&mut savepoint).await {
+        Ok(done) => {
             savepoint.commit().await?;
-            Ok(record)
+            Ok(done)
         }
         Err(err) => {
             if let Err(rollback) = savepoint.rollback().await {
-                tracing::debug!(error = %rollback, "rollback of a failed fork");
+                tracing::debug!(error = %rollback, "rollback of a failed change");
             }
             Err(err)
         }

@@ -44,6 +44,7 @@ fn step(workflow_id: &str, function_id: u32) -> StepRecord {
         completed_at: 2_000 + i64::from(function_id),
         epoch: None,
         committed_epoch: None,
+        args: None,
     }
 }
 

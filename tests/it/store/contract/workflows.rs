@@ -568,6 +568,7 @@ pub async fn lifecycle_rules_hold_end_to_end(store: &dyn Store) {
         completed_at: 2,
         epoch: None,
         committed_epoch: None,
+        args: None,
     };
     for i in 0..3 {
         store.record_step(&step("w", i)).await.expect("step");
