@@ -23,6 +23,8 @@ mod covered {
     pub(crate) use crate::runtime::memory_limits::a_component_with_a_large_initial_memory_runs_under_a_larger_limit as bigstatic;
     pub(crate) use crate::runtime::messages::the_approval_workflow_reports_streams_and_ends_on_a_decision as approval;
     pub(crate) use crate::runtime::traps::a_panic_is_classified_with_its_message as chaos;
+    pub(crate) use crate::runtime::versions::sqlite::replay_prints_the_timeline_and_where_other_code_parts as orders_v2;
+    pub(crate) use crate::runtime::versions::sqlite::upgrade_check_reports_each_workflow_in_flight as orders_v1;
     pub(crate) use crate::server::serve::configured_instances_run_with_their_own_config_and_children_report_failures as publisher;
 }
 

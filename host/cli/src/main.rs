@@ -11,12 +11,14 @@ mod inspect;
 mod mailbox;
 mod progress;
 mod recover;
+mod replay;
 mod run;
 mod schedule;
 mod serve;
 mod server_args;
 mod table;
 mod time;
+mod upgrade;
 mod watch;
 mod workflow;
 
@@ -77,6 +79,13 @@ enum Command {
     Schedule(schedule::ScheduleCommand),
     /// Measure throughput, per-step overhead, instantiation and replay.
     Bench(bench::BenchArgs),
+    /// Replay every workflow in flight against new code, executing nothing: which would
+    /// diverge from their histories (exit 1 when any would).
+    UpgradeCheck(upgrade::UpgradeCheckArgs),
+    /// Per patch and version: how many workflows in flight took each branch.
+    Patches(upgrade::PatchesArgs),
+    /// Replay a stored workflow here with nothing executed or written, and print its timeline.
+    Replay(replay::ReplayArgs),
 }
 
 /// The database of the commands that read or write workflows (not `serve`, which takes it from
@@ -105,6 +114,37 @@ impl StoreArgs {
             return Ok(open_store(&config.database, config.durability).await?);
         }
         Ok(open_store(&self.database, self.durability).await?)
+    }
+
+    /// A runtime that runs no workflow here (replays, checks, moves to new code): no lease, no
+    /// tracing; the instances' limits from `--config`'s file, else the defaults. A SQLite
+    /// database that does not exist is an error, not a new empty file.
+    async fn offline_runtime(&self) -> anyhow::Result<Runtime> {
+        let config = match self.config_file()? {
+            Some(path) => Some(config::Config::load(&path)?),
+            None => None,
+        };
+        let url = config
+            .as_ref()
+            .map_or(self.database.as_str(), |c| c.database.as_str());
+        if !reprise_store::is_postgres_url(url) {
+            let path = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+                .unwrap_or(url);
+            anyhow::ensure!(
+                std::path::Path::new(path).exists(),
+                "no database at {path}: give the one the workflows ran on with --database"
+            );
+        }
+        match config {
+            Some(config) => config.runtime(Telemetry::off()).await,
+            None => {
+                let store = self.open().await?;
+                let options = RuntimeOptions::single("replay", InstanceOptions::default());
+                Ok(Runtime::new(store, &EngineOptions::default(), options)?)
+            }
+        }
     }
 
     /// The `reprise.toml` given with `--config`, if any (at most one).
@@ -297,7 +337,12 @@ impl Command {
             Command::Workflow(command) => command.threads(),
             Command::Serve(args) => Some(&args.threads),
             Command::Bench(args) => Some(&args.threads),
+            // Dry replays are guest CPU: every core.
+            Command::UpgradeCheck(_) | Command::Patches(_) => {
+                return std::thread::available_parallelism().map_or(1, |n| n.get());
+            }
             Command::Inspect(_)
+            | Command::Replay(_)
             | Command::Enqueue(_)
             | Command::Executors(_)
             | Command::Schedule(_) => None,
@@ -433,6 +478,9 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Executors(args) => executors::executors(args).await,
         Command::Schedule(command) => schedule::schedule(command).await,
         Command::Bench(args) => bench::bench(args).await,
+        Command::UpgradeCheck(args) => upgrade::upgrade_check(args).await,
+        Command::Patches(args) => upgrade::patches(args).await,
+        Command::Replay(args) => replay::replay(args).await,
     }
 }
 

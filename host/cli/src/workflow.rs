@@ -149,6 +149,9 @@ pub enum WorkflowCommand {
     },
     /// Start a copy that replays the original's positions before `--from-step` and runs the
     /// rest anew, here, to the end.
+    /// Move a workflow in flight to new code when its history replays cleanly on it (exit 1
+    /// when it does not, and nothing changes).
+    Upgrade(super::upgrade::WorkflowUpgradeArgs),
     Fork {
         #[arg(value_parser = parse_workflow_id)]
         id: String,
@@ -195,6 +198,7 @@ pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
             eprintln!("forked {id} from step {from_step} as {}", fork.id);
             finish_here(&runtime, &fork.id, *json).await
         }
+        WorkflowCommand::Upgrade(args) => super::upgrade::workflow_upgrade(args).await,
         WorkflowCommand::Gc { older_than, store } => {
             let store = store.open().await?;
             let deleted =

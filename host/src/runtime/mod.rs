@@ -15,6 +15,7 @@ mod mailbox;
 mod options;
 mod ownership;
 mod reach;
+pub mod replay;
 mod scheduling;
 mod shared;
 mod waiting;
@@ -319,6 +320,52 @@ impl Runtime {
             .await?;
         self.spawn(&new_id);
         Ok(record)
+    }
+
+    /// Replays every PENDING workflow `filter` selects against `component` with nothing
+    /// executed and reports, per workflow and grouped, whether its history replays cleanly.
+    pub async fn upgrade_check(
+        &self,
+        component: Arc<LoadedComponent>,
+        filter: &replay::check::CheckFilter,
+    ) -> Result<replay::check::CheckReport, RuntimeError> {
+        replay::check::upgrade_check(&self.shared, component, filter).await
+    }
+
+    /// Replays workflow `id` with nothing executed or written: on the version it runs on, or
+    /// on `to`; with `until`, only the positions before it are replayed.
+    pub async fn replay(
+        &self,
+        id: &str,
+        to: Option<Arc<LoadedComponent>>,
+        until: Option<u32>,
+    ) -> Result<replay::Replayed, RuntimeError> {
+        replay::replay_stored(&self.shared, id, to, until).await
+    }
+
+    /// Moves workflow `id` to `component` (stored first) when its history replays cleanly on
+    /// it; with `dry_run`, only checks. Any execution of its old code stops at its next write
+    /// and this executor's drive of it goes on on the new code.
+    pub async fn upgrade(
+        &self,
+        id: &str,
+        component: Arc<LoadedComponent>,
+        dry_run: bool,
+    ) -> Result<replay::moving::Moved, RuntimeError> {
+        replay::moving::upgrade(&self.shared, id, &component, dry_run).await
+    }
+
+    /// The stored component of `digest`.
+    pub async fn component(&self, digest: &str) -> Result<Arc<LoadedComponent>, RuntimeError> {
+        self.shared.component(digest).await
+    }
+
+    /// How the workflows in flight (of `instance`, if given) use each patch, per version.
+    pub async fn patches(
+        &self,
+        instance: Option<String>,
+    ) -> Result<Vec<replay::patches::PatchUse>, RuntimeError> {
+        replay::patches::patches(&self.shared, instance).await
     }
 
     /// Resumes every PENDING workflow this executor owns and waits for them.

@@ -41,10 +41,10 @@ impl Backend {
 /// calling the invoking module's `async fn <scenario>(Backend)`.
 macro_rules! on_each_backend {
     ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
+        pub(crate) mod sqlite {
             $(
                 #[tokio::test]
-                async fn $scenario() {
+                pub(crate) async fn $scenario() {
                     super::$scenario($crate::common::backend::Backend::Sqlite).await;
                 }
             )*

@@ -19,4 +19,5 @@ mod step_entropy;
 mod step_timeouts;
 mod trap_policy;
 pub(crate) mod traps;
+pub(crate) mod versions;
 mod workflow_ids;

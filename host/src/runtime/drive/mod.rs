@@ -485,8 +485,21 @@ pub(crate) fn spawn_with<G: Send + 'static>(shared: &Arc<Shared>, begin: Begin, 
                 });
             }
             Err(err) if err.is_fenced() => {
-                tracing::warn!(workflow_id = %id, "execution stopped: {err}");
-                drop(guard);
+                // Moved to new code, it is still this executor's: drive it on, on that code.
+                // Taken over by another host, it is theirs.
+                let shared = &task_shared;
+                match shared.workflow(&id).await {
+                    Ok(now) if !now.status.is_settled()
+                        && now.executor_id == shared.options.executor_id =>
+                    {
+                        tracing::info!(workflow_id = %id, app_version = %now.app_version, "execution stopped by a move to other code: driving it on");
+                        spawn_with(shared, Begin::Id(id), guard);
+                    }
+                    _ => {
+                        tracing::warn!(workflow_id = %id, "execution stopped: {err}");
+                        drop(guard);
+                    }
+                }
             }
             Err(err) => {
                 tracing::error!(workflow_id = %id, "workflow could not be driven: {err}");

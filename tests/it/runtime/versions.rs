@@ -1,0 +1,405 @@
+//! Code that changes under running workflows: `orders-v1` workflows wait in flight, and
+//! `orders-v2` (a patched change and three unpatched ones) is checked against them with
+//! `reprise upgrade-check`, replayed with `reprise replay`, on SQLite and on Postgres. Nothing
+//! is executed or written by either.
+
+use crate::common;
+use crate::guests::{ORDERS_V1, ORDERS_V2};
+
+use std::process::Command;
+use std::sync::Arc;
+
+use common::backend::{Backend, on_each_backend};
+use common::server::poll_until;
+use common::{Harness, guest, options, reprise_bin};
+use reprise_host::runtime::StartRequest;
+use reprise_host::store::Store;
+use serde_json::Value;
+
+/// A runtime on a fresh database, and the `--database` argument naming it.
+async fn harness(backend: Backend) -> (Harness, String) {
+    match backend {
+        Backend::Postgres { database } => {
+            let url = common::postgres::database(database).await;
+            let store = reprise_host::store::open_store(&url, reprise_host::Durability::Synced)
+                .await
+                .expect("open postgres");
+            (Harness::with_store(store, options(3)).await, url)
+        }
+        Backend::Sqlite => {
+            let harness = Harness::new(options(3)).await;
+            let path = harness.db_path().display().to_string();
+            (harness, path)
+        }
+    }
+}
+
+/// Every step row of the database, for "nothing was written".
+async fn all_steps(store: &Arc<dyn Store>, ids: &[&str]) -> Vec<reprise_host::store::StepRecord> {
+    let mut all = Vec::new();
+    for id in ids {
+        all.extend(store.steps(id).await.expect("steps"));
+    }
+    all
+}
+
+/// v1 workflows, each left waiting: `order` o-1 and o-13 in `recv("ship")`, `refund` r-1 in
+/// `recv("approve")`, `audit` a-1 after two notes, `batch` b-1 on its child b-1-0 (an order).
+async fn in_flight(harness: &Harness) {
+    let v1 = harness.component(ORDERS_V1).await;
+    for (id, workflow, input) in [
+        ("o-1", "order", "1"),
+        ("o-13", "order", "13"),
+        ("r-1", "refund", "1"),
+        ("a-1", "audit", "1"),
+        ("b-1", "batch", "1"),
+    ] {
+        let request = StartRequest {
+            id: Some(id.into()),
+            ..StartRequest::new(workflow, input)
+        };
+        harness.runtime.submit(&v1, request).await.expect("submit");
+    }
+    // Each parks in its wait: a recv's deadline, or the child's start, is its last record.
+    for (id, last) in [
+        ("o-1", "reprise.recv-deadline"),
+        ("o-13", "reprise.recv-deadline"),
+        ("r-1", "reprise.recv-deadline"),
+        ("a-1", "reprise.recv-deadline"),
+        ("b-1", "reprise.start-child:order"),
+        ("b-1-0", "reprise.recv-deadline"),
+    ] {
+        let steps = poll_until(
+            || harness.store.steps(id),
+            |steps| {
+                steps
+                    .as_ref()
+                    .is_ok_and(|s| s.last().is_some_and(|s| s.name == last))
+            },
+        )
+        .await
+        .expect("steps");
+        assert_eq!(steps.last().map(|s| s.name.as_str()), Some(last), "{id}");
+    }
+}
+
+fn reprise(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(reprise_bin())
+        .args(args)
+        .output()
+        .expect("run reprise");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const IDS: [&str; 6] = ["o-1", "o-13", "r-1", "a-1", "b-1", "b-1-0"];
+
+async fn upgrade_check_reports_each_workflow_in_flight(backend: Backend) {
+    let (harness, database) = harness(backend).await;
+    in_flight(&harness).await;
+    let before = all_steps(&harness.store, &IDS).await;
+    let v2 = guest(ORDERS_V2).display().to_string();
+    let (code, stdout, stderr) =
+        reprise(&["upgrade-check", &v2, "--database", &database, "--json"]);
+    assert_eq!(code, Some(1), "some diverge: exit 1\n{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("json report");
+    assert_eq!(
+        (report["checked"].as_u64(), report["clean"].as_u64()),
+        (Some(6), Some(3))
+    );
+    let verdict = |id: &str| {
+        report["workflows"]
+            .as_array()
+            .expect("workflows")
+            .iter()
+            .find(|w| w["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not checked: {report}"))
+            .clone()
+    };
+    // Patched: the orders replay v1's histories and would next receive `ship`.
+    for id in ["o-1", "o-13", "b-1-0"] {
+        let v = verdict(id);
+        assert_eq!(v["verdict"], "clean", "{v}");
+        assert_eq!(v["next"]["name"], "reprise.recv:ship", "{v}");
+        assert_eq!(v["next"]["position"], 2, "{v}");
+    }
+    let refund = verdict("r-1");
+    assert_eq!(refund["verdict"], "diverged", "{refund}");
+    assert_eq!(refund["position"], 0);
+    assert_eq!(
+        (refund["recorded"].as_str(), refund["requested"].as_str()),
+        (Some("\"lookup\""), Some("\"find\""))
+    );
+    let audit = verdict("a-1");
+    assert_eq!(audit["verdict"], "unconsumed", "{audit}");
+    assert_eq!(
+        (audit["position"].as_u64(), audit["left"].as_u64()),
+        (Some(1), Some(2))
+    );
+    // The same child, started with another input: the arguments' digests differ.
+    let batch = verdict("b-1");
+    assert_eq!(batch["verdict"], "diverged", "{batch}");
+    assert!(
+        batch["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("must be the same on replay")),
+        "{batch}"
+    );
+    // Grouped, problems first, with examples.
+    let first = &report["groups"][0];
+    assert_ne!(first["verdict"], "clean", "{report}");
+    let clean_orders = report["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["verdict"] == "clean")
+        .expect("a clean group");
+    assert_eq!(clean_orders["count"], 3, "{clean_orders}");
+    // The text form says the same to a person.
+    let (code, text, _) = reprise(&["upgrade-check", &v2, "--database", &database]);
+    assert_eq!(code, Some(1));
+    assert!(
+        text.contains("6 workflow(s) in flight checked") && text.contains("3 clean, 3 not"),
+        "{text}"
+    );
+    assert!(
+        text.contains("DIVERGED") && text.contains("UNCONSUMED") && text.contains("r-1"),
+        "{text}"
+    );
+    // Only the refunds: all diverge. v1 against itself: all clean, exit 0.
+    let v1 = guest(ORDERS_V1).display().to_string();
+    let (code, text, stderr) = reprise(&["upgrade-check", &v1, "--database", &database]);
+    assert_eq!(code, Some(0), "{text}{stderr}");
+    assert!(text.contains("6 clean, 0 not"), "{text}");
+    assert_eq!(
+        all_steps(&harness.store, &IDS).await,
+        before,
+        "nothing was written"
+    );
+}
+
+async fn replay_prints_the_timeline_and_where_other_code_parts(backend: Backend) {
+    let (harness, database) = harness(backend).await;
+    in_flight(&harness).await;
+    let before = all_steps(&harness.store, &IDS).await;
+    let (code, text, stderr) = reprise(&["replay", "o-1", "--database", &database]);
+    assert_eq!(code, Some(0), "{text}{stderr}");
+    assert!(text.contains("its own version"), "{text}");
+    assert!(
+        text.contains("reserve") && text.contains("recv-deadline"),
+        "{text}"
+    );
+    assert!(
+        text.contains("INFO order 1 reserved, waiting for ship (replayed)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("CLEAN: next: reprise.recv:ship at position 2"),
+        "{text}"
+    );
+    // On other code, the renamed step is where it parts.
+    let v2 = guest(ORDERS_V2).display().to_string();
+    let (code, text, _) = reprise(&["replay", "r-1", "--to", &v2, "--database", &database]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("other code") && text.contains("DIVERGED: position 0"),
+        "{text}"
+    );
+    // --until stops earlier; --json says the same to a program.
+    let (code, json, _) = reprise(&[
+        "replay",
+        "o-1",
+        "--until",
+        "1",
+        "--json",
+        "--database",
+        &database,
+    ]);
+    assert_eq!(code, Some(0));
+    let replayed: Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(
+        replayed["timeline"].as_array().map(Vec::len),
+        Some(1),
+        "{replayed}"
+    );
+    assert_eq!(
+        replayed["result"]["next"]["name"], "reprise.recv-deadline",
+        "{replayed}"
+    );
+    assert_eq!(replayed["logs"][0]["replayed"], true, "{replayed}");
+    // An unknown id and a missing database are errors naming them.
+    let (code, _, stderr) = reprise(&["replay", "nope", "--database", &database]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("nope"), "{stderr}");
+    assert_eq!(
+        all_steps(&harness.store, &IDS).await,
+        before,
+        "nothing was written"
+    );
+}
+
+async fn a_move_to_new_code_happens_only_when_clean_and_the_workflow_goes_on_on_it(
+    backend: Backend,
+) {
+    let (harness, database) = harness(backend).await;
+    in_flight(&harness).await;
+    let v2 = guest(ORDERS_V2).display().to_string();
+    let v1_digest = harness.component(ORDERS_V1).await.digest.clone();
+    // Diverging: refused, and nothing changes.
+    let refund_before = harness.store.steps("r-1").await.expect("steps");
+    let (code, text, stderr) = reprise(&[
+        "workflow",
+        "upgrade",
+        "r-1",
+        "--to",
+        &v2,
+        "--database",
+        &database,
+    ]);
+    assert_eq!(code, Some(1), "{text}{stderr}");
+    assert!(
+        text.contains("r-1: not moved") && text.contains("diverged"),
+        "{text}"
+    );
+    let refund = harness
+        .store
+        .get_workflow("r-1")
+        .await
+        .expect("get")
+        .expect("r-1");
+    assert_eq!(refund.app_version, v1_digest);
+    assert_eq!(
+        harness.store.steps("r-1").await.expect("steps"),
+        refund_before
+    );
+    // A dry run of every v1 workflow: the orders would move, the rest would not.
+    let (code, text, _) = reprise(&[
+        "workflow",
+        "upgrade",
+        "--all",
+        "--from",
+        &v1_digest[..12],
+        "--to",
+        &v2,
+        "--dry-run",
+        "--database",
+        &database,
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("o-13: would move") && text.contains("3 of 6 workflow(s) would move"),
+        "{text}"
+    );
+    // Clean: moved, with the move recorded where the new code takes over.
+    for id in ["o-1", "o-13"] {
+        let (code, text, stderr) = reprise(&[
+            "workflow",
+            "upgrade",
+            id,
+            "--to",
+            &v2,
+            "--database",
+            &database,
+        ]);
+        assert_eq!(code, Some(0), "{text}{stderr}");
+        assert!(text.contains(&format!("{id}: moved")), "{text}");
+    }
+    let order = harness
+        .store
+        .get_workflow("o-13")
+        .await
+        .expect("get")
+        .expect("o-13");
+    assert_ne!(order.app_version, v1_digest);
+    let steps = harness.store.steps("o-13").await.expect("steps");
+    let last = steps.last().expect("a record of the move");
+    assert_eq!(
+        (last.function_id, last.name.as_str()),
+        (2, "reprise.upgrade")
+    );
+    assert!(
+        last.output
+            .as_deref()
+            .is_some_and(|o| o.contains(&v1_digest)),
+        "{last:?}"
+    );
+    // The runtime that parked it goes on on the new code once its message comes: the fraud
+    // check is not run (the order had passed that point), the new charge is.
+    harness
+        .runtime
+        .mailbox()
+        .send_message("o-13", "ship", "\"now\"", None)
+        .await
+        .expect("send");
+    let ended = harness
+        .runtime
+        .wait("o-13", Some(std::time::Duration::from_secs(30)))
+        .await
+        .expect("wait")
+        .expect("o-13 ended");
+    assert_eq!(
+        ended.output.as_deref(),
+        Some("\"charged 13 (checked)\""),
+        "{ended:?}"
+    );
+    let names: Vec<String> = harness
+        .steps("o-13")
+        .await
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert!(!names.iter().any(|n| n == "fraud_check"), "{names:?}");
+    // A new v2 order takes the patched branch; `patches` counts both kinds in flight on v2.
+    let v2_component = harness.component(ORDERS_V2).await;
+    let request = StartRequest {
+        id: Some("o-2".into()),
+        ..StartRequest::new("order", "2")
+    };
+    harness
+        .runtime
+        .submit(&v2_component, request)
+        .await
+        .expect("submit");
+    poll_until(
+        || harness.store.steps("o-2"),
+        |s| {
+            s.as_ref()
+                .is_ok_and(|s| s.iter().any(|s| s.name == "reprise.recv-deadline"))
+        },
+    )
+    .await
+    .expect("steps");
+    let (code, json, stderr) = reprise(&["patches", "--database", &database, "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let uses: Value = serde_json::from_str(&json).expect("json");
+    let fraud = uses
+        .as_array()
+        .expect("uses")
+        .iter()
+        .find(|u| u["patch"] == "fraud-check" && u["app_version"] == v2_component.digest.as_str())
+        .unwrap_or_else(|| panic!("{uses}"));
+    assert_eq!(
+        (fraud["recorded"].as_u64(), fraud["old_branch"].as_u64()),
+        (Some(1), Some(1)),
+        "{fraud}"
+    );
+}
+
+on_each_backend!(
+    upgrade_check_reports_each_workflow_in_flight,
+    replay_prints_the_timeline_and_where_other_code_parts,
+    a_move_to_new_code_happens_only_when_clean_and_the_workflow_goes_on_on_it,
+);
+
+#[tokio::test]
+async fn replay_of_a_missing_database_creates_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("typo.db");
+    let (code, _, stderr) = reprise(&["replay", "x", "--database", &db.display().to_string()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("no database at"), "{stderr}");
+    assert!(!db.exists(), "no file was created");
+}
