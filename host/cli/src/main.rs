@@ -82,6 +82,8 @@ enum Command {
     /// Replay every workflow in flight against new code, executing nothing: which would
     /// diverge from their histories (exit 1 when any would).
     UpgradeCheck(upgrade::UpgradeCheckArgs),
+    /// The stored versions of the components, with the workflows in flight on each.
+    Components(upgrade::ComponentsArgs),
     /// Per patch and version: how many workflows in flight took each branch.
     Patches(upgrade::PatchesArgs),
     /// Replay a stored workflow here with nothing executed or written, and print its timeline.
@@ -343,6 +345,7 @@ impl Command {
             }
             Command::Inspect(_)
             | Command::Replay(_)
+            | Command::Components(_)
             | Command::Enqueue(_)
             | Command::Executors(_)
             | Command::Schedule(_) => None,
@@ -480,6 +483,7 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::bench(args).await,
         Command::UpgradeCheck(args) => upgrade::upgrade_check(args).await,
         Command::Patches(args) => upgrade::patches(args).await,
+        Command::Components(args) => upgrade::components(args).await,
         Command::Replay(args) => replay::replay(args).await,
     }
 }

@@ -1,6 +1,8 @@
 //! `reprise serve`: a long-running host. Recovers this executor's PENDING workflows, serves its
 //! queues and the admin API, and on SIGINT/SIGTERM stops taking work, lets running workflows
 //! finish within the grace period, and exits 0; anything unfinished resumes at the next start.
+//! Every version of a component that workflows in flight run on stays loaded; on SIGHUP the
+//! configured components are read again, and a changed one serves new starts.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,7 +18,9 @@ use super::ThreadArgs;
 use super::component::component_bytes;
 use crate::config::{Config, LogFormat};
 use reprise_host::node::lease::DEFAULT_LEASE;
+use reprise_host::node::serving::Serving;
 use reprise_host::node::{Node, NodeOptions};
+use reprise_host::runtime::Runtime;
 use reprise_host::server::{AllowedHosts, BodyLimits, ServerState, router};
 
 #[derive(Debug, Args)]
@@ -57,26 +61,30 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     for (name, path) in &config.components {
         let bytes = component_bytes(path).with_context(|| format!("component {name:?}"))?;
         let loaded = runtime
-            .register(&bytes)
+            .register_named(&bytes, name)
             .await
             .with_context(|| format!("component {name:?} ({})", path.display()))?;
         components.insert(name.clone(), loaded);
     }
-    let instances: BTreeMap<_, _> = config
+    let instance_components: BTreeMap<String, String> = config
         .all_instances()
         .into_iter()
-        .filter_map(|(name, instance)| {
-            components
-                .get(&instance.component)
-                .map(|c| (name, c.clone()))
+        .map(|(name, instance)| (name, instance.component.clone()))
+        .collect();
+    let instances: BTreeMap<_, _> = instance_components
+        .iter()
+        .filter_map(|(name, component)| {
+            components.get(component).map(|c| (name.clone(), c.clone()))
         })
         .collect();
+    let serving = Arc::new(Serving::new(instance_components, instances));
+    keep_versions_in_flight_loaded(&runtime).await?;
 
     let node_options = NodeOptions {
         queues: config.queue_options(),
         lease: config.lease.unwrap_or(DEFAULT_LEASE),
         retention: config.retention,
-        instances: instances.clone(),
+        serving: serving.clone(),
         schedules: config.schedule_bodies().map_err(anyhow::Error::msg)?,
     };
     let queues = node_options.queues.clone();
@@ -84,7 +92,7 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
 
     let state = Arc::new(ServerState {
         runtime: runtime.clone(),
-        instances,
+        serving: serving.clone(),
         token,
         allowed_hosts: AllowedHosts::for_listen(address, &config.server.allowed_hosts),
         queues,
@@ -108,6 +116,11 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let traces = runtime.options().telemetry.describe();
     tracing::info!(%address, executor_id = %config.executor_id, recovered = node.recovered(), queues = config.queues.len(), %traces, "serving");
 
+    tokio::spawn(reload_on_hangup(
+        args.config.clone(),
+        runtime.clone(),
+        serving.clone(),
+    ));
     shutdown_signal().await?;
     tracing::info!(
         in_flight = runtime.in_flight(),
@@ -131,6 +144,59 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!("admin server ended with an error: {err}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads every stored version that workflows in flight run on, once, before they recover: each
+/// stays resident beside the others.
+async fn keep_versions_in_flight_loaded(runtime: &Runtime) -> anyhow::Result<()> {
+    for version in runtime.store().component_versions().await? {
+        if version.in_flight > 0 {
+            runtime.component(&version.digest).await.with_context(|| {
+                format!(
+                    "the version {} that workflows in flight run on",
+                    version.digest
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// On SIGHUP, reads the configured components' files again: a changed one becomes a new
+/// version that new starts get, without a restart; workflows in flight keep theirs.
+async fn reload_on_hangup(config: PathBuf, runtime: Runtime, serving: Arc<Serving>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("cannot listen for SIGHUP: new component versions need a restart");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let components = match Config::load(&config) {
+            Ok(config) => config.components,
+            Err(err) => {
+                tracing::error!("SIGHUP: {err:#}; keeping the versions served now");
+                continue;
+            }
+        };
+        for (name, path) in components {
+            let added = match component_bytes(&path) {
+                Ok(bytes) => serving
+                    .add_version(&runtime, &name, &bytes)
+                    .await
+                    .map_err(anyhow::Error::from),
+                Err(err) => Err(err),
+            };
+            match added {
+                Ok((loaded, true)) => {
+                    tracing::info!(component = %name, digest = %loaded.digest, "SIGHUP: new version loaded")
+                }
+                Ok((_, false)) => tracing::info!(component = %name, "SIGHUP: unchanged"),
+                Err(err) => {
+                    tracing::error!(component = %name, "SIGHUP: {err:#}; keeping the version served now")
+                }
+            }
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

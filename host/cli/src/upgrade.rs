@@ -219,3 +219,35 @@ pub async fn workflow_upgrade(args: &WorkflowUpgradeArgs) -> anyhow::Result<Exit
         ExitCode::from(1)
     })
 }
+
+#[derive(Debug, Args)]
+pub struct ComponentsArgs {
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// `reprise components`: every stored version, with the workflows in flight on it.
+pub async fn components(args: &ComponentsArgs) -> anyhow::Result<ExitCode> {
+    let store = args.store.open().await?;
+    let versions = store.component_versions().await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&versions)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = versions
+        .iter()
+        .map(|v| {
+            vec![
+                v.name.clone().unwrap_or_else(|| "-".into()),
+                v.digest.clone(),
+                super::time::format_ms(v.first_seen),
+                v.in_flight.to_string(),
+                if v.in_flight == 0 { "drained" } else { "" }.into(),
+            ]
+        })
+        .collect();
+    print(&["NAME", "DIGEST", "FIRST SEEN", "IN FLIGHT", ""], &rows);
+    Ok(ExitCode::SUCCESS)
+}

@@ -10,6 +10,7 @@ pub mod queue;
 pub mod retention;
 pub mod schedule;
 pub mod scheduler;
+pub mod serving;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use reprise_protocol::wire::ScheduleBody;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::{LoadedComponent, Runtime, RuntimeError};
+use crate::runtime::{Runtime, RuntimeError};
 pub use queue::QueueOptions;
 use reprise_store::StoreError;
 use scheduler::{ScheduleError, Scheduler};
@@ -34,7 +35,7 @@ pub struct NodeOptions {
     /// Delete ended workflows older than this.
     pub retention: Option<Duration>,
     /// The components schedules may start workflows of, by instance name.
-    pub instances: BTreeMap<String, Arc<LoadedComponent>>,
+    pub serving: Arc<serving::Serving>,
     /// Schedules to create or update at start (the config's).
     pub schedules: Vec<ScheduleBody>,
 }
@@ -45,7 +46,7 @@ impl Default for NodeOptions {
             queues: BTreeMap::new(),
             lease: lease::DEFAULT_LEASE,
             retention: None,
-            instances: BTreeMap::new(),
+            serving: Arc::new(serving::Serving::new(BTreeMap::new(), BTreeMap::new())),
             schedules: Vec::new(),
         }
     }
@@ -93,7 +94,7 @@ impl Node {
     /// on no other host adopts what this one owns, and what others adopted while it was away
     /// is no longer listed as its own.
     pub async fn start(runtime: Runtime, options: NodeOptions) -> Result<Node, NodeError> {
-        let scheduler = Arc::new(Scheduler::new(runtime.clone(), options.instances));
+        let scheduler = Arc::new(Scheduler::new(runtime.clone(), options.serving));
         scheduler.put_configured(options.schedules).await?;
         let dispatch = runtime.dispatch();
         let stop_watching = CancellationToken::new();

@@ -3,7 +3,6 @@
 //! database fires every schedule it can run; a firing's workflow id is made of the schedule
 //! and the scheduled time, so a firing starts one workflow however many hosts fire it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::node::schedule::{self, firing_id};
-use crate::runtime::{LoadedComponent, Runtime, RuntimeError, StartRequest, validate_workflow_id};
+use crate::node::serving::Serving;
+use crate::runtime::{Runtime, RuntimeError, StartRequest, validate_workflow_id};
 use reprise_store::{ScheduleRecord, StoreError, now_ms};
 
 /// How often the scheduler looks for schedules other processes added or changed.
@@ -45,17 +45,17 @@ pub enum ScheduleError {
 /// The schedules of one server: the instances it can fire them on.
 pub struct Scheduler {
     runtime: Runtime,
-    instances: BTreeMap<String, Arc<LoadedComponent>>,
+    serving: Arc<Serving>,
     /// Wakes the firing task when a schedule changes here.
     changed: Notify,
 }
 
 impl Scheduler {
-    /// A scheduler firing on `instances` (name → component).
-    pub fn new(runtime: Runtime, instances: BTreeMap<String, Arc<LoadedComponent>>) -> Self {
+    /// A scheduler firing on the versions `serving` serves.
+    pub fn new(runtime: Runtime, serving: Arc<Serving>) -> Self {
         Scheduler {
             runtime,
-            instances,
+            serving,
             changed: Notify::new(),
         }
     }
@@ -69,8 +69,8 @@ impl Scheduler {
             return Err(invalid(format!("a name has at most {MAX_NAME} characters")));
         }
         schedule::parse(&body.cron).map_err(invalid)?;
-        let defining: Vec<&String> = self
-            .instances
+        let instances = self.serving.instances();
+        let defining: Vec<&String> = instances
             .iter()
             .filter(|(_, c)| c.has_workflow(&body.workflow))
             .map(|(name, _)| name)
@@ -196,7 +196,8 @@ impl Scheduler {
         schedule: &ScheduleRecord,
         scheduled: i64,
     ) -> Result<String, ScheduleError> {
-        let component = self.instances.get(&schedule.instance).ok_or_else(|| {
+        let instances = self.serving.instances();
+        let component = instances.get(&schedule.instance).ok_or_else(|| {
             ScheduleError::Invalid(format!(
                 "schedule {:?} runs on instance {:?}, which this server does not configure",
                 schedule.name, schedule.instance
@@ -274,7 +275,7 @@ impl Scheduler {
         let now = now_ms();
         let mut next: Option<i64> = None;
         for schedule in self.runtime.store().schedules().await? {
-            if schedule.paused || !self.instances.contains_key(&schedule.instance) {
+            if schedule.paused || !self.serving.instances().contains_key(&schedule.instance) {
                 continue;
             }
             let cron = match schedule::parse(&schedule.cron) {

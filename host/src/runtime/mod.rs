@@ -144,6 +144,20 @@ impl Runtime {
         Ok(component)
     }
 
+    /// [`Runtime::register`], naming the stored version as one of component `name`.
+    pub async fn register_named(
+        &self,
+        bytes: &[u8],
+        name: &str,
+    ) -> Result<Arc<LoadedComponent>, RuntimeError> {
+        let component = self.register(bytes).await?;
+        self.shared
+            .store
+            .name_component(&component.digest, name)
+            .await?;
+        Ok(component)
+    }
+
     /// Creates a workflow on the default instance (or returns the existing one with that id)
     /// without running it.
     pub async fn start(

@@ -39,13 +39,16 @@ impl From<RuntimeError> for ApiError {
     fn from(err: RuntimeError) -> Self {
         let status = match &err {
             RuntimeError::UnknownWorkflow { .. }
+            | RuntimeError::Engine(_)
             | RuntimeError::InvalidInput(_)
             | RuntimeError::UnknownQueue { .. }
             | RuntimeError::UnknownInstance(_)
             | RuntimeError::MemoryLimitTooLarge { .. }
             | RuntimeError::MemoryLimitTooSmall { .. }
             | RuntimeError::InvalidId(_) => StatusCode::BAD_REQUEST,
-            RuntimeError::UnknownWorkflowId(_) => StatusCode::NOT_FOUND,
+            RuntimeError::UnknownWorkflowId(_) | RuntimeError::MissingComponent(_) => {
+                StatusCode::NOT_FOUND
+            }
             RuntimeError::IdTaken { .. } => StatusCode::CONFLICT,
             RuntimeError::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             RuntimeError::Store(store) => return store_error(store, err.to_string()),
@@ -65,7 +68,9 @@ impl From<StoreError> for ApiError {
 fn store_error(err: &StoreError, message: String) -> ApiError {
     let status = match err {
         StoreError::UnknownWorkflow(_) => StatusCode::NOT_FOUND,
-        StoreError::Duplicate { .. } | StoreError::NotResumable { .. } => StatusCode::CONFLICT,
+        StoreError::Duplicate { .. }
+        | StoreError::NotResumable { .. }
+        | StoreError::ChangedWhileChecked(_) => StatusCode::CONFLICT,
         StoreError::Locked(_) => StatusCode::SERVICE_UNAVAILABLE,
         StoreError::Storage(_) => StatusCode::INSUFFICIENT_STORAGE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

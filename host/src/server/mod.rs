@@ -13,6 +13,7 @@ mod limits;
 mod overview;
 mod schedules;
 mod ui;
+mod versions;
 mod waits;
 
 use std::collections::BTreeMap;
@@ -53,8 +54,8 @@ const MAX_RESULT_WAIT: Duration = Duration::from_secs(60);
 pub struct ServerState {
     /// The runtime the API drives.
     pub runtime: Runtime,
-    /// Instance name → its component.
-    pub instances: BTreeMap<String, Arc<LoadedComponent>>,
+    /// The component version new starts get, by instance.
+    pub serving: Arc<crate::node::serving::Serving>,
     /// Bearer token required on every endpoint but `/healthz`.
     pub token: Option<String>,
     /// The `Host` names the server answers to.
@@ -84,6 +85,7 @@ pub fn router(state: Arc<ServerState>, limits: BodyLimits) -> Router {
         .merge(waits::routes())
         .merge(schedules::routes())
         .merge(overview::routes())
+        .merge(versions::routes())
         .route_layer(middleware::from_fn_with_state(limits, limits::read_body))
         .route_layer(middleware::from_fn(guard::require_json_for_changes))
         .route_layer(middleware::from_fn_with_state(
@@ -164,9 +166,9 @@ impl ServerState {
         instance: Option<&str>,
         workflow: &str,
     ) -> Result<(String, Arc<LoadedComponent>), ApiError> {
+        let instances = self.serving.instances();
         if let Some(name) = instance {
-            return self
-                .instances
+            return instances
                 .get(name)
                 .map(|c| (name.to_string(), c.clone()))
                 .ok_or_else(|| {
@@ -176,8 +178,7 @@ impl ServerState {
                     )
                 });
         }
-        let defining: Vec<_> = self
-            .instances
+        let defining: Vec<_> = instances
             .iter()
             .filter(|(_, c)| c.has_workflow(workflow))
             .collect();

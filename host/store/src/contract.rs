@@ -234,18 +234,6 @@ pub trait AdminStore: Send + Sync + 'static {
         executor_id: &str,
         memory_limit: Option<u64>,
     ) -> Result<WorkflowRecord, StoreError>;
-    /// Moves a PENDING or ENQUEUED workflow to component version `to`, if it still has
-    /// ownership `epoch` and nothing recorded at or after `at`: in one transaction its version
-    /// is switched, its epoch taken (any execution of it stops at its next write), and a
-    /// `reprise.upgrade` record saying from and to which version is put at position `at`.
-    /// Otherwise [`StoreError::ChangedWhileChecked`] and nothing changes.
-    async fn upgrade_workflow(
-        &self,
-        id: &str,
-        epoch: u64,
-        at: u32,
-        to: &str,
-    ) -> Result<WorkflowRecord, StoreError>;
     /// Copies a workflow to `new_id` as a fresh PENDING workflow that keeps the recorded steps
     /// before `from_step`, so it replays them and runs the rest anew. Off any queue.
     async fn fork_workflow(
@@ -260,18 +248,41 @@ pub trait AdminStore: Send + Sync + 'static {
 /// (`&dyn MailboxStore`, say), and [`open_store`] hands out the whole. Implemented for every type
 /// that implements all the roles.
 pub trait Store:
-    ExecutionStore + DispatchStore + MailboxStore + ScheduleStore + AdminStore
+    ExecutionStore + DispatchStore + MailboxStore + ScheduleStore + AdminStore + VersionStore
 {
 }
 
+/// The versions of components: which workflows run on which, and moving a workflow to another.
+#[async_trait]
+pub trait VersionStore: Send + Sync + 'static {
+    /// Moves a PENDING or ENQUEUED workflow to component version `to`, if it still has
+    /// ownership `epoch` and nothing recorded at or after `at`: in one transaction its version
+    /// is switched, its epoch taken (any execution of it stops at its next write), and a
+    /// `reprise.upgrade` record saying from and to which version is put at position `at`.
+    /// Otherwise [`StoreError::ChangedWhileChecked`] and nothing changes.
+    async fn upgrade_workflow(
+        &self,
+        id: &str,
+        epoch: u64,
+        at: u32,
+        to: &str,
+    ) -> Result<WorkflowRecord, StoreError>;
+    /// Names a stored component (the configured component it is a version of); a version
+    /// keeps the first name it was given.
+    async fn name_component(&self, digest: &str, name: &str) -> Result<(), StoreError>;
+    /// Every stored component version, oldest first, with how many workflows in flight
+    /// (PENDING or ENQUEUED) run on it.
+    async fn component_versions(&self) -> Result<Vec<ComponentVersion>, StoreError>;
+}
+
 impl<T> Store for T where
-    T: ExecutionStore + DispatchStore + MailboxStore + ScheduleStore + AdminStore
+    T: ExecutionStore + DispatchStore + MailboxStore + ScheduleStore + AdminStore + VersionStore
 {
 }
 
 /// The roles, to bring their methods into scope: `use reprise_store::roles::*`.
 pub mod roles {
     pub use crate::{
-        AdminStore, DispatchStore, ExecutionStore, MailboxStore, ScheduleStore, Store,
+        AdminStore, DispatchStore, ExecutionStore, MailboxStore, ScheduleStore, Store, VersionStore,
     };
 }

@@ -17,7 +17,7 @@ mod rows;
 mod schedules;
 mod shared;
 mod sqlite;
-mod upgrades;
+mod versions;
 mod waits;
 mod waits_sql;
 mod written;
@@ -25,7 +25,8 @@ mod written;
 use std::sync::Arc;
 
 pub use contract::{
-    AdminStore, DispatchStore, ExecutionStore, MailboxStore, ScheduleStore, Store, roles,
+    AdminStore, DispatchStore, ExecutionStore, MailboxStore, ScheduleStore, Store, VersionStore,
+    roles,
 };
 pub use error::{DbError, StoreError};
 pub use executors::ExecutorRecord;
@@ -36,6 +37,7 @@ pub use records::{
 };
 pub use schedules::{CatchUp, ScheduleRecord};
 pub use sqlite::{Durability, SqliteStore};
+pub use versions::ComponentVersion;
 pub use waits::{
     Change, EventRecord, MessageRecord, NewMessage, StreamEntry, StreamInfo, StreamRead, Waited,
 };

@@ -25,7 +25,6 @@ use super::partitions::Partitions;
 use super::rows::{Columns, get};
 use super::schedules::{ScheduleRecord, Schedules};
 use super::shared::{Dialect, in_dispatch_order, workflow_columns};
-use super::upgrades::Upgrades;
 use super::waits_sql::Waits;
 use super::written::{StepRow, first_deadline};
 use super::{
@@ -49,7 +48,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/post
 /// Cloning is cheap and shares the pool.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
     bells: Arc<Bells>,
     feed: Arc<Feed>,
 }
@@ -85,7 +84,7 @@ impl PostgresStore {
 
 /// Ends a transaction whose statements have run: committed when they succeeded, rolled back
 /// when they failed (a failed statement aborts a Postgres transaction anyway).
-async fn settle<T>(
+pub(crate) async fn settle<T>(
     tx: Transaction<'_, Postgres>,
     result: Result<T, StoreError>,
 ) -> Result<T, StoreError> {
@@ -562,18 +561,6 @@ impl AdminStore for PostgresStore {
         settle(tx, resumed).await
     }
 
-    async fn upgrade_workflow(
-        &self,
-        id: &str,
-        epoch: u64,
-        at: u32,
-        to: &str,
-    ) -> Result<WorkflowRecord, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let upgraded = Postgres::upgrade_workflow(&mut tx, id, epoch, at, to).await;
-        settle(tx, upgraded).await
-    }
-
     async fn fork_workflow(
         &self,
         id: &str,
@@ -739,8 +726,6 @@ impl Executors for Postgres {}
 impl Partitions for Postgres {
     const CLAIM_ORDER: &'static str = "seq";
 }
-
-impl Upgrades for Postgres {}
 
 impl Waits for Postgres {
     async fn announce(conn: &mut PgConnection, change: &Change) -> Result<(), StoreError> {

@@ -12,4 +12,5 @@ mod reach;
 mod schedules;
 pub(crate) mod serve;
 mod telemetry;
+mod versions;
 mod web_ui;

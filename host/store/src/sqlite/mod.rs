@@ -21,6 +21,9 @@ mod request;
 mod statements;
 mod writer;
 
+pub(crate) use request::Alone;
+pub(crate) use statements::in_savepoint;
+
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -44,7 +47,6 @@ use super::partitions::Partitions;
 use super::rows::{Columns, get};
 use super::schedules::{ScheduleRecord, Schedules};
 use super::shared::Dialect;
-use super::upgrades::Upgrades;
 use super::waits_sql::Waits;
 use super::written::StepRow;
 use super::{
@@ -54,7 +56,7 @@ use super::{
     WorkflowFilter, WorkflowRecord, WorkflowStatus,
 };
 use outcome::Reply;
-use request::{Alone, BoxFuture, Closure, Request};
+use request::{BoxFuture, Closure, Request};
 use writer::Writer;
 
 /// How long to wait for another process's write lock before reporting `StoreError::Locked`.
@@ -120,7 +122,7 @@ impl FromStr for Durability {
 /// Dropping it stops the writer once the requests already queued are done; use
 /// [`SqliteStore::close`] to wait for that.
 pub struct SqliteStore {
-    reads: SqlitePool,
+    pub(crate) reads: SqlitePool,
     writes: mpsc::Sender<Request>,
     writer: JoinHandle<()>,
     commits: Arc<AtomicU64>,
@@ -234,7 +236,7 @@ impl SqliteStore {
 
     /// Runs `run` on the writer's connection in its turn: alone, or inside a batch shared
     /// with other requests.
-    async fn run<T, F>(&self, alone: Alone, run: F) -> Result<T, StoreError>
+    pub(crate) async fn run<T, F>(&self, alone: Alone, run: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
@@ -734,25 +736,6 @@ impl AdminStore for SqliteStore {
         .await
     }
 
-    async fn upgrade_workflow(
-        &self,
-        id: &str,
-        epoch: u64,
-        at: u32,
-        to: &str,
-    ) -> Result<WorkflowRecord, StoreError> {
-        let (id, to) = (id.to_owned(), to.to_owned());
-        self.run(Alone::Transaction, move |conn| {
-            Box::pin(async move {
-                statements::in_savepoint(conn, move |sp| {
-                    Box::pin(async move { Sqlite::upgrade_workflow(sp, &id, epoch, at, &to).await })
-                })
-                .await
-            })
-        })
-        .await
-    }
-
     async fn fork_workflow(
         &self,
         id: &str,
@@ -779,7 +762,6 @@ impl AdminStore for SqliteStore {
 impl Executors for Sqlite {}
 impl Schedules for Sqlite {}
 impl Waits for Sqlite {}
-impl Upgrades for Sqlite {}
 
 impl Partitions for Sqlite {
     const CLAIM_ORDER: &'static str = "rowid";

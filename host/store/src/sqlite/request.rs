@@ -14,7 +14,7 @@ use crate::written::StepRow;
 use crate::{Inserted, NewWorkflow, StoreError, WorkflowEnd, WorkflowRecord};
 
 /// A future that borrows the writer's connection.
-pub(super) type BoxFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
+pub(crate) type BoxFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 
 /// A write, owning its data so it can cross to the writer task.
 pub(super) enum Request {
@@ -52,7 +52,7 @@ pub(super) trait Write: Send {
 /// must see the same state: then it runs in a transaction even alone. All such writes are
 /// rare admin operations, so the BEGIN and COMMIT round trips do not matter there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Alone {
+pub(crate) enum Alone {
     /// One writing statement: autocommit is enough.
     Autocommit,
     /// Several statements that stand or fall together.

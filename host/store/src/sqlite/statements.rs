@@ -66,7 +66,7 @@ pub(super) async fn claim_queued(
 /// A change of several statements (a fork, an upgrade) inside a savepoint: the writer runs
 /// it in a transaction (see `Request::needs_transaction`), and the savepoint also undoes a
 /// half-done change when a later request of the batch commits.
-pub(super) async fn in_savepoint<T>(
+pub(crate) async fn in_savepoint<T>(
     conn: &mut SqliteConnection,
     work: impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>,
 ) -> Result<T, StoreError> {

@@ -1,0 +1,202 @@
+//! Component versions, written once for both backends like [`Dialect`]'s: which versions are
+//! stored and how many workflows in flight run on each, and moving a workflow to another — the
+//! switch of its version, the epoch that stops its running execution, and the record of the
+//! move in its history, in one transaction.
+
+use async_trait::async_trait;
+use serde::Serialize;
+use sqlx::{Encode, Executor, IntoArguments, Pool, Postgres, Sqlite, Type};
+
+use super::contract::VersionStore;
+use super::postgres::{PostgresStore, settle};
+use super::rows::{Columns, to_u64, workflow_from_row};
+use super::shared::{Dialect, step_columns, workflow_columns};
+use super::sqlite::{Alone, SqliteStore, in_savepoint};
+use super::{StoreError, WorkflowRecord, now_ms};
+use reprise_protocol::recorded;
+
+/// One stored version of a component.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComponentVersion {
+    /// Its content digest: the `app_version` of the workflows that run on it.
+    pub digest: String,
+    /// The configured component it is a version of, once a server or an upload named it.
+    pub name: Option<String>,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was first stored (ms since the epoch).
+    pub first_seen: i64,
+    /// Workflows in flight (PENDING or ENQUEUED) on it; none: drained.
+    pub in_flight: u64,
+}
+
+pub(super) trait Versions: Dialect
+where
+    for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
+    Self::Arguments: IntoArguments<Self>,
+    Self::Row: Columns,
+    for<'q> &'q str: Encode<'q, Self> + Type<Self>,
+    for<'q> Option<&'q str>: Encode<'q, Self> + Type<Self>,
+    for<'q> &'q [u8]: Encode<'q, Self> + Type<Self>,
+    for<'q> String: Encode<'q, Self> + Type<Self>,
+    for<'q> i64: Encode<'q, Self> + Type<Self>,
+    for<'q> Option<i64>: Encode<'q, Self> + Type<Self>,
+    for<'q> i32: Encode<'q, Self> + Type<Self>,
+{
+    /// See `AdminStore::upgrade_workflow`. Run in a transaction (or a savepoint).
+    async fn upgrade_workflow(
+        conn: &mut Self::Connection,
+        id: &str,
+        epoch: u64,
+        at: u32,
+        to: &str,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let changed = || StoreError::ChangedWhileChecked(id.to_owned());
+        let now = now_ms();
+        let Some(before) = Self::select_workflow(conn, id).await? else {
+            return Err(StoreError::UnknownWorkflow(id.to_owned()));
+        };
+        let rows = sqlx::query(concat!(
+            "UPDATE workflow_status SET app_version = $1, epoch = epoch + 1, updated_at = $2 \
+             WHERE workflow_id = $3 AND epoch = $4 AND status IN ('PENDING', 'ENQUEUED') \
+             RETURNING ",
+            workflow_columns!()
+        ))
+        .bind(to)
+        .bind(now)
+        .bind(id)
+        .bind(i64::try_from(epoch).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await?;
+        let Some(row) = rows.first() else {
+            return Err(changed());
+        };
+        let record = workflow_from_row(row)?;
+        let moved = serde_json::json!({"from": before.app_version, "to": to}).to_string();
+        // A step recorded at or after `at` since the check: the primary key or the count says so.
+        let later = sqlx::query(
+            "SELECT COUNT(*) AS later FROM operation_outputs \
+             WHERE workflow_id = $1 AND function_id >= $2",
+        )
+        .bind(id)
+        .bind(i64::from(at))
+        .fetch_one(&mut *conn)
+        .await?;
+        if later.int("operation_outputs", "later")? > 0 {
+            return Err(changed());
+        }
+        sqlx::query(concat!(
+            "INSERT INTO operation_outputs (",
+            step_columns!(),
+            ") VALUES ($1, $2, $3, $4, NULL, 1, $5, $5, $6, $7, NULL)"
+        ))
+        .bind(id)
+        .bind(i64::from(at))
+        .bind(recorded::UPGRADE)
+        .bind(moved)
+        .bind(now)
+        .bind(i64::try_from(record.epoch).unwrap_or(i64::MAX))
+        .bind(recorded::Kind::Upgrade.as_str())
+        .execute(&mut *conn)
+        .await?;
+        Ok(record)
+    }
+
+    async fn name_component(
+        conn: &mut Self::Connection,
+        digest: &str,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE components SET name = $1 WHERE digest = $2 AND name IS NULL")
+            .bind(name)
+            .bind(digest)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn component_versions(pool: &Pool<Self>) -> Result<Vec<ComponentVersion>, StoreError> {
+        const T: &str = "components";
+        let rows = sqlx::query(
+            "SELECT c.digest, c.name, c.size, c.created_at, COALESCE(f.n, 0) AS in_flight \
+             FROM components c LEFT JOIN (SELECT app_version, COUNT(*) AS n \
+             FROM workflow_status WHERE status IN ('PENDING', 'ENQUEUED') \
+             GROUP BY app_version) f ON f.app_version = c.digest \
+             ORDER BY c.created_at, c.digest",
+        )
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ComponentVersion {
+                    digest: row.text(T, "digest")?,
+                    name: row.opt_text(T, "name")?,
+                    size: to_u64(row.int(T, "size")?, T, "size")?,
+                    first_seen: row.int(T, "created_at")?,
+                    in_flight: to_u64(row.int(T, "in_flight")?, T, "in_flight")?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Versions for Sqlite {}
+impl Versions for Postgres {}
+
+#[async_trait]
+impl VersionStore for SqliteStore {
+    async fn upgrade_workflow(
+        &self,
+        id: &str,
+        epoch: u64,
+        at: u32,
+        to: &str,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let (id, to) = (id.to_owned(), to.to_owned());
+        self.run(Alone::Transaction, move |conn| {
+            Box::pin(async move {
+                in_savepoint(conn, move |sp| {
+                    Box::pin(async move { Sqlite::upgrade_workflow(sp, &id, epoch, at, &to).await })
+                })
+                .await
+            })
+        })
+        .await
+    }
+
+    async fn name_component(&self, digest: &str, name: &str) -> Result<(), StoreError> {
+        let (digest, name) = (digest.to_owned(), name.to_owned());
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(async move { Sqlite::name_component(conn, &digest, &name).await })
+        })
+        .await
+    }
+
+    async fn component_versions(&self) -> Result<Vec<ComponentVersion>, StoreError> {
+        Sqlite::component_versions(&self.reads).await
+    }
+}
+
+#[async_trait]
+impl VersionStore for PostgresStore {
+    async fn upgrade_workflow(
+        &self,
+        id: &str,
+        epoch: u64,
+        at: u32,
+        to: &str,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let upgraded = Postgres::upgrade_workflow(&mut tx, id, epoch, at, to).await;
+        settle(tx, upgraded).await
+    }
+
+    async fn name_component(&self, digest: &str, name: &str) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Postgres::name_component(&mut conn, digest, name).await
+    }
+
+    async fn component_versions(&self) -> Result<Vec<ComponentVersion>, StoreError> {
+        Postgres::component_versions(&self.pool).await
+    }
+}
