@@ -122,6 +122,18 @@ fn count(n: u32) -> Result<u32, String> {
     Ok(done)
 }
 
+/// `n` tick steps, then a wait of up to a day for a message on `go`: a workflow in flight with
+/// a history, for `reprise bench`'s figures of `upgrade-check` and `replay`.
+#[workflow]
+fn ticks_then_wait(n: u32) -> Result<u32, reprise_guest::Error> {
+    let mut done = 0;
+    for i in 0..n {
+        done += u32::from(tick(i)? == i);
+    }
+    recv::<u32>("go", Duration::from_secs(86_400))?;
+    Ok(done)
+}
+
 /// Receives `count` numbers on topic `in` and writes each to the stream `out`, for
 /// `reprise bench`: the round trip of a message to a waiting workflow.
 #[workflow]
@@ -170,6 +182,7 @@ reprise_guest::export!(
         fib_children_crash,
         fan_out,
         nap,
+        ticks_then_wait,
         child_with_id,
         count,
         relay,

@@ -1,14 +1,16 @@
 //! `reprise bench`: the figures the project promises, measured on the embedded database at
 //! each durability level — empty-workflow latency and throughput, per-step checkpoint
 //! overhead, instantiation time, and one crash-recovery replay of a 100-step workflow — and
-//! what parked workflows cost ([`parked`]), what an HTTP call from a step costs ([`http`]) and
-//! what waiting for messages costs ([`messages`]).
+//! what parked workflows cost ([`parked`]), what an HTTP call from a step costs ([`http`]),
+//! what waiting for messages costs ([`messages`]) and what checking new code costs
+//! ([`versions`]).
 
 mod hosts;
 mod http;
 mod messages;
 mod parked;
 mod traces;
+mod versions;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -58,6 +60,10 @@ pub struct BenchArgs {
     /// 10-step workflows timed with tracing off and exporting over OTLP (0 skips them).
     #[arg(long, default_value_t = 2_000)]
     traces: u32,
+    /// Workflows in flight (5 steps and a wait each) checked by `upgrade-check` and replayed
+    /// (0 skips them).
+    #[arg(long, default_value_t = 10_000)]
+    upgrade_check: usize,
     /// A Postgres database (emptied first) for the many-executors figures: queue throughput
     /// with 1, 2 and 3 executors, cross-host enqueue-to-start latency, adoption time.
     #[arg(long)]
@@ -139,6 +145,15 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let versions = if args.upgrade_check > 0 {
+        let figures = versions::measure(&bytes, args.upgrade_check).await?;
+        if !args.json {
+            versions::print(&figures);
+        }
+        Some(figures)
+    } else {
+        None
+    };
     let hosts = match &args.postgres {
         Some(url) => {
             let figures = hosts::measure(&bytes, url, args.hosts_workflows).await?;
@@ -152,7 +167,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         let report = serde_json::json!({
             "levels": all, "parked": parked, "http": http, "messages": messages, "traces": traces,
-            "hosts": hosts,
+            "hosts": hosts, "versions": versions,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     }

@@ -8,6 +8,7 @@ const PAGE_SIZE = 25;
 const STATUSES = ["ENQUEUED", "PENDING", "SUCCESS", "ERROR", "CANCELLED",
   "MAX_RECOVERY_ATTEMPTS_EXCEEDED", "PAUSED"];
 const ACTIVE = new Set(["ENQUEUED", "PENDING", "PAUSED"]);
+const MOVABLE = new Set(["ENQUEUED", "PENDING"]);
 const RESUMABLE = new Set(["CANCELLED", "ERROR", "MAX_RECOVERY_ATTEMPTS_EXCEEDED", "PAUSED"]);
 
 const app = document.getElementById("app");
@@ -52,6 +53,18 @@ function badge(status) {
   return el("span", { class: `badge s-${status.toLowerCase()}`, "data-status": status, text: status });
 }
 
+/** A version by its first 12 hex digits; the whole digest is in the tooltip. */
+function digestTag(digest) {
+  if (!digest) return el("span", { class: "muted", text: "—" });
+  return el("span", { class: "mono", title: digest, text: String(digest).slice(0, 12) });
+}
+
+function size(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1048576) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
 function workflowLink(id) {
   return el("a", { href: `#/workflows/${encodeURIComponent(id)}`, class: "mono", text: id });
 }
@@ -63,9 +76,11 @@ function section(title, ...children) {
 // ---- the API ------------------------------------------------------------------------------
 
 class ApiFailure extends Error {
-  constructor(status, message) {
+  constructor(status, message, body = null) {
     super(message);
     this.status = status;
+    // A refused upgrade (409) answers with its verdict, not an error message.
+    this.body = body;
   }
 }
 
@@ -110,7 +125,7 @@ async function api(path, options = {}) {
     throw new ApiFailure(401, "unauthorized");
   }
   if (!response.ok) {
-    throw new ApiFailure(response.status, (body && body.error) || `HTTP ${response.status}`);
+    throw new ApiFailure(response.status, (body && body.error) || `HTTP ${response.status}`, body);
   }
   return body;
 }
@@ -219,6 +234,7 @@ async function route() {
   }
   if (page === "workflows" && parts[1]) return workflowPage(parts[1]);
   if (page === "queues") return queuesPage();
+  if (page === "versions") return versionsPage();
   return workflowsPage(query);
 }
 
@@ -261,7 +277,7 @@ function workflowsPage(query) {
     el("div", { class: "title" }, el("h1", { text: "Workflows" }), liveNote()),
     counts, form,
     el("table", { class: "list" },
-      el("thead", {}, el("tr", {}, ["Id", "Name", "Status", "Queue", "Instance", "Created", "Updated", "Executions"].map((h) => el("th", { text: h })))),
+      el("thead", {}, el("tr", {}, ["Id", "Name", "Status", "Queue", "Instance", "Version", "Created", "Updated", "Executions"].map((h) => el("th", { text: h })))),
       body),
     pager);
 
@@ -286,10 +302,10 @@ function workflowsPage(query) {
     const shown = rows.slice(0, PAGE_SIZE);
     body.replaceChildren(...(shown.length ? shown.map((w) => el("tr", { "data-id": w.id },
       el("td", {}, workflowLink(w.id)), el("td", { text: w.name }), el("td", {}, badge(w.status)),
-      el("td", { text: w.queue_name || "—" }), el("td", { text: w.instance }),
+      el("td", { text: w.queue_name || "—" }), el("td", { text: w.instance }), el("td", {}, digestTag(w.app_version)),
       el("td", { text: time(w.created_at) }), el("td", { text: time(w.updated_at) }),
       el("td", { class: "num", text: w.executions })))
-      : [el("tr", {}, el("td", { colspan: 8, class: "muted", text: "No workflows match." }))]));
+      : [el("tr", {}, el("td", { colspan: 9, class: "muted", text: "No workflows match." }))]));
     pager.replaceChildren(
       offset > 0 ? el("a", { class: "button", id: "newer", href: withQuery({ offset: Math.max(0, offset - PAGE_SIZE) }), text: "← Newer" }) : "",
       el("span", { class: "muted", text: shown.length ? `${offset + 1}–${offset + shown.length}` : "" }),
@@ -332,6 +348,8 @@ function workflowPage(id) {
   const cancel = el("button", { type: "button", id: "cancel", class: "danger", text: "Cancel…" });
   const resume = el("button", { type: "button", id: "resume", text: "Resume…" });
   const fork = el("button", { type: "button", id: "fork", text: "Fork…" });
+  const upgrade = el("button", { type: "button", id: "upgrade", text: "Upgrade…", disabled: true });
+  let target = null;
   const summary = el("dl", { id: "summary", class: "summary" });
   const io = el("div", { id: "io", class: "io" });
   const steps = el("div", { id: "steps" });
@@ -340,21 +358,22 @@ function workflowPage(id) {
   app.replaceChildren(
     el("p", {}, el("a", { href: "#/workflows", text: "← Workflows" })),
     el("div", { class: "title" }, heading, statusSlot, liveNote()),
-    el("div", { class: "actions" }, cancel, resume, el("span", { class: "fork" }, forkStep, fork)),
+    el("div", { class: "actions" }, cancel, resume, upgrade, el("span", { class: "fork" }, forkStep, fork)),
     result,
     section("Summary", summary), io, section("Steps", steps), family, waits);
 
-  const act = async (title, text, run) => {
+  const act = async (title, text, run, report) => {
     if (!(await confirmAction(title, text))) return;
     result.hidden = false;
     result.className = "result";
     result.textContent = `${title}…`;
     try {
       const record = await run();
-      result.textContent = record.id === id
+      if (report) result.textContent = `${title}: ${report(record)}`;
+      else result.textContent = record.id === id
         ? `${title}: done — the workflow is now ${record.status}.`
         : `${title}: done — created ${record.id} (${record.status}).`;
-      if (record.id !== id) result.append(" ", workflowLink(record.id));
+      if (!report && record.id !== id) result.append(" ", workflowLink(record.id));
       await render();
     } catch (err) {
       result.className = "result error";
@@ -370,19 +389,31 @@ function workflowPage(id) {
     act("Fork", `Start a new workflow that replays ${id}'s first ${step} step(s) and runs the rest again?`,
       () => api(`${path}/fork`, { method: "POST", body: { from_step: step } }));
   });
+  upgrade.addEventListener("click", () => {
+    if (!target) return;
+    const { from, to } = target;
+    act("Upgrade", `Move workflow ${id} from version ${from.digest.slice(0, 12)} to ${to.digest.slice(0, 12)}, the version ${to.name} serves now? `
+      + "Its history is replayed on the new code first; it moves only if that replays cleanly.",
+    () => moveTo(path, to.digest),
+    (moved) => moved.upgraded ? `moved to ${moved.to.slice(0, 12)}.` : `already on ${moved.to.slice(0, 12)}; nothing changed.`);
+  });
 
   const render = async () => {
-    const [workflow, stepList, children, events, messages, streams] = await Promise.all([
+    const [workflow, stepList, children, events, messages, streams, components] = await Promise.all([
       api(path), api(`${path}/steps`), api(`/workflows?parent=${encodeURIComponent(id)}&limit=200`),
-      api(`${path}/events`), api(`${path}/messages`), api(`${path}/streams`)]);
+      api(`${path}/events`), api(`${path}/messages`), api(`${path}/streams`), api("/components")]);
     statusSlot.replaceChildren(badge(workflow.status));
     cancel.disabled = !ACTIVE.has(workflow.status);
     resume.disabled = !RESUMABLE.has(workflow.status);
+    const choice = upgradeTarget(workflow, components.versions);
+    target = choice.to ? choice : null;
+    upgrade.disabled = !target;
+    upgrade.title = choice.why;
     const chosen = forkStep.value;
     forkStep.replaceChildren(...Array.from({ length: stepList.length + 1 }, (_, i) =>
       el("option", { value: i, text: i === 0 ? "from the start" : `after step ${i - 1} (${stepList[i - 1].name})` })));
     forkStep.value = chosen && Number(chosen) <= stepList.length ? chosen : String(stepList.length);
-    renderSummary(summary, workflow);
+    renderSummary(summary, workflow, choice.from);
     renderIo(io, workflow);
     renderSteps(steps, stepList, workflow);
     renderFamily(family, workflow, children);
@@ -391,10 +422,38 @@ function workflowPage(id) {
   live(render);
 }
 
-function renderSummary(dl, w) {
+/**
+ * Where Upgrade… would move `w`: the version its own component serves now. `why` says why not,
+ * or what it would do (the button's tooltip).
+ */
+function upgradeTarget(w, versions) {
+  const from = versions.find((v) => v.digest === w.app_version);
+  if (!MOVABLE.has(w.status)) return { from, why: "Only a PENDING or ENQUEUED workflow can move to another version." };
+  if (!from || !from.name) return { from, why: "This workflow's version belongs to no configured component, so there is no newer one to move to." };
+  const to = versions.find((v) => v.serving && v.name === from.name);
+  if (!to) return { from, why: `No version of ${from.name} is serving on this server.` };
+  if (to.digest === from.digest) return { from, why: `Already on the version ${from.name} serves.` };
+  return { from, to, why: `Move to ${to.digest}, the version ${to.name} serves now.` };
+}
+
+/** Moves the workflow at `path` to `digest`; a refused move throws the verdict in words. */
+async function moveTo(path, digest) {
+  try {
+    return await api(`${path}/upgrade`, { method: "POST", body: { to: digest } });
+  } catch (err) {
+    const v = err.body;
+    if (err.status !== 409 || !v || !v.verdict) throw err;
+    const where = v.position === undefined ? "" : ` at position ${v.position}`;
+    const why = v.message || (v.recorded ? `recorded ${v.recorded}, the new code calls ${v.requested}` : "");
+    throw new ApiFailure(409, `nothing changed, its history does not replay on the new code (${v.verdict}${where}): ${why}`);
+  }
+}
+
+function renderSummary(dl, w, version) {
   const rows = [
     ["Name", w.name], ["Status", badge(w.status)], ["Instance", w.instance],
-    ["Version (digest)", el("span", { class: "mono", text: w.app_version })],
+    ["Version (digest)", el("span", {}, el("span", { class: "mono", text: w.app_version }),
+      version && version.name ? el("span", { class: "muted", text: ` (${version.name}${version.serving ? ", serving" : ""})` }) : "")],
     ["Executor", w.executor_id], ["Executions", w.executions], ["Traps", w.traps],
     ["Created", time(w.created_at)], ["Started", time(w.started_at)], ["Updated", time(w.updated_at)],
     ["Queue", w.queue_name || "—"], ["Priority", w.priority],
@@ -515,6 +574,35 @@ function queuesPage() {
       el("td", { class: "num", text: x.pending }))));
     const i = health.instances;
     instances.textContent = `This server: ${health.in_flight} running, ${health.parked} parked; instances ${i.in_use} of ${i.capacity} in use, ${i.waiting} waiting.`;
+  });
+}
+
+// ---- component versions --------------------------------------------------------------------
+
+/** A version's state: new starts get it (serving), workflows still run on it, or neither. */
+function versionState(v) {
+  if (v.serving) return el("span", { class: "badge s-success", text: "serving" });
+  if (v.in_flight === 0) return el("span", { class: "badge s-cancelled", text: "drained" });
+  return el("span", { class: "badge s-paused", text: "draining" });
+}
+
+function versionsPage() {
+  const body = el("tbody", { id: "versions" });
+  app.replaceChildren(
+    el("div", { class: "title" }, el("h1", { text: "Versions" }), liveNote()),
+    section("Component versions", el("table", { class: "list" },
+      el("thead", {}, el("tr", {}, ["Component", "Digest", "Size", "First seen", "In flight", "State"].map((h) => el("th", { text: h })))),
+      body),
+    el("p", { class: "muted", text: "Workflows keep the version they started on; Upgrade… on a workflow moves it to its component's serving version when its history replays cleanly there." })));
+  live(async () => {
+    const { versions } = await api("/components");
+    // Grouped by component, newest first within each.
+    const sorted = [...versions].sort((a, b) => (a.name || "").localeCompare(b.name || "") || b.first_seen - a.first_seen);
+    body.replaceChildren(...(sorted.length ? sorted.map((v) => el("tr", { "data-digest": v.digest },
+      el("td", { class: "mono", text: v.name || "—" }), el("td", {}, digestTag(v.digest)),
+      el("td", { class: "num", text: size(v.size) }), el("td", { text: time(v.first_seen) }),
+      el("td", { class: "num", text: v.in_flight }), el("td", {}, versionState(v))))
+      : [el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No component stored yet." }))]));
   });
 }
 

@@ -2,11 +2,13 @@
 //! started, watch a new one appear without a reload, filter, open one and see its steps,
 //! children, messages and events, cancel a running one, resume it and fork it, each through
 //! its confirmation, look at the queues and executors, keep the session across a reload, and never log a console error.
+//! Then component versions: list them, and move a workflow to the version its component serves.
 //! Screenshots of each page land in `target/tmp/ui-screenshots/`.
 
 mod browser;
 
 use crate::common;
+use crate::guests::{ORDERS_V1, ORDERS_V2};
 
 use std::path::PathBuf;
 
@@ -14,7 +16,7 @@ use browser::Browser;
 use common::server::{Server, config};
 use reprise_client::StartOptions;
 use reprise_client::wire::WorkflowStatus;
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn screenshots() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots")
@@ -222,6 +224,186 @@ async fn an_operator_logs_in_browses_workflows_and_cancels_one_in_a_real_browser
     assert!(!address.as_str().contains("secret"), "{address}");
     browser.click("#sign-out").await;
     browser.wait_for("#login").await;
+
+    let errors: Vec<_> = browser
+        .console()
+        .await
+        .into_iter()
+        .filter(|(level, _, _)| level == "SEVERE" || level == "WARNING")
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    ui.clone().close().await.expect("close the browser");
+}
+
+/// A server whose `orders` component is a copy of v1 the test can add v2 to.
+fn orders_config(dir: &std::path::Path) -> String {
+    std::fs::copy(common::guest(ORDERS_V1), dir.join("orders.wasm")).expect("copy v1");
+    format!(
+        r#"
+database = "{db}"
+durability = "process"
+executor_id = "ui-versions"
+
+[server]
+token = "secret"
+max_body = "8MiB"
+
+[components]
+orders = "{orders}"
+"#,
+        db = dir.join("serve.db").display(),
+        orders = dir.join("orders.wasm").display(),
+    )
+}
+
+async fn call(server: &Server, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}{path}", server.url))
+        .bearer_auth("secret");
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{path}: {status} {body}");
+    body
+}
+
+/// Starts `workflow` of `orders` as `id` and waits until it waits for its `ship` message.
+async fn start_waiting(server: &Server, workflow: &str, id: &str) -> Value {
+    let body = json!({"workflow": workflow, "input": 1, "id": id});
+    let view = call(server, reqwest::Method::POST, "/workflows", Some(body)).await;
+    common::server::poll_until(
+        || server.steps(id),
+        |steps| steps.iter().any(|s| s["name"] == "reprise.recv-deadline"),
+    )
+    .await;
+    view
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sees_component_versions_and_moves_a_workflow_to_the_serving_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &orders_config(dir.path()));
+    let old = start_waiting(&server, "order", "old-1").await;
+    // v2 renames a step of `refund`, so this one's history does not replay on it.
+    start_waiting(&server, "refund", "refund-1").await;
+    let v1 = old["app_version"]
+        .as_str()
+        .expect("app_version")
+        .to_string();
+    let response = reqwest::Client::new()
+        .post(format!("{}/components/orders", server.url))
+        .bearer_auth("secret")
+        .header("content-type", "application/wasm")
+        .body(std::fs::read(common::guest(ORDERS_V2)).expect("v2"))
+        .send()
+        .await
+        .expect("upload v2");
+    assert_eq!(response.status(), 201);
+    let added: Value = response.json().await.expect("json");
+    let v2 = added["digest"].as_str().expect("digest").to_string();
+    assert_ne!(v1, v2);
+    let (short1, short2) = (&v1[..12], &v2[..12]);
+
+    let browser = Browser::start(&screenshots()).await;
+    let ui = &browser.client;
+    ui.goto(&server.url).await.expect("open the UI");
+    browser.type_into("#token", "secret").await;
+    browser.click("#sign-in").await;
+    // The list shows each workflow's version, short.
+    browser
+        .wait_for_text(r#"tr[data-id="old-1"]"#, short1)
+        .await;
+
+    // Both versions: v1 still has old-1 and refund-1 in flight, v2 serves new starts.
+    browser.click(r#"[data-nav="versions"]"#).await;
+    let row1 = format!(r#"tr[data-digest="{v1}"]"#);
+    let row2 = format!(r#"tr[data-digest="{v2}"]"#);
+    browser.wait_for_text(&row1, "draining").await;
+    browser.wait_for_text(&row2, "serving").await;
+    let cell = |row: &str, n: usize| format!("{row} td:nth-child({n})");
+    let in_flight = |row: &str| {
+        let css = cell(row, 5);
+        async move {
+            ui.find(fantoccini::Locator::Css(&css))
+                .await
+                .expect("in flight cell")
+                .text()
+                .await
+                .expect("text")
+        }
+    };
+    assert_eq!(in_flight(&row1).await, "2");
+    assert_eq!(in_flight(&row2).await, "0");
+    for row in [&row1, &row2] {
+        browser.wait_for_text(&cell(row, 1), "orders").await;
+    }
+    let digest = ui
+        .find(fantoccini::Locator::Css(&format!(
+            "{} span",
+            cell(&row2, 2)
+        )))
+        .await
+        .expect("digest");
+    assert_eq!(digest.text().await.expect("text"), short2);
+    assert_eq!(digest.attr("title").await.expect("title"), Some(v2.clone()));
+    browser.screenshot("versions").await;
+
+    // refund-1's history does not replay on v2: the move is refused and says why.
+    ui.goto(&format!("{}/#/workflows/refund-1", server.url))
+        .await
+        .expect("open refund-1");
+    browser.wait_for_text("#summary", "(orders)").await;
+    browser.click("#upgrade:not([disabled])").await;
+    browser.wait_for("dialog#confirm[open]").await;
+    browser.click("#confirm-yes").await;
+    browser
+        .wait_for_text("#result", "diverged at position")
+        .await;
+    browser.wait_for("#result.error").await;
+    let refused = browser.console().await;
+    assert!(
+        refused
+            .iter()
+            .all(|(_, source, message)| source == "network"
+                && message.contains("/upgrade")
+                && message.contains("409")),
+        "only the refused move is logged: {refused:?}"
+    );
+    browser.screenshot("upgrade-refused").await;
+    let still = call(&server, reqwest::Method::GET, "/workflows/refund-1", None).await;
+    assert_eq!(
+        still["app_version"],
+        v1.as_str(),
+        "a refused move changes nothing"
+    );
+
+    // old-1 moves, through the confirmation; then it is on the serving version.
+    ui.goto(&format!("{}/#/workflows/old-1", server.url))
+        .await
+        .expect("open old-1");
+    browser.wait_for_text("#status", "PENDING").await;
+    browser.wait_for_text("#summary", short1).await;
+    browser.click("#upgrade:not([disabled])").await;
+    browser.wait_for("dialog#confirm[open]").await;
+    browser.wait_for_text("#confirm-text", short2).await;
+    browser.screenshot("confirm-upgrade").await;
+    browser.click("#confirm-yes").await;
+    browser
+        .wait_for_text("#result", &format!("moved to {short2}"))
+        .await;
+    let moved = call(&server, reqwest::Method::GET, "/workflows/old-1", None).await;
+    assert_eq!(moved["app_version"], v2.as_str());
+    browser.wait_for_text("#summary", "(orders, serving)").await;
+    browser.wait_for("#upgrade[disabled]").await;
+    browser.screenshot("upgraded").await;
+
+    browser.click(r#"[data-nav="versions"]"#).await;
+    browser.wait_for(&row1).await;
+    assert_eq!(in_flight(&row1).await, "1");
+    assert_eq!(in_flight(&row2).await, "1");
 
     let errors: Vec<_> = browser
         .console()
