@@ -316,6 +316,7 @@ impl LimitArgs {
                 grants,
                 reach: Vec::new(),
                 quotas: Default::default(),
+                upgrade: Default::default(),
             },
         )
     }

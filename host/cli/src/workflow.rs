@@ -160,6 +160,10 @@ pub enum WorkflowCommand {
         /// The new workflow's id (generated when absent).
         #[arg(long = "new-id", value_parser = parse_workflow_id)]
         new_id: Option<String>,
+        /// Run the fork on this component (`.wasm` or a guest crate directory) instead of the
+        /// original's version; the steps it keeps must replay cleanly on it.
+        #[arg(long, value_name = "NEW.wasm")]
+        to: Option<std::path::PathBuf>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -190,11 +194,20 @@ pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
             id,
             from_step,
             new_id,
+            to,
             json,
             host,
         } => {
             let (runtime, _lease) = host.runtime().await?;
-            let fork = runtime.fork(id, *from_step, new_id.clone()).await?;
+            let to = match to {
+                Some(path) => Some(
+                    runtime
+                        .register(&super::component::component_bytes(path)?)
+                        .await?,
+                ),
+                None => None,
+            };
+            let fork = runtime.fork(id, *from_step, new_id.clone(), to).await?;
             eprintln!("forked {id} from step {from_step} as {}", fork.id);
             finish_here(&runtime, &fork.id, *json).await
         }

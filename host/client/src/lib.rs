@@ -294,6 +294,7 @@ impl Client {
         let body = ForkBody {
             from_step,
             id: new_id.map(str::to_string),
+            to: None,
         };
         let (_, forked): (u16, WorkflowView) = self
             .send(

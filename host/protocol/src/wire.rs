@@ -150,6 +150,10 @@ pub struct ForkBody {
     /// The new workflow's id (generated when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// A stored component version (digest) the fork runs on instead of the original's; the
+    /// positions it keeps must replay cleanly on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
 }
 
 /// `GET /workflows` filters, all optional; times in milliseconds since the epoch.

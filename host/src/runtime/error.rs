@@ -102,6 +102,9 @@ pub enum RuntimeError {
     /// An instance's quota refused the start (see `quotas`); nothing was written.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// A workflow's history does not replay cleanly on the code asked for; nothing changed.
+    #[error("{0}")]
+    Diverges(String),
     /// A background task panicked or was aborted.
     #[error("background task failed: {0}")]
     Task(String),

@@ -39,7 +39,7 @@ pub use execution::history::NonDeterminism;
 pub use execution::instance::{InstanceState, LoadedComponent, WorkflowEngine};
 pub use ids::{InvalidId, MAX_WORKFLOW_ID_LEN, new_workflow_id, validate_workflow_id};
 pub use mailbox::{MAX_STREAM_READ, Mailbox};
-pub use options::{DEFAULT_INSTANCE, InstanceOptions, RuntimeOptions, StartRequest};
+pub use options::{DEFAULT_INSTANCE, InstanceOptions, RuntimeOptions, StartRequest, UpgradePolicy};
 use reprise_store::{Inserted, Store, WorkflowRecord, WorkflowStatus};
 pub use scheduling::dispatch::Dispatch;
 pub use scheduling::slots::InstanceUsage;
@@ -88,6 +88,7 @@ impl Runtime {
                 lease: ownership::LeaseClock::default(),
                 adopted: std::sync::Mutex::default(),
                 start_rates: Default::default(),
+                newest: Default::default(),
             }),
         })
     }
@@ -141,6 +142,7 @@ impl Runtime {
             .store
             .put_component(&component.digest, bytes)
             .await?;
+        self.shared.newest.saw(&component);
         Ok(component)
     }
 
@@ -316,22 +318,41 @@ impl Runtime {
     }
 
     /// Starts a copy of a workflow whose steps before `from_step` are replayed from the
-    /// original's records and the rest run anew.
+    /// original's records and the rest run anew; with `to`, on that (stored) version, when the
+    /// kept steps replay cleanly on it.
     pub async fn fork(
         &self,
         workflow_id: &str,
         from_step: u32,
         new_id: Option<String>,
+        to: Option<Arc<LoadedComponent>>,
     ) -> Result<WorkflowRecord, RuntimeError> {
         if let Some(id) = &new_id {
             validate_workflow_id(id)?;
         }
+        if let Some(to) = &to {
+            let kept =
+                replay::replay_stored(&self.shared, workflow_id, Some(to.clone()), Some(from_step));
+            let verdict = kept.await?.replay.verdict;
+            if !verdict.is_clean() {
+                return Err(RuntimeError::Diverges(format!(
+                    "the steps of {workflow_id} before {from_step} do not replay on {}: {}",
+                    to.digest,
+                    replay::check::at(&verdict)
+                )));
+            }
+        }
         let new_id = new_id.unwrap_or_else(new_workflow_id);
-        let record = self
-            .shared
-            .store
-            .fork_workflow(workflow_id, &new_id, from_step)
-            .await?;
+        let store = &self.shared.store;
+        let mut record = store.fork_workflow(workflow_id, &new_id, from_step).await?;
+        if let Some(to) = &to {
+            // Not yet running: the move only switches its version and records where.
+            let kept = store.steps(&new_id).await?;
+            let at = kept.last().map_or(0, |s| s.function_id + 1);
+            record = store
+                .upgrade_workflow(&new_id, record.epoch, at, &to.digest)
+                .await?;
+        }
         self.spawn(&new_id);
         Ok(record)
     }

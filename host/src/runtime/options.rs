@@ -36,6 +36,21 @@ pub struct InstanceOptions {
     pub reach: Vec<String>,
     /// What its workflows may take of what all instances share.
     pub quotas: Quotas,
+    /// Whether its workflows stay on the version they started on, or move to the newest one
+    /// registered here when they wake or recover and their history replays cleanly on it.
+    pub upgrade: UpgradePolicy,
+}
+
+/// When a workflow moves to a newer version of its component.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpgradePolicy {
+    /// Only when an operator moves it (`workflow upgrade`, the API, the UI).
+    #[default]
+    Pinned,
+    /// Also by itself, each time it wakes or recovers, when its history replays cleanly on
+    /// the newest version.
+    Auto,
 }
 
 impl InstanceOptions {
@@ -54,6 +69,7 @@ impl Default for InstanceOptions {
             grants: Arc::default(),
             reach: Vec::new(),
             quotas: Quotas::default(),
+            upgrade: UpgradePolicy::Pinned,
         }
     }
 }

@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub(crate) adopted: std::sync::Mutex<BTreeMap<String, std::collections::VecDeque<String>>>,
     /// Starts per second, per instance, for the instances whose quota bounds them.
     pub(crate) start_rates: crate::quotas::StartRates,
+    /// The newest version of each workflow registered here.
+    pub(crate) newest: crate::runtime::replay::newest::Newest,
 }
 
 impl Shared {

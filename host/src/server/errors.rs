@@ -49,7 +49,7 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::UnknownWorkflowId(_) | RuntimeError::MissingComponent(_) => {
                 StatusCode::NOT_FOUND
             }
-            RuntimeError::IdTaken { .. } => StatusCode::CONFLICT,
+            RuntimeError::IdTaken { .. } | RuntimeError::Diverges(_) => StatusCode::CONFLICT,
             RuntimeError::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             RuntimeError::Store(store) => return store_error(store, err.to_string()),
             _ => StatusCode::INTERNAL_SERVER_ERROR,

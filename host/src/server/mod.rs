@@ -389,7 +389,11 @@ async fn fork_workflow(
             "shutting down",
         ));
     }
-    let record = state.runtime.fork(&id, body.from_step, body.id).await?;
+    let to = match &body.to {
+        Some(digest) => Some(state.runtime.component(digest).await?),
+        None => None,
+    };
+    let record = state.runtime.fork(&id, body.from_step, body.id, to).await?;
     Ok((StatusCode::CREATED, view(record)?).into_response())
 }
 

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use common::backend::{Backend, on_each_backend};
 use common::server::poll_until;
 use common::{Harness, guest, options, reprise_bin};
-use reprise_host::runtime::StartRequest;
+use reprise_host::runtime::{InstanceOptions, StartRequest, UpgradePolicy};
 use reprise_host::store::Store;
+use reprise_host::{LoadedComponent, RuntimeOptions};
 use serde_json::Value;
 
 /// A runtime on a fresh database, and the `--database` argument naming it.
@@ -402,4 +403,132 @@ async fn replay_of_a_missing_database_creates_nothing() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("no database at"), "{stderr}");
     assert!(!db.exists(), "no file was created");
+}
+
+/// Starts `workflow(input)` of `component` as `id` and waits until it waits for a message.
+async fn parked(
+    harness: &Harness,
+    component: &Arc<LoadedComponent>,
+    id: &str,
+    workflow: &str,
+    input: &str,
+) {
+    let request = StartRequest {
+        id: Some(id.into()),
+        ..StartRequest::new(workflow, input)
+    };
+    harness
+        .runtime
+        .submit(component, request)
+        .await
+        .expect("submit");
+    let steps = poll_until(
+        || harness.store.steps(id),
+        |s| {
+            s.as_ref()
+                .is_ok_and(|s| s.last().is_some_and(|s| s.name == "reprise.recv-deadline"))
+        },
+    )
+    .await
+    .expect("steps");
+    assert_eq!(
+        steps.last().map(|s| s.name.as_str()),
+        Some("reprise.recv-deadline"),
+        "{id}"
+    );
+}
+
+async fn ended(harness: &Harness, id: &str) -> reprise_host::WorkflowRecord {
+    harness
+        .runtime
+        .wait(id, Some(std::time::Duration::from_secs(30)))
+        .await
+        .expect("wait")
+        .unwrap_or_else(|| panic!("{id} did not end"))
+}
+
+#[tokio::test]
+async fn with_upgrade_auto_a_waking_workflow_moves_to_the_newest_version_when_its_history_allows() {
+    let instance = InstanceOptions {
+        upgrade: UpgradePolicy::Auto,
+        ..InstanceOptions::default()
+    };
+    let harness = Harness::new(RuntimeOptions::single("auto", instance)).await;
+    let v1 = harness.component(ORDERS_V1).await;
+    parked(&harness, &v1, "o-1", "order", "1").await;
+    parked(&harness, &v1, "r-1", "refund", "1").await;
+    // Parked, not waiting in place: the wake-up is what checks for a newer version.
+    let usage = poll_until(
+        || async { harness.runtime.instance_usage() },
+        |usage| usage.parked == 2,
+    )
+    .await;
+    assert_eq!(usage.parked, 2, "{usage:?}");
+    // A new version is registered: the newest from now on.
+    let v2 = harness.component(ORDERS_V2).await;
+    let mailbox = harness.runtime.mailbox();
+    mailbox
+        .send_message("o-1", "ship", "\"now\"", None)
+        .await
+        .expect("send");
+    mailbox
+        .send_message("r-1", "approve", "\"yes\"", None)
+        .await
+        .expect("send");
+    let order = ended(&harness, "o-1").await;
+    assert_eq!(
+        order.output.as_deref(),
+        Some("\"charged 1 (checked)\""),
+        "moved: {order:?}"
+    );
+    assert_eq!(order.app_version, v2.digest);
+    let refund = ended(&harness, "r-1").await;
+    assert_eq!(refund.output.as_deref(), Some("100"), "stayed: {refund:?}");
+    assert_eq!(
+        refund.app_version, v1.digest,
+        "its history diverges on v2: it stays on v1"
+    );
+    let moves = |steps: Vec<reprise_host::store::StepRecord>| {
+        steps.iter().filter(|s| s.name == "reprise.upgrade").count()
+    };
+    assert_eq!(moves(harness.steps("o-1").await), 1);
+    assert_eq!(moves(harness.steps("r-1").await), 0);
+}
+
+#[tokio::test]
+async fn a_fork_runs_on_new_code_only_from_a_step_whose_history_replays_on_it() {
+    let harness = Harness::new(options(3)).await;
+    let v1 = harness.component(ORDERS_V1).await;
+    parked(&harness, &v1, "r-1", "refund", "1").await;
+    let v2 = harness.component(ORDERS_V2).await;
+    // Keeping the renamed step: refused, and no fork is made.
+    let refused = harness
+        .runtime
+        .fork("r-1", 1, Some("r-bad".into()), Some(v2.clone()))
+        .await
+        .expect_err("the kept step diverges");
+    assert!(refused.to_string().contains("do not replay"), "{refused}");
+    assert!(
+        harness
+            .store
+            .get_workflow("r-bad")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    // From the start: the fork runs v2's code, its move recorded first.
+    let fork = harness
+        .runtime
+        .fork("r-1", 0, Some("r-fixed".into()), Some(v2.clone()))
+        .await
+        .expect("fork");
+    assert_eq!(fork.app_version, v2.digest);
+    let steps = poll_until(
+        || harness.store.steps("r-fixed"),
+        |s| s.as_ref().is_ok_and(|s| s.iter().any(|s| s.name == "find")),
+    )
+    .await
+    .expect("steps");
+    let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names[..2], ["reprise.upgrade", "find"], "{names:?}");
 }

@@ -26,6 +26,7 @@ use reprise_host::limits::{InstanceLimits, TrapClass};
 use reprise_host::node::queue::QueueOptions;
 use reprise_host::runtime::{
     AtEnd, InstanceOptions, MemoryGrowth, Runtime, RuntimeOptions, TrapPolicies, TrapPolicy,
+    UpgradePolicy,
 };
 use reprise_host::telemetry::Telemetry;
 use reprise_store::{Durability, RateLimit, open_store};
@@ -207,6 +208,10 @@ pub struct InstanceConfig {
     /// What its workflows may take of what all instances share.
     #[serde(default)]
     pub quotas: quotas::QuotasConfig,
+    /// `"pinned"` (default): workflows keep their version until moved; `"auto"`: they move
+    /// to the newest one when they wake or recover and their history replays cleanly on it.
+    #[serde(default)]
+    pub upgrade: UpgradePolicy,
     /// The grants above, read when the config loads.
     #[serde(skip)]
     pub grants: Arc<Grants>,
@@ -472,6 +477,7 @@ impl Config {
                     http_timeout: None,
                     reach: Vec::new(),
                     quotas: Default::default(),
+                    upgrade: UpgradePolicy::Pinned,
                     grants: Arc::default(),
                 };
                 (name.clone(), implicit)
@@ -520,6 +526,7 @@ impl Config {
                     grants: i.grants,
                     reach: i.reach,
                     quotas: i.quotas.quotas(),
+                    upgrade: i.upgrade,
                 };
                 (name, options)
             })

@@ -24,6 +24,8 @@ use crate::runtime::execution::context::WorkflowContext;
 use crate::runtime::execution::history::History;
 use crate::runtime::execution::instance::LoadedComponent;
 use crate::runtime::execution::{ExecutionEnd, execute};
+use crate::runtime::options::UpgradePolicy;
+use crate::runtime::replay::moving;
 use crate::runtime::shared::Shared;
 use crate::runtime::waiting::park::Parking;
 use crate::telemetry::{Ending, ExecutionSpan};
@@ -122,7 +124,7 @@ pub(crate) async fn drive_until_parked(
         if let Some(record) = drive.settled()? {
             return Ok(Driven::Ended(record));
         }
-        if !drive.ready(next).await? {
+        if !drive.ready(&mut next).await? {
             // Ended before it ran (deadline, recovery verdict): the next pass reports it.
             continue;
         }
@@ -183,7 +185,7 @@ impl<'a> Drive<'a> {
     /// Makes the workflow ready to run: a deadline that passed (also while no host ran) ends
     /// it, and a recovery begins a new execution unless the verdict ends the workflow instead.
     /// False when the workflow ended here.
-    async fn ready(&mut self, next: Next) -> Result<bool, RuntimeError> {
+    async fn ready(&mut self, next: &mut Next) -> Result<bool, RuntimeError> {
         self.acted = true;
         let shared = self.shared;
         let id = self.workflow.id.clone();
@@ -201,7 +203,10 @@ impl<'a> Drive<'a> {
             self.workflow = deadline::expire(shared, &id, &reason).await?;
             return Ok(false);
         }
-        if next != Next::Recover {
+        if *next != Next::Fresh && self.moved_to_newest().await? {
+            *next = Next::Recover;
+        }
+        if *next != Next::Recover {
             return Ok(true);
         }
         let instance = shared.instance(&self.workflow.instance);
@@ -228,6 +233,39 @@ impl<'a> Drive<'a> {
         self.workflow.epoch = began.epoch;
         self.held = Some(began.epoch);
         Ok(true)
+    }
+
+    /// With `upgrade = "auto"`: moves the workflow to the newest version registered here when
+    /// its history replays cleanly on it. True when it moved: the move took its epoch, so the
+    /// drive goes on in a new execution.
+    async fn moved_to_newest(&mut self) -> Result<bool, RuntimeError> {
+        let shared = self.shared;
+        let workflow = &self.workflow;
+        if shared.instance(&workflow.instance).upgrade != UpgradePolicy::Auto {
+            return Ok(false);
+        }
+        let Some(newest) = shared.newest.of(&workflow.name) else {
+            return Ok(false);
+        };
+        if newest.digest == workflow.app_version {
+            return Ok(false);
+        }
+        let id = workflow.id.clone();
+        match moving::upgrade(shared, &id, &newest, false).await {
+            Ok(moved) if moved.upgraded => {
+                self.workflow = shared.workflow(&id).await?;
+                self.held = None;
+                Ok(true)
+            }
+            Ok(moved) => {
+                tracing::info!(workflow_id = %id, to = %newest.digest, verdict = moved.verdict.label(), "stays on its version: its history does not replay cleanly on the newest");
+                Ok(false)
+            }
+            Err(err) => {
+                tracing::warn!(workflow_id = %id, to = %newest.digest, "not moved to the newest version: {err}");
+                Ok(false)
+            }
+        }
     }
 
     /// Runs the workflow code once on a fresh instance, replaying its history.

@@ -6,6 +6,7 @@
 pub mod check;
 mod dry;
 pub mod moving;
+pub(crate) mod newest;
 pub mod patches;
 
 use std::sync::Arc;
