@@ -249,6 +249,11 @@ impl Secrets {
         Secrets(values.into_iter().collect())
     }
 
+    /// The names of the granted secrets, never their values.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
     /// The value of a granted secret.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)

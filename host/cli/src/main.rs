@@ -2,6 +2,7 @@
 //! and the bench. It drives the host library and is the only crate that knows clap or TOML.
 
 mod bench;
+mod bundle;
 mod component;
 mod config;
 mod enqueue;
@@ -122,6 +123,16 @@ impl StoreArgs {
     /// tracing; the instances' limits from `--config`'s file, else the defaults. A SQLite
     /// database that does not exist is an error, not a new empty file.
     async fn offline_runtime(&self) -> anyhow::Result<Runtime> {
+        self.offline_runtime_as("replay", true).await
+    }
+
+    /// [`StoreArgs::offline_runtime`] under `executor_id` (the config file's, when given);
+    /// one that may create its database unless `must_exist`.
+    async fn offline_runtime_as(
+        &self,
+        executor_id: &str,
+        must_exist: bool,
+    ) -> anyhow::Result<Runtime> {
         let config = match self.config_file()? {
             Some(path) => Some(config::Config::load(&path)?),
             None => None,
@@ -129,7 +140,7 @@ impl StoreArgs {
         let url = config
             .as_ref()
             .map_or(self.database.as_str(), |c| c.database.as_str());
-        if !reprise_store::is_postgres_url(url) {
+        if must_exist && !reprise_store::is_postgres_url(url) {
             let path = url
                 .strip_prefix("sqlite://")
                 .or_else(|| url.strip_prefix("sqlite:"))
@@ -143,7 +154,7 @@ impl StoreArgs {
             Some(config) => config.runtime(Telemetry::off()).await,
             None => {
                 let store = self.open().await?;
-                let options = RuntimeOptions::single("replay", InstanceOptions::default());
+                let options = RuntimeOptions::single(executor_id, InstanceOptions::default());
                 Ok(Runtime::new(store, &EngineOptions::default(), options)?)
             }
         }

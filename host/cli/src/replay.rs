@@ -13,6 +13,9 @@ use super::component::component_bytes;
 use super::table::{clip, print};
 use super::time::format_ms;
 use super::{StoreArgs, parse_workflow_id};
+use reprise_host::engine::EngineOptions;
+use reprise_host::runtime::WorkflowEngine;
+use reprise_host::runtime::replay::bundle::replay_bundle;
 use reprise_host::runtime::replay::check::at;
 use reprise_host::runtime::replay::{GuestLine, Replayed, Verdict};
 use reprise_protocol::recorded;
@@ -20,8 +23,13 @@ use reprise_store::StepRecord;
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    #[arg(value_parser = parse_workflow_id)]
-    id: String,
+    /// The stored workflow to replay (or `--bundle`).
+    #[arg(value_parser = parse_workflow_id, required_unless_present = "bundle")]
+    id: Option<String>,
+    /// Replay this bundle (`workflow export`) instead, with no database: nothing is opened or
+    /// created.
+    #[arg(long, value_name = "FILE", conflicts_with = "id")]
+    bundle: Option<PathBuf>,
     /// Replay on this component (`.wasm` or a guest crate directory) instead of the version
     /// the workflow runs on.
     #[arg(long, value_name = "NEW.wasm")]
@@ -36,12 +44,26 @@ pub struct ReplayArgs {
 }
 
 pub async fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
-    let runtime = args.store.offline_runtime().await?;
-    let to = match &args.to {
-        Some(path) => Some(runtime.load(&component_bytes(path)?).await?),
-        None => None,
+    let replayed = match (&args.bundle, &args.id) {
+        (Some(file), _) => {
+            let bundle = super::bundle::read(file)?;
+            let engine = WorkflowEngine::new(&EngineOptions::default())?;
+            let to = match &args.to {
+                Some(path) => Some(engine.load(&component_bytes(path)?).await?),
+                None => None,
+            };
+            replay_bundle(&engine, &bundle, to, args.until).await?
+        }
+        (None, id) => {
+            let id = id.as_deref().unwrap_or_default();
+            let runtime = args.store.offline_runtime().await?;
+            let to = match &args.to {
+                Some(path) => Some(runtime.load(&component_bytes(path)?).await?),
+                None => None,
+            };
+            runtime.replay(id, to, args.until).await?
+        }
     };
-    let replayed = runtime.replay(&args.id, to, args.until).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&as_json(&replayed))?);
     } else {

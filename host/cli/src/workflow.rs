@@ -152,6 +152,11 @@ pub enum WorkflowCommand {
     /// Move a workflow in flight to new code when its history replays cleanly on it (exit 1
     /// when it does not, and nothing changes).
     Upgrade(super::upgrade::WorkflowUpgradeArgs),
+    /// Write a workflow as one repro bundle: its component, row, history, the messages it
+    /// received, its children's ends (or bundles) and its settings; grants by name only.
+    Export(super::bundle::ExportArgs),
+    /// Load a bundle into this database (an id that exists here is refused).
+    Import(super::bundle::ImportArgs),
     Fork {
         #[arg(value_parser = parse_workflow_id)]
         id: String,
@@ -212,6 +217,8 @@ pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
             finish_here(&runtime, &fork.id, *json).await
         }
         WorkflowCommand::Upgrade(args) => super::upgrade::workflow_upgrade(args).await,
+        WorkflowCommand::Export(args) => super::bundle::export(args).await,
+        WorkflowCommand::Import(args) => super::bundle::import(args).await,
         WorkflowCommand::Gc { older_than, store } => {
             let store = store.open().await?;
             let deleted =

@@ -395,6 +395,27 @@ impl Runtime {
         self.shared.component(digest).await
     }
 
+    /// Workflow `id` as a repro bundle (with its children's when `children`): its component,
+    /// row, history, messages, children and settings; grants by name only.
+    pub async fn export(
+        &self,
+        id: &str,
+        children: bool,
+    ) -> Result<replay::bundle::Bundle, RuntimeError> {
+        replay::bundle::export(&self.shared, id, children).await
+    }
+
+    /// Loads a bundle into this database, owned by this executor: `PAUSED` when `paused`,
+    /// else `PENDING` for its recovery (an ended one as it ended). An id that exists here is
+    /// refused.
+    pub async fn import(
+        &self,
+        bundle: &replay::bundle::Bundle,
+        paused: bool,
+    ) -> Result<WorkflowRecord, RuntimeError> {
+        replay::bundle::import(&self.shared, bundle, paused).await
+    }
+
     /// How the workflows in flight (of `instance`, if given) use each patch, per version.
     pub async fn patches(
         &self,

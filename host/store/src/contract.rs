@@ -267,6 +267,14 @@ pub trait VersionStore: Send + Sync + 'static {
         at: u32,
         to: &str,
     ) -> Result<WorkflowRecord, StoreError>;
+    /// Creates `workflow` as it is (its status, owner, creation time, memory limit) with its
+    /// recorded `steps`, in one transaction: a workflow brought over from another database.
+    /// An id that exists here is [`StoreError::WorkflowExists`] and nothing is written.
+    async fn import_workflow(
+        &self,
+        workflow: &WorkflowRecord,
+        steps: &[StepRecord],
+    ) -> Result<(), StoreError>;
     /// Names a stored component (the configured component it is a version of); a version
     /// keeps the first name it was given.
     async fn name_component(&self, digest: &str, name: &str) -> Result<(), StoreError>;

@@ -87,7 +87,7 @@ impl NewWorkflow {
 }
 
 /// A workflow's row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowRecord {
     /// The workflow's id.
     pub id: String,
@@ -206,7 +206,7 @@ pub struct StepFailureRecord {
 }
 
 /// A step's recorded outcome at one position of a workflow.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     /// The workflow.
     pub workflow_id: String,

@@ -12,7 +12,8 @@ use super::postgres::{PostgresStore, settle};
 use super::rows::{Columns, to_u64, workflow_from_row};
 use super::shared::{Dialect, step_columns, workflow_columns};
 use super::sqlite::{Alone, SqliteStore, in_savepoint};
-use super::{StoreError, WorkflowRecord, now_ms};
+use super::written::StepRow;
+use super::{StepRecord, StoreError, WorkflowRecord, now_ms};
 use reprise_protocol::recorded;
 
 /// One stored version of a component.
@@ -102,6 +103,63 @@ where
         Ok(record)
     }
 
+    async fn import_workflow(
+        conn: &mut Self::Connection,
+        workflow: &WorkflowRecord,
+        steps: &[StepRecord],
+    ) -> Result<(), StoreError> {
+        let w = workflow;
+        let inserted = sqlx::query(
+            "INSERT INTO workflow_status (workflow_id, name, status, input, output, error, \
+             executor_id, app_version, instance, config, executions, max_recovery_attempts, \
+             created_at, updated_at, started_at, priority, memory_limit) VALUES ($1, $2, $3, \
+             $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16) \
+             ON CONFLICT (workflow_id) DO NOTHING RETURNING workflow_id",
+        )
+        .bind(w.id.as_str())
+        .bind(w.name.as_str())
+        .bind(w.status.as_str())
+        .bind(w.input.as_str())
+        .bind(w.output.as_deref())
+        .bind(w.error.as_deref())
+        .bind(w.executor_id.as_str())
+        .bind(w.app_version.as_str())
+        .bind(w.instance.as_str())
+        .bind(w.config.as_str())
+        .bind(i64::from(w.executions))
+        .bind(i64::from(w.max_recovery_attempts))
+        .bind(w.created_at)
+        .bind(now_ms())
+        .bind(w.started_at)
+        .bind(w.memory_limit.map(|b| i64::try_from(b).unwrap_or(i64::MAX)))
+        .fetch_all(&mut *conn)
+        .await?;
+        if inserted.is_empty() {
+            return Err(StoreError::WorkflowExists(w.id.clone()));
+        }
+        for step in steps {
+            let row = StepRow::new(step)?;
+            sqlx::query(concat!(
+                "INSERT INTO operation_outputs (",
+                step_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10)"
+            ))
+            .bind(w.id.as_str())
+            .bind(i64::from(row.function_id))
+            .bind(row.name.as_str())
+            .bind(row.output.as_deref())
+            .bind(row.error.as_deref())
+            .bind(i64::from(row.attempts))
+            .bind(row.started_at)
+            .bind(row.completed_at)
+            .bind(row.kind)
+            .bind(row.args.as_deref())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn name_component(
         conn: &mut Self::Connection,
         digest: &str,
@@ -164,6 +222,23 @@ impl VersionStore for SqliteStore {
         .await
     }
 
+    async fn import_workflow(
+        &self,
+        workflow: &WorkflowRecord,
+        steps: &[StepRecord],
+    ) -> Result<(), StoreError> {
+        let (workflow, steps) = (workflow.clone(), steps.to_vec());
+        self.run(Alone::Transaction, move |conn| {
+            Box::pin(async move {
+                in_savepoint(conn, move |sp| {
+                    Box::pin(async move { Sqlite::import_workflow(sp, &workflow, &steps).await })
+                })
+                .await
+            })
+        })
+        .await
+    }
+
     async fn name_component(&self, digest: &str, name: &str) -> Result<(), StoreError> {
         let (digest, name) = (digest.to_owned(), name.to_owned());
         self.run(Alone::Autocommit, move |conn| {
@@ -189,6 +264,16 @@ impl VersionStore for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let upgraded = Postgres::upgrade_workflow(&mut tx, id, epoch, at, to).await;
         settle(tx, upgraded).await
+    }
+
+    async fn import_workflow(
+        &self,
+        workflow: &WorkflowRecord,
+        steps: &[StepRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let imported = Postgres::import_workflow(&mut tx, workflow, steps).await;
+        settle(tx, imported).await
     }
 
     async fn name_component(&self, digest: &str, name: &str) -> Result<(), StoreError> {

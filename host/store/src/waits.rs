@@ -1,7 +1,7 @@
 //! What workflows wait for, as stored: messages sent to a workflow's topics, the events it
 //! publishes, the streams it writes, and the changes that wake waiters in other processes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A message about to be sent.
 #[derive(Debug, Clone)]
@@ -18,7 +18,7 @@ pub struct NewMessage {
 }
 
 /// A message as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageRecord {
     /// Send order across the database.
     pub seq: i64,

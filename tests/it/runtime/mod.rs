@@ -3,6 +3,7 @@
 //! workflow ids and bad input.
 
 mod bad_input;
+mod bundles;
 mod cancel_blocking;
 pub(crate) mod children;
 mod deadlines;

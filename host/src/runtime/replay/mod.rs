@@ -3,6 +3,7 @@
 //! first call nothing is recorded for. What `reprise replay` prints and what `upgrade-check`
 //! runs for every workflow in flight.
 
+pub mod bundle;
 pub mod check;
 mod dry;
 pub mod moving;
