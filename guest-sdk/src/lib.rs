@@ -115,8 +115,8 @@ pub mod __private {
 pub use child::{Child, ChildHandle, start_child};
 pub use error::{ChildError, Error, MaxStepRetriesExceeded, StepError};
 pub use runtime::{
-    StepStatus, WorkflowInfo, deprecate_patch, idempotency_key, now_ms, patched, random_u64,
-    secret, sleep, step_status, workflow_info,
+    StepStatus, WorkflowInfo, continue_as_new, deprecate_patch, idempotency_key, now_ms, patched,
+    random_u64, secret, sleep, step_status, workflow_info,
 };
 pub use waits::{
     Scheduled, close_stream, get_event, recv, scheduled, send, set_event, write_stream,
@@ -186,9 +186,10 @@ pub type Result<T, E = Error> = core::result::Result<T, E>;
 pub mod prelude {
     pub use crate::{
         Child, ChildError, ChildHandle, Error, MaxStepRetriesExceeded, Scheduled, StepError,
-        StepStatus, WorkflowInfo, bail, close_stream, debug, deprecate_patch, error, get_event,
-        idempotency_key, info, now_ms, patched, random_u64, recv, scheduled, send, set_event,
-        sleep, start_child, step, step_status, trace, warn, workflow, workflow_info, write_stream,
+        StepStatus, WorkflowInfo, bail, close_stream, continue_as_new, debug, deprecate_patch,
+        error, get_event, idempotency_key, info, now_ms, patched, random_u64, recv, scheduled,
+        send, set_event, sleep, start_child, step, step_status, trace, warn, workflow,
+        workflow_info, write_stream,
     };
 }
 

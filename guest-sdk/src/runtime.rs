@@ -526,6 +526,23 @@ pub fn deprecate_patch(id: &str) {
     durable::patched(id);
 }
 
+/// Ends this run of the workflow and starts it again from the beginning with `input`, under
+/// the same id, on the newest version of its component the host has. The history so far is
+/// kept as a finished run (`reprise workflow runs`) and no longer replayed: a loop that runs
+/// for months — a subscription renewing every month — stays short to replay and takes new code
+/// at each turn. Children, sent messages and idempotency keys of the next run are its own.
+/// Only from workflow code; never returns.
+///
+/// Panics (trapping the run, which recovers) when `input` does not serialize to JSON.
+pub fn continue_as_new<I: serde::Serialize + ?Sized>(input: &I) -> ! {
+    let bytes = match serde_json::to_vec(input) {
+        Ok(bytes) => bytes,
+        Err(err) => panic!("continue_as_new: the input does not serialize to JSON: {err}"),
+    };
+    durable::continue_as_new(&bytes);
+    unreachable!("the host ends the run at continue_as_new")
+}
+
 /// Facts about the running workflow (DBOS's `DBOS.workflow_id` and friends).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkflowInfo {

@@ -162,6 +162,12 @@ pub(crate) fn log(level: LogLevel, message: &str) {
     with_state(|s| s.logs.push((level.to_string(), message.to_string())));
 }
 
+/// Ends the run as the host does: the harness starts the next one (see
+/// `Harness::continued_as_new`).
+pub(crate) fn continue_as_new(input: &[u8]) {
+    std::panic::panic_any(super::ContinuedAsNew(input.to_vec()));
+}
+
 /// As the host decides it: the marker's position replayed, or new code recording it; `false`
 /// where the history recorded another call (it was recorded before the patch).
 pub(crate) fn patched(id: &str) -> bool {

@@ -70,6 +70,9 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
 /// The panic payload of a simulated crash.
 pub(crate) struct Crash;
 
+/// The panic payload of `continue_as_new`: the next run's input (JSON).
+pub(crate) struct ContinuedAsNew(pub(crate) Vec<u8>);
+
 /// A run that stopped at the crash the test asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Crashed {
@@ -139,6 +142,16 @@ impl Harness {
         CURRENT.with(|c| *c.borrow_mut() = previous);
         match result {
             Ok(value) => Ok(value),
+            Err(payload) if payload.is::<ContinuedAsNew>() => {
+                let input = payload
+                    .downcast::<ContinuedAsNew>()
+                    .map(|c| c.0)
+                    .unwrap_or_default();
+                let mut s = self.state();
+                s.history.clear();
+                s.continued = serde_json::from_slice(&input).ok();
+                Err(Crashed { steps_recorded: 0 })
+            }
             Err(payload) if payload.is::<Crash>() => Err(Crashed {
                 steps_recorded: self.state().steps_recorded(),
             }),
@@ -219,6 +232,13 @@ impl Harness {
     pub fn crash_after_steps(&mut self, steps: usize) -> &mut Self {
         self.state().crash_after_steps = Some(steps);
         self
+    }
+
+    /// The input the last run gave `continue_as_new`, if it did: the harness then starts the
+    /// next run with an empty history (that run returned `Err(Crashed)`); call the workflow
+    /// again with this input to run the next turn.
+    pub fn continued_as_new(&self) -> Option<serde_json::Value> {
+        self.state.borrow().continued.clone()
     }
 
     /// The recorded steps, in order.

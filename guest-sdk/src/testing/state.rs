@@ -63,6 +63,8 @@ pub(super) struct State {
     pub(super) streams: BTreeMap<String, (Vec<Vec<u8>>, bool)>,
     /// What `scheduled()` returns.
     pub(super) scheduled: Option<(u64, u64)>,
+    /// The input of the last `continue_as_new`.
+    pub(super) continued: Option<serde_json::Value>,
 }
 
 impl State {
@@ -95,6 +97,7 @@ impl State {
             events: BTreeMap::new(),
             streams: BTreeMap::new(),
             scheduled: None,
+            continued: None,
         }
     }
 

@@ -66,7 +66,24 @@ pub fn batch(order: u32) -> Result<String, Error> {
     Ok(child.result()?)
 }
 
+#[step]
+fn renew(turn: u32) -> Result<String, String> {
+    let key = idempotency_key().unwrap_or_default();
+    Ok(format!("renewed {turn} (v2) key {key}"))
+}
+
+/// A subscription: renews, waits for `next`, and goes on as a new run, three turns in all.
+#[workflow]
+pub fn subscription(turn: u32) -> Result<String, Error> {
+    let renewed = renew(turn)?;
+    recv::<String>("next", A_DAY)?;
+    if turn >= 2 {
+        return Ok(renewed);
+    }
+    continue_as_new(&(turn + 1))
+}
+
 reprise_guest::export!(
-    workflows = [order, refund, audit, batch],
-    steps = [reserve, fraud_check, charge, find, note],
+    workflows = [order, refund, audit, batch, subscription],
+    steps = [reserve, fraud_check, charge, find, note, renew],
 );

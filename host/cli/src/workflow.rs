@@ -65,6 +65,16 @@ pub enum WorkflowCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// The finished runs of a workflow that continued as new: each one's version, input, the
+    /// input it continued with and its history.
+    Runs {
+        #[arg(value_parser = parse_workflow_id)]
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Show a workflow's recorded steps in call order.
     Steps {
         #[arg(value_parser = parse_workflow_id)]
@@ -302,6 +312,42 @@ pub async fn workflow(command: &WorkflowCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        WorkflowCommand::Runs { id, json, store } => {
+            let store = store.open().await?;
+            if store.get_workflow(id).await?.is_none() {
+                anyhow::bail!("no workflow with id {id}");
+            }
+            let runs = store.runs(id).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+            } else {
+                let rows: Vec<Vec<String>> = runs
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.run.to_string(),
+                            clip(&r.app_version, 12),
+                            clip(&r.input, 30),
+                            clip(&r.next_input, 30),
+                            r.steps.len().to_string(),
+                            format_ms(r.ended_at),
+                        ]
+                    })
+                    .collect();
+                print(
+                    &[
+                        "RUN",
+                        "VERSION",
+                        "INPUT",
+                        "CONTINUED WITH",
+                        "POSITIONS",
+                        "ENDED",
+                    ],
+                    &rows,
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         WorkflowCommand::Steps { id, json, store } => {
             let store = store.open().await?;
             if store.get_workflow(id).await?.is_none() {
@@ -346,6 +392,7 @@ fn print_workflow(w: &WorkflowView) {
         ("created", time(Some(w.created_at))),
         ("started", time(w.started_at)),
         ("updated", time(Some(w.updated_at))),
+        ("run", w.run.to_string()),
         ("executions", w.executions.to_string()),
         ("traps", w.traps.to_string()),
         (

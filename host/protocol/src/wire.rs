@@ -229,6 +229,9 @@ pub struct WorkflowView {
     /// Its partition of a partitioned queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_key: Option<String>,
+    /// Its current run: 0, one more each time it continued as new.
+    #[serde(default)]
+    pub run: u32,
     pub parent_workflow_id: Option<String>,
     /// Its time limit in ms, counted from its first execution's start.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -74,6 +74,7 @@ impl ToView for WorkflowRecord {
             priority: w.priority,
             deduplication_id: w.deduplication_id,
             partition_key: w.partition_key,
+            run: w.run,
             parent_workflow_id: w.parent_workflow_id,
             timeout_ms: w.timeout_ms,
             deadline_at: w.deadline_at,

@@ -24,6 +24,7 @@ pub(super) fn routes() -> Router<Arc<ServerState>> {
         .route("/components", get(list))
         .route("/components/{name}", post(add))
         .route("/workflows/{id}/upgrade", post(upgrade))
+        .route("/workflows/{id}/runs", get(runs))
 }
 
 /// A stored version, and whether new starts of its component get it here.
@@ -78,6 +79,21 @@ async fn add(
         "workflows": loaded.definitions.workflows,
     });
     Ok((status, Json(answer)).into_response())
+}
+
+/// `GET /workflows/{id}/runs`: the finished runs of a workflow that continued as new.
+async fn runs(
+    State(state): State<Arc<ServerState>>,
+    WorkflowId(id): WorkflowId,
+) -> Result<Response, ApiError> {
+    let store = state.runtime.store();
+    if store.get_workflow(&id).await?.is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no workflow with id {id}"),
+        ));
+    }
+    Ok(Json(serde_json::json!({ "runs": store.runs(&id).await? })).into_response())
 }
 
 /// What to move a workflow to: a stored version by digest, or the version a configured

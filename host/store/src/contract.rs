@@ -275,6 +275,20 @@ pub trait VersionStore: Send + Sync + 'static {
         workflow: &WorkflowRecord,
         steps: &[StepRecord],
     ) -> Result<(), StoreError>;
+    /// Ends the current run of a PENDING workflow held under `epoch` and starts the next
+    /// under the same id, in one transaction: the run's history is kept in `workflow_runs` (no
+    /// longer replayed) and removed from its steps, the workflow gets `input`, version `to`,
+    /// the next run number, a new epoch and a fresh count of executions and traps. Another
+    /// epoch is [`StoreError::Fenced`] and nothing changes.
+    async fn continue_as_new(
+        &self,
+        id: &str,
+        epoch: u64,
+        input: &str,
+        to: &str,
+    ) -> Result<WorkflowRecord, StoreError>;
+    /// The finished runs of a workflow, oldest first.
+    async fn runs(&self, id: &str) -> Result<Vec<RunRecord>, StoreError>;
     /// Names a stored component (the configured component it is a version of); a version
     /// keeps the first name it was given.
     async fn name_component(&self, digest: &str, name: &str) -> Result<(), StoreError>;

@@ -37,7 +37,7 @@ pub use records::{
 };
 pub use schedules::{CatchUp, ScheduleRecord};
 pub use sqlite::{Durability, SqliteStore};
-pub use versions::ComponentVersion;
+pub use versions::{ComponentVersion, RunRecord};
 pub use waits::{
     Change, EventRecord, MessageRecord, NewMessage, StreamEntry, StreamInfo, StreamRead, Waited,
 };

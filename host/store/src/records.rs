@@ -154,6 +154,9 @@ pub struct WorkflowRecord {
     pub epoch: u64,
     /// Its partition of a partitioned queue.
     pub partition_key: Option<String>,
+    /// Its current run: 0, one more at each `continue_as_new`.
+    #[serde(default)]
+    pub run: u32,
 }
 
 impl WorkflowRecord {
@@ -190,6 +193,7 @@ impl WorkflowRecord {
             scheduled_at: None,
             epoch: 0,
             partition_key: None,
+            run: 0,
         }
     }
 }

@@ -99,6 +99,7 @@ pub(super) fn workflow_from_row(row: &impl Columns) -> Result<WorkflowRecord, St
         scheduled_at: row.opt_int(T, "scheduled_at")?,
         epoch: to_u64(row.int(T, "epoch")?, T, "epoch")?,
         partition_key: row.opt_text(T, "partition_key")?,
+        run: to_u32(row.int(T, "run")?, T, "run")?,
         id,
     })
 }

@@ -30,7 +30,8 @@ macro_rules! workflow_columns {
         "workflow_id, name, status, input, output, error, trap_class, trap_message, executor_id, \
          app_version, instance, config, executions, traps, max_recovery_attempts, created_at, \
          updated_at, queue_name, priority, deduplication_id, started_at, parent_workflow_id, \
-         trap_streak, memory_limit, timeout_ms, deadline_at, not_before, scheduled_at, epoch, partition_key"
+         trap_streak, memory_limit, timeout_ms, deadline_at, not_before, scheduled_at, epoch, partition_key, \
+         run"
     };
 }
 pub(super) use workflow_columns;

@@ -31,6 +31,25 @@ pub struct ComponentVersion {
     pub in_flight: u64,
 }
 
+/// A finished run of a workflow that continued as new.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    /// Its number: 0 for the first.
+    pub run: u32,
+    /// The version it ran on.
+    pub app_version: String,
+    /// Its input (JSON text).
+    pub input: String,
+    /// The input it continued with (JSON text).
+    pub next_input: String,
+    /// Its history, as it was recorded.
+    pub steps: Vec<StepRecord>,
+    /// When it started (ms since the epoch).
+    pub started_at: Option<i64>,
+    /// When it continued as new (ms since the epoch).
+    pub ended_at: i64,
+}
+
 pub(super) trait Versions: Dialect
 where
     for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
@@ -112,8 +131,8 @@ where
         let inserted = sqlx::query(
             "INSERT INTO workflow_status (workflow_id, name, status, input, output, error, \
              executor_id, app_version, instance, config, executions, max_recovery_attempts, \
-             created_at, updated_at, started_at, priority, memory_limit) VALUES ($1, $2, $3, \
-             $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16) \
+             created_at, updated_at, started_at, priority, memory_limit, run) VALUES ($1, $2, \
+             $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $17) \
              ON CONFLICT (workflow_id) DO NOTHING RETURNING workflow_id",
         )
         .bind(w.id.as_str())
@@ -132,6 +151,7 @@ where
         .bind(now_ms())
         .bind(w.started_at)
         .bind(w.memory_limit.map(|b| i64::try_from(b).unwrap_or(i64::MAX)))
+        .bind(i64::from(w.run))
         .fetch_all(&mut *conn)
         .await?;
         if inserted.is_empty() {
@@ -158,6 +178,111 @@ where
             .await?;
         }
         Ok(())
+    }
+
+    async fn continue_as_new(
+        conn: &mut Self::Connection,
+        id: &str,
+        epoch: u64,
+        input: &str,
+        to: &str,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let now = now_ms();
+        let mut select = sqlx::QueryBuilder::<Self>::new(concat!(
+            "SELECT ",
+            workflow_columns!(),
+            " FROM workflow_status WHERE workflow_id = "
+        ));
+        select.push_bind(id).push(Self::LOCK_ROW);
+        let rows = select.build().fetch_all(&mut *conn).await?;
+        let before = match rows.first() {
+            Some(row) => workflow_from_row(row)?,
+            None => return Err(StoreError::UnknownWorkflow(id.to_owned())),
+        };
+        if before.epoch != epoch || before.status != crate::WorkflowStatus::Pending {
+            return Err(StoreError::Fenced {
+                workflow_id: id.to_owned(),
+                epoch,
+                current: before.epoch,
+            });
+        }
+        let steps = sqlx::query(concat!(
+            "SELECT ",
+            step_columns!(),
+            " FROM operation_outputs WHERE workflow_id = $1 ORDER BY function_id"
+        ))
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(super::rows::step_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        let history = serde_json::to_string(&steps).map_err(|e| StoreError::Corrupt {
+            table: "workflow_runs",
+            message: format!("cannot encode the history of {id}: {e}"),
+        })?;
+        sqlx::query(
+            "INSERT INTO workflow_runs (workflow_id, run, app_version, input, next_input, steps, \
+             started_at, ended_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(i64::from(before.run))
+        .bind(before.app_version.as_str())
+        .bind(before.input.as_str())
+        .bind(input)
+        .bind(history)
+        .bind(before.started_at)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("DELETE FROM operation_outputs WHERE workflow_id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        let rows = sqlx::query(concat!(
+            "UPDATE workflow_status SET run = run + 1, input = $1, app_version = $2, \
+             epoch = epoch + 1, executions = 0, traps = 0, trap_streak = 0, started_at = $3, \
+             updated_at = $3 WHERE workflow_id = $4 RETURNING ",
+            workflow_columns!()
+        ))
+        .bind(input)
+        .bind(to)
+        .bind(now)
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+        match rows.first() {
+            Some(row) => workflow_from_row(row),
+            None => Err(StoreError::UnknownWorkflow(id.to_owned())),
+        }
+    }
+
+    async fn runs(pool: &Pool<Self>, id: &str) -> Result<Vec<RunRecord>, StoreError> {
+        const T: &str = "workflow_runs";
+        let rows = sqlx::query(
+            "SELECT run, app_version, input, next_input, steps, started_at, ended_at \
+             FROM workflow_runs WHERE workflow_id = $1 ORDER BY run",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let steps = row.text(T, "steps")?;
+                Ok(RunRecord {
+                    run: super::rows::to_u32(row.int(T, "run")?, T, "run")?,
+                    app_version: row.text(T, "app_version")?,
+                    input: row.text(T, "input")?,
+                    next_input: row.text(T, "next_input")?,
+                    steps: serde_json::from_str(&steps).map_err(|e| StoreError::Corrupt {
+                        table: T,
+                        message: format!("the history of a run of {id}: {e}"),
+                    })?,
+                    started_at: row.opt_int(T, "started_at")?,
+                    ended_at: row.int(T, "ended_at")?,
+                })
+            })
+            .collect()
     }
 
     async fn name_component(
@@ -239,6 +364,31 @@ impl VersionStore for SqliteStore {
         .await
     }
 
+    async fn continue_as_new(
+        &self,
+        id: &str,
+        epoch: u64,
+        input: &str,
+        to: &str,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let (id, input, to) = (id.to_owned(), input.to_owned(), to.to_owned());
+        self.run(Alone::Transaction, move |conn| {
+            Box::pin(async move {
+                in_savepoint(conn, move |sp| {
+                    Box::pin(
+                        async move { Sqlite::continue_as_new(sp, &id, epoch, &input, &to).await },
+                    )
+                })
+                .await
+            })
+        })
+        .await
+    }
+
+    async fn runs(&self, id: &str) -> Result<Vec<RunRecord>, StoreError> {
+        Sqlite::runs(&self.reads, id).await
+    }
+
     async fn name_component(&self, digest: &str, name: &str) -> Result<(), StoreError> {
         let (digest, name) = (digest.to_owned(), name.to_owned());
         self.run(Alone::Autocommit, move |conn| {
@@ -274,6 +424,22 @@ impl VersionStore for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let imported = Postgres::import_workflow(&mut tx, workflow, steps).await;
         settle(tx, imported).await
+    }
+
+    async fn continue_as_new(
+        &self,
+        id: &str,
+        epoch: u64,
+        input: &str,
+        to: &str,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let continued = Postgres::continue_as_new(&mut tx, id, epoch, input, to).await;
+        settle(tx, continued).await
+    }
+
+    async fn runs(&self, id: &str) -> Result<Vec<RunRecord>, StoreError> {
+        Postgres::runs(&self.pool, id).await
     }
 
     async fn name_component(&self, digest: &str, name: &str) -> Result<(), StoreError> {

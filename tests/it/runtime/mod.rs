@@ -6,6 +6,7 @@ mod bad_input;
 mod bundles;
 mod cancel_blocking;
 pub(crate) mod children;
+mod continue_as_new;
 mod deadlines;
 mod dns;
 mod durable_sleep;

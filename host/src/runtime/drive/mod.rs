@@ -358,6 +358,21 @@ impl<'a> Drive<'a> {
                 self.workflow = shared.finish(&id, &end, self.workflow.epoch).await?;
             }
             ExecutionEnd::Cancelled => self.workflow = shared.workflow(&id).await?,
+            ExecutionEnd::ContinuedAsNew(input) => {
+                // The next run starts on the newest version registered here, if any.
+                let to = match shared.newest.of(&self.workflow.name) {
+                    Some(newest) => newest.digest.clone(),
+                    None => self.workflow.app_version.clone(),
+                };
+                let epoch = self.workflow.epoch;
+                self.workflow = shared
+                    .store
+                    .continue_as_new(&id, epoch, &input, &to)
+                    .await?;
+                tracing::info!(workflow_id = %id, run = self.workflow.run, app_version = %to, "workflow continues as new");
+                // A new run: the next pass begins its first execution.
+                self.held = None;
+            }
             ExecutionEnd::Trapped(trap) => {
                 tracing::warn!(workflow_id = %id, execution, class = %trap.class, "workflow instance trapped: {}", trap.message);
                 let instance = shared.instance(&self.workflow.instance);
@@ -403,6 +418,7 @@ fn ending(ended: &Result<ExecutionEnd, RuntimeError>) -> Ending<'_> {
         Ok(ExecutionEnd::Trapped(trap)) => Ending::trapped(trap.class, &trap.message),
         Ok(ExecutionEnd::Cancelled) => Ending::plain("cancelled"),
         Ok(ExecutionEnd::Parked(_)) => Ending::plain("parked"),
+        Ok(ExecutionEnd::ContinuedAsNew(_)) => Ending::plain("continued_as_new"),
         // The store or the engine failed under it; the workflow stays PENDING.
         Err(err) => Ending::failed("host_failure", err.to_string()),
     }
@@ -442,6 +458,7 @@ fn execution_context(
         deadline_at: workflow.deadline_at,
         limits,
         grants: grants.clone(),
+        run: workflow.run,
         lapses_seen: lapses.into(),
     };
     let history = History::new(&workflow.id, steps);
@@ -450,6 +467,7 @@ fn execution_context(
         WorkflowContext::new(host, info, workflow.epoch, history, limits, grants, cancel);
     context.trace = trace.clone();
     context.quotas = instance.quotas;
+    context.run = workflow.run;
     let as_ms = |ms: i64| u64::try_from(ms).unwrap_or(0);
     context.scheduled = workflow
         .scheduled_at

@@ -38,6 +38,8 @@ pub(crate) struct RuntimeServices {
     pub(crate) deadline_at: Option<i64>,
     pub(crate) limits: InstanceLimits,
     pub(crate) grants: Arc<Grants>,
+    /// The workflow's run, part of its steps' idempotency keys.
+    pub(crate) run: u32,
     /// The lease's lapses this execution has checked its epoch after.
     pub(crate) lapses_seen: AtomicU64,
 }
@@ -140,6 +142,7 @@ impl Services for RuntimeServices {
             info: &self.info,
             seed: &seed,
             function_id,
+            run: self.run,
             created_at: self.created_at,
             limits: self.limits,
             grants: &self.grants,

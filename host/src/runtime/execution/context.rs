@@ -54,6 +54,8 @@ pub(crate) struct WorkflowContext {
     /// Set for a replay that executes nothing (`replay`, `upgrade-check`): the first call with
     /// nothing recorded stops the run there, and the guest's log lines are kept here.
     pub(crate) dry_run: Option<DryRun>,
+    /// The workflow's run: 0, one more each time it continued as new.
+    pub(crate) run: u32,
 }
 
 /// What a dry replay keeps of what the guest did on the way.
@@ -106,6 +108,7 @@ impl WorkflowContext {
             children_started: 0,
             held_bytes: None,
             dry_run: None,
+            run: 0,
         }
     }
 

@@ -17,7 +17,7 @@ use crate::runtime::execution::history::{Call, Position};
 use crate::runtime::execution::instance::{InstanceState, Role};
 use crate::runtime::execution::interrupt::{Frontier, Interrupt, frontier, parked, violation};
 use crate::runtime::execution::step::{PendingStep, checked_json, outcome_of};
-use crate::runtime::ids::fresh_random;
+use crate::runtime::ids::{fresh_random, idempotency_key};
 use crate::runtime::waiting::children;
 use crate::runtime::waiting::park::sleep_parks;
 use crate::runtime::waiting::waits;
@@ -402,16 +402,29 @@ impl durable::Host for InstanceState {
         Ok(match &self.role {
             Role::Workflow(ctx) => ctx
                 .pending()
-                .map(|step| idempotency_key(&ctx.info.id, step.function_id)),
-            Role::IsolatedStep {
-                info, function_id, ..
-            } => Some(idempotency_key(&info.id, *function_id)),
+                .map(|step| idempotency_key(&ctx.info.id, ctx.run, step.function_id)),
+            Role::IsolatedStep { key, .. } => Some(key.clone()),
             Role::Listing => None,
         })
     }
 
     async fn patched(&mut self, id: String) -> wasmtime::Result<bool> {
         self.workflow("patched")?.patched(&id).await
+    }
+
+    async fn continue_as_new(&mut self, input: Vec<u8>) -> wasmtime::Result<()> {
+        let ctx = self.workflow("continue-as-new")?;
+        ctx.check_cancelled()?;
+        if let Some(step) = ctx.pending() {
+            return Err(violation(format!(
+                "continue-as-new was called inside step {:?}; only workflow code may",
+                step.name
+            )));
+        }
+        match checked_json(input, ctx.limits.max_output_bytes, "continue-as-new input") {
+            Ok(text) => Err(Interrupt::ContinueAsNew(text).into()),
+            Err(message) => Err(violation(message)),
+        }
     }
 
     async fn report_panic(&mut self, message: String) -> wasmtime::Result<()> {
@@ -429,12 +442,6 @@ fn level_name(level: LogLevel) -> &'static str {
         LogLevel::Warn => "WARN",
         LogLevel::Error => "ERROR",
     }
-}
-
-/// A step's idempotency key: its workflow and its position, the same on every attempt and
-/// every recovery of the step.
-fn idempotency_key(workflow_id: &str, function_id: u32) -> String {
-    format!("{workflow_id}/{function_id}")
 }
 
 /// The longest guest log message passed on to the host's logs; one guest must not flood them

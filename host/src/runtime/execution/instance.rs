@@ -50,8 +50,8 @@ pub(crate) enum Role {
         info: WorkflowInfo,
         /// The step it runs, named in its logs.
         step: String,
-        /// The step's position in the workflow: its idempotency key's.
-        function_id: u32,
+        /// The step's idempotency key (its workflow, run and position).
+        key: String,
     },
     /// Lists definitions; makes no durable calls.
     Listing,

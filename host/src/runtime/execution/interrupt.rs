@@ -25,6 +25,9 @@ pub(crate) enum Interrupt {
     /// The guest broke the step protocol.
     #[error(transparent)]
     Violation(ProtocolViolation),
+    /// The workflow ends this run and starts again with this input (JSON text).
+    #[error("workflow continues as new")]
+    ContinueAsNew(String),
     /// A dry replay reached the first call with nothing recorded: it stops there.
     #[error("replay reached position {} ({:?}), which is not recorded", .0.function_id, .0.name)]
     Frontier(Frontier),

@@ -12,6 +12,7 @@ use crate::limits::{InstanceLimits, classify};
 use crate::runtime::events::RuntimeEvent;
 use crate::runtime::execution::instance::{InstanceState, LoadedComponent, Role};
 use crate::runtime::execution::interrupt::ProtocolViolation;
+use crate::runtime::ids::idempotency_key;
 use crate::runtime::shared::Shared;
 use crate::sandbox::with_refusal;
 use crate::telemetry::ExecutionSpan;
@@ -25,6 +26,8 @@ pub(crate) struct Instance<'a> {
     pub(crate) seed: &'a str,
     /// The step's position in the workflow.
     pub(crate) function_id: u32,
+    /// The workflow's run.
+    pub(crate) run: u32,
     pub(crate) created_at: i64,
     pub(crate) limits: InstanceLimits,
     pub(crate) grants: &'a Arc<Grants>,
@@ -52,7 +55,7 @@ impl Instance<'_> {
                 Role::IsolatedStep {
                     info: host.info.clone(),
                     step: name.to_string(),
-                    function_id: host.function_id,
+                    key: idempotency_key(&host.info.id, host.run, host.function_id),
                 },
                 host.grants.clone(),
                 &host.info.instance,

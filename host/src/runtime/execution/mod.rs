@@ -33,6 +33,8 @@ pub(crate) enum ExecutionEnd {
     Cancelled,
     /// The workflow waits for `Wake` and gave back its instance; a replay resumes it.
     Parked(Wake),
+    /// The workflow ends this run and starts again with this input (JSON text).
+    ContinuedAsNew(String),
 }
 
 /// What a call into a fresh instance gave: the guest's answer, or a trap that stopped it
@@ -121,6 +123,10 @@ pub(crate) async fn execute(
             // Deterministic: replaying would only repeat them.
             Ok(Interrupt::NonDeterminism(err)) => WorkflowEnd::Error(err.to_string()),
             Ok(Interrupt::Violation(err)) => WorkflowEnd::Error(err.to_string()),
+            Ok(Interrupt::ContinueAsNew(input)) => match unconsumed(&store) {
+                Some(diverged) => WorkflowEnd::Error(diverged.to_string()),
+                None => return Ok(ExecutionEnd::ContinuedAsNew(input)),
+            },
             // Only dry replays stop at their frontier; they do not come through here.
             Ok(Interrupt::Frontier(at)) => {
                 return Err(RuntimeError::Task(format!(

@@ -181,6 +181,7 @@ pub fn at(verdict: &Verdict) -> String {
             Next::Call { position, name, .. } => format!("next: {name} at position {position}"),
             Next::Return { .. } => "next: returns".into(),
             Next::Fail { error } => format!("next: fails: {error}"),
+            Next::ContinueAsNew { input } => format!("next: continues as new with {input}"),
         },
         Verdict::Diverged {
             position,

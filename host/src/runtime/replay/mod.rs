@@ -54,6 +54,11 @@ pub enum Next {
         /// The workflow's error.
         error: String,
     },
+    /// End this run and start again with this input (JSON text).
+    ContinueAsNew {
+        /// The next run's input.
+        input: String,
+    },
 }
 
 /// How a dry replay ended.
@@ -268,6 +273,14 @@ fn verdict_of(workflow: &WorkflowRecord, called: &Called) -> Verdict {
                 },
             },
             Some(Interrupt::NonDeterminism(diverged)) => diverged_verdict(diverged.clone()),
+            Some(Interrupt::ContinueAsNew(input)) => match left() {
+                Some(diverged) => diverged_verdict(diverged),
+                None => Verdict::Clean {
+                    next: Next::ContinueAsNew {
+                        input: input.clone(),
+                    },
+                },
+            },
             // A recorded row that does not decode.
             Some(Interrupt::HostFailure(cause)) => Verdict::Trap {
                 class: "corrupt_history".into(),

@@ -37,6 +37,7 @@ pub(crate) async fn start(
 ) -> wasmtime::Result<Result<String, String>> {
     let host = ctx.host.clone();
     let (parent, instance, epoch) = (ctx.info.id.clone(), ctx.info.instance.clone(), ctx.epoch);
+    let run = ctx.run;
     let call = Call::with_args(
         recorded::start_child(&workflow),
         &[workflow.as_bytes(), &input],
@@ -58,7 +59,11 @@ pub(crate) async fn start(
             )));
         };
         let request = StartRequest {
-            id: Some(options.id.unwrap_or_else(|| child_id(&parent, function_id))),
+            id: Some(
+                options
+                    .id
+                    .unwrap_or_else(|| child_id(&parent, run, function_id)),
+            ),
             queue: options.queue,
             priority: options.priority.unwrap_or(0),
             deduplication_id: options.deduplication_id,

@@ -10,7 +10,7 @@ use crate::runtime::execution::context::WorkflowContext;
 use crate::runtime::execution::history::{Call, Position};
 use crate::runtime::execution::interrupt::{host_failure, parked, violation};
 use crate::runtime::execution::step::checked_json;
-use crate::runtime::ids::validate_workflow_id;
+use crate::runtime::ids::{position_key, validate_workflow_id};
 use crate::runtime::waiting::park::PARK_AFTER;
 use crate::runtime::waiting::wake::Wake;
 use reprise_protocol::recorded::{self, Waited};
@@ -93,7 +93,7 @@ pub(crate) async fn send(
             Err(quota) => quota,
             Ok(()) => {
                 let new = NewMessage {
-                    message_id: format!("{}#{function_id}", ctx.info.id),
+                    message_id: format!("{}#{}", ctx.info.id, position_key(ctx.run, function_id)),
                     destination_id: destination.clone(),
                     topic,
                     message,
