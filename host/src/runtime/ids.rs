@@ -58,7 +58,11 @@ mod tests {
     #[test]
     fn a_child_id_is_parent_dash_position_when_that_fits_the_rule() {
         assert_eq!(child_id("order-7", 0, 3), "order-7-3");
-        assert_eq!(child_id("order-7", 2, 3), "order-7-2.3", "a later run's own child");
+        assert_eq!(
+            child_id("order-7", 2, 3),
+            "order-7-2.3",
+            "a later run's own child"
+        );
         let parent = "p".repeat(MAX_WORKFLOW_ID_LEN - 2);
         assert_eq!(child_id(&parent, 0, 9), format!("{parent}-9"));
     }

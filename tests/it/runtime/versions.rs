@@ -532,3 +532,28 @@ async fn a_fork_runs_on_new_code_only_from_a_step_whose_history_replays_on_it() 
     let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names[..2], ["reprise.upgrade", "find"], "{names:?}");
 }
+
+#[tokio::test]
+async fn replay_names_the_guests_frames_of_a_trap() {
+    let mut harness = Harness::new(options(0)).await;
+    let panicked = harness
+        .run(crate::guests::CHAOS, "panic", r#""the sky is falling""#)
+        .await;
+    let database = harness.db_path().display().to_string();
+    let (code, text, stderr) = reprise(&["replay", &panicked.id, "--database", &database]);
+    assert_eq!(code, Some(1), "{text}{stderr}");
+    assert!(
+        text.contains("TRAP: panic: guest panicked: the sky is falling"),
+        "{text}"
+    );
+    assert!(
+        text.contains("guest backtrace (innermost first):"),
+        "{text}"
+    );
+    // The guests keep their name section: frames are the guest's own functions.
+    assert!(text.lines().any(|l| l.contains(": chaos::")), "{text}");
+    assert!(
+        !text.contains("_ZN") && !text.contains("_RNv"),
+        "demangled: {text}"
+    );
+}

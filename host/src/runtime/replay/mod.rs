@@ -339,7 +339,8 @@ fn backtrace(err: &wasmtime::Error) -> Vec<String> {
         .frames()
         .iter()
         .map(|frame| match frame.func_name() {
-            Some(name) => name.to_string(),
+            // `{:#}` leaves out the hash legacy-mangled names end with.
+            Some(name) => format!("{:#}", rustc_demangle::demangle(name)),
             None => format!("<wasm function {}>", frame.func_index()),
         })
         .collect()
