@@ -70,7 +70,8 @@ fn store_error(err: &StoreError, message: String) -> ApiError {
         StoreError::UnknownWorkflow(_) => StatusCode::NOT_FOUND,
         StoreError::Duplicate { .. }
         | StoreError::NotResumable { .. }
-        | StoreError::ChangedWhileChecked(_) => StatusCode::CONFLICT,
+        | StoreError::ChangedWhileChecked(_)
+        | StoreError::WorkflowExists(_) => StatusCode::CONFLICT,
         StoreError::Locked(_) => StatusCode::SERVICE_UNAVAILABLE,
         StoreError::Storage(_) => StatusCode::INSUFFICIENT_STORAGE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -11,6 +11,7 @@ mod http;
 mod hyper_errors;
 mod limits;
 mod overview;
+mod replays;
 mod schedules;
 mod ui;
 mod versions;
@@ -86,6 +87,7 @@ pub fn router(state: Arc<ServerState>, limits: BodyLimits) -> Router {
         .merge(schedules::routes())
         .merge(overview::routes())
         .merge(versions::routes())
+        .merge(replays::routes())
         .route_layer(middleware::from_fn_with_state(limits, limits::read_body))
         .route_layer(middleware::from_fn(guard::require_json_for_changes))
         .route_layer(middleware::from_fn_with_state(

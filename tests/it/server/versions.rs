@@ -204,3 +204,91 @@ async fn a_refused_move_changes_nothing_and_sighup_picks_up_a_new_file() {
     );
     assert_eq!(server.signal_and_wait("TERM"), Some(0));
 }
+
+#[tokio::test]
+async fn the_api_checks_new_code_replays_exports_and_imports_with_nothing_executed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(dir.path(), &config(dir.path()));
+    let body = json!({"workflow": "refund", "input": 1, "id": "refund-1"});
+    let (status, _) = call(reqwest::Method::POST, &server, "/workflows", Some(body)).await;
+    assert_eq!(status, 201);
+    start(&server, "order-1", 1).await;
+    waiting(&server, "refund-1").await;
+    waiting(&server, "order-1").await;
+    let http = reqwest::Client::new();
+    // New code checked against both: the order replays, the refund diverges.
+    let report: Value = http
+        .post(format!("{}/upgrade-check", server.url))
+        .bearer_auth("secret")
+        .header("content-type", "application/wasm")
+        .body(std::fs::read(guest(ORDERS_V2)).expect("v2"))
+        .send()
+        .await
+        .expect("check")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (report["checked"].as_u64(), report["clean"].as_u64()),
+        (Some(2), Some(1)),
+        "{report}"
+    );
+    // One workflow replayed on its own code: its timeline and where it would go on.
+    let (status, replayed) = call(
+        reqwest::Method::GET,
+        &server,
+        "/workflows/order-1/replay",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{replayed}");
+    assert_eq!(replayed["result"]["verdict"], "clean", "{replayed}");
+    assert_eq!(replayed["result"]["next"]["name"], "reprise.recv:ship");
+    assert_eq!(
+        replayed["logs"][0]["message"],
+        "order 1 reserved, waiting for ship"
+    );
+    let (status, patches) = call(reqwest::Method::GET, &server, "/patches", None).await;
+    assert_eq!(
+        (status, patches["patches"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{patches}"
+    );
+    // Exported, then imported under the same id: refused, it exists here.
+    let (status, bundle) = call(
+        reqwest::Method::GET,
+        &server,
+        "/workflows/order-1/export",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(bundle["workflow"]["id"], "order-1");
+    let (status, refused) = call(
+        reqwest::Method::POST,
+        &server,
+        "/workflows/import",
+        Some(bundle.clone()),
+    )
+    .await;
+    assert_eq!(status, 409, "{refused}");
+    // Under another id it comes in paused, its history whole.
+    let mut copy = bundle;
+    copy["workflow"]["id"] = json!("order-1-copy");
+    let (status, imported) = call(
+        reqwest::Method::POST,
+        &server,
+        "/workflows/import?paused=true",
+        Some(copy),
+    )
+    .await;
+    assert_eq!(
+        (status, imported["status"].as_str()),
+        (201, Some("PAUSED")),
+        "{imported}"
+    );
+    assert_eq!(
+        server.steps("order-1-copy").await.len(),
+        server.steps("order-1").await.len()
+    );
+}

@@ -13,6 +13,7 @@ mod db;
 mod executors;
 mod queues;
 mod retention;
+mod versions;
 mod waits;
 mod workflows;
 
@@ -21,6 +22,7 @@ pub use db::*;
 pub use executors::*;
 pub use queues::*;
 pub use retention::*;
+pub use versions::*;
 pub use waits::*;
 pub use workflows::*;
 
@@ -100,6 +102,11 @@ contract! {
         a_dead_executors_pending_work_is_adopted_once,
         work_of_an_executor_without_a_lease_is_adoptable,
         partitioned_claims_take_partitions_in_turn_within_each_ones_limit,
+        step_args_digests_round_trip,
+        upgrade_switches_the_version_under_the_epoch_and_records_the_move,
+        component_versions_are_named_once_and_count_workflows_in_flight,
+        import_creates_the_workflow_as_it_was_once,
+        continue_as_new_keeps_the_run_and_starts_the_next,
     ],
     db: [
         corrupt_rows_are_reported_as_corrupt,
