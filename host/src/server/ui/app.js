@@ -353,6 +353,8 @@ function workflowPage(id) {
   const summary = el("dl", { id: "summary", class: "summary" });
   const io = el("div", { id: "io", class: "io" });
   const steps = el("div", { id: "steps" });
+  const runs = el("div", { id: "runs" });
+  let runsOf = null;
   const family = el("div", { id: "family" });
   const waits = el("div", { id: "waits" });
   app.replaceChildren(
@@ -360,7 +362,7 @@ function workflowPage(id) {
     el("div", { class: "title" }, heading, statusSlot, liveNote()),
     el("div", { class: "actions" }, cancel, resume, upgrade, el("span", { class: "fork" }, forkStep, fork)),
     result,
-    section("Summary", summary), io, section("Steps", steps), family, waits);
+    section("Summary", summary), io, section("Steps", steps), runs, family, waits);
 
   const act = async (title, text, run, report) => {
     if (!(await confirmAction(title, text))) return;
@@ -416,6 +418,12 @@ function workflowPage(id) {
     renderSummary(summary, workflow, choice.from);
     renderIo(io, workflow);
     renderSteps(steps, stepList, workflow);
+    // Finished runs change only when the workflow continues as new: fetched once per run.
+    const run = workflow.run || 0;
+    if (run !== runsOf) {
+      renderRuns(runs, run > 0 ? (await api(`${path}/runs`)).runs : []);
+      runsOf = run;
+    }
     renderFamily(family, workflow, children);
     renderWaits(waits, events, messages, streams);
   };
@@ -451,7 +459,10 @@ async function moveTo(path, digest) {
 
 function renderSummary(dl, w, version) {
   const rows = [
-    ["Name", w.name], ["Status", badge(w.status)], ["Instance", w.instance],
+    ["Name", w.name], ["Status", badge(w.status)],
+    ["Run", el("span", { id: "run" }, String(w.run || 0),
+      w.run > 0 ? el("span", { class: "muted", text: ` (after ${w.run} finished run${w.run === 1 ? "" : "s"}, listed under Runs)` }) : "")],
+    ["Instance", w.instance],
     ["Version (digest)", el("span", {}, el("span", { class: "mono", text: w.app_version }),
       version && version.name ? el("span", { class: "muted", text: ` (${version.name}${version.serving ? ", serving" : ""})` }) : "")],
     ["Executor", w.executor_id], ["Executions", w.executions], ["Traps", w.traps],
@@ -497,7 +508,7 @@ function renderSteps(div, steps, w) {
     return el("tr", { "data-step": s.function_id },
       el("td", { class: "num", text: s.function_id }),
       el("td", {}, el("span", { class: "mono", text: s.name }), errors),
-      el("td", {}, s.error ? el("span", { class: "badge s-error", text: s.error.retries_exhausted ? "failed (retries exhausted)" : "failed" }) : el("span", { class: "badge s-success", text: "ok" })),
+      el("td", {}, outcome(s)),
       el("td", { class: "num", text: s.attempts }),
       el("td", { class: "num", text: duration(s.completed_at - s.started_at) }),
       el("td", {}, el("span", { class: s.replayed ? "tag replayed" : "tag executed", text: s.replayed ? "replayed" : "executed" })),
@@ -507,6 +518,54 @@ function renderSteps(div, steps, w) {
     el("thead", {}, el("tr", {}, ["#", "Step", "Outcome", "Attempts", "Duration", "Latest execution", "Timeline"].map((h) => el("th", { text: h })))),
     el("tbody", {}, rows)),
   el("p", { class: "muted", text: "“executed”: the latest execution ran the step; “replayed”: it reused the outcome an earlier execution committed." }));
+}
+
+/** A step's outcome as a badge: ok, or failed (and whether its retries ran out). */
+function outcome(s) {
+  if (!s.error) return el("span", { class: "badge s-success", text: "ok" });
+  return el("span", { class: "badge s-error", text: s.error.retries_exhausted ? "failed (retries exhausted)" : "failed" });
+}
+
+/** JSON text as sent, cut short when long (all of it in the tooltip). */
+function jsonText(text, cls) {
+  const long = text.length > 60;
+  return el("code", { class: cls, title: long ? text : null, text: long ? `${text.slice(0, 57)}…` : text });
+}
+
+/** The runs that ended with continue_as_new, oldest first; each opens onto its history. */
+function renderRuns(div, runs) {
+  if (!runs.length) {
+    div.replaceChildren();
+    return;
+  }
+  div.replaceChildren(section("Runs",
+    el("p", { class: "muted", text: "Finished runs: each ended with continue_as_new, and the workflow started again under this id with the input it continued with. Their history is kept but no longer replayed." }),
+    el("div", { class: "runs" }, runs.map(runRow))));
+}
+
+function runRow(r) {
+  const field = (label, value) => el("span", { class: "field" }, el("span", { class: "muted", text: label }), value);
+  const positions = r.steps.length;
+  const history = positions ? el("table", { class: "list" },
+    el("thead", {}, el("tr", {}, ["#", "Step", "Outcome", "Attempts", "Committed"].map((h) => el("th", { text: h })))),
+    el("tbody", {}, r.steps.map((s) => el("tr", { "data-step": s.function_id },
+      el("td", { class: "num", text: s.function_id }),
+      el("td", {}, el("span", { class: "mono", text: s.name }),
+        s.error ? el("p", { class: "error", text: s.error.message }) : ""),
+      el("td", {}, outcome(s)), el("td", { class: "num", text: s.attempts }),
+      el("td", { text: time(s.completed_at) })))))
+    : el("p", { class: "muted", text: "No step recorded in this run." });
+  return el("details", { class: "run", "data-run": r.run },
+    el("summary", {},
+      el("b", { text: `Run ${r.run}` }),
+      field("version", digestTag(r.app_version)),
+      field("input", jsonText(r.input, "run-input")),
+      field("continued with", jsonText(r.next_input, "run-next")),
+      field("history", `${positions} position${positions === 1 ? "" : "s"}`),
+      field("ended", el("span", { title: r.started_at ? `started ${time(r.started_at)}` : null, text: time(r.ended_at) }))),
+    el("div", { class: "run-body" },
+      el("div", { class: "io" }, section("Input", el("pre", { text: r.input })), section("Continued with", el("pre", { text: r.next_input }))),
+      history));
 }
 
 function renderFamily(div, w, children) {

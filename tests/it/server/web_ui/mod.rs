@@ -3,6 +3,7 @@
 //! children, messages and events, cancel a running one, resume it and fork it, each through
 //! its confirmation, look at the queues and executors, keep the session across a reload, and never log a console error.
 //! Then component versions: list them, and move a workflow to the version its component serves.
+//! And a workflow that continued as new: its current run, and its finished runs with their history.
 //! Screenshots of each page land in `target/tmp/ui-screenshots/`.
 
 mod browser;
@@ -404,6 +405,130 @@ async fn an_operator_sees_component_versions_and_moves_a_workflow_to_the_serving
     browser.wait_for(&row1).await;
     assert_eq!(in_flight(&row1).await, "1");
     assert_eq!(in_flight(&row2).await, "1");
+
+    let errors: Vec<_> = browser
+        .console()
+        .await
+        .into_iter()
+        .filter(|(level, _, _)| level == "SEVERE" || level == "WARNING")
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    ui.clone().close().await.expect("close the browser");
+}
+
+/// Whether `id` is in run `run`, waiting for its `next` message.
+async fn waiting_in_run(server: &Server, id: &str, run: u64) -> bool {
+    let workflow = call(
+        server,
+        reqwest::Method::GET,
+        &format!("/workflows/{id}"),
+        None,
+    )
+    .await;
+    workflow["run"] == run
+        && server
+            .steps(id)
+            .await
+            .iter()
+            .any(|s| s["name"] == "reprise.recv-deadline")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sees_the_finished_runs_of_a_workflow_that_continued_as_new() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &orders_config(dir.path()));
+    // A subscription renews, waits for `next`, and continues as new with its turn plus one.
+    let body = json!({"workflow": "subscription", "input": 0, "id": "sub-1"});
+    let started = call(&server, reqwest::Method::POST, "/workflows", Some(body)).await;
+    let v1 = started["app_version"].as_str().expect("app_version");
+    let waiting = common::server::poll_until(|| waiting_in_run(&server, "sub-1", 0), |w| *w).await;
+    assert!(waiting, "sub-1 never waited in run 0");
+    let message = json!({"topic": "next", "message": "go"});
+    call(
+        &server,
+        reqwest::Method::POST,
+        "/workflows/sub-1/messages",
+        Some(message),
+    )
+    .await;
+    let waiting = common::server::poll_until(|| waiting_in_run(&server, "sub-1", 1), |w| *w).await;
+    assert!(waiting, "sub-1 never waited in run 1");
+
+    let browser = Browser::start(&screenshots()).await;
+    let ui = &browser.client;
+    ui.goto(&server.url).await.expect("open the UI");
+    browser.type_into("#token", "secret").await;
+    browser.click("#sign-in").await;
+    browser.wait_for(r#"tr[data-id="sub-1"]"#).await;
+    ui.goto(&format!("{}/#/workflows/sub-1", server.url))
+        .await
+        .expect("open sub-1");
+
+    // The summary names the current run; the Runs card lists the finished one, closed.
+    browser.wait_for_text("#status", "PENDING").await;
+    let run = browser.wait_for_text("#run", "1").await;
+    assert!(run.starts_with("1 "), "{run}");
+    browser.wait_for_text("#summary", "Run").await;
+    let row = r#"#runs details[data-run="0"]"#;
+    let summary = browser.wait_for_text(row, "Run 0").await;
+    assert!(
+        !summary.contains("renew"),
+        "closed, it shows no steps: {summary}"
+    );
+    let text = |css: String| async move {
+        ui.find(fantoccini::Locator::Css(&css))
+            .await
+            .expect(&css)
+            .text()
+            .await
+            .expect("text")
+    };
+    assert_eq!(text(format!("{row} .run-input")).await, "0");
+    assert_eq!(text(format!("{row} .run-next")).await, "1");
+    let digest = ui
+        .find(fantoccini::Locator::Css(&format!(
+            "{row} summary span[title]"
+        )))
+        .await
+        .expect("digest");
+    assert_eq!(digest.text().await.expect("text"), v1[..12]);
+    assert_eq!(
+        digest.attr("title").await.expect("title").as_deref(),
+        Some(v1)
+    );
+    let runs = call(&server, reqwest::Method::GET, "/workflows/sub-1/runs", None).await;
+    let positions = runs["runs"][0]["steps"]
+        .as_array()
+        .expect("run 0's steps")
+        .len();
+    assert!(
+        summary.contains(&format!("{positions} positions")),
+        "{summary}"
+    );
+    let rows = ui
+        .find_all(fantoccini::Locator::Css("#runs details.run"))
+        .await
+        .expect("runs");
+    assert_eq!(rows.len(), 1, "only run 0 has finished");
+
+    // Opened, it shows that run's history.
+    browser.click(&format!("{row} summary")).await;
+    browser
+        .wait_for_text(&format!("{row} table"), "renew")
+        .await;
+    browser
+        .wait_for_text(&format!(r#"{row} tr[data-step="0"]"#), "ok")
+        .await;
+    // The page keeps refreshing without closing it again.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    browser.wait_for(&format!("{row}[open]")).await;
+    ui.execute(
+        "document.getElementById('runs').scrollIntoView({block: 'end'})",
+        vec![],
+    )
+    .await
+    .expect("scroll to the runs");
+    browser.screenshot("runs").await;
 
     let errors: Vec<_> = browser
         .console()
