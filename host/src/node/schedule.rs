@@ -70,7 +70,10 @@ pub fn due(cron: &Cron, last: i64, now: i64, catch_up: CatchUp) -> Due {
         CatchUp::Skip => last.max(now - GRACE_MS - 1),
     };
     let fire = cron.times(from, now, MAX_FIRINGS);
-    let advance_to = fire.last().copied().or((from > last).then_some(from));
+    // Moved past missed times only when there were some: a schedule with nothing due keeps
+    // its last firing, rather than creeping forward at every look.
+    let skipped = from > last && cron.next_after(last).is_some_and(|next| next <= from);
+    let advance_to = fire.last().copied().or(skipped.then_some(from));
     Due { fire, advance_to }
 }
 
@@ -113,6 +116,19 @@ mod tests {
                 advance_to: None
             }
         );
+    }
+
+    #[test]
+    fn a_schedule_with_nothing_due_keeps_its_last_firing() {
+        let daily = parse("0 0 2 * * *").expect("parses");
+        // Added at 0, looked at every few seconds for a minute: nothing was due or missed.
+        for now in (2..60).map(|s| s * SECOND) {
+            assert_eq!(
+                due(&daily, 0, now, CatchUp::Skip).advance_to,
+                None,
+                "at {now}"
+            );
+        }
     }
 
     #[test]
