@@ -205,6 +205,14 @@ async fn a_cancel_from_another_host_stops_a_running_workflow_at_once() {
         slowest < Duration::from_millis(120),
         "the slowest cancel took {slowest:?}"
     );
+    // The host that ran them counts their ends, though another process cancelled them.
+    let metrics = h.runtime.metrics().render(&[], &[]);
+    assert!(
+        metrics.contains(&format!(
+            "reprise_workflows_finished_total{{status=\"CANCELLED\"}} {N}"
+        )),
+        "{metrics}"
+    );
     stop.cancel();
     watcher.await.expect("watcher");
 }

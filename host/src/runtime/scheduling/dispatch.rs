@@ -14,7 +14,7 @@ use crate::runtime::drive::{self, Begin};
 use crate::runtime::error::RuntimeError;
 use crate::runtime::scheduling::delayed::start_due;
 use crate::runtime::shared::Shared;
-use reprise_store::{Store, WorkflowRecord};
+use reprise_store::{Store, WorkflowRecord, WorkflowStatus};
 
 /// Drives workflows for a node's dispatchers, adoption and recovery; cheap to clone.
 #[derive(Clone)]
@@ -164,6 +164,9 @@ impl Dispatch {
         stop: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         let running = self.shared.running.clone();
-        running.spawn_watcher(self.shared.store.clone(), stop)
+        let shared = self.shared.clone();
+        // Counted here, where it ran: the process that cancelled it may be a short CLI.
+        let stopped = move || shared.metrics.workflow_finished(WorkflowStatus::Cancelled);
+        running.spawn_watcher(self.shared.store.clone(), stop, stopped)
     }
 }

@@ -47,9 +47,15 @@ impl Running {
     }
 
     /// Stops the workflow's execution here, if any, at its next durable call.
-    pub(crate) fn cancel(&self, id: &str) {
-        if let Some(token) = self.tokens().get(id) {
-            token.cancel();
+    /// Stops the execution of `id` here, if one runs (or waits parked); true when this call
+    /// stopped it, so its end is counted once, by the host that ran it.
+    pub(crate) fn cancel(&self, id: &str) -> bool {
+        match self.tokens().get(id) {
+            Some(token) if !token.is_cancelled() => {
+                token.cancel();
+                true
+            }
+            _ => false,
         }
     }
 
@@ -63,10 +69,12 @@ impl Running {
     /// cancels as they commit (Postgres), stops those at once and keeps the poll as the
     /// fallback. A workflow registered after its cancel was looked for never runs: a drive
     /// reads its status before it registers it.
+    /// `stopped` is called for each execution it stops.
     pub(crate) fn spawn_watcher(
         self: Arc<Self>,
         store: Arc<dyn Store>,
         stop: CancellationToken,
+        stopped: impl Fn() + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut pushed = store.change_feed();
@@ -85,7 +93,11 @@ impl Running {
                         _ = stop.cancelled() => return,
                         _ = &mut poll => break,
                         change = change => match change {
-                            Some(Change::Cancelled { workflow_id }) => self.cancel(&workflow_id),
+                            Some(Change::Cancelled { workflow_id }) => {
+                                if self.cancel(&workflow_id) {
+                                    stopped();
+                                }
+                            }
                             Some(_) => {}
                             // The feed ended: the poll alone from now on.
                             None => pushed = None,
@@ -98,7 +110,11 @@ impl Running {
                 let looked = now_ms();
                 match store.cancelled_since(since).await {
                     Ok(ids) => {
-                        ids.iter().for_each(|id| self.cancel(id));
+                        for id in &ids {
+                            if self.cancel(id) {
+                                stopped();
+                            }
+                        }
                         since = looked - CLOCK_MARGIN_MS;
                     }
                     Err(err) => tracing::warn!("cannot check for cancelled workflows: {err}"),
