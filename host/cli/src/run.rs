@@ -55,8 +55,12 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     {
         if existing.app_version != component.digest {
             eprintln!(
-                "note: workflow {id} runs on the version it started on ({}), not on the given component",
-                existing.app_version
+                "note: workflow {id} runs on the version it started on ({}), not on the given \
+                 component ({}); `reprise workflow upgrade {id} --to {}` moves it when its \
+                 history replays cleanly on it",
+                existing.app_version,
+                component.digest,
+                args.component.display()
             );
         }
         eprintln!("joining existing workflow {id} ({})", existing.status);
