@@ -26,6 +26,8 @@ use crate::bindings::{Guest, GuestPre};
 use crate::limits::{InstanceLimits, MemoryLimiter};
 use crate::sandbox::dns::{GatedNameLookup, GatedNameLookupView};
 use crate::sandbox::files::{GatedFilesystem, GatedFilesystemView};
+use crate::sandbox::streams::{GatedStreams, GatedStreamsView, Stdio, StdioView};
+use wasmtime_wasi::p2::bindings::cli::{stderr, stdin, stdout};
 
 /// The size of a wasm page: memories' sizes are counted in them.
 const WASM_PAGE_BYTES: u64 = 64 << 10;
@@ -38,6 +40,10 @@ pub trait GuestState:
     fn gated_filesystem(&mut self) -> GatedFilesystemView<'_>;
     /// The instance's name lookups behind the same gate.
     fn gated_name_lookup(&mut self) -> GatedNameLookupView<'_>;
+    /// The instance's streams behind the same gate.
+    fn gated_streams(&mut self) -> GatedStreamsView<'_>;
+    /// The instance's stdio, noting the streams it hands out.
+    fn stdio(&mut self) -> StdioView<'_>;
     /// The limiter that turns growing past the instance's limit into a typed trap.
     fn limiter(&mut self) -> &mut MemoryLimiter;
     /// Whether the guest made a durable call since this was last asked: it then gets a fresh
@@ -240,6 +246,15 @@ impl<T: GuestState> Engine<T> {
             T::gated_name_lookup,
         )
         .map_err(config_err)?;
+        // Streams a step opened stay shut to workflow code; stdio stays open to it.
+        wasmtime_wasi_io::bindings::wasi::io::streams::add_to_linker::<T, GatedStreams>(
+            &mut linker,
+            T::gated_streams,
+        )
+        .map_err(config_err)?;
+        stdin::add_to_linker::<T, Stdio>(&mut linker, T::stdio).map_err(config_err)?;
+        stdout::add_to_linker::<T, Stdio>(&mut linker, T::stdio).map_err(config_err)?;
+        stderr::add_to_linker::<T, Stdio>(&mut linker, T::stdio).map_err(config_err)?;
         linker.allow_shadowing(false);
         Guest::add_to_linker::<T, HasSelf<T>>(&mut linker, |s| s)
             .map_err(|e| EngineError::Config(format!("{e:#}")))?;

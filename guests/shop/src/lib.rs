@@ -130,6 +130,59 @@ pub fn io_from_workflow_code(kind: String) -> Result<String, String> {
     result
 }
 
+thread_local! {
+    /// What a step opened and kept past its end (see `use_kept_io`).
+    static KEPT_FILE: std::cell::RefCell<Option<std::fs::File>> = const { std::cell::RefCell::new(None) };
+    static KEPT_TCP: std::cell::RefCell<Option<TcpStream>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Opens a file or a connection in a step and keeps it past the step's end.
+#[step(retries = false)]
+fn open_and_keep(kind: String) -> Result<String, String> {
+    match kind.as_str() {
+        "file" => {
+            let file = std::fs::File::open("/data/hello.txt").map_err(|e| e.to_string())?;
+            KEPT_FILE.with(|k| *k.borrow_mut() = Some(file));
+        }
+        _ => {
+            let stream =
+                TcpStream::connect(setting("inventory_addr")?).map_err(|e| e.to_string())?;
+            KEPT_TCP.with(|k| *k.borrow_mut() = Some(stream));
+        }
+    }
+    Ok(kind)
+}
+
+/// Uses, from workflow code, a file or a connection a step opened and kept: what it read or
+/// wrote, or why it could not.
+#[workflow]
+pub fn use_kept_io(kind: String) -> Result<String, String> {
+    open_and_keep(kind.clone())?;
+    if kind == "file" {
+        let mut text = String::new();
+        let read = KEPT_FILE.with(|k| {
+            k.borrow_mut()
+                .as_mut()
+                .map(|f| std::io::Read::read_to_string(f, &mut text))
+        });
+        return match read {
+            Some(Ok(_)) => Ok(format!("read {text:?}")),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Err("nothing kept".into()),
+        };
+    }
+    let wrote = KEPT_TCP.with(|k| {
+        k.borrow_mut()
+            .as_mut()
+            .map(|s| s.write_all(b"RESERVE kept 1\n").and_then(|()| s.flush()))
+    });
+    match wrote {
+        Some(Ok(())) => Ok("wrote".into()),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("nothing kept".into()),
+    }
+}
+
 /// Looks `name` up from a step: how many addresses it has, or why it may not.
 #[workflow]
 pub fn lookup_in_step(name: String) -> Result<String, String> {

@@ -11,6 +11,7 @@ pub mod files;
 pub(crate) mod http;
 mod http_client;
 mod net;
+pub mod streams;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -162,6 +162,39 @@ async fn io_from_workflow_code_is_refused_even_when_granted() {
     assert!(payments.charges().is_empty() && inventory.lines().is_empty());
 }
 
+/// A file or a connection a step opened and kept (in a static) is as shut to workflow code
+/// as opening one there: replay could not reproduce what it reads or writes.
+#[tokio::test]
+async fn io_a_step_opened_cannot_be_used_from_workflow_code_after_it() {
+    let payments = PaymentApi::start(0).await;
+    let inventory = Inventory::start().await;
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("hello.txt"), "hello").unwrap();
+    let config = [("inventory_addr", inventory.addr.as_str())];
+    let mut grants = shop_grants(&payments, &inventory);
+    grants.dirs = vec![DirGrant::new(&data.path().to_string_lossy(), "/data", false).unwrap()];
+    let mut harness = Harness::new(options(grants, &config)).await;
+    for kind in ["file", "tcp"] {
+        let record = harness
+            .run(SHOP, "use_kept_io", &json!(kind).to_string())
+            .await;
+        assert_eq!(
+            record.status,
+            WorkflowStatus::Error,
+            "{kind}: {:?}",
+            record.output
+        );
+        let error = record.error.unwrap_or_default();
+        assert!(error.contains(IO_OUTSIDE_STEP), "{kind}: {error}");
+    }
+    // The step's connection closes with the instance: an empty line, no command.
+    let lines = inventory.lines();
+    assert!(
+        lines.iter().all(String::is_empty),
+        "nothing reached the server from workflow code: {lines:?}"
+    );
+}
+
 #[tokio::test]
 async fn an_off_the_shelf_wasi_http_client_works_in_a_step() {
     let payments = PaymentApi::start(0).await;

@@ -1,5 +1,6 @@
 //! The data of one wasmtime store — one guest instance — and what it is for.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
@@ -16,7 +17,9 @@ use crate::runtime::execution::context::WorkflowContext;
 use crate::sandbox::dns::GatedNameLookupView;
 use crate::sandbox::files::GatedFilesystemView;
 use crate::sandbox::http::HttpGate;
+use crate::sandbox::streams::{GatedStreamsView, StdioView};
 use crate::sandbox::{Access, SandboxError, StepPhase};
+use wasmtime_wasi::cli::WasiCliCtxView;
 
 /// The engine a runtime runs its instances on.
 pub type WorkflowEngine = crate::engine::Engine<InstanceState>;
@@ -39,6 +42,9 @@ pub struct InstanceState {
     /// Set by a durable call of workflow code or a step's start or end: the guest gets a
     /// fresh CPU budget when the call returns.
     pub(crate) refuel: bool,
+    /// The guest's stdin, stdout and stderr streams (their resource reps): open to workflow
+    /// code, unlike the streams steps open.
+    stdio: HashSet<u32>,
 }
 
 /// What an instance is for; decides which durable calls it may make.
@@ -84,6 +90,7 @@ impl InstanceState {
             role,
             panic_message: None,
             refuel: false,
+            stdio: HashSet::new(),
         })
     }
 
@@ -137,6 +144,24 @@ impl GuestState for InstanceState {
         }
     }
 
+    fn gated_streams(&mut self) -> GatedStreamsView<'_> {
+        GatedStreamsView {
+            table: &mut self.table,
+            access: &self.access,
+            stdio: &mut self.stdio,
+        }
+    }
+
+    fn stdio(&mut self) -> StdioView<'_> {
+        StdioView {
+            inner: WasiCliCtxView {
+                ctx: self.wasi.cli(),
+                table: &mut self.table,
+            },
+            stdio: &mut self.stdio,
+        }
+    }
+
     fn limiter(&mut self) -> &mut MemoryLimiter {
         &mut self.limiter
     }
@@ -157,6 +182,7 @@ impl GuestState for InstanceState {
             role: Role::Listing,
             panic_message: None,
             refuel: false,
+            stdio: HashSet::new(),
         }
     }
 }
