@@ -1,4 +1,5 @@
-//! Several executors on one Postgres (`reprise bench --postgres URL`): queue throughput with
+//! One and several executors on one Postgres (`reprise bench --postgres URL`): an empty
+//! workflow's latency and the per-step checkpoint on Postgres, queue throughput with
 //! 1, 2 and 3 executors sharing the database, enqueue-to-start latency when another executor
 //! dispatches, and the time from an executor's last lease renewal to its last workflow
 //! adopted and finished elsewhere. The executors are runtimes in this process, each with its
@@ -20,12 +21,19 @@ use reprise_host::runtime::{
 };
 use reprise_store::{NewWorkflow, Store, WorkflowStatus, now_ms, open_store};
 
+/// Sequential runs per latency figure.
+const SEQUENTIAL: u32 = 200;
+
 /// The lease the adoption figure runs with.
 const LEASE: Duration = Duration::from_secs(1);
 
 /// What the many-executors run measured.
 #[derive(Debug, Serialize)]
 pub struct Figures {
+    /// One executor running workflows one at a time on Postgres: an empty workflow from start
+    /// to end, and what each step adds (a 10-step workflow against the empty one).
+    empty_workflow_latency_us: f64,
+    per_step_overhead_us: f64,
     one_step_workflows: usize,
     /// One-step workflows per second through one queue, with 1, 2 and 3 executors.
     queue_workflows_per_sec: Vec<f64>,
@@ -93,6 +101,19 @@ pub async fn measure(bytes: &[u8], url: &str, total: usize) -> anyhow::Result<Fi
     // The submitter dispatches nothing: it only enqueues, as a client would.
     submitter.stop.cancel();
     let store = submitter.runtime.store().clone();
+    clear(&*store).await?;
+
+    // Latency on Postgres, as the SQLite figures measure it: sequential, after a warm-up.
+    let sequential = |workflow: &'static str, input: &'static str, n: u32| {
+        super::run_sequential(&submitter.runtime, &component, workflow, input, n)
+    };
+    sequential("empty", "null", 10).await?;
+    let empty = sequential("empty", "null", SEQUENTIAL).await?;
+    let ten = sequential("count", "10", SEQUENTIAL).await?;
+    let (empty_us, ten_us) = (
+        super::micros(empty) / f64::from(SEQUENTIAL),
+        super::micros(ten) / f64::from(SEQUENTIAL),
+    );
     clear(&*store).await?;
 
     let mut rates = Vec::new();
@@ -201,6 +222,8 @@ pub async fn measure(bytes: &[u8], url: &str, total: usize) -> anyhow::Result<Fi
     }
     clear(&*store).await?;
     Ok(Figures {
+        empty_workflow_latency_us: empty_us,
+        per_step_overhead_us: (ten_us - empty_us) / 10.0,
         one_step_workflows: total,
         queue_workflows_per_sec: rates,
         cross_host_enqueue_to_start_ms: mean,
@@ -214,6 +237,10 @@ pub async fn measure(bytes: &[u8], url: &str, total: usize) -> anyhow::Result<Fi
 
 pub fn print(f: &Figures) {
     println!("\n== several executors on one Postgres ==");
+    println!(
+        "empty workflow, start to finish:   {:>9.0} µs; per-step checkpoint {:.0} µs",
+        f.empty_workflow_latency_us, f.per_step_overhead_us
+    );
     for (n, rate) in f.queue_workflows_per_sec.iter().enumerate() {
         println!(
             "queue throughput, {} executor(s):   {rate:>9.0} one-step workflows/s ({} workflows)",

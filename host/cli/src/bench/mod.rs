@@ -233,7 +233,7 @@ async fn measure(
     })
 }
 
-fn micros(d: Duration) -> f64 {
+pub(super) fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
@@ -251,7 +251,7 @@ async fn time_instantiation(
     Ok(micros(start.elapsed()) / n as f64)
 }
 
-async fn run_sequential(
+pub(super) async fn run_sequential(
     runtime: &Runtime,
     component: &LoadedComponent,
     workflow: &str,
