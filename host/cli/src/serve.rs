@@ -147,16 +147,14 @@ pub async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Loads every stored version that workflows in flight run on, once, before they recover: each
-/// stays resident beside the others.
+/// stays resident beside the others. One that does not load is logged, not fatal: its
+/// workflows fail to recover with that error, and every other one runs.
 async fn keep_versions_in_flight_loaded(runtime: &Runtime) -> anyhow::Result<()> {
     for version in runtime.store().component_versions().await? {
-        if version.in_flight > 0 {
-            runtime.component(&version.digest).await.with_context(|| {
-                format!(
-                    "the version {} that workflows in flight run on",
-                    version.digest
-                )
-            })?;
+        if version.in_flight > 0
+            && let Err(err) = runtime.component(&version.digest).await
+        {
+            tracing::error!(digest = %version.digest, in_flight = version.in_flight, "a version workflows in flight run on does not load: {err}");
         }
     }
     Ok(())
