@@ -557,3 +557,69 @@ async fn replay_names_the_guests_frames_of_a_trap() {
         "demangled: {text}"
     );
 }
+
+#[tokio::test]
+async fn a_reprise_run_driving_a_workflow_goes_on_on_the_code_it_was_moved_to() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("run.db").display().to_string();
+    let v1 = guest(ORDERS_V1).display().to_string();
+    let v2 = guest(ORDERS_V2).display().to_string();
+    let run = Command::new(reprise_bin())
+        .args(["run", &v1, "order", "13", "--id", "o-13", "--database", &db])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("reprise run");
+    // Once it waits for `ship`, move it, then let it go on.
+    let store = reprise_host::store::open_store(&db, reprise_host::Durability::Process)
+        .await
+        .expect("open");
+    let waiting = poll_until(
+        || store.steps("o-13"),
+        |s| {
+            s.as_ref()
+                .is_ok_and(|s| s.iter().any(|s| s.name == "reprise.recv-deadline"))
+        },
+    )
+    .await;
+    assert!(waiting.is_ok_and(|s| !s.is_empty()), "o-13 never waited");
+    let (code, text, stderr) = reprise(&[
+        "workflow",
+        "upgrade",
+        "o-13",
+        "--to",
+        &v2,
+        "--database",
+        &db,
+    ]);
+    assert_eq!(code, Some(0), "{text}{stderr}");
+    let (code, _, stderr) = reprise(&[
+        "workflow",
+        "send",
+        "o-13",
+        "ship",
+        "\"now\"",
+        "--database",
+        &db,
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || run.wait_with_output()),
+    )
+    .await
+    .expect("run ended in time")
+    .expect("join")
+    .expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "\"charged 13 (checked)\"",
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("execution stopped by a move to other code: driving it on"),
+        "{stderr}"
+    );
+}

@@ -72,14 +72,28 @@ pub(crate) async fn drive(
     mut begin: Begin,
 ) -> Result<WorkflowRecord, RuntimeError> {
     loop {
-        match retry::until_parked(shared, begin, Some(FOREGROUND_RETRIES)).await? {
-            Driven::Ended(record) => return Ok(*record),
-            Driven::Parked(parking) => {
+        let id = begin.id().to_string();
+        match retry::until_parked(shared, begin, Some(FOREGROUND_RETRIES)).await {
+            Ok(Driven::Ended(record)) => return Ok(*record),
+            Ok(Driven::Parked(parking)) => {
                 let (id, epoch) = parking.wait(shared).await;
                 begin = Begin::Unpark { id, epoch };
             }
+            Err(err) if err.is_fenced() && still_ours(shared, &id).await => {
+                tracing::info!(workflow_id = %id, "execution stopped by a move to other code: driving it on");
+                begin = Begin::Id(id);
+            }
+            Err(err) => return Err(err),
         }
     }
+}
+
+/// Whether a workflow whose execution here was fenced is still this executor's and active: a
+/// move to other code took its epoch and left it here, to be driven on, on that code. One
+/// another host adopted is theirs.
+async fn still_ours(shared: &Arc<Shared>, id: &str) -> bool {
+    matches!(shared.workflow(id).await, Ok(now)
+        if !now.status.is_settled() && now.executor_id == shared.options.executor_id)
 }
 
 /// What the next pass of a drive does before it runs the workflow code.
@@ -541,20 +555,12 @@ pub(crate) fn spawn_with<G: Send + 'static>(shared: &Arc<Shared>, begin: Begin, 
                 });
             }
             Err(err) if err.is_fenced() => {
-                // Moved to new code, it is still this executor's: drive it on, on that code.
-                // Taken over by another host, it is theirs.
-                let shared = &task_shared;
-                match shared.workflow(&id).await {
-                    Ok(now) if !now.status.is_settled()
-                        && now.executor_id == shared.options.executor_id =>
-                    {
-                        tracing::info!(workflow_id = %id, app_version = %now.app_version, "execution stopped by a move to other code: driving it on");
-                        spawn_with(shared, Begin::Id(id), guard);
-                    }
-                    _ => {
-                        tracing::warn!(workflow_id = %id, "execution stopped: {err}");
-                        drop(guard);
-                    }
+                if still_ours(&task_shared, &id).await {
+                    tracing::info!(workflow_id = %id, "execution stopped by a move to other code: driving it on");
+                    spawn_with(&task_shared, Begin::Id(id), guard);
+                } else {
+                    tracing::warn!(workflow_id = %id, "execution stopped: {err}");
+                    drop(guard);
                 }
             }
             Err(err) => {

@@ -46,9 +46,9 @@ impl Running {
         self.tokens().contains_key(id)
     }
 
-    /// Stops the workflow's execution here, if any, at its next durable call.
-    /// Stops the execution of `id` here, if one runs (or waits parked); true when this call
-    /// stopped it, so its end is counted once, by the host that ran it.
+    /// Stops the execution of `id` here, if one runs (or waits parked), at its next durable
+    /// call; true when this call stopped it, so its end is counted once, by the host that ran
+    /// it.
     pub(crate) fn cancel(&self, id: &str) -> bool {
         match self.tokens().get(id) {
             Some(token) if !token.is_cancelled() => {
