@@ -29,6 +29,13 @@ use crate::sandbox::files::{GatedFilesystem, GatedFilesystemView};
 use crate::sandbox::streams::{GatedStreams, GatedStreamsView, Stdio, StdioView};
 use wasmtime_wasi::p2::bindings::cli::{stderr, stdin, stdout};
 
+/// The deepest a guest's wasm stack may grow: past it, a stack-overflow trap.
+pub const MAX_WASM_STACK_BYTES: usize = 1 << 20;
+/// Fuel between the guest's yields to tokio, so one busy guest cannot starve the others.
+pub const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
+/// The wasmtime version instances run on (the workspace pins it).
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
 /// The size of a wasm page: memories' sizes are counted in them.
 const WASM_PAGE_BYTES: u64 = 64 << 10;
 /// What the engine needs of an instance's state: WASI, the `reprise:workflow` imports, and a
@@ -202,7 +209,7 @@ impl<T: GuestState> Engine<T> {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         config.consume_fuel(true);
-        config.max_wasm_stack(1 << 20);
+        config.max_wasm_stack(MAX_WASM_STACK_BYTES);
         config.async_stack_size(2 << 20);
         let pool_memory = options
             .max_memory_bytes
@@ -320,7 +327,7 @@ impl<T: GuestState> Engine<T> {
             .map_err(|e| EngineError::Instantiate(format!("{e:#}")))?;
         // Yield to tokio every ~10M instructions so one busy guest cannot starve the others.
         store
-            .fuel_async_yield_interval(Some(10_000_000))
+            .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
             .map_err(|e| EngineError::Instantiate(format!("{e:#}")))?;
         store.call_hook(move |mut ctx, hook| {
             if matches!(hook, CallHook::ReturningFromHost) && ctx.data_mut().take_refuel() {

@@ -95,6 +95,7 @@ async fn a_bundle_replays_with_no_database_and_imports_into_another_without_secr
     assert_eq!(bundle["children"][0]["id"], "b-1-0");
     assert_eq!(bundle["children"][0]["bundle"]["workflow"]["name"], "order");
     assert_eq!(bundle["settings"]["random_seed"], "b-1");
+    assert_eq!(bundle["settings"]["engine"]["wasmtime"], "48.0.8");
 
     // Replayed where there is no database: nothing is opened or created.
     let empty = tempfile::tempdir().expect("dir");

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{Replay, Replayed, dry_replay, workflow_limits};
+use crate::engine;
 use crate::limits::InstanceLimits;
 use crate::runtime::error::RuntimeError;
 use crate::runtime::execution::instance::{LoadedComponent, WorkflowEngine};
@@ -82,6 +83,20 @@ pub struct Settings {
     pub clock_start_ms: i64,
     /// The seed of its virtual random.
     pub random_seed: String,
+    /// The engine it ran on: what else decides where a guest traps.
+    #[serde(default)]
+    pub engine: EngineSettings,
+}
+
+/// The engine settings a replay elsewhere should match.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EngineSettings {
+    /// The wasmtime version.
+    pub wasmtime: String,
+    /// The deepest the guest's wasm stack may grow.
+    pub max_wasm_stack_bytes: u64,
+    /// Fuel between the guest's yields.
+    pub fuel_yield_interval: u64,
 }
 
 /// Grants by name: hosts, directories as the guest sees them, secret names.
@@ -170,6 +185,11 @@ pub(crate) async fn export(
             max_output_bytes: limits.max_output_bytes,
             clock_start_ms: workflow.created_at,
             random_seed: workflow.id.clone(),
+            engine: EngineSettings {
+                wasmtime: engine::WASMTIME_VERSION.to_string(),
+                max_wasm_stack_bytes: engine::MAX_WASM_STACK_BYTES as u64,
+                fuel_yield_interval: engine::FUEL_YIELD_INTERVAL,
+            },
         },
         grants: GrantNames {
             http: grants.http.iter().map(ToString::to_string).collect(),
