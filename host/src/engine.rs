@@ -51,6 +51,8 @@ pub trait GuestState:
     fn gated_streams(&mut self) -> GatedStreamsView<'_>;
     /// The instance's stdio, noting the streams it hands out.
     fn stdio(&mut self) -> StdioView<'_>;
+    /// `Err` with the refusal when I/O may not happen now (workflow code, not a step).
+    fn may_do_io(&self, what: &str) -> Result<(), String>;
     /// The limiter that turns growing past the instance's limit into a typed trap.
     fn limiter(&mut self) -> &mut MemoryLimiter;
     /// Whether the guest made a durable call since this was last asked: it then gets a fresh
@@ -262,6 +264,8 @@ impl<T: GuestState> Engine<T> {
         stdin::add_to_linker::<T, Stdio>(&mut linker, T::stdio).map_err(config_err)?;
         stdout::add_to_linker::<T, Stdio>(&mut linker, T::stdio).map_err(config_err)?;
         stderr::add_to_linker::<T, Stdio>(&mut linker, T::stdio).map_err(config_err)?;
+        // The response of a request a step sent is the step's to take.
+        crate::sandbox::http::gate_response_futures(&mut linker).map_err(config_err)?;
         linker.allow_shadowing(false);
         Guest::add_to_linker::<T, HasSelf<T>>(&mut linker, |s| s)
             .map_err(|e| EngineError::Config(format!("{e:#}")))?;

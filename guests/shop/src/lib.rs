@@ -325,4 +325,64 @@ pub fn get_with_key(url: String) -> Result<u16, String> {
     get_keyed(url).map_err(|e| e.to_string())
 }
 
+#[cfg(target_family = "wasm")]
+thread_local! {
+    /// The response future of a request a step sent, kept past the step (see
+    /// `take_kept_response`).
+    static KEPT_RESPONSE: std::cell::RefCell<Option<wasip2::http::types::FutureIncomingResponse>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Sends a GET to `authority` (`host:port`) straight through wasi:http and keeps the response's
+/// future without taking it.
+#[step(retries = false)]
+fn send_and_keep(authority: String) -> Result<String, String> {
+    #[cfg(target_family = "wasm")]
+    {
+        use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+        let request = OutgoingRequest::new(Fields::new());
+        request
+            .set_scheme(Some(&Scheme::Http))
+            .map_err(|()| "scheme")?;
+        request
+            .set_authority(Some(&authority))
+            .map_err(|()| "authority")?;
+        request
+            .set_path_with_query(Some("/ping"))
+            .map_err(|()| "path")?;
+        let future =
+            wasip2::http::outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+        KEPT_RESPONSE.with(|k| *k.borrow_mut() = Some(future));
+        Ok(authority)
+    }
+    #[cfg(not(target_family = "wasm"))]
+    {
+        Err(format!("{authority}: raw wasi:http in a component only"))
+    }
+}
+
+/// Takes, from workflow code, the response of a request a step sent and kept: its status, or
+/// why it could not.
+#[workflow]
+pub fn take_kept_response(authority: String) -> Result<String, String> {
+    send_and_keep(authority)?;
+    #[cfg(target_family = "wasm")]
+    {
+        let future = KEPT_RESPONSE
+            .with(|k| k.borrow_mut().take())
+            .ok_or("nothing kept")?;
+        future.subscribe().block();
+        match future.get() {
+            Some(Ok(Ok(response))) => Ok(format!("status {}", response.status())),
+            Some(Ok(Err(code))) => Err(format!("{code:?}")),
+            Some(Err(())) => Err("taken already".into()),
+            None => Err("not ready".into()),
+        }
+    }
+    #[cfg(not(target_family = "wasm"))]
+    {
+        Err("raw wasi:http in a component only".into())
+    }
+}
+
 reprise_guest::export!(workflows = [checkout]);

@@ -79,3 +79,38 @@ impl WasiHttpHooks for HttpGate {
         })
     }
 }
+
+/// The `wasi:http` version whose `types` interface the linker holds.
+const HTTP_TYPES: &str = "wasi:http/types@0.2.12";
+
+/// Shadows `future-incoming-response.get`: the status, headers and body of a request a step
+/// sent are the step's to take. Taken from workflow code (the future kept past the step, in a
+/// static, say) it is refused like any I/O there, as an `internal-error` carrying the usual
+/// message; the response stays untaken.
+pub(crate) fn gate_response_futures<T: crate::engine::GuestState>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, HostFutureIncomingResponse};
+    use wasmtime_wasi_http::p2::types::{
+        HostFutureIncomingResponse as FutureResponse, HostIncomingResponse,
+    };
+
+    type Got = Option<Result<Result<Resource<HostIncomingResponse>, ErrorCode>, ()>>;
+    let mut types = linker.instance(HTTP_TYPES)?;
+    types.func_wrap(
+        "[method]future-incoming-response.get",
+        |mut store: wasmtime::StoreContextMut<'_, T>,
+         (future,): (Resource<FutureResponse>,)|
+         -> wasmtime::Result<(Got,)> {
+            if let Err(refused) = store
+                .data()
+                .may_do_io("to take the response of a request a step sent")
+            {
+                return Ok((Some(Ok(Err(ErrorCode::InternalError(Some(refused))))),));
+            }
+            let mut view = store.data_mut().http();
+            Ok((HostFutureIncomingResponse::get(&mut view, future)?,))
+        },
+    )
+}

@@ -195,6 +195,24 @@ async fn io_a_step_opened_cannot_be_used_from_workflow_code_after_it() {
     );
 }
 
+/// The response of a request a step sent, kept past the step, is not workflow code's to take.
+#[tokio::test]
+async fn a_response_a_step_awaited_cannot_be_taken_from_workflow_code() {
+    let payments = PaymentApi::start(0).await;
+    let grants = Grants {
+        http: vec!["127.0.0.1:*".parse().unwrap()],
+        ..Grants::default()
+    };
+    let mut harness = Harness::new(options(grants, &[])).await;
+    let authority = payments.url.trim_start_matches("http://").to_string();
+    let record = harness
+        .run(SHOP, "take_kept_response", &json!(authority).to_string())
+        .await;
+    assert_eq!(record.status, WorkflowStatus::Error, "{:?}", record.output);
+    let error = record.error.unwrap_or_default();
+    assert!(error.contains(IO_OUTSIDE_STEP), "{error}");
+}
+
 #[tokio::test]
 async fn an_off_the_shelf_wasi_http_client_works_in_a_step() {
     let payments = PaymentApi::start(0).await;

@@ -162,6 +162,10 @@ impl GuestState for InstanceState {
         }
     }
 
+    fn may_do_io(&self, what: &str) -> Result<(), String> {
+        self.access.in_step(|| what.to_string())
+    }
+
     fn limiter(&mut self) -> &mut MemoryLimiter {
         &mut self.limiter
     }
