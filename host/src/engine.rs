@@ -26,6 +26,7 @@ use crate::bindings::{Guest, GuestPre};
 use crate::limits::{InstanceLimits, MemoryLimiter};
 use crate::sandbox::dns::{GatedNameLookup, GatedNameLookupView};
 use crate::sandbox::files::{GatedFilesystem, GatedFilesystemView};
+use crate::sandbox::poll::{GatedPoll, GatedPollView};
 use crate::sandbox::streams::{GatedStreams, GatedStreamsView, Stdio, StdioView};
 use wasmtime_wasi::p2::bindings::cli::{stderr, stdin, stdout};
 
@@ -51,6 +52,10 @@ pub trait GuestState:
     fn gated_streams(&mut self) -> GatedStreamsView<'_>;
     /// The instance's stdio, noting the streams it hands out.
     fn stdio(&mut self) -> StdioView<'_>;
+    /// The instance's pollables behind the gate.
+    fn gated_poll(&mut self) -> GatedPollView<'_>;
+    /// Notes a pollable on what only a step opens: not workflow code's to wait on.
+    fn note_step_pollable(&mut self, pollable: u32);
     /// `Err` with the refusal when I/O may not happen now (workflow code, not a step).
     fn may_do_io(&self, what: &str) -> Result<(), String>;
     /// The limiter that turns growing past the instance's limit into a typed trap.
@@ -264,6 +269,11 @@ impl<T: GuestState> Engine<T> {
         stdin::add_to_linker::<T, Stdio>(&mut linker, T::stdio).map_err(config_err)?;
         stdout::add_to_linker::<T, Stdio>(&mut linker, T::stdio).map_err(config_err)?;
         stderr::add_to_linker::<T, Stdio>(&mut linker, T::stdio).map_err(config_err)?;
+        wasmtime_wasi_io::bindings::wasi::io::poll::add_to_linker::<T, GatedPoll>(
+            &mut linker,
+            T::gated_poll,
+        )
+        .map_err(config_err)?;
         // The response of a request a step sent is the step's to take.
         crate::sandbox::http::gate_response_futures(&mut linker).map_err(config_err)?;
         linker.allow_shadowing(false);

@@ -385,4 +385,20 @@ pub fn take_kept_response(authority: String) -> Result<String, String> {
     }
 }
 
+/// Asks, from workflow code, whether the response of a request a step sent is ready: what the
+/// answer was, or why it could not ask.
+#[workflow]
+pub fn poll_kept_response(authority: String) -> Result<String, String> {
+    send_and_keep(authority)?;
+    #[cfg(target_family = "wasm")]
+    {
+        let ready = KEPT_RESPONSE.with(|k| k.borrow().as_ref().map(|f| f.subscribe().ready()));
+        Ok(format!("ready {ready:?}"))
+    }
+    #[cfg(not(target_family = "wasm"))]
+    {
+        Err("raw wasi:http in a component only".into())
+    }
+}
+
 reprise_guest::export!(workflows = [checkout]);

@@ -55,6 +55,14 @@ impl HostResolveAddressStream for GatedNameLookupView<'_> {
         &mut self,
         stream: Resource<ResolveAddressStream>,
     ) -> Result<Option<IpAddress>, SocketError> {
+        // A lookup a step began is the step's to read.
+        if self
+            .access
+            .in_step(|| "to read the answer of a lookup a step began".into())
+            .is_err()
+        {
+            return Err(ErrorCode::AccessDenied.into());
+        }
         HostResolveAddressStream::resolve_next_address(&mut self.inner, stream)
     }
 

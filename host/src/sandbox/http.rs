@@ -95,6 +95,7 @@ pub(crate) fn gate_response_futures<T: crate::engine::GuestState>(
     use wasmtime_wasi_http::p2::types::{
         HostFutureIncomingResponse as FutureResponse, HostIncomingResponse,
     };
+    use wasmtime_wasi_io::poll::DynPollable;
 
     type Got = Option<Result<Result<Resource<HostIncomingResponse>, ErrorCode>, ()>>;
     let mut types = linker.instance(HTTP_TYPES)?;
@@ -111,6 +112,19 @@ pub(crate) fn gate_response_futures<T: crate::engine::GuestState>(
             }
             let mut view = store.data_mut().http();
             Ok((HostFutureIncomingResponse::get(&mut view, future)?,))
+        },
+    )?;
+    // Its readiness is I/O too: only a step sends a request, so a pollable on its response is
+    // noted for the poll gate, whoever subscribed it.
+    types.func_wrap(
+        "[method]future-incoming-response.subscribe",
+        |mut store: wasmtime::StoreContextMut<'_, T>,
+         (future,): (Resource<FutureResponse>,)|
+         -> wasmtime::Result<(Resource<DynPollable>,)> {
+            let mut view = store.data_mut().http();
+            let pollable = HostFutureIncomingResponse::subscribe(&mut view, future)?;
+            store.data_mut().note_step_pollable(pollable.rep());
+            Ok((pollable,))
         },
     )
 }

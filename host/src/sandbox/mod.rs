@@ -11,6 +11,7 @@ pub mod files;
 pub(crate) mod http;
 mod http_client;
 mod net;
+pub mod poll;
 pub mod streams;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -31,9 +31,19 @@ pub struct GatedStreamsView<'a> {
     pub(crate) table: &'a mut ResourceTable,
     pub(crate) access: &'a Access,
     pub(crate) stdio: &'a mut HashSet<u32>,
+    /// Where the pollables on streams steps opened are noted (see [`super::poll`]).
+    pub(crate) step_pollables: &'a mut HashSet<u32>,
 }
 
 impl GatedStreamsView<'_> {
+    /// Notes `pollable` when it waits on a stream other than stdio: only a step opens one, so
+    /// only a step may wait on it, whenever it was subscribed.
+    fn note(&mut self, stream: u32, pollable: &Resource<DynPollable>) {
+        if !self.stdio.contains(&stream) {
+            self.step_pollables.insert(pollable.rep());
+        }
+    }
+
     /// Refuses a use of stream `rep` from workflow code, unless it is stdio.
     fn gate(&self, rep: u32, what: &str) -> StreamResult<()> {
         if self.stdio.contains(&rep) {
@@ -72,7 +82,10 @@ impl HostOutputStream for GatedStreamsView<'_> {
         &mut self,
         stream: Resource<DynOutputStream>,
     ) -> wasmtime::Result<Resource<DynPollable>> {
-        HostOutputStream::subscribe(self.table, stream)
+        let rep = stream.rep();
+        let pollable = HostOutputStream::subscribe(self.table, stream)?;
+        self.note(rep, &pollable);
+        Ok(pollable)
     }
 
     async fn blocking_write_and_flush(
@@ -169,7 +182,10 @@ impl HostInputStream for GatedStreamsView<'_> {
         &mut self,
         stream: Resource<DynInputStream>,
     ) -> wasmtime::Result<Resource<DynPollable>> {
-        HostInputStream::subscribe(self.table, stream)
+        let rep = stream.rep();
+        let pollable = HostInputStream::subscribe(self.table, stream)?;
+        self.note(rep, &pollable);
+        Ok(pollable)
     }
 }
 

@@ -195,7 +195,8 @@ async fn io_a_step_opened_cannot_be_used_from_workflow_code_after_it() {
     );
 }
 
-/// The response of a request a step sent, kept past the step, is not workflow code's to take.
+/// The response of a request a step sent, kept past the step, is not workflow code's to take,
+/// nor to wait on.
 #[tokio::test]
 async fn a_response_a_step_awaited_cannot_be_taken_from_workflow_code() {
     let payments = PaymentApi::start(0).await;
@@ -205,12 +206,20 @@ async fn a_response_a_step_awaited_cannot_be_taken_from_workflow_code() {
     };
     let mut harness = Harness::new(options(grants, &[])).await;
     let authority = payments.url.trim_start_matches("http://").to_string();
-    let record = harness
-        .run(SHOP, "take_kept_response", &json!(authority).to_string())
-        .await;
-    assert_eq!(record.status, WorkflowStatus::Error, "{:?}", record.output);
-    let error = record.error.unwrap_or_default();
-    assert!(error.contains(IO_OUTSIDE_STEP), "{error}");
+    // Taking it, or only asking whether it is ready: both are I/O.
+    for workflow in ["take_kept_response", "poll_kept_response"] {
+        let record = harness
+            .run(SHOP, workflow, &json!(authority).to_string())
+            .await;
+        assert_eq!(
+            record.status,
+            WorkflowStatus::Error,
+            "{workflow}: {:?}",
+            record.output
+        );
+        let error = record.error.unwrap_or_default();
+        assert!(error.contains(IO_OUTSIDE_STEP), "{workflow}: {error}");
+    }
 }
 
 #[tokio::test]

@@ -14,9 +14,11 @@ use crate::engine::GuestState;
 use crate::grants::Grants;
 use crate::limits::MemoryLimiter;
 use crate::runtime::execution::context::WorkflowContext;
+use crate::runtime::execution::interrupt::violation;
 use crate::sandbox::dns::GatedNameLookupView;
 use crate::sandbox::files::GatedFilesystemView;
 use crate::sandbox::http::HttpGate;
+use crate::sandbox::poll::GatedPollView;
 use crate::sandbox::streams::{GatedStreamsView, StdioView};
 use crate::sandbox::{Access, SandboxError, StepPhase};
 use wasmtime_wasi::cli::WasiCliCtxView;
@@ -45,6 +47,9 @@ pub struct InstanceState {
     /// The guest's stdin, stdout and stderr streams (their resource reps): open to workflow
     /// code, unlike the streams steps open.
     stdio: HashSet<u32>,
+    /// Pollables on what only steps open (streams, response futures; resource reps): not
+    /// workflow code's to wait on.
+    step_pollables: HashSet<u32>,
 }
 
 /// What an instance is for; decides which durable calls it may make.
@@ -91,6 +96,7 @@ impl InstanceState {
             panic_message: None,
             refuel: false,
             stdio: HashSet::new(),
+            step_pollables: HashSet::new(),
         })
     }
 
@@ -149,7 +155,21 @@ impl GuestState for InstanceState {
             table: &mut self.table,
             access: &self.access,
             stdio: &mut self.stdio,
+            step_pollables: &mut self.step_pollables,
         }
+    }
+
+    fn gated_poll(&mut self) -> GatedPollView<'_> {
+        GatedPollView {
+            table: &mut self.table,
+            access: &self.access,
+            step_pollables: &mut self.step_pollables,
+            refuse: violation,
+        }
+    }
+
+    fn note_step_pollable(&mut self, pollable: u32) {
+        self.step_pollables.insert(pollable);
     }
 
     fn stdio(&mut self) -> StdioView<'_> {
@@ -187,6 +207,7 @@ impl GuestState for InstanceState {
             panic_message: None,
             refuel: false,
             stdio: HashSet::new(),
+            step_pollables: HashSet::new(),
         }
     }
 }
