@@ -72,28 +72,23 @@ pub(super) fn send(request: &Request) -> Result<Response, HttpError> {
 
     // The body is streamed after `handle`: the host reads it while it sends. An empty one
     // needs no stream.
-    if !request.body.is_empty() {
-        let stream = body
-            .write()
-            .map_err(|()| failed("the request body could not be written".into()))?;
-        for chunk in request.body.chunks(WRITE_CHUNK) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| failed(format!("writing the request body: {}", stream_error(e))))?;
-        }
-    }
-    OutgoingBody::finish(body, None).map_err(|e| failed(describe(&e)))?;
+    let written = write_body(&body, &request.body).map_err(failed);
+    let finished = OutgoingBody::finish(body, None).map_err(|e| failed(describe(&e)));
 
-    // The response is never ready this early: wait first, then take it.
+    // The response is never ready this early: wait first, then take it. A server may answer
+    // before it read the whole body (an early error, or a body it ignores) and close it: its
+    // answer wins over the write that failed, as in any HTTP client.
     future.subscribe().block();
     let incoming = match future.get() {
         Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => return Err(failed(describe(&code))),
-        Some(Err(())) => return Err(failed("the response was already taken".into())),
-        None => {
-            return Err(failed(
-                "the response was not ready after waiting for it".into(),
-            ));
+        other => {
+            written?;
+            finished?;
+            return Err(match other {
+                Some(Ok(Err(code))) => failed(describe(&code)),
+                Some(Err(())) => failed("the response was already taken".into()),
+                _ => failed("the response was not ready after waiting for it".into()),
+            });
         }
     };
     let status = incoming.status();
@@ -130,6 +125,22 @@ pub(super) fn send(request: &Request) -> Result<Response, HttpError> {
         headers,
         body,
     })
+}
+
+/// Writes `bytes` to a request's body (nothing for an empty one); why it could not.
+fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), String> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let stream = body
+        .write()
+        .map_err(|()| "the request body could not be written".to_string())?;
+    for chunk in bytes.chunks(WRITE_CHUNK) {
+        stream
+            .blocking_write_and_flush(chunk)
+            .map_err(|e| format!("writing the request body: {}", stream_error(e)))?;
+    }
+    Ok(())
 }
 
 fn wasi_method(method: &Method) -> WasiMethod {

@@ -74,6 +74,16 @@ async fn a_charge_repeated_by_a_recovery_carries_the_same_key() {
     first.kill().expect("SIGKILL");
     first.wait().expect("reap");
 
+    let before = Command::new(reprise_bin())
+        .args(["workflow", "list", "--json", "--database"])
+        .arg(dir.path().join("pay.db"))
+        .output()
+        .expect("list");
+    let before = format!(
+        "{}{}",
+        String::from_utf8_lossy(&before.stdout),
+        String::from_utf8_lossy(&before.stderr)
+    );
     let recovered = reprise(&["recover"]).output().expect("recover");
     assert!(
         recovered.status.success(),
@@ -81,7 +91,12 @@ async fn a_charge_repeated_by_a_recovery_carries_the_same_key() {
         String::from_utf8_lossy(&recovered.stderr)
     );
     let keys = keys.lock().expect("keys").clone();
-    assert_eq!(keys.len(), 2, "the step in flight ran again: {keys:?}");
+    assert_eq!(
+        keys.len(),
+        2,
+        "the step in flight ran again: {keys:?}; before: {before}; recover said: {}",
+        String::from_utf8_lossy(&recovered.stderr)
+    );
     // The SDK says how long its body (`{}`) is instead of sending it chunked.
     assert_eq!(keys[0], "pay/0 length=2", "<workflow>/<position>");
     assert_eq!(
