@@ -275,7 +275,7 @@ impl<T: GuestState> Engine<T> {
         )
         .map_err(config_err)?;
         // The response of a request a step sent is the step's to take.
-        crate::sandbox::http::gate_response_futures(&mut linker).map_err(config_err)?;
+        gate_response_futures(&mut linker).map_err(config_err)?;
         linker.allow_shadowing(false);
         Guest::add_to_linker::<T, HasSelf<T>>(&mut linker, |s| s)
             .map_err(|e| EngineError::Config(format!("{e:#}")))?;
@@ -460,4 +460,53 @@ fn write_artifact(path: &Path, component: &Component) -> Result<(), EngineError>
     let tmp = path.with_extension(format!("tmp{}-{write}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(|e| cache_err(e.to_string()))?;
     std::fs::rename(&tmp, path).map_err(|e| cache_err(e.to_string()))
+}
+
+/// The `wasi:http` version whose `types` interface the linker holds.
+const HTTP_TYPES: &str = "wasi:http/types@0.2.12";
+
+/// Shadows `future-incoming-response.get`: the status, headers and body of a request a step
+/// sent are the step's to take. Taken from workflow code (the future kept past the step, in a
+/// static, say) it is refused like any I/O there, as an `internal-error` carrying the usual
+/// message; the response stays untaken.
+fn gate_response_futures<T: GuestState>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, HostFutureIncomingResponse};
+    use wasmtime_wasi_http::p2::types::{
+        HostFutureIncomingResponse as FutureResponse, HostIncomingResponse,
+    };
+    use wasmtime_wasi_io::poll::DynPollable;
+
+    type Got = Option<Result<Result<Resource<HostIncomingResponse>, ErrorCode>, ()>>;
+    let mut types = linker.instance(HTTP_TYPES)?;
+    types.func_wrap(
+        "[method]future-incoming-response.get",
+        |mut store: wasmtime::StoreContextMut<'_, T>,
+         (future,): (Resource<FutureResponse>,)|
+         -> wasmtime::Result<(Got,)> {
+            if let Err(refused) = store
+                .data()
+                .may_do_io("to take the response of a request a step sent")
+            {
+                return Ok((Some(Ok(Err(ErrorCode::InternalError(Some(refused))))),));
+            }
+            let mut view = store.data_mut().http();
+            Ok((HostFutureIncomingResponse::get(&mut view, future)?,))
+        },
+    )?;
+    // Its readiness is I/O too: only a step sends a request, so a pollable on its response is
+    // noted for the poll gate, whoever subscribed it.
+    types.func_wrap(
+        "[method]future-incoming-response.subscribe",
+        |mut store: wasmtime::StoreContextMut<'_, T>,
+         (future,): (Resource<FutureResponse>,)|
+         -> wasmtime::Result<(Resource<DynPollable>,)> {
+            let mut view = store.data_mut().http();
+            let pollable = HostFutureIncomingResponse::subscribe(&mut view, future)?;
+            store.data_mut().note_step_pollable(pollable.rep());
+            Ok((pollable,))
+        },
+    )
 }
