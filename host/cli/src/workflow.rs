@@ -157,8 +157,6 @@ pub enum WorkflowCommand {
         #[command(flatten)]
         host: HostArgs,
     },
-    /// Start a copy that replays the original's positions before `--from-step` and runs the
-    /// rest anew, here, to the end.
     /// Move a workflow in flight to new code when its history replays cleanly on it (exit 1
     /// when it does not, and nothing changes).
     Upgrade(super::upgrade::WorkflowUpgradeArgs),
@@ -167,6 +165,8 @@ pub enum WorkflowCommand {
     Export(super::bundle::ExportArgs),
     /// Load a bundle into this database (an id that exists here is refused).
     Import(super::bundle::ImportArgs),
+    /// Start a copy that replays the original's positions before `--from-step` and runs the
+    /// rest anew, here, to the end.
     Fork {
         #[arg(value_parser = parse_workflow_id)]
         id: String,
