@@ -8,6 +8,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 
+use crate::bindings::WorkflowInfo;
+use crate::limits::InstanceLimits;
 use crate::metrics::Metrics;
 use crate::quotas::Quota;
 use crate::runtime::error::RuntimeError;
@@ -20,6 +22,36 @@ use crate::runtime::waiting::completion::{self, Completions, Waited};
 use crate::runtime::waiting::running::Running;
 use crate::runtime::waiting::signals::Signals;
 use reprise_store::{Inserted, NewWorkflow, Store, StoreError, WorkflowEnd, WorkflowRecord};
+
+/// What `workflow`'s code is told about itself, run by `executor_id` on component version
+/// `app_version`: the same for a live execution and a dry replay.
+pub(crate) fn workflow_info(
+    workflow: &WorkflowRecord,
+    executor_id: &str,
+    app_version: &str,
+) -> Result<WorkflowInfo, StoreError> {
+    Ok(WorkflowInfo {
+        id: workflow.id.clone(),
+        name: workflow.name.clone(),
+        recovery_attempt: workflow.executions.saturating_sub(1),
+        executor_id: executor_id.to_string(),
+        app_version: app_version.to_string(),
+        instance: workflow.instance.clone(),
+        config: instance_config(workflow)?.into_iter().collect(),
+    })
+}
+
+/// The instance config values captured at the workflow's start. A row that does not parse is
+/// corrupt: the workflow must not run (or replay) with settings it was not started with.
+fn instance_config(workflow: &WorkflowRecord) -> Result<BTreeMap<String, String>, StoreError> {
+    serde_json::from_str(&workflow.config).map_err(|e| StoreError::Corrupt {
+        table: "workflow_status",
+        message: format!(
+            "workflow {}: config is not a JSON object of strings: {e}",
+            workflow.id
+        ),
+    })
+}
 
 /// What every execution shares.
 pub(crate) struct Shared {
@@ -71,6 +103,16 @@ impl Shared {
             .get(name)
             .or_else(|| instances.get(DEFAULT_INSTANCE))
             .unwrap_or(&DEFAULT)
+    }
+
+    /// The limits `workflow` runs under: its instance's, with the memory limit a trap policy
+    /// or a resume gave it, if any.
+    pub(crate) fn limits(&self, workflow: &WorkflowRecord) -> InstanceLimits {
+        let mut limits = self.instance(&workflow.instance).limits;
+        if let Some(bytes) = workflow.memory_limit {
+            limits.memory_bytes = bytes;
+        }
+        limits
     }
 
     /// The component with this digest, from memory or from the database.

@@ -10,12 +10,10 @@ mod retry;
 pub(crate) mod services;
 pub(crate) mod start;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::bindings::WorkflowInfo;
 use crate::runtime::drive::recovery::Verdict;
 use crate::runtime::drive::services::RuntimeServices;
 use crate::runtime::error::RuntimeError;
@@ -26,7 +24,7 @@ use crate::runtime::execution::instance::LoadedComponent;
 use crate::runtime::execution::{ExecutionEnd, execute};
 use crate::runtime::options::UpgradePolicy;
 use crate::runtime::replay::moving;
-use crate::runtime::shared::Shared;
+use crate::runtime::shared::{Shared, workflow_info};
 use crate::runtime::waiting::park::Parking;
 use crate::telemetry::{Ending, ExecutionSpan};
 use reprise_store::{
@@ -390,10 +388,7 @@ impl<'a> Drive<'a> {
             ExecutionEnd::Trapped(trap) => {
                 tracing::warn!(workflow_id = %id, execution, class = %trap.class, "workflow instance trapped: {}", trap.message);
                 let instance = shared.instance(&self.workflow.instance);
-                let limit = self
-                    .workflow
-                    .memory_limit
-                    .unwrap_or(instance.limits.memory_bytes);
+                let limit = shared.limits(&self.workflow).memory_bytes;
                 let grown =
                     recovery::grown_memory_limit(trap.class, limit, &instance.trap_policies);
                 let record = TrapRecord {
@@ -449,20 +444,9 @@ fn execution_context(
     trace: &ExecutionSpan,
 ) -> Result<WorkflowContext, StoreError> {
     let instance = shared.instance(&workflow.instance);
-    let mut limits = instance.limits;
+    let limits = shared.limits(workflow);
     let grants = instance.grants.clone();
-    if let Some(bytes) = workflow.memory_limit {
-        limits.memory_bytes = bytes;
-    }
-    let info = WorkflowInfo {
-        id: workflow.id.clone(),
-        name: workflow.name.clone(),
-        recovery_attempt: workflow.executions.saturating_sub(1),
-        executor_id: shared.options.executor_id.clone(),
-        app_version: workflow.app_version.clone(),
-        instance: workflow.instance.clone(),
-        config: instance_config(workflow)?.into_iter().collect(),
-    };
+    let info = workflow_info(workflow, &shared.options.executor_id, &workflow.app_version)?;
     let host = RuntimeServices {
         shared: shared.clone(),
         component: component.clone(),
@@ -487,18 +471,6 @@ fn execution_context(
         .scheduled_at
         .map(|at| (as_ms(at), as_ms(workflow.started_at.unwrap_or(at))));
     Ok(context)
-}
-
-/// The instance config values captured at the workflow's start. A row that does not parse is
-/// corrupt: the workflow must not run with settings it was not started with.
-fn instance_config(workflow: &WorkflowRecord) -> Result<BTreeMap<String, String>, StoreError> {
-    serde_json::from_str(&workflow.config).map_err(|e| StoreError::Corrupt {
-        table: "workflow_status",
-        message: format!(
-            "workflow {}: config is not a JSON object of strings: {e}",
-            workflow.id
-        ),
-    })
 }
 
 /// Resumes every PENDING workflow of this executor, concurrently, and waits for all of them.

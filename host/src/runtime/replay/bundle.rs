@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Replay, Replayed, dry_replay, workflow_limits};
+use super::{Replay, Replayed, dry_replay};
 use crate::engine;
 use crate::limits::InstanceLimits;
 use crate::runtime::error::RuntimeError;
@@ -167,7 +167,7 @@ pub(crate) async fn export(
         });
     }
     let instance = shared.instance(&workflow.instance);
-    let limits = workflow_limits(shared, &workflow);
+    let limits = shared.limits(&workflow);
     let grants = &instance.grants;
     Ok(Bundle {
         format: FORMAT.to_string(),

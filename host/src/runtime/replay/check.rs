@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use super::{Next, Replay, Verdict, dry_replay, workflow_limits};
+use super::{Next, Replay, Verdict, replay_on};
 use crate::runtime::error::RuntimeError;
 use crate::runtime::execution::instance::LoadedComponent;
 use crate::runtime::shared::Shared;
@@ -146,8 +146,8 @@ pub(super) async fn replay_all(
             };
             let (shared, component) = (shared.clone(), component.clone());
             running.spawn(async move {
-                let replay = replay_one(&shared, component, &workflow).await;
-                replay.map(|replay| (index, workflow, replay))
+                let replayed = replay_on(&shared, &workflow, None, component).await;
+                replayed.map(|(_, _, replay)| (index, workflow, replay))
             });
         }
         let Some(finished) = running.join_next().await else {
@@ -157,20 +157,6 @@ pub(super) async fn replay_all(
     }
     done.sort_by_key(|(index, ..)| *index);
     Ok(done.into_iter().map(|(_, w, r)| (w, r)).collect())
-}
-
-async fn replay_one(
-    shared: &Arc<Shared>,
-    component: Option<Arc<LoadedComponent>>,
-    workflow: &WorkflowRecord,
-) -> Result<Replay, RuntimeError> {
-    let component = match component {
-        Some(component) => component,
-        None => shared.component(&workflow.app_version).await?,
-    };
-    let steps = shared.store.steps(&workflow.id).await?;
-    let limits = workflow_limits(shared, workflow);
-    dry_replay(&shared.engine, &component, workflow, steps, limits).await
 }
 
 /// Where a verdict parts from the history (or what a clean one does next), in words: the key

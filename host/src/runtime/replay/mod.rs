@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::bindings::{WorkflowError, WorkflowInfo};
+use crate::bindings::WorkflowError;
 use crate::grants::Grants;
 use crate::limits::{InstanceLimits, classify};
 use crate::runtime::error::RuntimeError;
@@ -24,7 +24,7 @@ use crate::runtime::execution::history::{Divergence, History, NonDeterminism};
 use crate::runtime::execution::instance::{LoadedComponent, Role, WorkflowEngine};
 use crate::runtime::execution::interrupt::Interrupt;
 use crate::runtime::execution::{Called, call, unconsumed};
-use crate::runtime::shared::Shared;
+use crate::runtime::shared::{Shared, workflow_info};
 use reprise_protocol::recorded;
 use reprise_store::{StepRecord, WorkflowRecord};
 
@@ -156,16 +156,7 @@ pub(crate) async fn replay_stored(
     until: Option<u32>,
 ) -> Result<Replayed, RuntimeError> {
     let workflow = shared.workflow(id).await?;
-    let mut steps = shared.store.steps(id).await?;
-    if let Some(until) = until {
-        steps.retain(|step| step.function_id < until);
-    }
-    let component = match to {
-        Some(component) => component,
-        None => shared.component(&workflow.app_version).await?,
-    };
-    let limits = workflow_limits(shared, &workflow);
-    let replay = dry_replay(&shared.engine, &component, &workflow, steps.clone(), limits).await?;
+    let (component, steps, replay) = replay_on(shared, &workflow, until, to).await?;
     Ok(Replayed {
         workflow,
         steps,
@@ -174,13 +165,26 @@ pub(crate) async fn replay_stored(
     })
 }
 
-/// The limits `workflow` runs under: its instance's, with its own memory limit.
-fn workflow_limits(shared: &Shared, workflow: &WorkflowRecord) -> InstanceLimits {
-    let mut limits = shared.instance(&workflow.instance).limits;
-    if let Some(bytes) = workflow.memory_limit {
-        limits.memory_bytes = bytes;
+/// Replays stored `workflow`'s history (its positions before `until`) on `to`, or on the
+/// version it runs on, under its limits: the component it replayed on, the positions it
+/// replayed, and what it found.
+pub(super) async fn replay_on(
+    shared: &Arc<Shared>,
+    workflow: &WorkflowRecord,
+    until: Option<u32>,
+    to: Option<Arc<LoadedComponent>>,
+) -> Result<(Arc<LoadedComponent>, Vec<StepRecord>, Replay), RuntimeError> {
+    let component = match to {
+        Some(component) => component,
+        None => shared.component(&workflow.app_version).await?,
+    };
+    let mut steps = shared.store.steps(&workflow.id).await?;
+    if let Some(until) = until {
+        steps.retain(|step| step.function_id < until);
     }
-    limits
+    let limits = shared.limits(workflow);
+    let replay = dry_replay(&shared.engine, &component, workflow, steps.clone(), limits).await?;
+    Ok((component, steps, replay))
 }
 
 /// Replays `workflow`'s recorded `steps` on `component` with nothing executed, under `limits`.
@@ -191,20 +195,7 @@ pub(crate) async fn dry_replay(
     steps: Vec<StepRecord>,
     limits: InstanceLimits,
 ) -> Result<Replay, RuntimeError> {
-    let info = WorkflowInfo {
-        id: workflow.id.clone(),
-        name: workflow.name.clone(),
-        recovery_attempt: workflow.executions.saturating_sub(1),
-        executor_id: "replay".into(),
-        app_version: component.digest.clone(),
-        instance: workflow.instance.clone(),
-        config: serde_json::from_str::<std::collections::BTreeMap<String, String>>(
-            &workflow.config,
-        )
-        .unwrap_or_default()
-        .into_iter()
-        .collect(),
-    };
+    let info = workflow_info(workflow, "replay", &component.digest)?;
     let mut context = WorkflowContext::new(
         Arc::new(dry::Nothing::default()),
         info,

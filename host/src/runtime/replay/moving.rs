@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{Verdict, dry_replay, workflow_limits};
+use super::{Verdict, dry_replay};
 use crate::runtime::error::RuntimeError;
 use crate::runtime::execution::instance::LoadedComponent;
 use crate::runtime::shared::Shared;
@@ -56,7 +56,7 @@ pub(crate) async fn upgrade(
         }
         let steps = shared.store.steps(id).await?;
         let at = steps.last().map_or(0, |last| last.function_id + 1);
-        let limits = workflow_limits(shared, &workflow);
+        let limits = shared.limits(&workflow);
         let replay = dry_replay(&shared.engine, component, &workflow, steps, limits).await?;
         let moved = |upgraded, workflow: &WorkflowRecord| Moved {
             id: workflow.id.clone(),
