@@ -24,14 +24,23 @@ pub enum Backend {
 impl Backend {
     /// A runtime with `options` on a fresh database of this backend.
     pub async fn harness(self, options: RuntimeOptions) -> Harness {
+        self.harness_and_database(options).await.0
+    }
+
+    /// [`Backend::harness`], and the `--database` argument that names its database to the CLI.
+    pub async fn harness_and_database(self, options: RuntimeOptions) -> (Harness, String) {
         match self {
-            Backend::Sqlite => Harness::new(options).await,
+            Backend::Sqlite => {
+                let harness = Harness::new(options).await;
+                let path = harness.db_path().display().to_string();
+                (harness, path)
+            }
             Backend::Postgres { database } => {
                 let url = super::postgres::database(database).await;
                 let store = open_store(&url, Durability::Synced)
                     .await
                     .expect("open postgres store");
-                Harness::with_store(store, options).await
+                (Harness::with_store(store, options).await, url)
             }
         }
     }

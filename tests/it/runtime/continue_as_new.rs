@@ -15,24 +15,6 @@ use reprise_host::WorkflowRecord;
 use reprise_host::runtime::StartRequest;
 use serde_json::Value;
 
-/// A runtime on a fresh database, and the `--database` argument naming it.
-async fn harness(backend: Backend) -> (Harness, String) {
-    match backend {
-        Backend::Postgres { database } => {
-            let url = common::postgres::database(database).await;
-            let store = reprise_host::store::open_store(&url, reprise_host::Durability::Synced)
-                .await
-                .expect("open postgres");
-            (Harness::with_store(store, options(3)).await, url)
-        }
-        Backend::Sqlite => {
-            let harness = Harness::new(options(3)).await;
-            let path = harness.db_path().display().to_string();
-            (harness, path)
-        }
-    }
-}
-
 /// Waits until `sub-1` is in run `run`, waiting for its `next` message; returns its row.
 async fn waiting_in_run(harness: &Harness, run: u32) -> WorkflowRecord {
     let store = &harness.store;
@@ -47,7 +29,7 @@ async fn waiting_in_run(harness: &Harness, run: u32) -> WorkflowRecord {
 }
 
 async fn a_workflow_continues_as_new_on_the_newest_version_with_its_runs_kept(backend: Backend) {
-    let (harness, database) = harness(backend).await;
+    let (harness, database) = backend.harness_and_database(options(3)).await;
     let v1 = harness.component(ORDERS_V1).await;
     let request = StartRequest {
         id: Some("sub-1".into()),

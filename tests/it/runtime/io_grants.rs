@@ -133,32 +133,53 @@ async fn hosts_not_granted_are_refused_with_the_key_that_would_grant_them() {
     assert!(payments.charges().is_empty() && inventory.lines().is_empty());
 }
 
+/// A runtime whose instance is granted the shop's services and the directory `data` (where
+/// `hello.txt` is written) as `/data`, with both services' addresses in its config.
+async fn granted_all(
+    payments: &PaymentApi,
+    inventory: &Inventory,
+    data: &std::path::Path,
+) -> Harness {
+    std::fs::write(data.join("hello.txt"), "hello").unwrap();
+    let config = [
+        ("payments_url", payments.url.as_str()),
+        ("inventory_addr", inventory.addr.as_str()),
+    ];
+    let mut grants = shop_grants(payments, inventory);
+    grants.dirs = vec![DirGrant::new(&data.to_string_lossy(), "/data", false).unwrap()];
+    Harness::new(options(grants, &config)).await
+}
+
+/// Runs each `(workflow, input)` of the shop: each must end ERROR with the step gate's words.
+async fn refused_in_workflow_code(harness: &mut Harness, runs: &[(&str, &str)]) {
+    for (workflow, input) in runs {
+        let record = harness.run(SHOP, workflow, &json!(input).to_string()).await;
+        assert_eq!(
+            record.status,
+            WorkflowStatus::Error,
+            "{workflow}({input}): {:?}",
+            record.output
+        );
+        let error = record.error.unwrap_or_default();
+        assert!(
+            error.contains(IO_OUTSIDE_STEP),
+            "{workflow}({input}): {error}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn io_from_workflow_code_is_refused_even_when_granted() {
     let payments = PaymentApi::start(0).await;
     let inventory = Inventory::start().await;
     let data = tempfile::tempdir().unwrap();
-    std::fs::write(data.path().join("hello.txt"), "hello").unwrap();
-    let config = [
-        ("payments_url", payments.url.as_str()),
-        ("inventory_addr", inventory.addr.as_str()),
-    ];
-    let mut grants = shop_grants(&payments, &inventory);
-    grants.dirs = vec![DirGrant::new(&data.path().to_string_lossy(), "/data", false).unwrap()];
-    let mut harness = Harness::new(options(grants, &config)).await;
-    for kind in ["http", "raw_http", "secret", "tcp", "file", "dns"] {
-        let record = harness
-            .run(SHOP, "io_from_workflow_code", &json!(kind).to_string())
-            .await;
-        assert_eq!(
-            record.status,
-            WorkflowStatus::Error,
-            "{kind}: {:?}",
-            record.output
-        );
-        let error = record.error.unwrap_or_default();
-        assert!(error.contains(IO_OUTSIDE_STEP), "{kind}: {error}");
-    }
+    let mut harness = granted_all(&payments, &inventory, data.path()).await;
+    let kinds = ["http", "raw_http", "secret", "tcp", "file", "dns"];
+    let runs: Vec<_> = kinds
+        .iter()
+        .map(|k| ("io_from_workflow_code", *k))
+        .collect();
+    refused_in_workflow_code(&mut harness, &runs).await;
     assert!(payments.charges().is_empty() && inventory.lines().is_empty());
 }
 
@@ -169,24 +190,12 @@ async fn io_a_step_opened_cannot_be_used_from_workflow_code_after_it() {
     let payments = PaymentApi::start(0).await;
     let inventory = Inventory::start().await;
     let data = tempfile::tempdir().unwrap();
-    std::fs::write(data.path().join("hello.txt"), "hello").unwrap();
-    let config = [("inventory_addr", inventory.addr.as_str())];
-    let mut grants = shop_grants(&payments, &inventory);
-    grants.dirs = vec![DirGrant::new(&data.path().to_string_lossy(), "/data", false).unwrap()];
-    let mut harness = Harness::new(options(grants, &config)).await;
-    for kind in ["file", "tcp"] {
-        let record = harness
-            .run(SHOP, "use_kept_io", &json!(kind).to_string())
-            .await;
-        assert_eq!(
-            record.status,
-            WorkflowStatus::Error,
-            "{kind}: {:?}",
-            record.output
-        );
-        let error = record.error.unwrap_or_default();
-        assert!(error.contains(IO_OUTSIDE_STEP), "{kind}: {error}");
-    }
+    let mut harness = granted_all(&payments, &inventory, data.path()).await;
+    refused_in_workflow_code(
+        &mut harness,
+        &[("use_kept_io", "file"), ("use_kept_io", "tcp")],
+    )
+    .await;
     // The step's connection closes with the instance: an empty line, no command.
     let lines = inventory.lines();
     assert!(
@@ -205,21 +214,13 @@ async fn a_response_a_step_awaited_cannot_be_taken_from_workflow_code() {
         ..Grants::default()
     };
     let mut harness = Harness::new(options(grants, &[])).await;
-    let authority = payments.url.trim_start_matches("http://").to_string();
+    let authority = payments.url.trim_start_matches("http://");
     // Taking it, or only asking whether it is ready: both are I/O.
-    for workflow in ["take_kept_response", "poll_kept_response"] {
-        let record = harness
-            .run(SHOP, workflow, &json!(authority).to_string())
-            .await;
-        assert_eq!(
-            record.status,
-            WorkflowStatus::Error,
-            "{workflow}: {:?}",
-            record.output
-        );
-        let error = record.error.unwrap_or_default();
-        assert!(error.contains(IO_OUTSIDE_STEP), "{workflow}: {error}");
-    }
+    let runs = [
+        ("take_kept_response", authority),
+        ("poll_kept_response", authority),
+    ];
+    refused_in_workflow_code(&mut harness, &runs).await;
 }
 
 #[tokio::test]

@@ -17,24 +17,6 @@ use reprise_host::store::Store;
 use reprise_host::{LoadedComponent, RuntimeOptions};
 use serde_json::Value;
 
-/// A runtime on a fresh database, and the `--database` argument naming it.
-async fn harness(backend: Backend) -> (Harness, String) {
-    match backend {
-        Backend::Postgres { database } => {
-            let url = common::postgres::database(database).await;
-            let store = reprise_host::store::open_store(&url, reprise_host::Durability::Synced)
-                .await
-                .expect("open postgres");
-            (Harness::with_store(store, options(3)).await, url)
-        }
-        Backend::Sqlite => {
-            let harness = Harness::new(options(3)).await;
-            let path = harness.db_path().display().to_string();
-            (harness, path)
-        }
-    }
-}
-
 /// Every step row of the database, for "nothing was written".
 async fn all_steps(store: &Arc<dyn Store>, ids: &[&str]) -> Vec<reprise_host::store::StepRecord> {
     let mut all = Vec::new();
@@ -99,7 +81,7 @@ fn reprise(args: &[&str]) -> (Option<i32>, String, String) {
 const IDS: [&str; 6] = ["o-1", "o-13", "r-1", "a-1", "b-1", "b-1-0"];
 
 async fn upgrade_check_reports_each_workflow_in_flight(backend: Backend) {
-    let (harness, database) = harness(backend).await;
+    let (harness, database) = backend.harness_and_database(options(3)).await;
     in_flight(&harness).await;
     let before = all_steps(&harness.store, &IDS).await;
     let v2 = guest(ORDERS_V2).display().to_string();
@@ -183,7 +165,7 @@ async fn upgrade_check_reports_each_workflow_in_flight(backend: Backend) {
 }
 
 async fn replay_prints_the_timeline_and_where_other_code_parts(backend: Backend) {
-    let (harness, database) = harness(backend).await;
+    let (harness, database) = backend.harness_and_database(options(3)).await;
     in_flight(&harness).await;
     let before = all_steps(&harness.store, &IDS).await;
     let (code, text, stderr) = reprise(&["replay", "o-1", "--database", &database]);
@@ -245,7 +227,7 @@ async fn replay_prints_the_timeline_and_where_other_code_parts(backend: Backend)
 async fn a_move_to_new_code_happens_only_when_clean_and_the_workflow_goes_on_on_it(
     backend: Backend,
 ) {
-    let (harness, database) = harness(backend).await;
+    let (harness, database) = backend.harness_and_database(options(3)).await;
     in_flight(&harness).await;
     let v2 = guest(ORDERS_V2).display().to_string();
     let v1_digest = harness.component(ORDERS_V1).await.digest.clone();
