@@ -140,16 +140,10 @@ impl StoreArgs {
         let url = config
             .as_ref()
             .map_or(self.database.as_str(), |c| c.database.as_str());
-        if must_exist && !reprise_store::is_postgres_url(url) {
-            let path = url
-                .strip_prefix("sqlite://")
-                .or_else(|| url.strip_prefix("sqlite:"))
-                .unwrap_or(url);
-            anyhow::ensure!(
-                std::path::Path::new(path).exists(),
-                "no database at {path}: give the one the workflows ran on with --database"
-            );
-        }
+        anyhow::ensure!(
+            !must_exist || reprise_store::database_exists(url),
+            "no database at {url}: give the one the workflows ran on with --database"
+        );
         match config {
             Some(config) => config.runtime(Telemetry::off()).await,
             None => {

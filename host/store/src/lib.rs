@@ -54,6 +54,12 @@ pub async fn open_store(url: &str, durability: Durability) -> Result<Arc<dyn Sto
     }
 }
 
+/// Whether the database `url` names is there to read: a SQLite file that exists, or any
+/// Postgres database (its server says whether it does when it is opened).
+pub fn database_exists(url: &str) -> bool {
+    is_postgres_url(url) || SqliteStore::exists(url)
+}
+
 /// Whether `url` names a Postgres database rather than a SQLite file.
 pub fn is_postgres_url(url: &str) -> bool {
     let lower = url.trim_start().to_ascii_lowercase();

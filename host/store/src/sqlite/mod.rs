@@ -143,15 +143,13 @@ impl SqliteStore {
     /// Accepts `sqlite://path`, `sqlite:path` or a plain file path. Must be called inside a Tokio
     /// runtime: it spawns the writer task there.
     pub async fn open(url_or_path: &str, durability: Durability) -> Result<Self, StoreError> {
-        let base = if url_or_path.starts_with("sqlite:") {
-            SqliteConnectOptions::from_str(url_or_path).map_err(|source| StoreError::Open {
-                url: url_or_path.to_owned(),
-                source: source.into(),
-            })?
-        } else {
-            SqliteConnectOptions::new().filename(url_or_path)
-        };
-        Self::open_with(url_or_path, base, durability).await
+        Self::open_with(url_or_path, location(url_or_path)?, durability).await
+    }
+
+    /// Whether the file `url_or_path` names exists already (a database to read, not one to
+    /// create); false for a location that does not parse.
+    pub fn exists(url_or_path: &str) -> bool {
+        location(url_or_path).is_ok_and(|options| options.get_filename().exists())
     }
 
     /// `open` once the location is parsed; tests add pragmas to `base` here.
@@ -327,6 +325,17 @@ impl Columns for SqliteRow {
     fn bytes(&self, table: &'static str, column: &str) -> Result<Vec<u8>, StoreError> {
         get(self, table, column)
     }
+}
+
+/// The connection options of `sqlite://path`, `sqlite:path` or a plain file path.
+fn location(url_or_path: &str) -> Result<SqliteConnectOptions, StoreError> {
+    if !url_or_path.starts_with("sqlite:") {
+        return Ok(SqliteConnectOptions::new().filename(url_or_path));
+    }
+    SqliteConnectOptions::from_str(url_or_path).map_err(|source| StoreError::Open {
+        url: url_or_path.to_owned(),
+        source: source.into(),
+    })
 }
 
 /// Writes become requests to the writer task; reads run on the read pool.
