@@ -159,6 +159,23 @@ impl Browser {
         std::fs::write(self.shots.join(format!("{name}.png")), png).map_err(|e| e.to_string())
     }
 
+    /// Fails the test on any console error or warning since the last look, then closes the
+    /// browser: how every UI test ends.
+    pub async fn finish_clean(&self) {
+        let errors: Vec<_> = self
+            .console()
+            .await
+            .into_iter()
+            .filter(|(level, _, _)| level == "SEVERE" || level == "WARNING")
+            .collect();
+        assert!(errors.is_empty(), "console errors: {errors:?}");
+        self.client
+            .clone()
+            .close()
+            .await
+            .expect("close the browser");
+    }
+
     /// The browser console's entries since the last call: `(level, source, message)`.
     pub async fn console(&self) -> Vec<(String, String, String)> {
         let entries = self

@@ -226,14 +226,7 @@ async fn an_operator_logs_in_browses_workflows_and_cancels_one_in_a_real_browser
     browser.click("#sign-out").await;
     browser.wait_for("#login").await;
 
-    let errors: Vec<_> = browser
-        .console()
-        .await
-        .into_iter()
-        .filter(|(level, _, _)| level == "SEVERE" || level == "WARNING")
-        .collect();
-    assert!(errors.is_empty(), "console errors: {errors:?}");
-    ui.clone().close().await.expect("close the browser");
+    browser.finish_clean().await;
 }
 
 /// A server whose `orders` component is a copy of v1 the test can add v2 to.
@@ -406,14 +399,7 @@ async fn an_operator_sees_component_versions_and_moves_a_workflow_to_the_serving
     assert_eq!(in_flight(&row1).await, "1");
     assert_eq!(in_flight(&row2).await, "1");
 
-    let errors: Vec<_> = browser
-        .console()
-        .await
-        .into_iter()
-        .filter(|(level, _, _)| level == "SEVERE" || level == "WARNING")
-        .collect();
-    assert!(errors.is_empty(), "console errors: {errors:?}");
-    ui.clone().close().await.expect("close the browser");
+    browser.finish_clean().await;
 }
 
 /// Whether `id` is in run `run`, waiting for its `next` message.
@@ -530,12 +516,5 @@ async fn an_operator_sees_the_finished_runs_of_a_workflow_that_continued_as_new(
     .expect("scroll to the runs");
     browser.screenshot("runs").await;
 
-    let errors: Vec<_> = browser
-        .console()
-        .await
-        .into_iter()
-        .filter(|(level, _, _)| level == "SEVERE" || level == "WARNING")
-        .collect();
-    assert!(errors.is_empty(), "console errors: {errors:?}");
-    ui.clone().close().await.expect("close the browser");
+    browser.finish_clean().await;
 }
