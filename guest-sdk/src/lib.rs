@@ -80,6 +80,7 @@ mod registry;
 mod runtime;
 #[cfg(not(target_family = "wasm"))]
 pub mod testing;
+mod topics;
 mod waits;
 
 /// The bindings `wit-bindgen` generates from `wit/workflow.wit`: the guest's half of the contract
@@ -107,7 +108,9 @@ pub mod __private {
         call_step, check_names, definitions, log, run_step, run_workflow, step_entry,
         workflow_input, workflow_result, workflow_value,
     };
+    pub use crate::topics::{TopicDef, topic_check, topic_schema};
     pub use inventory;
+    pub use schemars;
     pub use serde;
     pub use serde_json;
 }
@@ -118,6 +121,7 @@ pub use runtime::{
     StepStatus, WorkflowInfo, continue_as_new, deprecate_patch, idempotency_key, now_ms, patched,
     random_u64, secret, sleep, step_status, workflow_info,
 };
+pub use topics::{Topic, Undecodable};
 pub use waits::{
     Scheduled, close_stream, get_event, recv, scheduled, send, set_event, write_stream,
 };
@@ -179,6 +183,24 @@ pub use reprise_guest_macros::step;
 /// List it in [`export!`].
 pub use reprise_guest_macros::workflow;
 
+/// Declares the type of the messages on a topic: the host then refuses any send to the topic
+/// that does not match the type's JSON Schema (a 400 naming the field from the API, exit 2
+/// from `reprise workflow send`, an `Err` for a sending workflow), so `recv` never meets a
+/// malformed message there. Declared once per component; it holds for all its workflows.
+///
+/// ```ignore
+/// #[topic("shipped")]
+/// #[derive(Serialize, Deserialize)]
+/// struct Shipped { tracking: String, carrier: Option<String> }
+///
+/// let shipped = Shipped::recv(Duration::from_secs(60))?;   // or recv::<Shipped>("shipped", ..)
+/// Shipped { tracking: "1Z".into(), carrier: None }.send_to("order-7")?;
+/// ```
+///
+/// The schema comes from `schemars` (re-exported by this crate: no dependency to add) and
+/// follows the type's `serde` attributes. A struct or enum without generics.
+pub use reprise_guest_macros::topic;
+
 /// A `Result` whose error defaults to this crate's [`Error`], for workflows that mix errors.
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 
@@ -186,10 +208,10 @@ pub type Result<T, E = Error> = core::result::Result<T, E>;
 pub mod prelude {
     pub use crate::{
         Child, ChildError, ChildHandle, Error, MaxStepRetriesExceeded, Scheduled, StepError,
-        StepStatus, WorkflowInfo, bail, close_stream, continue_as_new, debug, deprecate_patch,
-        error, get_event, idempotency_key, info, now_ms, patched, random_u64, recv, scheduled,
-        send, set_event, sleep, start_child, step, step_status, trace, warn, workflow,
-        workflow_info, write_stream,
+        StepStatus, Topic, Undecodable, WorkflowInfo, bail, close_stream, continue_as_new, debug,
+        deprecate_patch, error, get_event, idempotency_key, info, now_ms, patched, random_u64,
+        recv, scheduled, send, set_event, sleep, start_child, step, step_status, topic, trace,
+        warn, workflow, workflow_info, write_stream,
     };
 }
 

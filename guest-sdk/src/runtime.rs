@@ -407,6 +407,9 @@ pub fn run_step(
 /// The `definitions` export: the registered workflow names and steps with their options.
 pub fn definitions(workflows: &[WorkflowDef], steps: &[StepDef]) -> Definitions {
     enter();
+    for topic in crate::topics::declared() {
+        durable::declare_topic(topic.name, topic.type_name, (topic.schema)().as_bytes());
+    }
     Definitions {
         workflows: workflows.iter().map(|w| w.name.to_owned()).collect(),
         steps: steps

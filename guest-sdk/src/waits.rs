@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use crate::Error;
 use crate::backend as durable;
 use crate::runtime::step_status;
+use crate::topics::Undecodable;
 
 /// Whole milliseconds, rounded up and saturating, as `sleep` counts them: a timeout of 1 ns
 /// still waits, it never rounds down to "do not wait".
@@ -49,15 +50,17 @@ fn json(what: &str, value: &impl Serialize) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(value).map_err(|e| Error::msg(format!("{what} does not serialize: {e}")))
 }
 
-/// Decodes what a wait got, naming the type expected (as a step's recorded output does).
+/// Decodes what a wait got; what does not decode is an [`Undecodable`] error value.
 fn decoded<T: DeserializeOwned>(what: &str, bytes: Option<Vec<u8>>) -> Result<Option<T>, Error> {
     bytes
         .map(|bytes| {
             serde_json::from_slice(&bytes).map_err(|e| {
-                Error::msg(format!(
-                    "{what} does not decode: expected {}: {e}",
-                    type_name::<T>()
-                ))
+                Error::from(Undecodable {
+                    what: what.to_owned(),
+                    expected: type_name::<T>(),
+                    message: e.to_string(),
+                    json: String::from_utf8_lossy(&bytes).into_owned(),
+                })
             })
         })
         .transpose()
@@ -82,7 +85,10 @@ pub fn send(workflow_id: &str, topic: &str, message: &impl Serialize) -> Result<
 /// recovery only the rest of the timeout is waited. A wait longer than a moment gives back
 /// the workflow's instance until the message (or the deadline) comes.
 ///
-/// A message that does not decode as `T` is an error naming `T`; it is consumed all the same.
+/// On a topic whose type the component declares ([`crate::Topic`]), the host refuses a send
+/// that does not match it, so every message here decodes. On any other topic a message that
+/// does not decode as `T` is consumed all the same (a replay sees the same), and `recv`
+/// returns it as an [`Undecodable`] error value: the workflow can handle it and go on.
 ///
 /// ```ignore
 /// let Some(order): Option<Order> = recv("orders", Duration::from_secs(60))? else {

@@ -84,7 +84,8 @@ fn failed_attempts_are_retried_with_backoff_in_virtual_time() {
     h.fail_step("double", 2);
     let start = h.now_ms();
     assert_eq!(h.run(|| tolerant(4)), Ok(Ok("ok 8".to_string())));
-    assert_eq!(h.executions("double"), 3);
+    assert_eq!(h.executions("double"), 1, "one execution of the step");
+    assert_eq!(h.attempts("double"), 3, "its body ran three times");
     assert_eq!(
         h.now_ms() - start,
         100 + 200,

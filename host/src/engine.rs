@@ -67,6 +67,8 @@ pub trait GuestState:
     /// The state of an instance that only lists the component's definitions, allowed
     /// `memory_bytes` (a component's initial memory must fit, whatever limit runs it later).
     fn for_listing(memory_bytes: u64) -> Self;
+    /// The topic types a listing instance was told of (`declare-topic`).
+    fn take_topics(&mut self) -> Vec<TopicDefinition>;
 }
 
 /// Why a component could not be loaded or an instance created.
@@ -124,6 +126,19 @@ pub struct Definitions {
     pub workflows: Vec<String>,
     /// Steps with their retry policies.
     pub steps: Vec<StepDefinition>,
+    /// The message types it declares for topics (`#[topic]`).
+    pub topics: Vec<TopicDefinition>,
+}
+
+/// A message type a component declares for a topic: sends to the topic must match `schema`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct TopicDefinition {
+    /// The topic.
+    pub name: String,
+    /// The guest's type, named in refusals.
+    pub type_name: String,
+    /// Its JSON Schema.
+    pub schema: serde_json::Value,
 }
 
 /// A compiled, linked component ready to instantiate, with what it defines.
@@ -148,6 +163,12 @@ impl<T> std::fmt::Debug for LoadedComponent<T> {
 }
 
 impl<T> LoadedComponent<T> {
+    /// The JSON of its declared topic types, as stored with it; `None` when it declares none.
+    pub fn topics_json(&self) -> Option<String> {
+        let topics = &self.definitions.topics;
+        (!topics.is_empty()).then(|| serde_json::to_string(topics).unwrap_or_default())
+    }
+
     /// Whether the component defines a workflow of this name.
     pub fn has_workflow(&self, name: &str) -> bool {
         self.definitions.workflows.iter().any(|w| w == name)
@@ -392,6 +413,7 @@ impl<T: GuestState> Engine<T> {
             .await
             .map_err(|e| EngineError::WrongWorld(format!("listing definitions trapped: {e:#}")))?;
         Ok(Definitions {
+            topics: store.data_mut().take_topics(),
             workflows: defs.workflows,
             steps: defs
                 .steps

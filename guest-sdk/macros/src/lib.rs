@@ -9,8 +9,11 @@
 //!   options, and an entry point that runs the body from JSON).
 //! * `#[workflow]` leaves the function alone and emits a hidden
 //!   `const __reprise_workflow_<fn>: WorkflowDef` (name, entry point from JSON input).
+//! * `#[topic("name")]` derives a JSON Schema for a message type and registers it (`topic.rs`).
 //! * `export!(workflows = [..], steps = [..])` gathers those consts and implements the
 //!   component's exports with them.
+
+mod topic;
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -51,6 +54,16 @@ pub fn workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
     parse_macro_input!(attr with parser);
     let func = parse_macro_input!(item as ItemFn);
     expand_workflow(name, func)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Declares the type of a topic's messages. See `reprise_guest::topic`.
+#[proc_macro_attribute]
+pub fn topic(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let name = parse_macro_input!(attr as LitStr);
+    let item = parse_macro_input!(item as syn::Item);
+    topic::expand(name, item)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

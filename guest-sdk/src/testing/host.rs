@@ -29,6 +29,7 @@ pub(crate) fn begin_step(name: &str, options: StepOptions) -> StepStart {
             errors: Vec::new(),
         });
         *s.executions.entry(name.to_string()).or_default() += 1;
+        *s.attempts.entry(name.to_string()).or_default() += 1;
         StepStart::Execute(AttemptInfo {
             attempt: 1,
             max_attempts,
@@ -69,7 +70,7 @@ pub(crate) fn end_step(output: Result<&[u8], &str>) -> StepEnd {
                         attempt: pending.attempt,
                         max_attempts: pending.max_attempts,
                     };
-                    *s.executions.entry(pending.name.clone()).or_default() += 1;
+                    *s.attempts.entry(pending.name.clone()).or_default() += 1;
                     s.pending = Some(pending);
                     return Err(StepEnd::Retry(info));
                 }
@@ -263,6 +264,9 @@ fn unwaited(json: &[u8]) -> Option<Vec<u8>> {
     let recorded: Waited = serde_json::from_slice(json).ok()?;
     serde_json::to_vec(&recorded.into_value()?).ok()
 }
+
+/// The harness reads declared topics from the registry itself ([`crate::topics::find`]).
+pub(crate) fn declare_topic(_topic: &str, _type_name: &str, _schema: &[u8]) {}
 
 pub(crate) fn send(workflow_id: &str, topic: &str, message: &[u8]) -> Result<(), String> {
     with_state(|s| {

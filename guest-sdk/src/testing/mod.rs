@@ -266,9 +266,16 @@ impl Harness {
             .collect()
     }
 
-    /// How many attempts of `step` actually ran (replays do not count).
+    /// How many times `step` was executed rather than replayed: one per call whose outcome
+    /// was not recorded yet, however many attempts it took (see [`Harness::attempts`]).
     pub fn executions(&self, step: &str) -> u32 {
         self.state().executions.get(step).copied().unwrap_or(0)
+    }
+
+    /// How many times the body of `step` ran: every attempt of every execution (a step
+    /// that failed twice and then succeeded: 3). Replays do not count.
+    pub fn attempts(&self, step: &str) -> u32 {
+        self.state().attempts.get(step).copied().unwrap_or(0)
     }
 
     /// Virtual time now, in milliseconds since the Unix epoch.
@@ -297,11 +304,33 @@ impl Harness {
     }
 
     /// Sends the workflow a message on `topic`: its `recv` of that topic takes them in the
-    /// order sent. A `recv` with none waiting times out at once, in virtual time.
+    /// order sent. A `recv` with none waiting times out at once, in virtual time. Panics where
+    /// the host would refuse the send: see [`Harness::try_message`].
     pub fn message(&mut self, topic: &str, message: &impl serde::Serialize) -> &mut Self {
-        let json = serde_json::to_vec(message).expect("the message serializes");
-        self.state().inbox.push_back((topic.to_string(), json));
+        if let Err(refused) = self.try_message(topic, message) {
+            panic!("{refused}");
+        }
         self
+    }
+
+    /// Sends like [`Harness::message`], or returns the refusal when the topic has a declared
+    /// type ([`crate::topic`]) the message does not decode as, as the host refuses it.
+    pub fn try_message(
+        &mut self,
+        topic: &str,
+        message: &impl serde::Serialize,
+    ) -> Result<&mut Self, String> {
+        let json = serde_json::to_vec(message).map_err(|e| e.to_string())?;
+        if let Some(declared) = crate::topics::find(topic) {
+            (declared.check)(&json).map_err(|e| {
+                format!(
+                    "the message does not match topic {topic:?}'s type {}: {e}",
+                    declared.type_name
+                )
+            })?;
+        }
+        self.state().inbox.push_back((topic.to_string(), json));
+        Ok(self)
     }
 
     /// Sets an event of another workflow, for the workflow's `get_event` to read.

@@ -39,7 +39,9 @@ pub(super) struct State {
     pub(super) now_ms: u64,
     pub(super) slept_ms: u64,
     pub(super) random: u64,
+    /// Per step: executions (not replays), and attempts of the body within them.
     pub(super) executions: HashMap<String, u32>,
+    pub(super) attempts: HashMap<String, u32>,
     pub(super) failures: HashMap<String, u32>,
     pub(super) stubs: HashMap<String, StepStub>,
     pub(super) http: Option<HttpStub>,
@@ -80,6 +82,7 @@ impl State {
             slept_ms: 0,
             random: 0x5EED,
             executions: HashMap::new(),
+            attempts: HashMap::new(),
             failures: HashMap::new(),
             stubs: HashMap::new(),
             http: None,

@@ -27,6 +27,7 @@ pub async fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
             "digest": component.digest,
             "workflows": defs.workflows,
             "steps": defs.steps,
+            "topics": defs.topics,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(ExitCode::SUCCESS);
@@ -57,5 +58,11 @@ pub async fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     super::table::print(&["NAME", "RUNS", "RETRY POLICY"], &rows);
+    if !defs.topics.is_empty() {
+        println!("typed topics (sends are checked against the type's JSON Schema):");
+        for topic in &defs.topics {
+            println!("  {}: {}", topic.name, topic.type_name);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -322,6 +322,7 @@ impl LimitArgs {
                 reach: Vec::new(),
                 quotas: Default::default(),
                 upgrade: Default::default(),
+                steps: BTreeMap::new(),
             },
         )
     }

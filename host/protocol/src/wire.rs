@@ -337,6 +337,11 @@ pub struct QueueHealth {
     pub pending: u64,
 }
 
+/// What a queue view from before `count_waiting` means: waiting workflows keep their slot.
+fn kept() -> bool {
+    true
+}
+
 /// `GET /queues`: a configured queue's limits and depth.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueView {
@@ -347,6 +352,9 @@ pub struct QueueView {
     pub worker_concurrency: Option<u32>,
     pub rate_limit: Option<RateLimitView>,
     pub partitioned: bool,
+    /// Whether a workflow parked in a wait keeps its worker slot.
+    #[serde(default = "kept")]
+    pub count_waiting: bool,
     /// Waiting to start.
     pub enqueued: u64,
     /// Running, on any executor.

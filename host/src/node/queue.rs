@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::Dispatch;
+use crate::runtime::{Dispatch, DriveGuard};
 use reprise_store::{Change, QueueClaim, RateLimit, now_ms};
 
 /// How often a dispatcher looks for work it was not told about (other processes' enqueues,
@@ -19,7 +19,7 @@ use reprise_store::{Change, QueueClaim, RateLimit, now_ms};
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A queue's limits, as its dispatcher enforces them (the config file's `[queues.NAME]`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueOptions {
     /// Most workflows of this queue running at once across all executors.
     pub concurrency: Option<u32>,
@@ -29,6 +29,22 @@ pub struct QueueOptions {
     pub rate_limit: Option<RateLimit>,
     /// `concurrency` and `rate_limit` hold per partition key, and partitions take turns.
     pub partitioned: bool,
+    /// Whether a workflow parked in a wait (a sleep, a `recv`, a child, a step slot) keeps its
+    /// worker slot (`worker_concurrency`); when false it gives it back and takes one again
+    /// when it wakes, so waiting workflows do not keep new ones from starting.
+    pub count_waiting: bool,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            concurrency: None,
+            worker_concurrency: None,
+            rate_limit: None,
+            partitioned: false,
+            count_waiting: true,
+        }
+    }
 }
 
 /// Local slots of a queue without a worker concurrency limit.
@@ -36,13 +52,44 @@ const UNLIMITED_LOCAL_SLOTS: usize = 1024;
 
 /// A claimed workflow's hold on a local slot; freeing it wakes the dispatcher to claim more.
 struct Slot {
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
+    slots: Arc<Semaphore>,
     wake: Arc<Notify>,
+    count_waiting: bool,
+}
+
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit, dispatcher: &Dispatcher) -> Slot {
+        Slot {
+            permit: Some(permit),
+            slots: dispatcher.slots.clone(),
+            wake: dispatcher.wake.clone(),
+            count_waiting: dispatcher.config.count_waiting,
+        }
+    }
+}
+
+impl DriveGuard for Slot {
+    fn parked(&mut self) {
+        if !self.count_waiting && self.permit.take().is_some() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// A woken workflow waits its turn for a slot; the semaphore serves waiters before the
+    /// dispatcher's new claims.
+    async fn unparking(&mut self) {
+        if self.permit.is_none() {
+            self.permit = self.slots.clone().acquire_owned().await.ok();
+        }
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.wake.notify_one();
+        if self.permit.take().is_some() {
+            self.wake.notify_one();
+        }
     }
 }
 
@@ -143,10 +190,7 @@ impl Dispatcher {
             let Ok(permit) = self.slots.clone().acquire_owned().await else {
                 break;
             };
-            let slot = Slot {
-                _permit: permit,
-                wake: self.wake.clone(),
-            };
+            let slot = Slot::new(permit, self);
             self.dispatch.spawn_recovered(&id, slot);
         }
         Ok(())
@@ -159,10 +203,7 @@ impl Dispatcher {
             let Some(id) = self.dispatch.next_adopted(&self.queue) else {
                 break;
             };
-            let slot = Slot {
-                _permit: permit,
-                wake: self.wake.clone(),
-            };
+            let slot = Slot::new(permit, self);
             self.dispatch.spawn_recovered(&id, slot);
         }
         loop {
@@ -192,10 +233,7 @@ impl Dispatcher {
                     self.dispatch.spawn_claimed(record, ());
                     continue;
                 };
-                let slot = Slot {
-                    _permit: permit,
-                    wake: self.wake.clone(),
-                };
+                let slot = Slot::new(permit, self);
                 self.dispatch.spawn_claimed(record, slot);
             }
             // Fewer than asked means the queue is empty or at a global limit for now.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::runtime::error::RuntimeError;
 use crate::runtime::ids::{fresh_random, validate_workflow_id};
+use crate::runtime::topics::TopicChecker;
 use crate::runtime::waiting::signals::Signals;
 use crate::runtime::waiting::waits::check_key;
 use reprise_store::{Change, EventRecord, NewMessage, Store, StreamRead};
@@ -25,24 +26,35 @@ const REREAD: Duration = Duration::from_millis(250);
 pub struct Mailbox {
     store: Arc<dyn Store>,
     signals: Arc<Signals>,
+    topics: Arc<TopicChecker>,
 }
 
 impl Mailbox {
     /// A mailbox on `store` that hears of other processes' writes by polling.
     pub fn new(store: Arc<dyn Store>) -> Mailbox {
         Mailbox {
+            topics: Arc::new(TopicChecker::new(store.clone())),
             store,
             signals: Arc::default(),
         }
     }
 
-    pub(crate) fn with_signals(store: Arc<dyn Store>, signals: Arc<Signals>) -> Mailbox {
-        Mailbox { store, signals }
+    pub(crate) fn with_signals(
+        store: Arc<dyn Store>,
+        signals: Arc<Signals>,
+        topics: Arc<TopicChecker>,
+    ) -> Mailbox {
+        Mailbox {
+            store,
+            signals,
+            topics,
+        }
     }
 
     /// Sends a message to a workflow's topic from outside any workflow. With an
     /// `idempotency_key`, a second send with the same key to the same workflow stores nothing
-    /// (and returns false). An unknown workflow is an error and nothing is stored.
+    /// (and returns false). An unknown workflow, or a message that does not match the type its
+    /// component declares for the topic, is an error and nothing is stored.
     pub async fn send_message(
         &self,
         workflow_id: &str,
@@ -54,6 +66,9 @@ impl Mailbox {
         check_key("topic", topic).map_err(RuntimeError::InvalidInput)?;
         serde_json::from_str::<serde::de::IgnoredAny>(message)
             .map_err(|e| RuntimeError::InvalidInput(format!("message is not JSON: {e}")))?;
+        if let Err(refused) = self.topics.check(workflow_id, topic, message).await? {
+            return Err(RuntimeError::InvalidInput(refused));
+        }
         let message_id = match idempotency_key {
             Some(key) => {
                 check_key("idempotency key", key).map_err(RuntimeError::InvalidInput)?;

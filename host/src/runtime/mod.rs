@@ -18,6 +18,8 @@ mod reach;
 pub mod replay;
 mod scheduling;
 mod shared;
+mod step_limits;
+mod topics;
 mod waiting;
 
 use std::collections::BTreeMap;
@@ -30,6 +32,7 @@ use tokio_util::task::TaskTracker;
 use crate::engine::EngineOptions;
 use crate::metrics::Metrics;
 use drive::Begin;
+pub use drive::DriveGuard;
 pub use drive::recovery::{AtEnd, MemoryGrowth, TrapPolicies, TrapPolicy};
 use drive::start::{self, Existing, Join};
 pub use error::RuntimeError;
@@ -45,6 +48,7 @@ pub use scheduling::dispatch::Dispatch;
 pub use scheduling::slots::InstanceUsage;
 use scheduling::slots::Slots;
 use shared::Shared;
+pub use step_limits::StepLimit;
 use waiting::completion::Completions;
 pub use waiting::running::CANCELLATION_POLL;
 use waiting::running::Running;
@@ -73,6 +77,7 @@ impl Runtime {
         };
         Ok(Runtime {
             shared: Arc::new(Shared {
+                topics: Arc::new(topics::TopicChecker::new(store.clone())),
                 store,
                 engine: WorkflowEngine::new(&engine_options)?,
                 slots: Slots::new(engine_options.max_instances),
@@ -89,6 +94,7 @@ impl Runtime {
                 adopted: std::sync::Mutex::default(),
                 start_rates: Default::default(),
                 newest: Default::default(),
+                slot_bells: Default::default(),
             }),
         })
     }
@@ -116,7 +122,11 @@ impl Runtime {
     /// Messages, events and streams, from outside the workflows; its writes wake this
     /// runtime's waiters at once.
     pub fn mailbox(&self) -> Mailbox {
-        Mailbox::with_signals(self.shared.store.clone(), self.shared.signals.clone())
+        Mailbox::with_signals(
+            self.shared.store.clone(),
+            self.shared.signals.clone(),
+            self.shared.topics.clone(),
+        )
     }
 
     /// The narrow handle a serving node's loops (queue dispatchers, adoption, recovery at
@@ -140,7 +150,7 @@ impl Runtime {
         let component = self.load(bytes).await?;
         self.shared
             .store
-            .put_component(&component.digest, bytes)
+            .put_component(&component.digest, bytes, component.topics_json().as_deref())
             .await?;
         self.shared.newest.saw(&component);
         Ok(component)

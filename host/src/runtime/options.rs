@@ -8,6 +8,7 @@ use crate::grants::Grants;
 use crate::limits::InstanceLimits;
 use crate::quotas::Quotas;
 use crate::runtime::drive::recovery::TrapPolicies;
+use crate::runtime::step_limits::StepLimit;
 use crate::telemetry::Telemetry;
 
 /// How the workflows of one configured instance run: its limits, recovery bound and the config
@@ -39,6 +40,8 @@ pub struct InstanceOptions {
     /// Whether its workflows stay on the version they started on, or move to the newest one
     /// registered here when they wake or recover and their history replays cleanly on it.
     pub upgrade: UpgradePolicy,
+    /// Limits on its steps, by step name, over every host on the database.
+    pub steps: BTreeMap<String, StepLimit>,
 }
 
 /// When a workflow moves to a newer version of its component.
@@ -70,6 +73,7 @@ impl Default for InstanceOptions {
             reach: Vec::new(),
             quotas: Quotas::default(),
             upgrade: UpgradePolicy::Pinned,
+            steps: BTreeMap::new(),
         }
     }
 }

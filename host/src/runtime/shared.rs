@@ -82,6 +82,10 @@ pub(crate) struct Shared {
     pub(crate) start_rates: crate::quotas::StartRates,
     /// The newest version of each workflow registered here.
     pub(crate) newest: crate::runtime::replay::newest::Newest,
+    /// Where a step slot given back here wakes this host's waiters for it.
+    pub(crate) slot_bells: crate::runtime::step_limits::SlotBells,
+    /// What messages to each version's topics must look like.
+    pub(crate) topics: Arc<crate::runtime::topics::TopicChecker>,
 }
 
 impl Shared {

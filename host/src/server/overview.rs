@@ -63,6 +63,7 @@ fn queue_view(state: &ServerState, name: &str, config: &QueueOptions) -> QueueVi
             period_ms: u64::try_from(rate.period_ms).unwrap_or(0),
         }),
         partitioned: config.partitioned,
+        count_waiting: config.count_waiting,
         enqueued: 0,
         pending: 0,
         started_here: starts.map_or(0, |(count, _)| count),

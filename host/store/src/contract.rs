@@ -8,8 +8,13 @@ use crate::*;
 /// The runtime's hot path: components, workflow rows, their history and checkpoints.
 #[async_trait]
 pub trait ExecutionStore: Send + Sync + 'static {
-    /// Stores a component's bytes by digest; storing the same digest twice is a no-op.
-    async fn put_component(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Stores a component's bytes once, with the JSON of the message types it declares.
+    async fn put_component(
+        &self,
+        digest: &str,
+        bytes: &[u8],
+        topics: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// The bytes of a stored component.
     async fn get_component(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Creates the workflow unless its id exists (idempotency).
@@ -125,6 +130,9 @@ pub trait MailboxStore: Send + Sync + 'static {
         at: &StepRecord,
         timed_out: bool,
     ) -> Result<Option<String>, StoreError>;
+    /// The version a workflow runs and the message types its component declares; `None` for
+    /// an unknown workflow. What a send is checked against.
+    async fn topic_types(&self, workflow_id: &str) -> Result<Option<TopicTypes>, StoreError>;
     /// Whether a message waits unconsumed on the workflow's topic.
     async fn has_message(&self, workflow_id: &str, topic: &str) -> Result<bool, StoreError>;
     /// Every message sent to the workflow, consumed or not, in send order.
@@ -248,8 +256,27 @@ pub trait AdminStore: Send + Sync + 'static {
 /// (`&dyn MailboxStore`, say), and [`open_store`] hands out the whole. Implemented for every type
 /// that implements all the roles.
 pub trait Store:
-    ExecutionStore + DispatchStore + MailboxStore + ScheduleStore + AdminStore + VersionStore
+    ExecutionStore
+    + DispatchStore
+    + MailboxStore
+    + ScheduleStore
+    + AdminStore
+    + VersionStore
+    + LimitStore
 {
+}
+
+/// Step limits: the slots of steps whose concurrency or rate an instance bounds.
+#[async_trait]
+pub trait LimitStore: Send + Sync + 'static {
+    /// Takes a slot for one execution of a limited step if its limits leave one now: the
+    /// slot's id, or `None` (nothing written).
+    async fn take_step_slot(&self, request: &StepSlotRequest) -> Result<Option<i64>, StoreError>;
+    /// Gives a slot back: it no longer counts against the concurrency (it still counts against
+    /// the rate until it is older than the window).
+    async fn release_step_slot(&self, slot: i64) -> Result<(), StoreError>;
+    /// Whether a take would find a slot now; writes nothing.
+    async fn step_slot_free(&self, request: &StepSlotRequest) -> Result<bool, StoreError>;
 }
 
 /// The versions of components: which workflows run on which, and moving a workflow to another.
@@ -298,13 +325,20 @@ pub trait VersionStore: Send + Sync + 'static {
 }
 
 impl<T> Store for T where
-    T: ExecutionStore + DispatchStore + MailboxStore + ScheduleStore + AdminStore + VersionStore
+    T: ExecutionStore
+        + DispatchStore
+        + MailboxStore
+        + ScheduleStore
+        + AdminStore
+        + VersionStore
+        + LimitStore
 {
 }
 
 /// The roles, to bring their methods into scope: `use reprise_store::roles::*`.
 pub mod roles {
     pub use crate::{
-        AdminStore, DispatchStore, ExecutionStore, MailboxStore, ScheduleStore, Store, VersionStore,
+        AdminStore, DispatchStore, ExecutionStore, LimitStore, MailboxStore, ScheduleStore, Store,
+        VersionStore,
     };
 }

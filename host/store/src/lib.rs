@@ -17,6 +17,7 @@ mod rows;
 mod schedules;
 mod shared;
 mod sqlite;
+mod step_slots;
 mod versions;
 mod waits;
 mod waits_sql;
@@ -25,8 +26,8 @@ mod written;
 use std::sync::Arc;
 
 pub use contract::{
-    AdminStore, DispatchStore, ExecutionStore, MailboxStore, ScheduleStore, Store, VersionStore,
-    roles,
+    AdminStore, DispatchStore, ExecutionStore, LimitStore, MailboxStore, ScheduleStore, Store,
+    VersionStore, roles,
 };
 pub use error::{DbError, StoreError};
 pub use executors::ExecutorRecord;
@@ -37,9 +38,11 @@ pub use records::{
 };
 pub use schedules::{CatchUp, ScheduleRecord};
 pub use sqlite::{Durability, SqliteStore};
+pub use step_slots::StepSlotRequest;
 pub use versions::{ComponentVersion, RunRecord};
 pub use waits::{
-    Change, EventRecord, MessageRecord, NewMessage, StreamEntry, StreamInfo, StreamRead, Waited,
+    Change, EventRecord, MessageRecord, NewMessage, StreamEntry, StreamInfo, StreamRead,
+    TopicTypes, Waited,
 };
 
 /// Opens the store a database URL names: `postgres://…` or `postgresql://…` is a

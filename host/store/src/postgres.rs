@@ -30,8 +30,8 @@ use super::written::{StepRow, first_deadline};
 use super::{
     AdminStore, Began, Change, DispatchStore, EventRecord, ExecutionStore, ExecutorRecord,
     Inserted, MailboxStore, MessageRecord, NewMessage, NewWorkflow, QueueClaim, QueueDepth,
-    ScheduleStore, StepRecord, StoreError, StreamInfo, StreamRead, TrapRecord, WorkflowEnd,
-    WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
+    ScheduleStore, StepRecord, StoreError, StreamInfo, StreamRead, TopicTypes, TrapRecord,
+    WorkflowEnd, WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
 };
 
 /// Connections in the pool: enough for concurrent workflows' checkpoints to reach Postgres
@@ -223,9 +223,14 @@ async fn claim_statements(
 /// transaction of their own.
 #[async_trait]
 impl ExecutionStore for PostgresStore {
-    async fn put_component(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    async fn put_component(
+        &self,
+        digest: &str,
+        bytes: &[u8],
+        topics: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
-        Postgres::put_component(&mut conn, digest, bytes).await
+        Postgres::put_component(&mut conn, digest, bytes, topics).await
     }
 
     async fn get_component(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -396,6 +401,10 @@ impl MailboxStore for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let received = Postgres::receive_message(&mut tx, workflow_id, topic, &at, timed_out).await;
         settle(tx, received).await
+    }
+
+    async fn topic_types(&self, workflow_id: &str) -> Result<Option<TopicTypes>, StoreError> {
+        Postgres::topic_types(&self.pool, workflow_id).await
     }
 
     async fn has_message(&self, workflow_id: &str, topic: &str) -> Result<bool, StoreError> {

@@ -174,19 +174,24 @@ where
     /// statement has one shape (prepared once) whatever the count.
     fn push_id_condition(query: &mut QueryBuilder<Self>, ids: &[String]) -> Result<(), StoreError>;
 
+    /// Stores a component once; `topics` fills in a row stored before topics were kept.
     async fn put_component(
         conn: &mut Self::Connection,
         digest: &str,
         bytes: &[u8],
+        topics: Option<&str>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO components (digest, bytes, size, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (digest) DO NOTHING",
+            "INSERT INTO components (digest, bytes, size, created_at, topics) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (digest) DO UPDATE SET topics = excluded.topics \
+             WHERE components.topics IS NULL AND excluded.topics IS NOT NULL",
         )
         .bind(digest)
         .bind(bytes)
         .bind(bytes.len() as i64)
         .bind(now_ms())
+        .bind(topics)
         .execute(conn)
         .await?;
         Ok(())

@@ -10,7 +10,8 @@ use sqlx::{Encode, Executor, IntoArguments, Pool, Type};
 use super::rows::{Columns, to_u32, to_u64, workflow_from_row};
 use super::shared::{Dialect, workflow_columns};
 use super::waits::{
-    Change, EventRecord, MessageRecord, NewMessage, StreamEntry, StreamInfo, StreamRead, Waited,
+    Change, EventRecord, MessageRecord, NewMessage, StreamEntry, StreamInfo, StreamRead,
+    TopicTypes, Waited,
 };
 use super::written::StepRow;
 use super::{StoreError, WorkflowRecord, now_ms};
@@ -295,6 +296,27 @@ where
         };
         Self::remember(conn, record, change).await?;
         to_u64(position, T, "position")
+    }
+
+    /// See `MailboxStore::topic_types`.
+    async fn topic_types(
+        pool: &Pool<Self>,
+        workflow_id: &str,
+    ) -> Result<Option<TopicTypes>, StoreError> {
+        let row = sqlx::query(
+            "SELECT w.app_version, c.topics FROM workflow_status w \
+             LEFT JOIN components c ON c.digest = w.app_version WHERE w.workflow_id = $1",
+        )
+        .bind(workflow_id)
+        .fetch_optional(pool)
+        .await?;
+        row.map(|row| {
+            Ok(TopicTypes {
+                app_version: row.text("workflow_status", "app_version")?,
+                topics: row.opt_text("components", "topics")?,
+            })
+        })
+        .transpose()
     }
 
     /// Whether a message waits unconsumed on the workflow's topic.

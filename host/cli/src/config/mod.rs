@@ -11,6 +11,7 @@ use serde::Deserialize;
 mod grants;
 mod quotas;
 mod server;
+mod steps;
 mod telemetry;
 mod units;
 
@@ -25,8 +26,8 @@ use reprise_host::grants::Grants;
 use reprise_host::limits::{InstanceLimits, TrapClass};
 use reprise_host::node::queue::QueueOptions;
 use reprise_host::runtime::{
-    AtEnd, InstanceOptions, MemoryGrowth, Runtime, RuntimeOptions, TrapPolicies, TrapPolicy,
-    UpgradePolicy,
+    AtEnd, InstanceOptions, MemoryGrowth, Runtime, RuntimeOptions, StepLimit, TrapPolicies,
+    TrapPolicy, UpgradePolicy,
 };
 use reprise_host::telemetry::Telemetry;
 use reprise_store::{Durability, RateLimit, open_store};
@@ -212,6 +213,12 @@ pub struct InstanceConfig {
     /// to the newest one when they wake or recover and their history replays cleanly on it.
     #[serde(default)]
     pub upgrade: UpgradePolicy,
+    /// Limits on its steps, by step name (`[instances.X.steps.charge]`).
+    #[serde(default)]
+    pub steps: BTreeMap<String, steps::StepLimitConfig>,
+    /// `steps`, checked when the config loads.
+    #[serde(skip)]
+    pub step_limits: BTreeMap<String, StepLimit>,
     /// The grants above, read when the config loads.
     #[serde(skip)]
     pub grants: Arc<Grants>,
@@ -305,6 +312,8 @@ pub struct QueueConfig {
     /// `concurrency` and `rate_limit` hold per partition key, and partitions take turns.
     #[serde(default)]
     pub partitioned: bool,
+    /// Whether a workflow parked in a wait keeps its worker slot [default: true].
+    pub count_waiting: Option<bool>,
 }
 
 /// At most `limit` starts per `period`.
@@ -326,6 +335,7 @@ impl QueueConfig {
             worker_concurrency: self.worker_concurrency,
             rate_limit: self.rate_limit.as_ref().map(RateLimitConfig::to_store),
             partitioned: self.partitioned,
+            count_waiting: self.count_waiting.unwrap_or(true),
         }
     }
 }
@@ -414,6 +424,10 @@ impl Config {
             instance.grants = instance
                 .read_grants(base)
                 .map_err(|message| invalid(format!("instance {name:?}: {message}")))?;
+            for (step, limit) in &instance.steps {
+                let limit = limit.limit(name, step).map_err(invalid)?;
+                instance.step_limits.insert(step.clone(), limit);
+            }
         }
         for (name, schedule) in &config.schedules {
             reprise_host::node::schedule::parse(&schedule.cron)
@@ -478,6 +492,8 @@ impl Config {
                     reach: Vec::new(),
                     quotas: Default::default(),
                     upgrade: UpgradePolicy::Pinned,
+                    steps: BTreeMap::new(),
+                    step_limits: BTreeMap::new(),
                     grants: Arc::default(),
                 };
                 (name.clone(), implicit)
@@ -527,6 +543,7 @@ impl Config {
                     reach: i.reach,
                     quotas: i.quotas.quotas(),
                     upgrade: i.upgrade,
+                    steps: i.step_limits,
                 };
                 (name, options)
             })

@@ -510,9 +510,22 @@ pub(crate) async fn recover_pending(
     Ok(recovered)
 }
 
+/// What a drive holds while its workflow runs (a queue's worker slot, say): dropped when the
+/// drive ends, told when the workflow parks and before it runs again.
+pub trait DriveGuard: Send + 'static {
+    /// The workflow parked: give back what a waiting workflow need not hold.
+    fn parked(&mut self) {}
+    /// The workflow woke: take back what it gave, waiting for it if need be.
+    fn unparking(&mut self) -> impl std::future::Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+}
+
+impl DriveGuard for () {}
+
 /// Drives a workflow in the background, tracked so shutdown can wait for it. `guard` is
-/// dropped when the drive ends (a queue slot, say).
-pub(crate) fn spawn_with<G: Send + 'static>(shared: &Arc<Shared>, begin: Begin, guard: G) {
+/// dropped when the drive ends.
+pub(crate) fn spawn_with<G: DriveGuard>(shared: &Arc<Shared>, begin: Begin, mut guard: G) {
     let task_shared = shared.clone();
     shared.tasks.spawn(async move {
         let id = begin.id().to_string();
@@ -521,8 +534,10 @@ pub(crate) fn spawn_with<G: Send + 'static>(shared: &Arc<Shared>, begin: Begin, 
             // The drive's task ends here; a small one waits, holding only the id, what wakes
             // it and `guard`.
             Ok(Driven::Parked(parking)) => {
+                guard.parked();
                 tokio::spawn(async move {
                     let (id, epoch) = parking.wait(&task_shared).await;
+                    guard.unparking().await;
                     spawn_with(&task_shared, Begin::Unpark { id, epoch }, guard);
                 });
             }

@@ -21,9 +21,10 @@ use crate::runtime::execution::services::Services;
 use crate::runtime::options::StartRequest;
 use crate::runtime::reach::Caller;
 use crate::runtime::shared::Shared;
+use crate::runtime::step_limits::{Limited, Taken};
 use crate::runtime::waiting::completion::{POLL_INTERVAL, Waited};
 use crate::telemetry::ExecutionSpan;
-use reprise_store::{Change, NewMessage, StepRecord, StoreError};
+use reprise_store::{Change, NewMessage, StepRecord, StepSlotRequest, StoreError};
 
 /// The real [`Services`] of one execution: the runtime's shared state and the component,
 /// workflow and limits it runs.
@@ -44,8 +45,40 @@ pub(crate) struct RuntimeServices {
     pub(crate) lapses_seen: AtomicU64,
 }
 
+impl RuntimeServices {
+    /// Step `step`'s limits for an execution under `epoch`; none when it has none.
+    fn limited(&self, step: &str, epoch: u64) -> Option<Limited<'_>> {
+        let limit = self.shared.instance(&self.info.instance).steps.get(step)?;
+        Some(Limited {
+            store: &self.shared.store,
+            bells: &self.shared.slot_bells,
+            request: StepSlotRequest {
+                instance: self.info.instance.clone(),
+                step: step.to_owned(),
+                workflow_id: self.info.id.clone(),
+                epoch,
+                concurrency: limit.concurrency,
+                rate: limit.rate,
+            },
+        })
+    }
+}
+
 #[async_trait]
 impl Services for RuntimeServices {
+    async fn take_step_slot(&self, step: &str, epoch: u64) -> Result<Taken, StoreError> {
+        match self.limited(step, epoch) {
+            Some(limited) => limited.take().await,
+            None => Ok(Taken::Unlimited),
+        }
+    }
+
+    async fn step_slot_rung(&self, step: &str, within: Duration) {
+        if let Some(limited) = self.limited(step, 0) {
+            limited.rung_within(within).await;
+        }
+    }
+
     async fn may_act(&self, epoch: u64) -> Result<(), StoreError> {
         let lease = &self.shared.lease;
         let id = &self.info.id;
@@ -155,7 +188,16 @@ impl Services for RuntimeServices {
         &self,
         message: &NewMessage,
         record: &StepRecord,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Result<(), String>, StoreError> {
+        let (to, topic) = (&message.destination_id, &message.topic);
+        if let Err(refused) = self
+            .shared
+            .topics
+            .check(to, topic, &message.message)
+            .await?
+        {
+            return Ok(Err(refused));
+        }
         self.shared
             .store
             .send_message(message, Some(record))
@@ -164,7 +206,7 @@ impl Services for RuntimeServices {
             workflow_id: message.destination_id.clone(),
             topic: message.topic.clone(),
         });
-        Ok(())
+        Ok(Ok(()))
     }
 
     async fn receive_message(

@@ -75,6 +75,7 @@ impl durable::Host for InstanceState {
             }
             Position::Execute(function_id) => {
                 ctx.may_act().await?;
+                let slot = ctx.step_slot(&name).await?;
                 let max_attempts = if options.retry.retries_allowed {
                     options.retry.max_attempts.max(1)
                 } else {
@@ -90,6 +91,7 @@ impl durable::Host for InstanceState {
                     started_at: now_ms(),
                     began: std::time::Instant::now(),
                     timeout: None,
+                    slot,
                 };
                 let info = pending.attempt_info();
                 ctx.host.metrics().step_executed();
@@ -293,7 +295,7 @@ impl durable::Host for InstanceState {
         let step = match &self.role {
             Role::Workflow(ctx) => ctx.pending().map(|p| p.name.clone()),
             Role::IsolatedStep { step, .. } => Some(step.clone()),
-            Role::Listing => None,
+            Role::Listing(_) => None,
         };
         let step = step.as_deref();
         // Workflow code between recorded positions logged when it first ran; replaying it
@@ -330,7 +332,7 @@ impl durable::Host for InstanceState {
         match &self.role {
             Role::Workflow(ctx) => Ok(ctx.info.clone()),
             Role::IsolatedStep { info, .. } => Ok(info.clone()),
-            Role::Listing => Err(violation("workflow-info while listing definitions".into())),
+            Role::Listing(_) => Err(violation("workflow-info while listing definitions".into())),
         }
     }
 
@@ -404,7 +406,7 @@ impl durable::Host for InstanceState {
                 .pending()
                 .map(|step| idempotency_key(&ctx.info.id, ctx.run, step.function_id)),
             Role::IsolatedStep { key, .. } => Some(key.clone()),
-            Role::Listing => None,
+            Role::Listing(_) => None,
         })
     }
 
@@ -425,6 +427,21 @@ impl durable::Host for InstanceState {
             Ok(text) => Err(Interrupt::ContinueAsNew(text).into()),
             Err(message) => Err(violation(message)),
         }
+    }
+
+    async fn declare_topic(
+        &mut self,
+        topic: String,
+        type_name: String,
+        schema: Vec<u8>,
+    ) -> wasmtime::Result<()> {
+        let Role::Listing(topics) = &mut self.role else {
+            return Err(violation(format!(
+                "declare-topic({topic:?}) outside the listing of definitions"
+            )));
+        };
+        let declared = crate::runtime::topics::declared(topics, topic, type_name, &schema);
+        declared.map_err(violation)
     }
 
     async fn report_panic(&mut self, message: String) -> wasmtime::Result<()> {

@@ -22,6 +22,7 @@ use crate::runtime::execution::instance::{InstanceState, Role};
 use crate::runtime::execution::interrupt::{Interrupt, ProtocolViolation};
 use crate::runtime::execution::services::Services;
 use crate::runtime::options::StartRequest;
+use crate::runtime::step_limits::Taken;
 use crate::runtime::waiting::completion::Waited;
 use reprise_store::{Change, NewMessage, StepRecord, StoreError};
 
@@ -46,6 +47,12 @@ impl FakeServices {
 
 #[async_trait]
 impl Services for FakeServices {
+    async fn take_step_slot(&self, _step: &str, _epoch: u64) -> Result<Taken, StoreError> {
+        Ok(Taken::Unlimited)
+    }
+
+    async fn step_slot_rung(&self, _step: &str, _within: Duration) {}
+
     async fn may_act(&self, _epoch: u64) -> Result<(), StoreError> {
         Ok(())
     }
@@ -90,7 +97,7 @@ impl Services for FakeServices {
         &self,
         _message: &NewMessage,
         _record: &StepRecord,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Result<(), String>, StoreError> {
         Err(StoreError::WriterGone)
     }
 

@@ -10,7 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::WorkflowInfo;
-use crate::engine::GuestState;
+use crate::engine::{GuestState, TopicDefinition};
 use crate::grants::Grants;
 use crate::limits::MemoryLimiter;
 use crate::runtime::execution::context::WorkflowContext;
@@ -64,8 +64,9 @@ pub(crate) enum Role {
         /// The step's idempotency key (its workflow, run and position).
         key: String,
     },
-    /// Lists definitions; makes no durable calls.
-    Listing,
+    /// Lists definitions, and gathers the topic types the component declares meanwhile; makes
+    /// no durable calls.
+    Listing(Vec<TopicDefinition>),
 }
 
 impl InstanceState {
@@ -82,7 +83,7 @@ impl InstanceState {
         let (phase, workflow_id) = match &role {
             Role::Workflow(ctx) => (ctx.phase.clone(), ctx.info.id.as_str()),
             Role::IsolatedStep { info, .. } => (StepPhase::new(true), info.id.as_str()),
-            Role::Listing => (StepPhase::new(false), ""),
+            Role::Listing(_) => (StepPhase::new(false), ""),
         };
         let access = Access::new(grants, instance, workflow_id, phase);
         Ok(InstanceState {
@@ -105,7 +106,7 @@ impl InstanceState {
         match &self.role {
             Role::Workflow(ctx) => ctx.info.id.clone(),
             Role::IsolatedStep { info, .. } => info.id.clone(),
-            Role::Listing => String::new(),
+            Role::Listing(_) => String::new(),
         }
     }
 }
@@ -194,6 +195,13 @@ impl GuestState for InstanceState {
         std::mem::take(&mut self.refuel)
     }
 
+    fn take_topics(&mut self) -> Vec<TopicDefinition> {
+        match &mut self.role {
+            Role::Listing(topics) => std::mem::take(topics),
+            _ => Vec::new(),
+        }
+    }
+
     fn for_listing(memory_bytes: u64) -> Self {
         let access = Access::nothing();
         InstanceState {
@@ -203,7 +211,7 @@ impl GuestState for InstanceState {
             access,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(memory_bytes),
-            role: Role::Listing,
+            role: Role::Listing(Vec::new()),
             panic_message: None,
             refuel: false,
             stdio: HashSet::new(),

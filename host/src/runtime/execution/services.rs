@@ -11,6 +11,7 @@ use crate::metrics::Metrics;
 use crate::runtime::events::EventSink;
 use crate::runtime::execution::interrupt::ProtocolViolation;
 use crate::runtime::options::StartRequest;
+use crate::runtime::step_limits::Taken;
 use crate::runtime::waiting::completion::Waited;
 use reprise_store::{Change, NewMessage, StepRecord, StoreError};
 
@@ -22,6 +23,12 @@ pub(crate) trait Services: Send + Sync {
     /// renewed and the workflow's epoch read again. Another epoch is
     /// [`StoreError::Fenced`]: another host took the workflow over, and this execution stops.
     async fn may_act(&self, epoch: u64) -> Result<(), StoreError>;
+    /// A slot for one execution of step `step` under its instance's limits, taken under
+    /// `epoch`: [`Taken::Unlimited`] for a step without limits, [`Taken::Busy`] when none is
+    /// free now.
+    async fn take_step_slot(&self, step: &str, epoch: u64) -> Result<Taken, StoreError>;
+    /// Waits at most `within` for a slot of `step` given back on this host.
+    async fn step_slot_rung(&self, step: &str, within: Duration);
     /// Commits a step outcome (or a recorded value); returns once it is durable.
     async fn checkpoint(&self, step: &StepRecord) -> Result<(), StoreError>;
     /// Creates a child workflow of this component (or finds the one with the requested id)
@@ -48,12 +55,13 @@ pub(crate) trait Services: Send + Sync {
         timeout: Option<Duration>,
     ) -> Result<Result<Vec<u8>, String>, ProtocolViolation>;
     /// Sends a message and records the sender's position in one commit, then wakes the
-    /// destination if it waits here.
+    /// destination if it waits here. `Ok(Err(why))`, with nothing written, when the message
+    /// does not match the type the destination's code declares for the topic.
     async fn send_message(
         &self,
         message: &NewMessage,
         record: &StepRecord,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Result<(), String>, StoreError>;
     /// Consumes the oldest message on this workflow's `topic` and records it at `at`; with
     /// none, records the timeout when `timed_out`.
     async fn receive_message(

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::bindings::{AttemptInfo, StepFailure, StepOptions, StepOutcome};
+use crate::runtime::step_limits::SlotGuard;
 use reprise_store::StepRecord;
 
 /// A step between begin-step and its final end-step.
@@ -19,6 +20,10 @@ pub(crate) struct PendingStep {
     pub(crate) began: std::time::Instant,
     /// Each attempt's time limit, when the step set one (isolated steps only).
     pub(crate) timeout: Option<Duration>,
+    /// The slot of a limited step, held through its retries and given back when the step
+    /// is dropped: after its outcome is recorded, or with the execution. Only held.
+    #[allow(dead_code)]
+    pub(crate) slot: Option<SlotGuard>,
 }
 
 impl PendingStep {

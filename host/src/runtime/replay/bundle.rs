@@ -251,7 +251,11 @@ pub(crate) async fn import(
     }
     shared
         .store
-        .put_component(&component.digest, &bytes)
+        .put_component(
+            &component.digest,
+            &bytes,
+            component.topics_json().as_deref(),
+        )
         .await?;
     let mut workflow = bundle.workflow.clone();
     workflow.executor_id = shared.options.executor_id.clone();

@@ -11,6 +11,7 @@ use crate::runtime::events::EventSink;
 use crate::runtime::execution::interrupt::ProtocolViolation;
 use crate::runtime::execution::services::Services;
 use crate::runtime::options::StartRequest;
+use crate::runtime::step_limits::Taken;
 use crate::runtime::waiting::completion::Waited;
 use reprise_store::{Change, NewMessage, StepRecord, StoreError};
 
@@ -25,6 +26,12 @@ const REFUSED: StoreError = StoreError::DryRun("nothing is written, sent or wait
 
 #[async_trait]
 impl Services for Nothing {
+    async fn take_step_slot(&self, _step: &str, _epoch: u64) -> Result<Taken, StoreError> {
+        Ok(Taken::Unlimited)
+    }
+
+    async fn step_slot_rung(&self, _step: &str, _within: Duration) {}
+
     async fn may_act(&self, _epoch: u64) -> Result<(), StoreError> {
         Err(REFUSED)
     }
@@ -65,7 +72,7 @@ impl Services for Nothing {
         &self,
         _message: &NewMessage,
         _record: &StepRecord,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Result<(), String>, StoreError> {
         Err(REFUSED)
     }
 

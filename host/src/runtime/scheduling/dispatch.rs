@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
-use crate::runtime::drive::{self, Begin};
+use crate::runtime::drive::{self, Begin, DriveGuard};
 use crate::runtime::error::RuntimeError;
 use crate::runtime::scheduling::delayed::start_due;
 use crate::runtime::shared::Shared;
@@ -65,13 +65,13 @@ impl Dispatch {
 
     /// Drives a workflow claimed from a queue in the background; `slot` is dropped when it
     /// ends, which frees the queue's slot.
-    pub fn spawn_claimed<G: Send + 'static>(&self, record: WorkflowRecord, slot: G) {
+    pub fn spawn_claimed<G: DriveGuard>(&self, record: WorkflowRecord, slot: G) {
         drive::spawn_with(&self.shared, Begin::Created(Box::new(record)), slot);
     }
 
     /// Recovers (in the background) a PENDING workflow of a queue whose dispatcher gave it
     /// `slot`, dropped when it ends.
-    pub fn spawn_recovered<G: Send + 'static>(&self, workflow_id: &str, slot: G) {
+    pub fn spawn_recovered<G: DriveGuard>(&self, workflow_id: &str, slot: G) {
         drive::spawn_with(&self.shared, Begin::Id(workflow_id.to_string()), slot);
     }
 

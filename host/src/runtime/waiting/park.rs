@@ -99,6 +99,24 @@ impl Parking {
                     _ = sleep_until_ms(*deadline) => {}
                 }
             }
+            Wake::StepSlot { instance, step } => {
+                let Some(limit) = shared.instance(instance).steps.get(step) else {
+                    return;
+                };
+                let limited = crate::runtime::step_limits::Limited {
+                    store: &shared.store,
+                    bells: &shared.slot_bells,
+                    request: reprise_store::StepSlotRequest {
+                        instance: instance.clone(),
+                        step: step.clone(),
+                        workflow_id: self.id.clone(),
+                        epoch: self.epoch,
+                        concurrency: limit.concurrency,
+                        rate: limit.rate,
+                    },
+                };
+                limited.until_free().await;
+            }
             Wake::Child(child) => {
                 // However it comes out (ended, unknown, unreadable), the resumed execution's
                 // own wait sees which and says so.

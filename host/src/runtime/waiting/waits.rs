@@ -106,7 +106,8 @@ pub(crate) async fn send(
                     started_at,
                 );
                 match host.send_message(&new, &record).await {
-                    Ok(()) => return Ok(Ok(())),
+                    Ok(Ok(())) => return Ok(Ok(())),
+                    Ok(Err(mismatch)) => unknown(mismatch),
                     Err(StoreError::UnknownWorkflow(id)) => {
                         unknown(format!("no workflow with id {id}"))
                     }

@@ -19,6 +19,8 @@ pub(crate) enum Wake {
         key: String,
         deadline: u64,
     },
+    /// A slot of a limited step (see `runtime::step_limits`).
+    StepSlot { instance: String, step: String },
 }
 
 impl fmt::Display for Wake {
@@ -34,6 +36,9 @@ impl fmt::Display for Wake {
                 key,
                 deadline,
             } => write!(f, "event {key:?} of {workflow_id} or time {deadline}"),
+            Wake::StepSlot { instance, step } => {
+                write!(f, "a slot of step {step:?} of instance {instance:?}")
+            }
         }
     }
 }

@@ -52,8 +52,8 @@ use super::written::StepRow;
 use super::{
     AdminStore, Began, Change, DbError, DispatchStore, EventRecord, ExecutionStore, ExecutorRecord,
     Inserted, MailboxStore, MessageRecord, NewMessage, NewWorkflow, QueueClaim, QueueDepth,
-    ScheduleStore, StepRecord, StoreError, StreamInfo, StreamRead, TrapRecord, WorkflowEnd,
-    WorkflowFilter, WorkflowRecord, WorkflowStatus,
+    ScheduleStore, StepRecord, StoreError, StreamInfo, StreamRead, TopicTypes, TrapRecord,
+    WorkflowEnd, WorkflowFilter, WorkflowRecord, WorkflowStatus,
 };
 use outcome::Reply;
 use request::{BoxFuture, Closure, Request};
@@ -341,10 +341,18 @@ fn location(url_or_path: &str) -> Result<SqliteConnectOptions, StoreError> {
 /// Writes become requests to the writer task; reads run on the read pool.
 #[async_trait]
 impl ExecutionStore for SqliteStore {
-    async fn put_component(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    async fn put_component(
+        &self,
+        digest: &str,
+        bytes: &[u8],
+        topics: Option<&str>,
+    ) -> Result<(), StoreError> {
         let (digest, bytes) = (digest.to_owned(), bytes.to_vec());
+        let topics = topics.map(str::to_owned);
         self.run(Alone::Autocommit, move |conn| {
-            Box::pin(async move { Sqlite::put_component(conn, &digest, &bytes).await })
+            Box::pin(async move {
+                Sqlite::put_component(conn, &digest, &bytes, topics.as_deref()).await
+            })
         })
         .await
     }
@@ -563,6 +571,10 @@ impl MailboxStore for SqliteStore {
             }))
         })
         .await
+    }
+
+    async fn topic_types(&self, workflow_id: &str) -> Result<Option<TopicTypes>, StoreError> {
+        Sqlite::topic_types(&self.reads, workflow_id).await
     }
 
     async fn has_message(&self, workflow_id: &str, topic: &str) -> Result<bool, StoreError> {

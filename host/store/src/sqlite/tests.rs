@@ -290,7 +290,7 @@ async fn a_batch_that_fails_as_a_whole_is_rolled_back_and_the_writer_recovers() 
     let (first, second) = (step("wf", 0), step("wf", 1));
     let (a, full, b) = tokio::join!(
         store.record_step(&first),
-        store.put_component("sha256:huge", &huge),
+        store.put_component("sha256:huge", &huge, None),
         store.record_step(&second),
     );
     assert!(matches!(full, Err(StoreError::Storage(_))), "{full:?}");

@@ -11,6 +11,7 @@
 mod admin;
 mod db;
 mod executors;
+mod limits;
 mod queues;
 mod retention;
 mod versions;
@@ -20,6 +21,7 @@ mod workflows;
 pub use admin::*;
 pub use db::*;
 pub use executors::*;
+pub use limits::*;
 pub use queues::*;
 pub use retention::*;
 pub use versions::*;
@@ -107,10 +109,14 @@ contract! {
         component_versions_are_named_once_and_count_workflows_in_flight,
         import_creates_the_workflow_as_it_was_once,
         continue_as_new_keeps_the_run_and_starts_the_next,
+        step_slots_bound_concurrency_and_free_with_their_epoch,
+        step_slots_bound_the_rate_per_window,
+        topic_types_are_kept_with_the_component,
     ],
     db: [
         corrupt_rows_are_reported_as_corrupt,
         concurrent_claimers_never_share_a_workflow,
         concurrent_claims_from_two_handles_keep_the_limit,
+        concurrent_takers_on_two_handles_keep_the_step_limit,
     ],
 }

@@ -198,12 +198,12 @@ pub async fn upgrade_switches_the_version_under_the_epoch_and_records_the_move(s
 pub async fn component_versions_are_named_once_and_count_workflows_in_flight(store: &dyn Store) {
     // Stored first, but last by digest: the listing must go by age.
     store
-        .put_component("sha256:bbb", b"first version")
+        .put_component("sha256:bbb", b"first version", None)
         .await
         .expect("put");
     tokio::time::sleep(Duration::from_millis(10)).await;
     store
-        .put_component("sha256:aaa", b"second")
+        .put_component("sha256:aaa", b"second", None)
         .await
         .expect("put");
     store

@@ -397,11 +397,11 @@ pub async fn listing_filters_by_instance_id_and_parent(store: &dyn Store) {
 
 pub async fn components_are_stored_once(store: &dyn Store) {
     store
-        .put_component("sha256:1", b"first")
+        .put_component("sha256:1", b"first", None)
         .await
         .expect("put");
     store
-        .put_component("sha256:1", b"ignored")
+        .put_component("sha256:1", b"ignored", None)
         .await
         .expect("put again");
     assert_eq!(
