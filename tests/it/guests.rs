@@ -25,6 +25,7 @@ mod covered {
     pub(crate) use crate::runtime::traps::a_panic_is_classified_with_its_message as chaos;
     pub(crate) use crate::runtime::versions::sqlite::replay_prints_the_timeline_and_where_other_code_parts as orders_v2;
     pub(crate) use crate::runtime::versions::sqlite::upgrade_check_reports_each_workflow_in_flight as orders_v1;
+    pub(crate) use crate::server::fulfilment::six_orders_charge_two_at_a_time_wait_typed_and_ship_or_refund as fulfilment;
     pub(crate) use crate::server::serve::configured_instances_run_with_their_own_config_and_children_report_failures as publisher;
 }
 

@@ -1,10 +1,10 @@
-//! A guest author's `cargo test`: the shop and approval guests' own tests run natively in
-//! their crates, with the SDK's test harness standing in for the host.
+//! A guest author's `cargo test`: the shop, approval and fulfilment guests' own tests run
+//! natively in their crates, with the SDK's test harness standing in for the host.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::guests::{APPROVAL, SHOP};
+use crate::guests::{APPROVAL, FULFILMENT, SHOP};
 
 #[test]
 fn the_guests_native_tests_pass_under_cargo_test() {
@@ -12,7 +12,16 @@ fn the_guests_native_tests_pass_under_cargo_test() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(&guests)
-        .args(["test", "-p", SHOP, "-p", APPROVAL, "--target-dir"])
+        .args([
+            "test",
+            "-p",
+            SHOP,
+            "-p",
+            APPROVAL,
+            "-p",
+            FULFILMENT,
+            "--target-dir",
+        ])
         .arg(guests.join("target"))
         // Uncaptured, so a panic message would show: a simulated crash must print none.
         .args(["--", "--nocapture"])
@@ -27,7 +36,7 @@ fn the_guests_native_tests_pass_under_cargo_test() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "cargo test -p shop -p approval failed:\n{stdout}\n{}",
+        "cargo test -p shop -p approval -p fulfilment failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -43,6 +52,10 @@ fn the_guests_native_tests_pass_under_cargo_test() {
         "an_approval_reports_waiting_then_its_decision_and_closes_its_log",
         "a_day_without_an_answer_escalates_once_even_across_a_crash",
         "a_send_is_recorded_and_not_repeated_by_a_replay",
+        "a_shipped_order_is_confirmed",
+        "an_order_not_shipped_in_time_is_released_and_refunded",
+        "a_malformed_shipment_is_refused_before_the_workflow_sees_it",
+        "the_charge_carries_a_key_that_a_retry_repeats",
     ] {
         assert!(
             stdout.contains(&format!("test {test} ... ok")),

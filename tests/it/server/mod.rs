@@ -5,6 +5,7 @@
 mod access;
 mod approval;
 mod enqueue_retry;
+pub(crate) mod fulfilment;
 mod hostile_clients;
 mod json_logs;
 mod quotas;
