@@ -51,6 +51,20 @@ pub(crate) fn child_id(parent: &str, run: u32, position: u32) -> String {
     format!("{prefix}{suffix}")
 }
 
+/// The longest topic, event key or stream key: they travel in wake-up notices.
+pub(crate) const MAX_KEY_BYTES: usize = 256;
+
+/// Why a topic or key is refused, if it is.
+pub(crate) fn check_key(what: &str, key: &str) -> Result<(), String> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(format!(
+            "{what} of {} bytes is longer than the {MAX_KEY_BYTES} allowed",
+            key.len()
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::runtime::error::RuntimeError;
-use crate::runtime::ids::{fresh_random, validate_workflow_id};
+use crate::runtime::ids::{check_key, fresh_random, validate_workflow_id};
 use crate::runtime::topics::TopicChecker;
 use crate::runtime::waiting::signals::Signals;
-use crate::runtime::waiting::waits::check_key;
 use reprise_store::{Change, EventRecord, NewMessage, Store, StreamRead};
 
 /// The most stream values one read returns.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::engine::TopicDefinition;
-use crate::runtime::waiting::waits::check_key;
+use crate::runtime::ids::check_key;
 use reprise_store::{Store, StoreError};
 
 /// How many of a message's mismatches a refusal names.

@@ -16,13 +16,10 @@ use crate::quotas::{Quota, Quotas, held_bytes_refused};
 use crate::runtime::events::RuntimeEvent;
 use crate::runtime::execution::history::{Call, History, Position};
 use crate::runtime::execution::interrupt::{
-    Frontier, cancelled, diverged, frontier, host_failure, parked, violation,
+    Frontier, cancelled, diverged, frontier, host_failure, violation,
 };
 use crate::runtime::execution::services::Services;
 use crate::runtime::execution::step::PendingStep;
-use crate::runtime::step_limits::{SlotGuard, Taken};
-use crate::runtime::waiting::park::PARK_AFTER;
-use crate::runtime::waiting::wake::Wake;
 use crate::sandbox::StepPhase;
 use crate::telemetry::ExecutionSpan;
 use reprise_store::{StepFailureRecord, StepRecord, StoreError, now_ms};
@@ -190,31 +187,6 @@ impl WorkflowContext {
 
     pub(crate) fn event(&self, event: impl FnOnce(String) -> RuntimeEvent) {
         self.host.events().emit(|| event(self.info.id.clone()));
-    }
-
-    /// A slot for an execution of step `name` under its instance's limits (none without
-    /// limits), waiting for one: a moment in place, then parked, holding no instance, until
-    /// one may be free; the replay that follows asks again.
-    pub(crate) async fn step_slot(&self, name: &str) -> wasmtime::Result<Option<SlotGuard>> {
-        let host = self.host.clone();
-        let began = std::time::Instant::now();
-        loop {
-            let taken = self.unless_cancelled(host.take_step_slot(name, self.epoch));
-            match taken.await?.map_err(host_failure)? {
-                Taken::Unlimited => return Ok(None),
-                Taken::Slot(slot) => return Ok(Some(slot)),
-                Taken::Busy => {}
-            }
-            let Some(left) = PARK_AFTER.checked_sub(began.elapsed()) else {
-                tracing::debug!(workflow_id = %self.info.id, step = name, "no slot free for the step: parking");
-                return Err(parked(Wake::StepSlot {
-                    instance: self.info.instance.clone(),
-                    step: name.to_owned(),
-                }));
-            };
-            self.unless_cancelled(host.step_slot_rung(name, left))
-                .await?;
-        }
     }
 
     /// Commits a step outcome; a store failure ends the execution (the workflow stays PENDING).

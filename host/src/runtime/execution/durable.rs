@@ -20,6 +20,7 @@ use crate::runtime::execution::step::{PendingStep, checked_json, outcome_of};
 use crate::runtime::ids::{fresh_random, idempotency_key};
 use crate::runtime::waiting::children;
 use crate::runtime::waiting::park::sleep_parks;
+use crate::runtime::waiting::step_slot::step_slot;
 use crate::runtime::waiting::waits;
 use crate::runtime::waiting::wake::Wake;
 use crate::sandbox::with_refusal;
@@ -75,7 +76,7 @@ impl durable::Host for InstanceState {
             }
             Position::Execute(function_id) => {
                 ctx.may_act().await?;
-                let slot = ctx.step_slot(&name).await?;
+                let slot = step_slot(ctx, &name).await?;
                 let max_attempts = if options.retry.retries_allowed {
                     options.retry.max_attempts.max(1)
                 } else {

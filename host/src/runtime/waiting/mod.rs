@@ -6,5 +6,6 @@ pub(crate) mod completion;
 pub(crate) mod park;
 pub(crate) mod running;
 pub(crate) mod signals;
+pub(crate) mod step_slot;
 pub(crate) mod waits;
 pub(crate) mod wake;

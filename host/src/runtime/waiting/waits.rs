@@ -10,26 +10,12 @@ use crate::runtime::execution::context::WorkflowContext;
 use crate::runtime::execution::history::{Call, Position};
 use crate::runtime::execution::interrupt::{host_failure, parked, violation};
 use crate::runtime::execution::step::checked_json;
-use crate::runtime::ids::{position_key, validate_workflow_id};
+use crate::runtime::ids::{check_key, position_key, validate_workflow_id};
 use crate::runtime::waiting::park::PARK_AFTER;
 use crate::runtime::waiting::wake::Wake;
 use reprise_protocol::recorded::{self, Waited};
 
 use reprise_store::{Change, NewMessage, StepRecord, StoreError, now_ms};
-
-/// The longest topic, event key or stream key: they travel in wake-up notices.
-pub(crate) const MAX_KEY_BYTES: usize = 256;
-
-/// Why a topic or key is refused, if it is.
-pub(crate) fn check_key(what: &str, key: &str) -> Result<(), String> {
-    if key.len() > MAX_KEY_BYTES {
-        return Err(format!(
-            "{what} of {} bytes is longer than the {MAX_KEY_BYTES} allowed",
-            key.len()
-        ));
-    }
-    Ok(())
-}
 
 /// A replayed write: `Ok` unless a failure was recorded.
 fn replayed_write(step: StepRecord) -> Result<(), String> {
