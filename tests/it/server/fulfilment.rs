@@ -35,6 +35,8 @@ struct Seen {
     mails: Vec<String>,
     /// An order whose first charge request never gets an answer (the host dies meanwhile).
     hang_first_charge_of: Option<String>,
+    /// While set, every charge waits for it to open.
+    gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 type Services = Arc<Mutex<Seen>>;
@@ -60,6 +62,10 @@ async fn charge(
     if hang {
         seen.lock().expect("seen").hang_first_charge_of = None;
         std::future::pending::<()>().await;
+    }
+    let gate = seen.lock().expect("seen").gate.clone();
+    if let Some(gate) = gate {
+        let _open = gate.acquire().await;
     }
     // Long enough for the other orders' charges to pile up behind the limit.
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -105,6 +111,10 @@ async fn services(seen: Services) -> String {
 }
 
 fn config(dir: &Path, services: &str, ship_within_ms: u32) -> String {
+    config_limited(dir, services, ship_within_ms, 2)
+}
+
+fn config_limited(dir: &Path, services: &str, ship_within_ms: u32, charges: u32) -> String {
     std::fs::write(dir.join("payment.key"), "sk_test\n").expect("key file");
     let grant = services.trim_start_matches("http://");
     format!(
@@ -125,7 +135,7 @@ secrets = {{ PAYMENT_KEY = {{ file = "payment.key" }} }}
 config = {{ payments_url = "{services}", inventory_url = "{services}", mail_url = "{services}", ship_within_ms = "{ship_within_ms}" }}
 
 [instances.orders.steps.charge]
-concurrency = 2
+concurrency = {charges}
 
 [queues.orders]
 worker_concurrency = 4
@@ -310,4 +320,57 @@ async fn a_host_killed_mid_charge_is_recovered_from_the_cli_and_charges_once() {
     );
     assert_eq!(seen.charges.len(), 1, "so the service charged once");
     assert_eq!(seen.refunds.len(), 1, "then, not shipped in time, refunded");
+}
+
+/// Parked workflows, from `/healthz`.
+async fn parked(server: &Server) -> u64 {
+    let health: Value = reqwest::get(format!("{}/healthz", server.url))
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    health["parked"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflows_waiting_for_a_step_slot_hold_no_instance() {
+    let dir = tempfile::tempdir().expect("dir");
+    let seen = Services::default();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    seen.lock().expect("seen").gate = Some(gate.clone());
+    let url = services(seen.clone()).await;
+    let server = Server::start(dir.path(), &config_limited(dir.path(), &url, 60_000, 1));
+    for id in ["s-1", "s-2", "s-3"] {
+        enqueue(&server, id).await;
+    }
+    // One charge runs (and hangs at the gate); the two others wait for its slot, parked.
+    let waiting = poll_until(|| parked(&server), |n| *n == 2).await;
+    assert_eq!(waiting, 2, "{}", server.log());
+    assert_eq!(
+        seen.lock().expect("seen").charge_requests.len(),
+        1,
+        "one slot, one charge"
+    );
+
+    gate.add_permits(3);
+    // Each charges in turn; then all three wait, parked, for their shipment.
+    let ids = ["s-1", "s-2", "s-3"];
+    let waiting = poll_until(
+        || async {
+            let mut n = 0;
+            for id in ids {
+                if status_event(&server, id).await.as_deref() == Some("awaiting shipment") {
+                    n += 1;
+                }
+            }
+            n
+        },
+        |n| *n == 3,
+    )
+    .await;
+    assert_eq!(waiting, 3);
+    let seen = seen.lock().expect("seen");
+    assert_eq!(seen.most_in_flight, 1, "never two charges at once");
+    assert_eq!(seen.charges.len(), 3);
 }
