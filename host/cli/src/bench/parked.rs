@@ -1,5 +1,6 @@
 //! What a parked workflow costs: the host memory each of many parked workflows holds beyond
-//! its database rows, and how soon a workflow whose wait ended runs again.
+//! its database rows, the CPU a serving host spends while they all wait, and how soon a
+//! workflow whose wait ended runs again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use reprise_host::engine::EngineOptions;
+use reprise_host::node::{Node, NodeOptions};
 use reprise_host::runtime::{LoadedComponent, Runtime, RuntimeEvent, RuntimeOptions, StartRequest};
 use reprise_store::{Durability, SqliteStore, Store, WorkflowStatus};
 
@@ -18,6 +20,8 @@ const SHORT_NAP_MS: u64 = 150;
 const STARTS_AT_ONCE: usize = 256;
 /// Sequential wake-ups timed.
 const WAKE_SAMPLES: usize = 50;
+/// How long the idle host's CPU is measured, once everything has parked.
+const IDLE_WINDOW: Duration = Duration::from_secs(3);
 
 /// The parked figures.
 #[derive(Debug, Serialize)]
@@ -36,6 +40,9 @@ pub(super) struct ParkedFigures {
     /// From a wait's end to the workflow's end: the above plus the replay of its two recorded
     /// calls, one more recorded call and the ending's commit.
     wake_to_finished_p50_us: f64,
+    /// The CPU the process used while they all waited, with a serving node's loops running
+    /// (lease, queue and delayed-start polls, the cancel watcher), in % of one core.
+    idle_cpu_percent: f64,
 }
 
 pub(super) async fn measure(bytes: &[u8], count: usize) -> anyhow::Result<ParkedFigures> {
@@ -45,6 +52,8 @@ pub(super) async fn measure(bytes: &[u8], count: usize) -> anyhow::Result<Parked
         Arc::new(SqliteStore::open(&path.to_string_lossy(), Durability::Process).await?);
     let runtime = Runtime::new(store, &EngineOptions::default(), RuntimeOptions::default())?;
     let component = runtime.register(bytes).await?;
+    // Started before anything parks, so its recovery finds nothing of this run to drive.
+    let node = Node::start(runtime.clone(), NodeOptions::default()).await?;
     anyhow::ensure!(
         component.has_workflow("nap"),
         "the bench component must define workflow \"nap\" (guests/fib does)"
@@ -58,11 +67,16 @@ pub(super) async fn measure(bytes: &[u8], count: usize) -> anyhow::Result<Parked
     let (before, sqlite_before) = (resident_bytes()?, sqlite_bytes());
     let parked = park_many(&runtime, &component, &nap, count).await?;
     let (after, sqlite_after) = (resident_bytes()?, sqlite_bytes());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = cpu_time()?;
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let idle_cpu = (cpu_time()? - idle).as_secs_f64() / IDLE_WINDOW.as_secs_f64();
     cancel_all(&runtime, &parked).await?;
     let grown = after.saturating_sub(before);
     let sqlite_grown = sqlite_after.saturating_sub(sqlite_before);
 
     let (running, finished) = time_wake_ups(&runtime, &component).await?;
+    node.shutdown(Duration::from_secs(1)).await;
     Ok(ParkedFigures {
         parked_workflows: count,
         rss_per_parked_bytes: grown as f64 / count.max(1) as f64,
@@ -70,6 +84,7 @@ pub(super) async fn measure(bytes: &[u8], count: usize) -> anyhow::Result<Parked
         wake_to_running_p50_us: percentile(&running, 0.5),
         wake_to_running_p99_us: percentile(&running, 0.99),
         wake_to_finished_p50_us: percentile(&finished, 0.5),
+        idle_cpu_percent: idle_cpu * 100.0,
     })
 }
 
@@ -172,6 +187,21 @@ pub(super) fn percentile(samples: &[Duration], q: f64) -> f64 {
     sorted[index.min(last)].as_secs_f64() * 1e6
 }
 
+/// The CPU time (user and system) this process has used.
+fn cpu_time() -> anyhow::Result<Duration> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
+    let done = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    anyhow::ensure!(done == 0, "getrusage: {}", std::io::Error::last_os_error());
+    // SAFETY: getrusage succeeded, so the struct is initialised.
+    let usage = unsafe { usage.assume_init() };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    Ok(time(usage.ru_utime) + time(usage.ru_stime))
+}
+
 /// Bytes SQLite has allocated, in this process, for every connection.
 pub(super) fn sqlite_bytes() -> u64 {
     // SAFETY: a read of SQLite's global memory counter, safe from any thread.
@@ -202,6 +232,10 @@ pub(super) fn print(f: &ParkedFigures) {
     println!(
         "  host memory per parked workflow  {:>10.0} bytes   ({} parked at once; {:.0} with SQLite's cache)",
         f.host_per_parked_bytes, f.parked_workflows, f.rss_per_parked_bytes
+    );
+    println!(
+        "  idle host's CPU while they wait  {:>10.2} % of a core",
+        f.idle_cpu_percent
     );
     println!(
         "  wait's end to guest running      {:>10.1} µs (p50), {:.1} µs (p99)",
