@@ -74,14 +74,11 @@ impl TopicChecker {
         topic: &str,
         message: &str,
     ) -> Result<Result<(), String>, StoreError> {
-        let Some(types) = self.store.topic_types(workflow_id).await? else {
+        let Some(version) = self.store.workflow_version(workflow_id).await? else {
             return Ok(Ok(()));
         };
-        let Some(declared) = types.topics else {
-            return Ok(Ok(()));
-        };
-        let version = self.compiled(&types.app_version, &declared);
-        let Some(expected) = version.get(topic) else {
+        let types = self.compiled(&version).await?;
+        let Some(expected) = types.get(topic) else {
             return Ok(Ok(()));
         };
         let Ok(value) = serde_json::from_str::<serde_json::Value>(message) else {
@@ -111,15 +108,22 @@ impl TopicChecker {
         )))
     }
 
-    /// The compiled types of a version, compiling them the first time.
-    fn compiled(&self, app_version: &str, declared: &str) -> Arc<VersionTypes> {
-        let mut compiled = self.compiled.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(types) = compiled.get(app_version) {
-            return types.clone();
+    /// The compiled types of a version, read and compiled the first time it is asked for
+    /// (a version's types never change: they come from its bytes).
+    async fn compiled(&self, version: &str) -> Result<Arc<VersionTypes>, StoreError> {
+        if let Some(types) = self.cached(version) {
+            return Ok(types);
         }
-        let types = Arc::new(compile(app_version, declared));
-        compiled.insert(app_version.to_owned(), types.clone());
-        types
+        let declared = self.store.component_topics(version).await?;
+        let types = Arc::new(declared.map_or_else(VersionTypes::new, |d| compile(version, &d)));
+        let mut compiled = self.compiled.lock().unwrap_or_else(PoisonError::into_inner);
+        compiled.insert(version.to_owned(), types.clone());
+        Ok(types)
+    }
+
+    fn cached(&self, version: &str) -> Option<Arc<VersionTypes>> {
+        let compiled = self.compiled.lock().unwrap_or_else(PoisonError::into_inner);
+        compiled.get(version).cloned()
     }
 }
 

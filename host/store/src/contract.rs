@@ -15,6 +15,10 @@ pub trait ExecutionStore: Send + Sync + 'static {
         bytes: &[u8],
         topics: Option<&str>,
     ) -> Result<(), StoreError>;
+    /// The JSON of the message types a stored component declares; `None` when it declares
+    /// none (or was stored before components kept them). What a send to its workflows is
+    /// checked against.
+    async fn component_topics(&self, digest: &str) -> Result<Option<String>, StoreError>;
     /// The bytes of a stored component.
     async fn get_component(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Creates the workflow unless its id exists (idempotency).
@@ -130,9 +134,8 @@ pub trait MailboxStore: Send + Sync + 'static {
         at: &StepRecord,
         timed_out: bool,
     ) -> Result<Option<String>, StoreError>;
-    /// The version a workflow runs and the message types its component declares; `None` for
-    /// an unknown workflow. What a send is checked against.
-    async fn topic_types(&self, workflow_id: &str) -> Result<Option<TopicTypes>, StoreError>;
+    /// The version (component digest) a workflow runs; `None` for an unknown workflow.
+    async fn workflow_version(&self, workflow_id: &str) -> Result<Option<String>, StoreError>;
     /// Whether a message waits unconsumed on the workflow's topic.
     async fn has_message(&self, workflow_id: &str, topic: &str) -> Result<bool, StoreError>;
     /// Every message sent to the workflow, consumed or not, in send order.

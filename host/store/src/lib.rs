@@ -41,8 +41,7 @@ pub use sqlite::{Durability, SqliteStore};
 pub use step_slots::StepSlotRequest;
 pub use versions::{ComponentVersion, RunRecord};
 pub use waits::{
-    Change, EventRecord, MessageRecord, NewMessage, StreamEntry, StreamInfo, StreamRead,
-    TopicTypes, Waited,
+    Change, EventRecord, MessageRecord, NewMessage, StreamEntry, StreamInfo, StreamRead, Waited,
 };
 
 /// Opens the store a database URL names: `postgres://…` or `postgresql://…` is a

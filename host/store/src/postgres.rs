@@ -30,8 +30,8 @@ use super::written::{StepRow, first_deadline};
 use super::{
     AdminStore, Began, Change, DispatchStore, EventRecord, ExecutionStore, ExecutorRecord,
     Inserted, MailboxStore, MessageRecord, NewMessage, NewWorkflow, QueueClaim, QueueDepth,
-    ScheduleStore, StepRecord, StoreError, StreamInfo, StreamRead, TopicTypes, TrapRecord,
-    WorkflowEnd, WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
+    ScheduleStore, StepRecord, StoreError, StreamInfo, StreamRead, TrapRecord, WorkflowEnd,
+    WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
 };
 
 /// Connections in the pool: enough for concurrent workflows' checkpoints to reach Postgres
@@ -237,6 +237,10 @@ impl ExecutionStore for PostgresStore {
         Postgres::get_component(&self.pool, digest).await
     }
 
+    async fn component_topics(&self, digest: &str) -> Result<Option<String>, StoreError> {
+        Postgres::component_topics(&self.pool, digest).await
+    }
+
     async fn insert_workflow(&self, new: &NewWorkflow) -> Result<Inserted, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let inserted = Postgres::insert_workflow(&mut conn, new).await?;
@@ -403,8 +407,8 @@ impl MailboxStore for PostgresStore {
         settle(tx, received).await
     }
 
-    async fn topic_types(&self, workflow_id: &str) -> Result<Option<TopicTypes>, StoreError> {
-        Postgres::topic_types(&self.pool, workflow_id).await
+    async fn workflow_version(&self, workflow_id: &str) -> Result<Option<String>, StoreError> {
+        Postgres::workflow_version(&self.pool, workflow_id).await
     }
 
     async fn has_message(&self, workflow_id: &str, topic: &str) -> Result<bool, StoreError> {

@@ -197,6 +197,21 @@ where
         Ok(())
     }
 
+    /// See `ExecutionStore::component_topics`.
+    async fn component_topics(
+        pool: &Pool<Self>,
+        digest: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT topics FROM components WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(pool)
+            .await?;
+        Ok(row
+            .map(|row| row.opt_text("components", "topics"))
+            .transpose()?
+            .flatten())
+    }
+
     async fn get_component(pool: &Pool<Self>, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let row = sqlx::query("SELECT bytes FROM components WHERE digest = $1")
             .bind(digest)

@@ -17,17 +17,6 @@ pub struct NewMessage {
     pub message_id: String,
 }
 
-/// What a message to a workflow is checked against: the version it runs, and the message
-/// types its component declares (JSON; `None` when it declares none, or was stored before
-/// components kept them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicTypes {
-    /// The version the workflow runs.
-    pub app_version: String,
-    /// JSON of its component's declared topic types.
-    pub topics: Option<String>,
-}
-
 /// A message as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageRecord {

@@ -10,8 +10,7 @@ use sqlx::{Encode, Executor, IntoArguments, Pool, Type};
 use super::rows::{Columns, to_u32, to_u64, workflow_from_row};
 use super::shared::{Dialect, workflow_columns};
 use super::waits::{
-    Change, EventRecord, MessageRecord, NewMessage, StreamEntry, StreamInfo, StreamRead,
-    TopicTypes, Waited,
+    Change, EventRecord, MessageRecord, NewMessage, StreamEntry, StreamInfo, StreamRead, Waited,
 };
 use super::written::StepRow;
 use super::{StoreError, WorkflowRecord, now_ms};
@@ -298,25 +297,17 @@ where
         to_u64(position, T, "position")
     }
 
-    /// See `MailboxStore::topic_types`.
-    async fn topic_types(
+    /// See `MailboxStore::workflow_version`.
+    async fn workflow_version(
         pool: &Pool<Self>,
         workflow_id: &str,
-    ) -> Result<Option<TopicTypes>, StoreError> {
-        let row = sqlx::query(
-            "SELECT w.app_version, c.topics FROM workflow_status w \
-             LEFT JOIN components c ON c.digest = w.app_version WHERE w.workflow_id = $1",
-        )
-        .bind(workflow_id)
-        .fetch_optional(pool)
-        .await?;
-        row.map(|row| {
-            Ok(TopicTypes {
-                app_version: row.text("workflow_status", "app_version")?,
-                topics: row.opt_text("components", "topics")?,
-            })
-        })
-        .transpose()
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT app_version FROM workflow_status WHERE workflow_id = $1")
+            .bind(workflow_id)
+            .fetch_optional(pool)
+            .await?;
+        row.map(|row| row.text("workflow_status", "app_version"))
+            .transpose()
     }
 
     /// Whether a message waits unconsumed on the workflow's topic.

@@ -52,8 +52,8 @@ use super::written::StepRow;
 use super::{
     AdminStore, Began, Change, DbError, DispatchStore, EventRecord, ExecutionStore, ExecutorRecord,
     Inserted, MailboxStore, MessageRecord, NewMessage, NewWorkflow, QueueClaim, QueueDepth,
-    ScheduleStore, StepRecord, StoreError, StreamInfo, StreamRead, TopicTypes, TrapRecord,
-    WorkflowEnd, WorkflowFilter, WorkflowRecord, WorkflowStatus,
+    ScheduleStore, StepRecord, StoreError, StreamInfo, StreamRead, TrapRecord, WorkflowEnd,
+    WorkflowFilter, WorkflowRecord, WorkflowStatus,
 };
 use outcome::Reply;
 use request::{BoxFuture, Closure, Request};
@@ -361,6 +361,10 @@ impl ExecutionStore for SqliteStore {
         Sqlite::get_component(&self.reads, digest).await
     }
 
+    async fn component_topics(&self, digest: &str) -> Result<Option<String>, StoreError> {
+        Sqlite::component_topics(&self.reads, digest).await
+    }
+
     async fn insert_workflow(&self, new: &NewWorkflow) -> Result<Inserted, StoreError> {
         let new = Box::new(new.clone());
         self.write(|reply| Request::InsertWorkflow { new, reply })
@@ -573,8 +577,8 @@ impl MailboxStore for SqliteStore {
         .await
     }
 
-    async fn topic_types(&self, workflow_id: &str) -> Result<Option<TopicTypes>, StoreError> {
-        Sqlite::topic_types(&self.reads, workflow_id).await
+    async fn workflow_version(&self, workflow_id: &str) -> Result<Option<String>, StoreError> {
+        Sqlite::workflow_version(&self.reads, workflow_id).await
     }
 
     async fn has_message(&self, workflow_id: &str, topic: &str) -> Result<bool, StoreError> {

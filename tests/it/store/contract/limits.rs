@@ -143,10 +143,13 @@ pub async fn topic_types_are_kept_with_the_component(store: &dyn Store) {
         .insert_workflow(&new_workflow("t1"))
         .await
         .expect("insert");
-    let before = store.topic_types("t1").await.expect("read").expect("known");
     assert_eq!(
-        (before.app_version.as_str(), before.topics),
-        ("sha256:abc", None)
+        store.workflow_version("t1").await.expect("read").as_deref(),
+        Some("sha256:abc")
+    );
+    assert_eq!(
+        store.component_topics("sha256:abc").await.expect("read"),
+        None
     );
     store
         .put_component("sha256:abc", b"code", Some(types))
@@ -156,9 +159,13 @@ pub async fn topic_types_are_kept_with_the_component(store: &dyn Store) {
         .put_component("sha256:abc", b"code", Some("[]"))
         .await
         .expect("put again");
-    let after = store.topic_types("t1").await.expect("read").expect("known");
-    assert_eq!(after.topics.as_deref(), Some(types), "kept once");
-    assert_eq!(store.topic_types("ghost").await.expect("read"), None);
+    let kept = store.component_topics("sha256:abc").await.expect("read");
+    assert_eq!(kept.as_deref(), Some(types), "kept once");
+    assert_eq!(store.workflow_version("ghost").await.expect("read"), None);
+    assert_eq!(
+        store.component_topics("sha256:none").await.expect("read"),
+        None
+    );
 }
 
 /// Two handles on one database (two hosts) take slots of one step at once: together they
