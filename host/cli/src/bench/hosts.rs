@@ -34,7 +34,11 @@ pub struct Figures {
     /// to end, and what each step adds (a 10-step workflow against the empty one).
     empty_workflow_latency_us: f64,
     per_step_overhead_us: f64,
+    /// One single-row INSERT committed alone: the floor both are compared with.
+    raw_commit_us: f64,
     one_step_workflows: usize,
+    /// What the one-executor queue run cost Postgres per workflow.
+    postgres_per_workflow: super::pg_floor::PerWorkflow,
     /// One-step workflows per second through one queue, with 1, 2 and 3 executors.
     queue_workflows_per_sec: Vec<f64>,
     /// From the enqueue's commit on one executor to the start on another, mean and p99 (ms).
@@ -115,6 +119,9 @@ pub async fn measure(bytes: &[u8], url: &str, total: usize) -> anyhow::Result<Fi
         super::micros(ten) / f64::from(SEQUENTIAL),
     );
     clear(&*store).await?;
+    let raw_commit = super::pg_floor::raw_commit_us(url, SEQUENTIAL).await?;
+    let stats = super::pg_floor::pool(url).await?;
+    let mut per_workflow = None;
 
     let mut rates = Vec::new();
     for hosts in 1..=3 {
@@ -122,6 +129,7 @@ pub async fn measure(bytes: &[u8], url: &str, total: usize) -> anyhow::Result<Fi
         for n in 0..hosts {
             running.push(host(url, &format!("bench-{n}"), bytes).await?.0);
         }
+        let before = super::pg_floor::counters(&stats).await?;
         let start = Instant::now();
         let mut submitters = super::enqueue_one_step(&submitter.runtime, &component, total, 16);
         while let Some(done) = submitters.join_next().await {
@@ -132,6 +140,11 @@ pub async fn measure(bytes: &[u8], url: &str, total: usize) -> anyhow::Result<Fi
         for host in running {
             host.stop.cancel();
             host.runtime.drain(Duration::from_secs(10)).await;
+        }
+        if per_workflow.is_none() {
+            tokio::time::sleep(super::pg_floor::STATS_SETTLE).await;
+            let after = super::pg_floor::counters(&stats).await?;
+            per_workflow = Some(before.per_workflow(after, total));
         }
         clear(&*store).await?;
     }
@@ -224,7 +237,10 @@ pub async fn measure(bytes: &[u8], url: &str, total: usize) -> anyhow::Result<Fi
     Ok(Figures {
         empty_workflow_latency_us: empty_us,
         per_step_overhead_us: (ten_us - empty_us) / 10.0,
+        raw_commit_us: raw_commit,
         one_step_workflows: total,
+        postgres_per_workflow: per_workflow
+            .ok_or_else(|| anyhow::anyhow!("the one-executor run did not happen"))?,
         queue_workflows_per_sec: rates,
         cross_host_enqueue_to_start_ms: mean,
         cross_host_enqueue_to_start_p99_ms: p99,
@@ -240,6 +256,18 @@ pub fn print(f: &Figures) {
     println!(
         "empty workflow, start to finish:   {:>9.0} µs; per-step checkpoint {:.0} µs",
         f.empty_workflow_latency_us, f.per_step_overhead_us
+    );
+    println!(
+        "raw commit (floor):                {:>9.0} µs (one single-row INSERT committed alone)",
+        f.raw_commit_us
+    );
+    let pg = &f.postgres_per_workflow;
+    println!(
+        "Postgres per queued workflow:      {:>9.1} transactions, {:.1} tuples fetched, {:.0} WAL bytes; {:.0}% of workflow_status updates HOT",
+        pg.transactions,
+        pg.tuples_fetched,
+        pg.wal_bytes,
+        pg.hot_update_share * 100.0
     );
     for (n, rate) in f.queue_workflows_per_sec.iter().enumerate() {
         println!(

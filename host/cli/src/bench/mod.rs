@@ -10,6 +10,7 @@ mod hosts;
 mod http;
 mod messages;
 mod parked;
+mod pg_floor;
 mod traces;
 mod versions;
 
