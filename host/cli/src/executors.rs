@@ -20,7 +20,7 @@ pub struct ExecutorsArgs {
 }
 
 pub async fn executors(args: &ExecutorsArgs) -> anyhow::Result<ExitCode> {
-    let views = executor_views(args.store.open().await?.executors().await?);
+    let views = executor_views(args.store.open().await?.executors(None).await?);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&views)?);
         return Ok(ExitCode::SUCCESS);

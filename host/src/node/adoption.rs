@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::Dispatch;
-use reprise_store::{ExecutorRecord, now_ms};
+use reprise_store::{ExecutorRecord, Lapsed, now_ms};
 
 /// Most workflows one adoption statement takes: small enough that live executors alternate and
 /// so share a dead one's work, large enough that thousands are adopted within a second.
@@ -18,6 +18,11 @@ pub const BATCH: u32 = 100;
 
 /// How soon the next round comes while a dead executor still owns work.
 const AGAIN: Duration = Duration::from_millis(50);
+
+/// How often a round also looks for PENDING work of executors that never took a lease (left by
+/// a version from before leases): a scan of every PENDING workflow, which a host with many
+/// parked would otherwise pay every round.
+const ORPHANS_EVERY: Duration = Duration::from_secs(60);
 
 /// Whom to adopt from and how many: for every other executor whose lease ran out at `now` and
 /// that owns PENDING workflows, an equal share of them among the live executors (`me`
@@ -46,8 +51,13 @@ pub fn spawn(
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut orphans_looked: Option<tokio::time::Instant> = None;
         loop {
-            let wait = match round(&dispatch).await {
+            let orphans = orphans_looked.is_none_or(|at| at.elapsed() >= ORPHANS_EVERY);
+            if orphans {
+                orphans_looked = Some(tokio::time::Instant::now());
+            }
+            let wait = match round(&dispatch, orphans).await {
                 Ok(0) => every,
                 Ok(_) => AGAIN,
                 Err(err) => {
@@ -65,12 +75,13 @@ pub fn spawn(
 
 /// One round: adopts this executor's share from every dead one and hands what it took to be
 /// recovered. Returns how many it adopted.
-async fn round(dispatch: &Dispatch) -> Result<usize, reprise_store::StoreError> {
+async fn round(dispatch: &Dispatch, orphans: bool) -> Result<usize, reprise_store::StoreError> {
     let store = dispatch.store();
     let me = dispatch.executor_id();
-    let executors = store.executors().await?;
+    let now = now_ms();
+    let executors = store.executors(Some(Lapsed { now, orphans })).await?;
     let mut adopted = 0;
-    for (dead, share) in plan(&executors, me, now_ms(), BATCH) {
+    for (dead, share) in plan(&executors, me, now, BATCH) {
         let taken = store.adopt_workflows(&dead, me, share, None).await?;
         if taken.is_empty() {
             continue;

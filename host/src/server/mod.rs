@@ -151,7 +151,7 @@ async fn health(State(state): State<Arc<ServerState>>) -> Result<Response, ApiEr
             waiting: count(usage.waiting),
         },
         queues: queues.into_values().collect(),
-        executors: executor_views(state.runtime.store().executors().await?),
+        executors: executor_views(state.runtime.store().executors(None).await?),
     };
     let status = if draining {
         StatusCode::SERVICE_UNAVAILABLE

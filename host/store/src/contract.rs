@@ -93,8 +93,10 @@ pub trait DispatchStore: Send + Sync + 'static {
         lease_ms: i64,
     ) -> Result<(), StoreError>;
     /// Every executor that took a lease, with its lease and its `PENDING` workflows, and every
-    /// executor that owns PENDING workflows but never took a lease (as long expired).
-    async fn executors(&self) -> Result<Vec<ExecutorRecord>, StoreError>;
+    /// executor that owns PENDING workflows but never took a lease (as long expired). With
+    /// `lapsed`, PENDING workflows are counted only for leases run out at its `now` (0 for the
+    /// others), and executors without a lease are listed only if it asks.
+    async fn executors(&self, lapsed: Option<Lapsed>) -> Result<Vec<ExecutorRecord>, StoreError>;
     /// Takes up to `max` PENDING workflows of `dead` (all, or just `only`), an executor whose
     /// lease has run out or that never took one (the store checks it again), for `adopter`,
     /// oldest first: each gets `adopter` as its executor and a new epoch, so what `dead` still

@@ -22,6 +22,17 @@ pub struct ExecutorRecord {
     pub pending: u64,
 }
 
+/// What the adoption loop asks of [`DispatchStore::executors`](crate::DispatchStore::executors):
+/// leases run out at `now`, and, when `orphans`, executors that never took one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lapsed {
+    /// The moment leases are judged at (ms).
+    pub now: i64,
+    /// Whether to look for PENDING work of executors without a lease (a scan of every PENDING
+    /// workflow).
+    pub orphans: bool,
+}
+
 impl ExecutorRecord {
     /// Whether its lease ran out at `now` (ms): presumed dead.
     pub fn expired(&self, now: i64) -> bool {
@@ -105,22 +116,42 @@ where
 
     /// Every executor that ever took a lease, by id, with its `PENDING` workflows, and every
     /// executor that owns PENDING workflows without ever having taken one (a lease of 0 ms
-    /// renewed at 0: long expired, so its work is adopted).
-    async fn executors(pool: &Pool<Self>) -> Result<Vec<ExecutorRecord>, StoreError> {
+    /// renewed at 0: long expired, so its work is adopted). With `lapsed`, PENDING work is
+    /// counted only for leases run out at its `now`, and executors without a lease are looked
+    /// for only when it asks: what the adoption loop needs, without counting every workflow
+    /// a live host has parked each time it looks.
+    async fn executors(
+        pool: &Pool<Self>,
+        lapsed: Option<Lapsed>,
+    ) -> Result<Vec<ExecutorRecord>, StoreError> {
         const T: &str = "executors";
-        let rows = sqlx::query(
-            "SELECT e.executor_id, e.started_at, e.renewed_at, e.lease_ms, \
-             (SELECT COUNT(*) FROM workflow_status w \
-              WHERE w.executor_id = e.executor_id AND w.status = 'PENDING') AS pending \
-             FROM executors e \
-             UNION ALL \
+        const PENDING: &str = "(SELECT COUNT(*) FROM workflow_status w \
+              WHERE w.executor_id = e.executor_id AND w.status = 'PENDING')";
+        const ORPHANS: &str = " UNION ALL \
              SELECT w.executor_id, 0, 0, 0, COUNT(*) FROM workflow_status w \
              WHERE w.status = 'PENDING' AND NOT EXISTS \
                  (SELECT 1 FROM executors e WHERE e.executor_id = w.executor_id) \
-             GROUP BY w.executor_id ORDER BY 1",
-        )
-        .fetch_all(pool)
-        .await?;
+             GROUP BY w.executor_id";
+        let (pending, orphans, now) = match lapsed {
+            None => (PENDING.to_owned(), ORPHANS, 0),
+            Some(lapsed) => (
+                format!("CASE WHEN $1 - e.renewed_at > e.lease_ms THEN {PENDING} ELSE 0 END"),
+                if lapsed.orphans { ORPHANS } else { "" },
+                lapsed.now,
+            ),
+        };
+        let sql = format!(
+            "SELECT e.executor_id, e.started_at, e.renewed_at, e.lease_ms, {pending} AS pending \
+             FROM executors e{orphans} ORDER BY 1"
+        );
+        // Built from the constants above only.
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let query = if lapsed.is_some() {
+            query.bind(now)
+        } else {
+            query
+        };
+        let rows = query.fetch_all(pool).await?;
         rows.iter()
             .map(|row| {
                 let pending = row.int(T, "pending")?;

@@ -30,7 +30,7 @@ pub use contract::{
     VersionStore, roles,
 };
 pub use error::{DbError, StoreError};
-pub use executors::ExecutorRecord;
+pub use executors::{ExecutorRecord, Lapsed};
 pub use postgres::PostgresStore;
 pub use records::{
     Began, Inserted, NewWorkflow, QueueClaim, QueueDepth, RateLimit, StepFailureRecord, StepRecord,

@@ -29,7 +29,7 @@ use super::waits_sql::Waits;
 use super::written::{StepRow, first_deadline};
 use super::{
     AdminStore, Began, Change, DispatchStore, EventRecord, ExecutionStore, ExecutorRecord,
-    Inserted, MailboxStore, MessageRecord, NewMessage, NewWorkflow, QueueClaim, QueueDepth,
+    Inserted, Lapsed, MailboxStore, MessageRecord, NewMessage, NewWorkflow, QueueClaim, QueueDepth,
     ScheduleStore, StepRecord, StoreError, StreamInfo, StreamRead, TrapRecord, WorkflowEnd,
     WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
 };
@@ -365,8 +365,8 @@ impl DispatchStore for PostgresStore {
         Postgres::renew_lease(&mut conn, executor_id, started_at, lease_ms).await
     }
 
-    async fn executors(&self) -> Result<Vec<ExecutorRecord>, StoreError> {
-        Postgres::executors(&self.pool).await
+    async fn executors(&self, lapsed: Option<Lapsed>) -> Result<Vec<ExecutorRecord>, StoreError> {
+        Postgres::executors(&self.pool, lapsed).await
     }
 
     async fn adopt_workflows(

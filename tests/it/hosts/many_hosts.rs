@@ -123,7 +123,7 @@ where
 
 /// The PENDING workflows `executor_id` owns, as the executors table counts them.
 async fn owned(store: &dyn Store, executor_id: &str) -> u64 {
-    let executors = store.executors().await.expect("executors");
+    let executors = store.executors(None).await.expect("executors");
     executors
         .iter()
         .find(|e| e.executor_id == executor_id)

@@ -215,7 +215,7 @@ pub async fn measure(bytes: &[u8], url: &str, total: usize) -> anyhow::Result<Fi
         survivors.push((survivor, lease, adoption));
     }
     loop {
-        let executors = store.executors().await?;
+        let executors = store.executors(None).await?;
         if executors
             .iter()
             .any(|e| e.executor_id == "bench-dead" && e.pending == 0)

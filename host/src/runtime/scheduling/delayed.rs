@@ -18,31 +18,42 @@ const POLL: Duration = Duration::from_millis(100);
 /// Most workflows one claim starts.
 const BATCH: u32 = 64;
 
-/// Starts this runtime's share of delayed workflows as they come due, until `stop`.
+/// Starts this runtime's share of delayed workflows as they come due, until `stop`. It reads
+/// when the next one is due and claims (a write) only when one is: an idle host polls with a
+/// read, and its writer stays idle.
 pub(crate) async fn start_due(shared: Arc<Shared>, stop: CancellationToken) {
     loop {
-        match shared
-            .store
-            .claim_due(&shared.options.executor_id, BATCH, None)
-            .await
-        {
-            Ok(claimed) => {
-                let full = claimed.len() == BATCH as usize;
-                for record in claimed {
-                    drive::spawn(&shared, Begin::Created(Box::new(record)));
-                }
-                if full {
-                    continue;
-                }
+        let next = match shared.store.next_due().await {
+            Ok(next) => next,
+            Err(err) => {
+                tracing::warn!("cannot look for delayed workflows: {err}");
+                None
             }
-            Err(err) => tracing::warn!("cannot start delayed workflows: {err}"),
-        }
-        // Sleep until the next one is due, but look again for other processes' at least
-        // every POLL.
-        let next = shared.store.next_due().await.ok().flatten();
-        let wait = next.map_or(POLL, |at| {
+        };
+        let mut wait = next.map_or(POLL, |at| {
             Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(POLL)
         });
+        if wait.is_zero() {
+            match shared
+                .store
+                .claim_due(&shared.options.executor_id, BATCH, None)
+                .await
+            {
+                Ok(claimed) if !claimed.is_empty() => {
+                    for record in claimed {
+                        drive::spawn(&shared, Begin::Created(Box::new(record)));
+                    }
+                    // More may be due: look again at once.
+                    continue;
+                }
+                // Another process took them (or their time moved): look again after a poll.
+                Ok(_) => wait = POLL,
+                Err(err) => {
+                    tracing::warn!("cannot start delayed workflows: {err}");
+                    wait = POLL;
+                }
+            }
+        }
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = shared.due.notified() => {}

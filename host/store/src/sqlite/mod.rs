@@ -51,7 +51,7 @@ use super::waits_sql::Waits;
 use super::written::StepRow;
 use super::{
     AdminStore, Began, Change, DbError, DispatchStore, EventRecord, ExecutionStore, ExecutorRecord,
-    Inserted, MailboxStore, MessageRecord, NewMessage, NewWorkflow, QueueClaim, QueueDepth,
+    Inserted, Lapsed, MailboxStore, MessageRecord, NewMessage, NewWorkflow, QueueClaim, QueueDepth,
     ScheduleStore, StepRecord, StoreError, StreamInfo, StreamRead, TrapRecord, WorkflowEnd,
     WorkflowFilter, WorkflowRecord, WorkflowStatus,
 };
@@ -520,8 +520,8 @@ impl DispatchStore for SqliteStore {
         .await
     }
 
-    async fn executors(&self) -> Result<Vec<ExecutorRecord>, StoreError> {
-        Sqlite::executors(&self.reads).await
+    async fn executors(&self, lapsed: Option<Lapsed>) -> Result<Vec<ExecutorRecord>, StoreError> {
+        Sqlite::executors(&self.reads, lapsed).await
     }
 
     async fn adopt_workflows(

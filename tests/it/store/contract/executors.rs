@@ -2,7 +2,8 @@
 //! PENDING workflows each owns, and a lease not renewed within its length is expired.
 
 use reprise_host::store::{
-    NewWorkflow, StepRecord, Store, StoreError, TrapRecord, WorkflowEnd, WorkflowStatus, now_ms,
+    Lapsed, NewWorkflow, StepRecord, Store, StoreError, TrapRecord, WorkflowEnd, WorkflowStatus,
+    now_ms,
 };
 
 use super::{ids, new_workflow, step, trap};
@@ -31,7 +32,7 @@ pub async fn leases_are_renewed_and_list_what_each_executor_owns(store: &dyn Sto
         .renew_lease("host-b", started, 50)
         .await
         .expect("lease b");
-    let executors = store.executors().await.expect("list");
+    let executors = store.executors(None).await.expect("list");
     let ids: Vec<_> = executors.iter().map(|e| e.executor_id.as_str()).collect();
     assert_eq!(ids, ["host-a", "host-b"]);
     assert_eq!(executors[0].pending, 2, "host-a owns two PENDING workflows");
@@ -46,7 +47,7 @@ pub async fn leases_are_renewed_and_list_what_each_executor_owns(store: &dyn Sto
         .renew_lease("host-a", started, 5_000)
         .await
         .expect("renew a");
-    let executors = store.executors().await.expect("list again");
+    let executors = store.executors(None).await.expect("list again");
     assert!(
         executors[0].renewed_at >= before,
         "the renewal moved forward"
@@ -208,7 +209,7 @@ pub async fn work_of_an_executor_without_a_lease_is_adoptable(store: &dyn Store)
             .await
             .expect("insert");
     }
-    let executors = store.executors().await.expect("list");
+    let executors = store.executors(None).await.expect("list");
     let listed = executors
         .iter()
         .find(|e| e.executor_id == "never-leased")
@@ -234,4 +235,64 @@ pub async fn work_of_an_executor_without_a_lease_is_adoptable(store: &dyn Store)
         .await
         .expect("adopt rest");
     assert_eq!(ids(rest), ["n1"]);
+}
+
+/// What the adoption loop reads: every lease, PENDING work counted only where the lease ran
+/// out (a live host's many parked workflows are not counted each round), and executors that
+/// never took a lease only when asked.
+pub async fn the_adoption_view_counts_only_lapsed_work(store: &dyn Store) {
+    let now = now_ms();
+    store
+        .renew_lease("alive", now, 60_000)
+        .await
+        .expect("alive");
+    store.renew_lease("gone", now, 1_000).await.expect("gone");
+    // Both renewed now; judged five seconds on, only the one-second lease has run out.
+    let later = now_ms() + 5_000;
+    for (id, owner) in [
+        ("a1", "alive"),
+        ("a2", "alive"),
+        ("g1", "gone"),
+        ("o1", "orphan"),
+    ] {
+        store
+            .insert_workflow(&owned_by(id, owner))
+            .await
+            .expect("insert");
+    }
+    let pending = |listed: &[reprise_host::store::ExecutorRecord], id: &str| {
+        listed
+            .iter()
+            .find(|e| e.executor_id == id)
+            .map(|e| e.pending)
+    };
+    let all = store.executors(None).await.expect("all");
+    assert_eq!(
+        (
+            pending(&all, "alive"),
+            pending(&all, "gone"),
+            pending(&all, "orphan")
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+    let lapsed = Lapsed {
+        now: later,
+        orphans: false,
+    };
+    let view = store.executors(Some(lapsed)).await.expect("lapsed");
+    assert_eq!(
+        (
+            pending(&view, "alive"),
+            pending(&view, "gone"),
+            pending(&view, "orphan")
+        ),
+        (Some(0), Some(1), None),
+        "the live lease is listed (it shares the work) but not counted"
+    );
+    let with_orphans = Lapsed {
+        now: later,
+        orphans: true,
+    };
+    let view = store.executors(Some(with_orphans)).await.expect("lapsed");
+    assert_eq!(pending(&view, "orphan"), Some(1));
 }

@@ -103,6 +103,7 @@ contract! {
         writes_under_a_stale_epoch_are_refused,
         a_dead_executors_pending_work_is_adopted_once,
         work_of_an_executor_without_a_lease_is_adoptable,
+        the_adoption_view_counts_only_lapsed_work,
         partitioned_claims_take_partitions_in_turn_within_each_ones_limit,
         step_args_digests_round_trip,
         upgrade_switches_the_version_under_the_epoch_and_records_the_move,
