@@ -4,7 +4,7 @@
 //! created, on which queue and instance.
 
 use crate::common;
-use crate::guests::{CHAOS, FIB};
+use crate::guests::{CHAOS, FIB, FULFILMENT};
 
 use std::ffi::OsStr;
 use std::fmt::Debug;
@@ -222,6 +222,30 @@ fn inspect_refuses_a_non_component_in_one_line_naming_the_file() {
         );
         assert!(!message.contains("0x"), "no byte dump: {message}");
     }
+}
+
+#[test]
+fn inspect_lists_a_components_typed_topics_with_their_schemas() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let component = guest(FULFILMENT).to_string_lossy().into_owned();
+    let out = reprise(dir.path(), &["inspect", &component]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("shipped: Shipped"), "{text}");
+    let out = reprise(dir.path(), &["inspect", &component, "--json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let shipped = &doc["topics"][0];
+    assert_eq!(shipped["name"], "shipped", "{doc}");
+    assert_eq!(shipped["type_name"], "Shipped");
+    assert_eq!(
+        shipped["schema"]["required"],
+        json!(["tracking", "carrier"]),
+        "{shipped}"
+    );
+    assert_eq!(
+        shipped["schema"]["additionalProperties"], false,
+        "deny_unknown_fields"
+    );
 }
 
 #[test]
