@@ -11,6 +11,7 @@ mod http;
 mod messages;
 mod parked;
 mod pg_floor;
+mod sustained;
 mod traces;
 mod versions;
 
@@ -53,6 +54,10 @@ pub struct BenchArgs {
     /// Workflows parked at once for the parked-memory figure (0 skips the parked figures).
     #[arg(long, default_value_t = 10_000)]
     parked: usize,
+    /// One-step workflows started and awaited in five rounds for the memory-under-load figure
+    /// (0, the default, skips it).
+    #[arg(long, default_value_t = 0)]
+    sustained: usize,
     /// GETs a step makes to a loopback server, timed against native reqwest (0 skips them).
     #[arg(long, default_value_t = 2_000)]
     http: u32,
@@ -123,6 +128,15 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let sustained = if args.sustained > 0 {
+        let figures = sustained::measure(&bytes, args.sustained).await?;
+        if !args.json {
+            sustained::print(&figures);
+        }
+        Some(figures)
+    } else {
+        None
+    };
     let http = if args.http > 0 {
         let figures = http::measure(&bytes, args.http).await?;
         if !args.json {
@@ -172,7 +186,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         let report = serde_json::json!({
             "levels": all, "parked": parked, "http": http, "messages": messages, "traces": traces,
-            "hosts": hosts, "versions": versions,
+            "hosts": hosts, "versions": versions, "sustained": sustained,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
