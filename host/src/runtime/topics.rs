@@ -14,6 +14,10 @@ use reprise_store::{Store, StoreError};
 
 /// How many of a message's mismatches a refusal names.
 const NAMED_MISMATCHES: usize = 3;
+/// Most topics one component may declare, and the largest schema of one: a component is
+/// untrusted code, and its declarations are stored with it and compiled by every host.
+const MAX_TOPICS: usize = 256;
+const MAX_SCHEMA_BYTES: usize = 64 << 10;
 
 /// Adds a topic a component declares while listing its definitions: a bad name, a schema
 /// that is not one, or a topic declared twice fails the component's load.
@@ -24,6 +28,17 @@ pub(crate) fn declared(
     schema: &[u8],
 ) -> Result<(), String> {
     check_key("topic", &name)?;
+    if topics.len() >= MAX_TOPICS {
+        return Err(format!(
+            "more than {MAX_TOPICS} topics declared: a component declares at most {MAX_TOPICS}"
+        ));
+    }
+    if schema.len() > MAX_SCHEMA_BYTES {
+        return Err(format!(
+            "the schema of topic {name:?} has {} bytes, more than the {MAX_SCHEMA_BYTES} allowed",
+            schema.len()
+        ));
+    }
     if topics.iter().any(|t| t.name == name) {
         return Err(format!(
             "topic {name:?} is declared twice: one #[topic] type per topic"
@@ -156,4 +171,33 @@ fn compile(app_version: &str, declared: &str) -> VersionTypes {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn declare(topics: &mut Vec<TopicDefinition>, name: &str, schema: &str) -> Result<(), String> {
+        declared(topics, name.into(), "T".into(), schema.as_bytes())
+    }
+
+    #[test]
+    fn a_component_declares_each_topic_once_with_a_real_schema_of_bounded_size() {
+        let mut topics = Vec::new();
+        declare(&mut topics, "shipped", r#"{"type":"object"}"#).expect("a schema");
+        let twice = declare(&mut topics, "shipped", r#"{"type":"object"}"#).expect_err("twice");
+        assert!(twice.contains("declared twice"), "{twice}");
+        let not_json = declare(&mut topics, "a", "{").expect_err("not JSON");
+        assert!(not_json.contains("is not JSON"), "{not_json}");
+        let not_schema = declare(&mut topics, "b", r#"{"type": 7}"#).expect_err("not a schema");
+        assert!(not_schema.contains("not a JSON Schema"), "{not_schema}");
+        let huge = format!(r#"{{"description":"{}"}}"#, "x".repeat(MAX_SCHEMA_BYTES));
+        let too_big = declare(&mut topics, "c", &huge).expect_err("too big");
+        assert!(too_big.contains("bytes, more than"), "{too_big}");
+        for n in 1..MAX_TOPICS {
+            declare(&mut topics, &format!("t{n}"), "true").expect("within the bound");
+        }
+        let many = declare(&mut topics, "one-more", "true").expect_err("too many");
+        assert!(many.contains("at most 256"), "{many}");
+    }
 }
