@@ -28,6 +28,8 @@ struct Seen {
     charges: BTreeMap<String, String>,
     /// Charge requests, repeats included.
     charge_requests: Vec<String>,
+    /// When each charge request came.
+    charge_times: Vec<std::time::Instant>,
     /// Charges being answered now, and the most at once.
     in_flight: u32,
     most_in_flight: u32,
@@ -55,6 +57,7 @@ async fn charge(
     let hang = {
         let mut seen = seen.lock().expect("seen");
         seen.charge_requests.push(key.clone());
+        seen.charge_times.push(std::time::Instant::now());
         seen.in_flight += 1;
         seen.most_in_flight = seen.most_in_flight.max(seen.in_flight);
         seen.hang_first_charge_of.as_deref() == Some(order.as_str())
@@ -111,10 +114,11 @@ async fn services(seen: Services) -> String {
 }
 
 fn config(dir: &Path, services: &str, ship_within_ms: u32) -> String {
-    config_limited(dir, services, ship_within_ms, 2)
+    config_limited(dir, services, ship_within_ms, "concurrency = 2")
 }
 
-fn config_limited(dir: &Path, services: &str, ship_within_ms: u32, charges: u32) -> String {
+/// The config with `limit` (a line of `[instances.orders.steps.charge]`) on the charge.
+fn config_limited(dir: &Path, services: &str, ship_within_ms: u32, limit: &str) -> String {
     std::fs::write(dir.join("payment.key"), "sk_test\n").expect("key file");
     let grant = services.trim_start_matches("http://");
     format!(
@@ -135,7 +139,7 @@ secrets = {{ PAYMENT_KEY = {{ file = "payment.key" }} }}
 config = {{ payments_url = "{services}", inventory_url = "{services}", mail_url = "{services}", ship_within_ms = "{ship_within_ms}" }}
 
 [instances.orders.steps.charge]
-concurrency = {charges}
+{limit}
 
 [queues.orders]
 worker_concurrency = 4
@@ -340,7 +344,10 @@ async fn workflows_waiting_for_a_step_slot_hold_no_instance() {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     seen.lock().expect("seen").gate = Some(gate.clone());
     let url = services(seen.clone()).await;
-    let server = Server::start(dir.path(), &config_limited(dir.path(), &url, 60_000, 1));
+    let server = Server::start(
+        dir.path(),
+        &config_limited(dir.path(), &url, 60_000, "concurrency = 1"),
+    );
     for id in ["s-1", "s-2", "s-3"] {
         enqueue(&server, id).await;
     }
@@ -373,4 +380,36 @@ async fn workflows_waiting_for_a_step_slot_hold_no_instance() {
     let seen = seen.lock().expect("seen");
     assert_eq!(seen.most_in_flight, 1, "never two charges at once");
     assert_eq!(seen.charges.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_step_waits_parked_for_its_window() {
+    let dir = tempfile::tempdir().expect("dir");
+    let seen = Services::default();
+    let url = services(seen.clone()).await;
+    let config = config_limited(dir.path(), &url, 60_000, r#"rate = "2/1s""#);
+    let server = Server::start(dir.path(), &config);
+    let ids = ["r-1", "r-2", "r-3", "r-4"];
+    for id in ids {
+        enqueue(&server, id).await;
+    }
+    let charged = poll_until(
+        || async { seen.lock().expect("seen").charges.len() },
+        |n| *n == ids.len(),
+    )
+    .await;
+    assert_eq!(charged, ids.len(), "{}", server.log());
+    let seen = seen.lock().expect("seen");
+    let times = &seen.charge_times;
+    // Two charges in the first window; the third waited (parked) for the next one.
+    let gap = times[2].duration_since(times[0]);
+    assert!(
+        gap >= Duration::from_millis(900),
+        "third charge after {gap:?}"
+    );
+    let gap = times[3].duration_since(times[1]);
+    assert!(
+        gap >= Duration::from_millis(900),
+        "fourth charge after {gap:?}"
+    );
 }
