@@ -25,6 +25,10 @@ pub enum RuntimeError {
     /// The input is not JSON; nothing was written.
     #[error("input is not valid JSON: {0}")]
     InvalidInput(String),
+    /// A message does not match the type its destination's code declares for the topic;
+    /// nothing was written.
+    #[error("{0}")]
+    MessageRefused(String),
     /// No queue of that name is configured; nothing was written.
     #[error("no queue named {name:?}; configured queues: {}", if available.is_empty() { "none".to_string() } else { available.join(", ") })]
     UnknownQueue {

@@ -66,7 +66,7 @@ impl Mailbox {
         serde_json::from_str::<serde::de::IgnoredAny>(message)
             .map_err(|e| RuntimeError::InvalidInput(format!("message is not JSON: {e}")))?;
         if let Err(refused) = self.topics.check(workflow_id, topic, message).await? {
-            return Err(RuntimeError::InvalidInput(refused));
+            return Err(RuntimeError::MessageRefused(refused));
         }
         let message_id = match idempotency_key {
             Some(key) => {

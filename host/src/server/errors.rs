@@ -41,6 +41,7 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::UnknownWorkflow { .. }
             | RuntimeError::Engine(_)
             | RuntimeError::InvalidInput(_)
+            | RuntimeError::MessageRefused(_)
             | RuntimeError::UnknownQueue { .. }
             | RuntimeError::UnknownInstance(_)
             | RuntimeError::MemoryLimitTooLarge { .. }
