@@ -166,4 +166,15 @@ pub fn fulfil(order: Order) -> Result<Outcome, String> {
     }
 }
 
-reprise_guest::export!(workflows = [fulfil]);
+/// The warehouse's side, as a workflow: tells order `to` that it shipped. The message goes
+/// as given, so it may be of the wrong shape: then the host refuses the send, and the refusal
+/// is this workflow's output.
+#[workflow]
+pub fn notify_shipped(to: String, message: serde_json::Value) -> Result<String, String> {
+    match send(&to, Shipped::NAME, &message) {
+        Ok(()) => Ok("sent".into()),
+        Err(e) => Ok(format!("refused: {e}")),
+    }
+}
+
+reprise_guest::export!(workflows = [fulfil, notify_shipped]);

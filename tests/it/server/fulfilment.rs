@@ -413,3 +413,62 @@ async fn a_rate_limited_step_waits_parked_for_its_window() {
         "fourth charge after {gap:?}"
     );
 }
+
+/// Starts workflow `workflow` of instance orders with `input` and returns its output.
+async fn run(server: &Server, workflow: &str, input: Value) -> Value {
+    let id = format!("{workflow}-{}", reprise_host::runtime::new_workflow_id());
+    let response = reqwest::Client::new()
+        .post(format!("{}/workflows", server.url))
+        .bearer_auth("secret")
+        .json(&json!({ "workflow": workflow, "input": input, "id": id, "instance": "orders" }))
+        .send()
+        .await
+        .expect("start");
+    assert!(
+        response.status().is_success(),
+        "start {workflow}: {}",
+        response.status()
+    );
+    server.client().handle(id).result().await.expect("result")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_sending_a_malformed_shipment_gets_the_refusal() {
+    let dir = tempfile::tempdir().expect("dir");
+    let seen = Services::default();
+    let url = services(seen.clone()).await;
+    let server = Server::start(dir.path(), &config(dir.path(), &url, 60_000));
+    enqueue(&server, "w-1").await;
+    let waiting = poll_until(
+        || status_event(&server, "w-1"),
+        |s| s.as_deref() == Some("awaiting shipment"),
+    )
+    .await;
+    assert_eq!(waiting.as_deref(), Some("awaiting shipment"));
+
+    let bad = json!(["w-1", { "tracking": "1Z" }]);
+    let refused = run(&server, "notify_shipped", bad).await;
+    let refused = refused.as_str().unwrap_or_default();
+    assert!(
+        refused.starts_with("refused: cannot send to w-1"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("carrier") && refused.contains("Shipped"),
+        "{refused}"
+    );
+
+    let good = json!(["w-1", { "tracking": "1Z-w", "carrier": "DHL" }]);
+    assert_eq!(run(&server, "notify_shipped", good).await, "sent");
+    let outcome: Value = server
+        .client()
+        .handle("w-1")
+        .result()
+        .await
+        .expect("result");
+    assert_eq!(outcome["status"], "shipped");
+    assert_eq!(
+        outcome["tracking"], "1Z-w",
+        "the malformed one never reached it"
+    );
+}
