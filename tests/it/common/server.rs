@@ -221,16 +221,28 @@ impl Drop for Server {
 
 /// Re-evaluates `probe` every 10 ms, for at most 5 s, until `done` holds; returns the last
 /// value. For conditions only observable by asking (a count of recorded steps, say).
-pub async fn poll_until<T, F, Fut>(mut probe: F, done: impl Fn(&T) -> bool) -> T
+pub async fn poll_until<T, F, Fut>(probe: F, done: impl Fn(&T) -> bool) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = T>,
 {
+    poll_within(std::time::Duration::from_secs(5), probe, done).await
+}
+
+/// [`poll_until`] for at most `within`: for what takes several round trips on a loaded
+/// machine.
+pub async fn poll_within<T, F, Fut>(
+    within: std::time::Duration,
+    mut probe: F,
+    done: impl Fn(&T) -> bool,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let until = std::time::Instant::now() + within;
     let mut value = probe().await;
-    for _ in 0..500 {
-        if done(&value) {
-            break;
-        }
+    while !done(&value) && std::time::Instant::now() < until {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         value = probe().await;
     }

@@ -17,9 +17,20 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use crate::common::server::{Server, poll_until};
+use crate::common::server::{Server, poll_within};
 use crate::common::{guest, reprise_bin};
 use crate::guests::FULFILMENT;
+
+/// The saga runs several HTTP calls per order; on a loaded machine give it time.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+async fn eventually<T, F, Fut>(probe: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    poll_within(PATIENCE, probe, done).await
+}
 
 /// What the services saw.
 #[derive(Default)]
@@ -207,7 +218,7 @@ pub(crate) async fn six_orders_charge_two_at_a_time_wait_typed_and_ship_or_refun
     }
     // All six wait for their shipment at once: four worker slots, but a waiting order gives
     // its slot back (count_waiting = false).
-    let waiting = poll_until(
+    let waiting = eventually(
         || async {
             let mut n = 0;
             for id in &ids {
@@ -294,7 +305,7 @@ async fn a_host_killed_mid_charge_is_recovered_from_the_cli_and_charges_once() {
     let url = services(seen.clone()).await;
     let mut server = Server::start(dir.path(), &config(dir.path(), &url, 300));
     enqueue(&server, "o-kill").await;
-    poll_until(
+    eventually(
         || async { seen.lock().expect("seen").charge_requests.len() },
         |n| *n == 1,
     )
@@ -352,7 +363,7 @@ async fn workflows_waiting_for_a_step_slot_hold_no_instance() {
         enqueue(&server, id).await;
     }
     // One charge runs (and hangs at the gate); the two others wait for its slot, parked.
-    let waiting = poll_until(|| parked(&server), |n| *n == 2).await;
+    let waiting = eventually(|| parked(&server), |n| *n == 2).await;
     assert_eq!(waiting, 2, "{}", server.log());
     assert_eq!(
         seen.lock().expect("seen").charge_requests.len(),
@@ -363,7 +374,7 @@ async fn workflows_waiting_for_a_step_slot_hold_no_instance() {
     gate.add_permits(3);
     // Each charges in turn; then all three wait, parked, for their shipment.
     let ids = ["s-1", "s-2", "s-3"];
-    let waiting = poll_until(
+    let waiting = eventually(
         || async {
             let mut n = 0;
             for id in ids {
@@ -393,7 +404,7 @@ async fn a_rate_limited_step_waits_parked_for_its_window() {
     for id in ids {
         enqueue(&server, id).await;
     }
-    let charged = poll_until(
+    let charged = eventually(
         || async { seen.lock().expect("seen").charges.len() },
         |n| *n == ids.len(),
     )
@@ -439,7 +450,7 @@ async fn a_workflow_sending_a_malformed_shipment_gets_the_refusal() {
     let url = services(seen.clone()).await;
     let server = Server::start(dir.path(), &config(dir.path(), &url, 60_000));
     enqueue(&server, "w-1").await;
-    let waiting = poll_until(
+    let waiting = eventually(
         || status_event(&server, "w-1"),
         |s| s.as_deref() == Some("awaiting shipment"),
     )
