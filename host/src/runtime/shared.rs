@@ -109,6 +109,30 @@ impl Shared {
             .unwrap_or(&DEFAULT)
     }
 
+    /// The limits of step `step` of `instance`, for an execution of workflow `workflow_id`
+    /// under `epoch`; none when the instance does not limit the step.
+    pub(crate) fn step_limited(
+        &self,
+        instance: &str,
+        step: &str,
+        workflow_id: &str,
+        epoch: u64,
+    ) -> Option<crate::runtime::step_limits::Limited<'_>> {
+        let limit = self.instance(instance).steps.get(step)?;
+        Some(crate::runtime::step_limits::Limited {
+            store: &self.store,
+            bells: &self.slot_bells,
+            request: reprise_store::StepSlotRequest {
+                instance: instance.to_owned(),
+                step: step.to_owned(),
+                workflow_id: workflow_id.to_owned(),
+                epoch,
+                concurrency: limit.concurrency,
+                rate: limit.rate,
+            },
+        })
+    }
+
     /// The limits `workflow` runs under: its instance's, with the memory limit a trap policy
     /// or a resume gave it, if any.
     pub(crate) fn limits(&self, workflow: &WorkflowRecord) -> InstanceLimits {

@@ -24,7 +24,7 @@ use crate::runtime::shared::Shared;
 use crate::runtime::step_limits::{Limited, Taken};
 use crate::runtime::waiting::completion::{POLL_INTERVAL, Waited};
 use crate::telemetry::ExecutionSpan;
-use reprise_store::{Change, NewMessage, StepRecord, StepSlotRequest, StoreError};
+use reprise_store::{Change, NewMessage, StepRecord, StoreError};
 
 /// The real [`Services`] of one execution: the runtime's shared state and the component,
 /// workflow and limits it runs.
@@ -48,19 +48,9 @@ pub(crate) struct RuntimeServices {
 impl RuntimeServices {
     /// Step `step`'s limits for an execution under `epoch`; none when it has none.
     fn limited(&self, step: &str, epoch: u64) -> Option<Limited<'_>> {
-        let limit = self.shared.instance(&self.info.instance).steps.get(step)?;
-        Some(Limited {
-            store: &self.shared.store,
-            bells: &self.shared.slot_bells,
-            request: StepSlotRequest {
-                instance: self.info.instance.clone(),
-                step: step.to_owned(),
-                workflow_id: self.info.id.clone(),
-                epoch,
-                concurrency: limit.concurrency,
-                rate: limit.rate,
-            },
-        })
+        let info = &self.info;
+        self.shared
+            .step_limited(&info.instance, step, &info.id, epoch)
     }
 }
 

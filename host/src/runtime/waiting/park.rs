@@ -100,22 +100,10 @@ impl Parking {
                 }
             }
             Wake::StepSlot { instance, step } => {
-                let Some(limit) = shared.instance(instance).steps.get(step) else {
-                    return;
-                };
-                let limited = crate::runtime::step_limits::Limited {
-                    store: &shared.store,
-                    bells: &shared.slot_bells,
-                    request: reprise_store::StepSlotRequest {
-                        instance: instance.clone(),
-                        step: step.clone(),
-                        workflow_id: self.id.clone(),
-                        epoch: self.epoch,
-                        concurrency: limit.concurrency,
-                        rate: limit.rate,
-                    },
-                };
-                limited.until_free().await;
+                // A limit taken out of the config since: nothing to wait for.
+                if let Some(limited) = shared.step_limited(instance, step, &self.id, self.epoch) {
+                    limited.until_free().await;
+                }
             }
             Wake::Child(child) => {
                 // However it comes out (ended, unknown, unreadable), the resumed execution's
