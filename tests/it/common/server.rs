@@ -173,14 +173,24 @@ impl Server {
         listed.as_array().cloned().unwrap_or_default()
     }
 
-    /// Workflows of `queue` running now (PENDING), from `/healthz`.
-    pub async fn pending_in(&self, queue: &str) -> u64 {
-        let health: serde_json::Value = reqwest::get(format!("{}/healthz", self.url))
+    /// `GET /healthz`'s answer.
+    pub async fn health(&self) -> serde_json::Value {
+        reqwest::get(format!("{}/healthz", self.url))
             .await
             .expect("health")
             .json()
             .await
-            .expect("health json");
+            .expect("health json")
+    }
+
+    /// Workflows parked in a wait here, holding no instance, from `/healthz`.
+    pub async fn parked(&self) -> u64 {
+        self.health().await["parked"].as_u64().unwrap_or(0)
+    }
+
+    /// Workflows of `queue` running now (PENDING), from `/healthz`.
+    pub async fn pending_in(&self, queue: &str) -> u64 {
+        let health = self.health().await;
         health["queues"]
             .as_array()
             .into_iter()

@@ -32,12 +32,7 @@ chaos = "{chaos}"
         chaos = guest(CHAOS).display(),
     );
     let mut server = Server::start(dir.path(), &config);
-    let health: Value = reqwest::get(format!("{}/healthz", server.url))
-        .await
-        .expect("health")
-        .json()
-        .await
-        .expect("json");
+    let health = server.health().await;
     let executors = health["executors"].as_array().cloned().unwrap_or_default();
     assert_eq!(executors.len(), 1, "{health}");
     assert_eq!(executors[0]["executor_id"], "host-a");

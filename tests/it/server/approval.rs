@@ -197,19 +197,7 @@ async fn a_rejection_sent_by_the_cli_from_another_process_wakes_the_parked_workf
     assert!(event.status.success(), "{event:?}");
     assert_eq!(String::from_utf8_lossy(&event.stdout).trim(), "\"waiting\"");
     // Parked: it holds no instance while it waits.
-    let parked = poll_until(
-        || async {
-            let health: Value = reqwest::get(format!("{}/healthz", server.url))
-                .await
-                .expect("health")
-                .json()
-                .await
-                .expect("json");
-            health["parked"].as_u64().unwrap_or(0)
-        },
-        |parked| *parked == 1,
-    )
-    .await;
+    let parked = poll_until(|| server.parked(), |parked| *parked == 1).await;
     assert_eq!(parked, 1);
 
     let sent = cli(

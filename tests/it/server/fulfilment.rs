@@ -337,17 +337,6 @@ async fn a_host_killed_mid_charge_is_recovered_from_the_cli_and_charges_once() {
     assert_eq!(seen.refunds.len(), 1, "then, not shipped in time, refunded");
 }
 
-/// Parked workflows, from `/healthz`.
-async fn parked(server: &Server) -> u64 {
-    let health: Value = reqwest::get(format!("{}/healthz", server.url))
-        .await
-        .expect("health")
-        .json()
-        .await
-        .expect("json");
-    health["parked"].as_u64().unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflows_waiting_for_a_step_slot_hold_no_instance() {
     let dir = tempfile::tempdir().expect("dir");
@@ -363,7 +352,7 @@ async fn workflows_waiting_for_a_step_slot_hold_no_instance() {
         enqueue(&server, id).await;
     }
     // One charge runs (and hangs at the gate); the two others wait for its slot, parked.
-    let waiting = eventually(|| parked(&server), |n| *n == 2).await;
+    let waiting = eventually(|| server.parked(), |n| *n == 2).await;
     assert_eq!(waiting, 2, "{}", server.log());
     assert_eq!(
         seen.lock().expect("seen").charge_requests.len(),
