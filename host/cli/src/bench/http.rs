@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use reprise_host::engine::EngineOptions;
+use super::{process_runtime, registered};
+
 use reprise_host::grants::Grants;
-use reprise_host::runtime::{InstanceOptions, Runtime, RuntimeOptions};
-use reprise_store::{Durability, SqliteStore, Store, WorkflowStatus};
+use reprise_host::runtime::{InstanceOptions, RuntimeOptions};
+use reprise_store::WorkflowStatus;
 
 /// The HTTP figures.
 #[derive(Debug, Serialize)]
@@ -43,9 +44,6 @@ async fn serve_ping() -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
 pub(super) async fn measure(bytes: &[u8], requests: u32) -> anyhow::Result<HttpFigures> {
     let (url, server) = serve_ping().await?;
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("http.db");
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&path.to_string_lossy(), Durability::Process).await?);
     let grants = Grants {
         http: vec!["127.0.0.1:*".parse()?],
         ..Grants::default()
@@ -54,16 +52,9 @@ pub(super) async fn measure(bytes: &[u8], requests: u32) -> anyhow::Result<HttpF
         grants: Arc::new(grants),
         ..InstanceOptions::default()
     };
-    let runtime = Runtime::new(
-        store,
-        &EngineOptions::default(),
-        RuntimeOptions::single("bench", instance),
-    )?;
-    let component = runtime.register(bytes).await?;
-    anyhow::ensure!(
-        component.has_workflow("http_gets"),
-        "the bench component must define workflow \"http_gets\" (guests/fib does)"
-    );
+    let options = RuntimeOptions::single("bench", instance);
+    let runtime = process_runtime(dir.path(), "http.db", options).await?;
+    let component = registered(&runtime, bytes, &["http_gets"]).await?;
     let input = serde_json::to_string(&(url.as_str(), requests))?;
     let warm = serde_json::to_string(&(url.as_str(), 20))?;
     runtime.run(&component, "http_gets", &warm, None).await?;

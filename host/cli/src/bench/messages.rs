@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::{process_runtime, registered};
+
 use super::parked::{cancel_all, park_many, percentile, resident_bytes, sqlite_bytes};
-use reprise_host::engine::EngineOptions;
 use reprise_host::runtime::{Mailbox, Runtime, RuntimeEvent, RuntimeOptions, StartRequest};
 use reprise_store::{Durability, SqliteStore, Store, WorkflowStatus};
 
@@ -42,17 +43,11 @@ pub(super) struct MessageFigures {
 
 pub(super) async fn measure(bytes: &[u8], waiting: usize) -> anyhow::Result<MessageFigures> {
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("messages.db");
-    let url = path.to_string_lossy().into_owned();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url, Durability::Process).await?);
-    let runtime = Runtime::new(store, &EngineOptions::default(), RuntimeOptions::default())?;
-    let component = runtime.register(bytes).await?;
-    for workflow in ["relay", "wait_one"] {
-        anyhow::ensure!(
-            component.has_workflow(workflow),
-            "the bench component must define workflow {workflow:?} (guests/fib does)"
-        );
-    }
+    let name = "messages.db";
+    let runtime = process_runtime(dir.path(), name, RuntimeOptions::default()).await?;
+    // A second handle on the same file, as another process would send through.
+    let url = dir.path().join(name).to_string_lossy().into_owned();
+    let component = registered(&runtime, bytes, &["relay", "wait_one"]).await?;
     let local = runtime.mailbox();
     let same = round_trips(&runtime, &component, &local, "relay-here").await?;
     let other_store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url, Durability::Process).await?);

@@ -16,7 +16,7 @@ mod traces;
 mod versions;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -207,13 +207,7 @@ async fn measure(
         &EngineOptions::default(),
         RuntimeOptions::default(),
     )?;
-    let component = runtime.register(bytes).await?;
-    for needed in ["empty", "count"] {
-        anyhow::ensure!(
-            component.has_workflow(needed),
-            "the bench component must define workflow {needed:?}"
-        );
-    }
+    let component = registered(&runtime, bytes, &["empty", "count"]).await?;
     let iterations = args.iterations.max(1);
 
     let instantiate = time_instantiation(&runtime, &component, 1_000).await?;
@@ -252,6 +246,35 @@ async fn measure(
         queue_workflows_per_sec: queue_rate,
         enqueue_to_start_latency_us: micros(enqueue_to_start),
     })
+}
+
+/// A runtime with `options` on a fresh SQLite file `name` in `dir`, at `process` durability:
+/// what every phase after the durability levels measures on.
+pub(super) async fn process_runtime(
+    dir: &Path,
+    name: &str,
+    options: RuntimeOptions,
+) -> anyhow::Result<Runtime> {
+    let path = dir.join(name);
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&path.to_string_lossy(), Durability::Process).await?);
+    Ok(Runtime::new(store, &EngineOptions::default(), options)?)
+}
+
+/// Registers the bench component on `runtime`; it must define each of `workflows`.
+pub(super) async fn registered(
+    runtime: &Runtime,
+    bytes: &[u8],
+    workflows: &[&str],
+) -> anyhow::Result<Arc<LoadedComponent>> {
+    let component = runtime.register(bytes).await?;
+    for workflow in workflows {
+        anyhow::ensure!(
+            component.has_workflow(workflow),
+            "the bench component must define workflow {workflow:?} (guests/fib does)"
+        );
+    }
+    Ok(component)
 }
 
 pub(super) fn micros(d: Duration) -> f64 {

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use reprise_host::engine::EngineOptions;
+use super::{process_runtime, registered};
+
 use reprise_host::node::{Node, NodeOptions};
 use reprise_host::runtime::{LoadedComponent, Runtime, RuntimeEvent, RuntimeOptions, StartRequest};
-use reprise_store::{Durability, SqliteStore, Store, WorkflowStatus};
+use reprise_store::WorkflowStatus;
 
 /// Long enough that nothing wakes while the memory is measured.
 const LONG_NAP_MS: u64 = 600_000;
@@ -47,17 +48,10 @@ pub(super) struct ParkedFigures {
 
 pub(super) async fn measure(bytes: &[u8], count: usize) -> anyhow::Result<ParkedFigures> {
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("parked.db");
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&path.to_string_lossy(), Durability::Process).await?);
-    let runtime = Runtime::new(store, &EngineOptions::default(), RuntimeOptions::default())?;
-    let component = runtime.register(bytes).await?;
+    let runtime = process_runtime(dir.path(), "parked.db", RuntimeOptions::default()).await?;
+    let component = registered(&runtime, bytes, &["nap"]).await?;
     // Started before anything parks, so its recovery finds nothing of this run to drive.
     let node = Node::start(runtime.clone(), NodeOptions::default()).await?;
-    anyhow::ensure!(
-        component.has_workflow("nap"),
-        "the bench component must define workflow \"nap\" (guests/fib does)"
-    );
 
     // A first round leaves what any round allocates and keeps (caches, the allocator's
     // arenas) out of the figure.

@@ -3,15 +3,15 @@
 //! round as retention would; the process's resident memory after each round shows whether
 //! anything stays behind per workflow.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::{process_runtime, registered};
+
 use super::parked::resident_bytes;
-use reprise_host::engine::EngineOptions;
-use reprise_host::runtime::{Runtime, RuntimeOptions, StartRequest};
-use reprise_store::{Durability, SqliteStore, Store, WorkflowStatus, now_ms};
+use reprise_host::runtime::{RuntimeOptions, StartRequest};
+use reprise_store::{WorkflowStatus, now_ms};
 
 const ROUNDS: usize = 5;
 /// Workflows started and awaited at once.
@@ -29,15 +29,9 @@ pub(super) struct SustainedFigures {
 
 pub(super) async fn measure(bytes: &[u8], total: usize) -> anyhow::Result<SustainedFigures> {
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("sustained.db");
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&path.to_string_lossy(), Durability::Process).await?);
-    let runtime = Runtime::new(
-        store.clone(),
-        &EngineOptions::default(),
-        RuntimeOptions::default(),
-    )?;
-    let component = runtime.register(bytes).await?;
+    let runtime = process_runtime(dir.path(), "sustained.db", RuntimeOptions::default()).await?;
+    let component = registered(&runtime, bytes, &["count"]).await?;
+    let store = runtime.store();
     let per_round = total.div_ceil(ROUNDS);
     let mut rss = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {

@@ -8,10 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::run_sequential;
-use reprise_host::engine::EngineOptions;
 use reprise_host::runtime::{Runtime, RuntimeOptions};
 use reprise_host::telemetry::{OtlpTarget, Telemetry};
-use reprise_store::{Durability, SqliteStore, Store};
 
 /// Rounds of each setting, interleaved.
 const ROUNDS: u32 = 4;
@@ -56,14 +54,12 @@ async fn serve_receiver() -> anyhow::Result<(String, Arc<(AtomicU64, AtomicU64)>
 }
 
 async fn runtime(telemetry: Telemetry, dir: &std::path::Path) -> anyhow::Result<Runtime> {
-    let path = dir.join(format!("traces-{}.db", telemetry.is_on()));
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&path.to_string_lossy(), Durability::Process).await?);
+    let name = format!("traces-{}.db", telemetry.is_on());
     let options = RuntimeOptions {
         telemetry,
         ..RuntimeOptions::default()
     };
-    Ok(Runtime::new(store, &EngineOptions::default(), options)?)
+    super::process_runtime(dir, &name, options).await
 }
 
 pub(super) async fn measure(bytes: &[u8], workflows: u32) -> anyhow::Result<TraceFigures> {

@@ -1,16 +1,15 @@
 //! What checking new code costs: `upgrade-check` of many workflows in flight, each with a
 //! history of steps and a wait, and `replay` of one of them.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::{process_runtime, registered};
+
 use super::parked::{cancel_all, park_many, percentile};
-use reprise_host::engine::EngineOptions;
 use reprise_host::runtime::replay::check::CheckFilter;
-use reprise_host::runtime::{Runtime, RuntimeOptions, StartRequest};
-use reprise_store::{Durability, SqliteStore, Store};
+use reprise_host::runtime::{RuntimeOptions, StartRequest};
 
 /// Recorded steps before each workflow's wait.
 const STEPS: u32 = 5;
@@ -32,15 +31,8 @@ pub(super) struct VersionFigures {
 
 pub(super) async fn measure(bytes: &[u8], count: usize) -> anyhow::Result<VersionFigures> {
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("versions.db");
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&path.to_string_lossy(), Durability::Process).await?);
-    let runtime = Runtime::new(store, &EngineOptions::default(), RuntimeOptions::default())?;
-    let component = runtime.register(bytes).await?;
-    anyhow::ensure!(
-        component.has_workflow("ticks_then_wait"),
-        "the bench component must define workflow \"ticks_then_wait\" (guests/fib does)"
-    );
+    let runtime = process_runtime(dir.path(), "versions.db", RuntimeOptions::default()).await?;
+    let component = registered(&runtime, bytes, &["ticks_then_wait"]).await?;
     let request = StartRequest::new("ticks_then_wait", STEPS.to_string());
     let ids = park_many(&runtime, &component, &request, count).await?;
 
