@@ -11,8 +11,9 @@ use common::guest;
 use common::server::{Server, poll_until};
 use serde_json::{Value, json};
 
-fn config(dir: &std::path::Path) -> String {
-    // The component's file is a copy the test replaces, as a deploy would.
+/// A server whose `orders` component is a copy of v1 the test replaces (or adds v2 beside),
+/// as a deploy would. The web UI's tests serve it too.
+pub(super) fn config(dir: &std::path::Path) -> String {
     std::fs::copy(guest(ORDERS_V1), dir.join("orders.wasm")).expect("copy v1");
     format!(
         r#"

@@ -9,7 +9,7 @@
 mod browser;
 
 use crate::common;
-use crate::guests::{ORDERS_V1, ORDERS_V2};
+use crate::guests::ORDERS_V2;
 
 use std::path::PathBuf;
 
@@ -229,27 +229,6 @@ async fn an_operator_logs_in_browses_workflows_and_cancels_one_in_a_real_browser
     browser.finish_clean().await;
 }
 
-/// A server whose `orders` component is a copy of v1 the test can add v2 to.
-fn orders_config(dir: &std::path::Path) -> String {
-    std::fs::copy(common::guest(ORDERS_V1), dir.join("orders.wasm")).expect("copy v1");
-    format!(
-        r#"
-database = "{db}"
-durability = "process"
-executor_id = "ui-versions"
-
-[server]
-token = "secret"
-max_body = "8MiB"
-
-[components]
-orders = "{orders}"
-"#,
-        db = dir.join("serve.db").display(),
-        orders = dir.join("orders.wasm").display(),
-    )
-}
-
 async fn call(server: &Server, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
     let mut request = reqwest::Client::new()
         .request(method, format!("{}{path}", server.url))
@@ -279,7 +258,7 @@ async fn start_waiting(server: &Server, workflow: &str, id: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_sees_component_versions_and_moves_a_workflow_to_the_serving_one() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(dir.path(), &orders_config(dir.path()));
+    let server = Server::start(dir.path(), &super::versions::config(dir.path()));
     let old = start_waiting(&server, "order", "old-1").await;
     // v2 renames a step of `refund`, so this one's history does not replay on it.
     start_waiting(&server, "refund", "refund-1").await;
@@ -422,7 +401,7 @@ async fn waiting_in_run(server: &Server, id: &str, run: u64) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_sees_the_finished_runs_of_a_workflow_that_continued_as_new() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(dir.path(), &orders_config(dir.path()));
+    let server = Server::start(dir.path(), &super::versions::config(dir.path()));
     // A subscription renews, waits for `next`, and continues as new with its turn plus one.
     let body = json!({"workflow": "subscription", "input": 0, "id": "sub-1"});
     let started = call(&server, reqwest::Method::POST, "/workflows", Some(body)).await;
