@@ -204,3 +204,19 @@ pub fn stderr_lines(
 ) -> std::io::Lines<std::io::BufReader<std::process::ChildStderr>> {
     std::io::BufReader::new(child.stderr.take().expect("stderr piped")).lines()
 }
+
+/// Waits (at most 5 s) until workflow `id` has recorded a `recv`'s deadline: it waits for a
+/// message. Its steps then, or the store's error.
+pub async fn waiting_in_recv(
+    store: &dyn Store,
+    id: &str,
+) -> Result<Vec<StepRecord>, reprise_host::store::StoreError> {
+    server::poll_until(
+        || store.steps(id),
+        |s| {
+            s.as_ref()
+                .is_ok_and(|s| s.iter().any(|s| s.name == "reprise.recv-deadline"))
+        },
+    )
+    .await
+}

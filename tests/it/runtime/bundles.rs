@@ -8,7 +8,6 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::server::poll_until;
 use common::{Harness, guest, reprise_bin};
 use reprise_host::RuntimeOptions;
 use reprise_host::grants::{Grants, Secrets};
@@ -49,15 +48,9 @@ async fn a_bundle_replays_with_no_database_and_imports_into_another_without_secr
     };
     harness.runtime.submit(&v1, request).await.expect("submit");
     // The parent waits on its child, the child on its message.
-    poll_until(
-        || harness.store.steps("b-1-0"),
-        |s| {
-            s.as_ref()
-                .is_ok_and(|s| s.iter().any(|s| s.name == "reprise.recv-deadline"))
-        },
-    )
-    .await
-    .expect("steps");
+    common::waiting_in_recv(&*harness.store, "b-1-0")
+        .await
+        .expect("steps");
     let database = harness.db_path().display().to_string();
     let work = tempfile::tempdir().expect("dir");
     let file = work.path().join("b-1.bundle.json");

@@ -346,15 +346,9 @@ async fn a_move_to_new_code_happens_only_when_clean_and_the_workflow_goes_on_on_
         .submit(&v2_component, request)
         .await
         .expect("submit");
-    poll_until(
-        || harness.store.steps("o-2"),
-        |s| {
-            s.as_ref()
-                .is_ok_and(|s| s.iter().any(|s| s.name == "reprise.recv-deadline"))
-        },
-    )
-    .await
-    .expect("steps");
+    common::waiting_in_recv(&*harness.store, "o-2")
+        .await
+        .expect("steps");
     let (code, json, stderr) = reprise(&["patches", "--database", &database, "--json"]);
     assert_eq!(code, Some(0), "{stderr}");
     let uses: Value = serde_json::from_str(&json).expect("json");
@@ -556,14 +550,7 @@ async fn a_reprise_run_driving_a_workflow_goes_on_on_the_code_it_was_moved_to() 
     let store = reprise_host::store::open_store(&db, reprise_host::Durability::Process)
         .await
         .expect("open");
-    let waiting = poll_until(
-        || store.steps("o-13"),
-        |s| {
-            s.as_ref()
-                .is_ok_and(|s| s.iter().any(|s| s.name == "reprise.recv-deadline"))
-        },
-    )
-    .await;
+    let waiting = common::waiting_in_recv(&*store, "o-13").await;
     assert!(waiting.is_ok_and(|s| !s.is_empty()), "o-13 never waited");
     let (code, text, stderr) = reprise(&[
         "workflow",
