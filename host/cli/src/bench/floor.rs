@@ -18,10 +18,7 @@ const ROW_OUTPUT: &str = r#"{"value":12345,"note":"a step's output of a realisti
 pub(super) fn raw_commit_us(dir: &Path, durability: Durability, n: u32) -> anyhow::Result<f64> {
     let path = CString::new(dir.join("floor.db").to_string_lossy().as_bytes())?;
     let db = Db::open(&path)?;
-    let synchronous = match durability {
-        Durability::Synced => "FULL",
-        Durability::Process => "NORMAL",
-    };
+    let synchronous = durability.pragma();
     db.exec(&format!(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=ON; \
          CREATE TABLE steps (workflow_id TEXT NOT NULL, function_id INTEGER NOT NULL, \

@@ -13,14 +13,17 @@
 //! [`batch`] how a batch's bulk kinds become multi-row statements.
 
 mod batch;
+mod durability;
 mod failure;
 mod file;
 mod first_open;
+mod lane;
 mod outcome;
 mod request;
 mod statements;
 mod writer;
 
+pub use durability::Durability;
 pub(crate) use request::Alone;
 pub(crate) use statements::in_savepoint;
 
@@ -33,10 +36,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use first_open::FirstOpen;
-use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteRow,
 };
 use sqlx::{Connection, QueryBuilder, Sqlite};
 use tokio::sync::{mpsc, oneshot};
@@ -57,6 +59,7 @@ use super::{
 };
 use outcome::Reply;
 use request::{BoxFuture, Closure, Request};
+use lane::Lane;
 use writer::Writer;
 
 /// How long to wait for another process's write lock before reporting `StoreError::Locked`.
@@ -67,56 +70,6 @@ const READ_POOL_SIZE: u32 = 4;
 /// Embedded migrations; the path is relative to host/store/Cargo.toml.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
-/// How much of a commit must reach the disk before a step counts as recorded: the trade between
-/// surviving a power cut and per-step latency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Durability {
-    /// Every commit is fsynced (`synchronous=FULL`): a recorded step survives a power cut or an
-    /// OS crash. Costs one fsync per commit, shared by all requests of a batch.
-    #[default]
-    Synced,
-    /// Commits survive the process crashing but not the machine (`synchronous=NORMAL` in WAL):
-    /// the last commits before a power cut may be lost. Much faster on slow disks.
-    Process,
-}
-
-impl Durability {
-    /// The spelling used in configuration and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Durability::Synced => "synced",
-            Durability::Process => "process",
-        }
-    }
-
-    fn synchronous(self) -> SqliteSynchronous {
-        match self {
-            Durability::Synced => SqliteSynchronous::Full,
-            Durability::Process => SqliteSynchronous::Normal,
-        }
-    }
-}
-
-impl fmt::Display for Durability {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Durability {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "synced" => Ok(Durability::Synced),
-            "process" => Ok(Durability::Process),
-            other => Err(format!(
-                "unknown durability {other:?}: expected \"synced\" or \"process\""
-            )),
-        }
-    }
-}
-
 /// A [`Store`] in one SQLite file, for a single host process (or a few on one machine).
 ///
 /// Dropping it stops the writer once the requests already queued are done; use
@@ -126,6 +79,8 @@ pub struct SqliteStore {
     writes: mpsc::Sender<Request>,
     writer: JoinHandle<()>,
     commits: Arc<AtomicU64>,
+    /// Where a workflow running alone commits its steps (`None` in memory).
+    lane: Option<Lane>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -188,8 +143,15 @@ impl SqliteStore {
             .map_err(open_error)?;
 
         let commits = Arc::new(AtomicU64::new(0));
+        let lane = Lane::new(
+            options.get_filename(),
+            durability,
+            BUSY_TIMEOUT,
+            Arc::clone(&commits),
+        );
         let (writes, queue) = mpsc::channel(writer::QUEUE_DEPTH);
-        let writer = Writer::new(options, writer, Arc::clone(&commits));
+        let turn = lane.as_ref().map(Lane::turn);
+        let writer = Writer::new(options, writer, Arc::clone(&commits), turn);
         let writer = tokio::spawn(writer.run(queue));
         tracing::debug!(url = url_or_path, %durability, "opened sqlite store");
         Ok(SqliteStore {
@@ -197,6 +159,7 @@ impl SqliteStore {
             writes,
             writer,
             commits,
+            lane,
         })
     }
 
@@ -204,6 +167,25 @@ impl SqliteStore {
     /// commit is working; useful for tests and metrics.
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Of [`commits`](Self::commits), those a workflow running alone made on its own thread.
+    pub fn lane_commits(&self) -> u64 {
+        self.lane.as_ref().map_or(0, Lane::commits)
+    }
+
+    /// The store with every step going through the writer, for tests of its batches.
+    #[cfg(test)]
+    fn without_lane(mut self) -> Self {
+        self.lane = None;
+        self
+    }
+
+    /// Notes who writes, so the lane can tell a workflow running alone.
+    fn note(&self, workflow_id: &str) {
+        if let Some(lane) = &self.lane {
+            lane.note(workflow_id);
+        }
     }
 
     /// Finishes the queued writes, then closes every connection, so the WAL is checkpointed and
@@ -366,6 +348,7 @@ impl ExecutionStore for SqliteStore {
     }
 
     async fn insert_workflow(&self, new: &NewWorkflow) -> Result<Inserted, StoreError> {
+        self.note(&new.id);
         let new = Box::new(new.clone());
         self.write(|reply| Request::InsertWorkflow { new, reply })
             .await
@@ -396,6 +379,12 @@ impl ExecutionStore for SqliteStore {
 
     async fn record_step(&self, step: &StepRecord) -> Result<(), StoreError> {
         let step = StepRow::new(step)?;
+        let writer_idle = self.writes.capacity() == self.writes.max_capacity();
+        if let Some(lane) = &self.lane
+            && let Some(answer) = lane.try_record(&step, writer_idle)
+        {
+            return answer;
+        }
         self.write(|reply| Request::RecordStep { step, reply })
             .await
     }
@@ -431,6 +420,7 @@ impl ExecutionStore for SqliteStore {
         end: &WorkflowEnd,
         epoch: Option<u64>,
     ) -> Result<WorkflowRecord, StoreError> {
+        self.note(workflow_id);
         let (workflow_id, end) = (workflow_id.to_owned(), end.clone());
         self.write(|reply| Request::Finish {
             workflow_id,

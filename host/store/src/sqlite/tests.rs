@@ -279,9 +279,12 @@ async fn a_batch_that_fails_as_a_whole_is_rolled_back_and_the_writer_recovers() 
     let base = SqliteConnectOptions::new()
         .filename(path)
         .pragma("max_page_count", "64");
+    // Without the step lane, whose own connection knows nothing of the test's size cap: the
+    // three writes below must meet in one batch of the writer.
     let store = SqliteStore::open_with(path, base, Durability::Process)
         .await
-        .expect("open");
+        .expect("open")
+        .without_lane();
     store
         .insert_workflow(&new_workflow("wf"))
         .await
@@ -462,4 +465,87 @@ fn processes_opening_a_new_database_at_once_all_get_its_schema() {
             assert!(read.is_some(), "round {round}: the workflow is there");
         }
     }
+}
+
+#[tokio::test]
+async fn a_workflow_alone_commits_its_steps_on_the_lane() {
+    let (_dir, store) = open_temp(Durability::Synced).await;
+    store
+        .insert_workflow(&new_workflow("wf"))
+        .await
+        .expect("insert");
+    let (commits, lane) = (store.commits(), store.lane_commits());
+    for i in 0..10 {
+        store.record_step(&step("wf", i)).await.expect("record");
+        // Committed before the call returned: a reader sees it at once.
+        let steps = store.steps("wf").await.expect("steps");
+        assert_eq!(steps.len(), i as usize + 1);
+    }
+    assert_eq!(store.lane_commits() - lane, 10, "the steps took the lane");
+    assert_eq!(store.commits() - commits, 10, "lane commits count as commits");
+}
+
+#[tokio::test]
+async fn the_lane_refuses_what_the_writer_refuses() {
+    let (_dir, store) = open_temp(Durability::Process).await;
+    store
+        .insert_workflow(&new_workflow("wf"))
+        .await
+        .expect("insert");
+    let epoch = store.get_workflow("wf").await.expect("read").expect("row").epoch;
+    store.record_step(&step("wf", 0)).await.expect("record");
+    let lane = store.lane_commits();
+
+    let duplicate = store.record_step(&step("wf", 0)).await;
+    assert!(
+        matches!(duplicate, Err(StoreError::StepAlreadyRecorded { function_id: 0, .. })),
+        "{duplicate:?}"
+    );
+    let stale = StepRecord {
+        epoch: Some(epoch + 1),
+        ..step("wf", 1)
+    };
+    let fenced = store.record_step(&stale).await;
+    assert!(
+        matches!(fenced, Err(StoreError::Fenced { .. })),
+        "{fenced:?}"
+    );
+    let unknown = store.record_step(&step("nobody", 0)).await;
+    assert!(
+        matches!(unknown, Err(StoreError::UnknownWorkflow(_))),
+        "{unknown:?}"
+    );
+    assert_eq!(store.lane_commits(), lane, "a refused step commits nothing");
+    let steps = store.steps("wf").await.expect("steps");
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].output.as_deref(), Some("0"), "the first write stands");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflows_taking_turns_share_the_writers_commits() {
+    let (_dir, store) = open_temp(Durability::Synced).await;
+    let store = Arc::new(store);
+    for w in 0..20 {
+        store
+            .insert_workflow(&new_workflow(&format!("wf-{w}")))
+            .await
+            .expect("insert");
+    }
+    let before = store.commits();
+    let tasks: Vec<_> = (0..20)
+        .map(|w| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for i in 0..10 {
+                    store.record_step(&step(&format!("wf-{w}"), i)).await?;
+                }
+                Ok::<_, StoreError>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task").expect("record");
+    }
+    let commits = store.commits() - before;
+    assert!(commits < 100, "200 steps of 20 workflows took {commits} commits");
 }

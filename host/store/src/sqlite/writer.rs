@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::batch::plan;
 use super::failure::{echo, is_crash, poisons_transaction};
 use super::file::FileIdentity;
+use super::lane::Turn;
 use super::outcome::Outcome;
 use super::request::Request;
 use crate::StoreError;
@@ -29,6 +30,8 @@ pub(super) struct Writer {
     commits: Arc<AtomicU64>,
     /// The file the commits go to, checked after each (`None` in memory).
     file: Option<FileIdentity>,
+    /// The step lane's turn, held through each batch (`None` without a lane).
+    lane: Option<Turn>,
 }
 
 impl Writer {
@@ -36,6 +39,7 @@ impl Writer {
         options: SqliteConnectOptions,
         conn: SqliteConnection,
         commits: Arc<AtomicU64>,
+        lane: Option<Turn>,
     ) -> Writer {
         let file = FileIdentity::of(options.get_filename());
         Writer {
@@ -43,6 +47,7 @@ impl Writer {
             conn: Some(conn),
             commits,
             file,
+            lane,
         }
     }
 
@@ -66,6 +71,16 @@ impl Writer {
             let committed = Committed {
                 count: &self.commits,
                 file: self.file.as_ref(),
+            };
+            // One writer at a time: a step on the lane finishes its commit first.
+            // `try_lock` first: it never spends the task's cooperative budget, so an idle lane
+            // does not make the writer yield with a batch in hand.
+            let _turn = match &self.lane {
+                Some(turn) => Some(match turn.try_lock() {
+                    Ok(turn) => turn,
+                    Err(_) => turn.lock().await,
+                }),
+                None => None,
             };
             if !write_batch(conn, &mut batch, committed).await {
                 // A transaction SQLite rolled back on its own leaves sqlx believing it is
@@ -105,19 +120,20 @@ fn still_usable(conn: &SqliteConnection, errors: &[Option<&StoreError>]) -> bool
 
 /// What a commit must settle before its requests hear of it.
 #[derive(Clone, Copy)]
-struct Committed<'a> {
-    count: &'a AtomicU64,
-    file: Option<&'a FileIdentity>,
+pub(super) struct Committed<'a> {
+    pub(super) count: &'a AtomicU64,
+    pub(super) file: Option<&'a FileIdentity>,
 }
 
 impl Committed<'_> {
     /// Counts a commit and checks that it went to the file the database is named by: a commit
     /// to a deleted file is no commit at all. Returns the vanished file's error maker.
-    fn settle(self) -> Result<(), impl Fn() -> StoreError> {
+    pub(super) fn settle(self) -> Result<(), impl Fn() -> StoreError + use<>> {
         self.count.fetch_add(1, Ordering::Relaxed);
         match self.file.map(FileIdentity::check) {
             Some(Err(path)) => {
-                let gone = move || StoreError::FileGone(path.to_path_buf());
+                let path = path.to_path_buf();
+                let gone = move || StoreError::FileGone(path.clone());
                 tracing::error!(error = %gone());
                 Err(gone)
             }

@@ -1,0 +1,186 @@
+//! The step lane: a step's checkpoint committed on the calling thread while the writer is idle.
+//!
+//! Through the writer, a step crosses to the writer task, to sqlx's SQLite worker thread and
+//! back: two thread hand-offs that cost three times the commit itself. A workflow running alone
+//! does not need them, so its step goes straight into SQLite through a connection of its own.
+//! Only a workflow that looks alone takes the lane — it wrote last, or nobody wrote for a
+//! while — since a step committed on the spot can share no commit: workflows taking turns keep
+//! going through the writer, which commits theirs together.
+//! The writer holds the lane's turn for each batch, so only one of them writes at a time and
+//! neither ever waits in SQLite's busy handler for the other. A step that finds the writer busy,
+//! requests queued, or the turn taken goes through the writer and shares its commit: group
+//! commit under load is unchanged.
+//!
+//! The lane only ever answers a commit that returned OK. Anything else — a fenced or duplicate
+//! step, a vanished workflow, a full disk — is declined, and the writer's path runs the same
+//! insert again and gives the error it always gave (a failed autocommit wrote nothing).
+
+use std::hash::{BuildHasher, RandomState};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags, named_params};
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::Durability;
+use super::file::FileIdentity;
+use super::writer::Committed;
+use crate::StoreError;
+use crate::shared::step_columns;
+use crate::written::StepRow;
+
+/// The insert the writer's path runs for one step (`Dialect::record_step`), without
+/// `RETURNING`: a row count of 0 says what an empty `RETURNING` says there.
+const INSERT_STEP: &str = concat!(
+    "INSERT INTO operation_outputs (",
+    step_columns!(),
+    ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, epoch, $10, $11 FROM workflow_status \
+     WHERE workflow_id = $1 AND ($9 IS NULL OR epoch = $9)"
+);
+
+/// How long without writes makes the store idle: any workflow may take the lane then.
+const IDLE: Duration = Duration::from_millis(2);
+
+/// The lane's connection, or `None` until it is (re)opened; whoever holds the mutex may write.
+pub(super) type Turn = Arc<Mutex<Option<Connection>>>;
+
+/// What opens the lane's connection and settles its commits.
+pub(super) struct Lane {
+    turn: Turn,
+    path: Box<Path>,
+    durability: Durability,
+    busy_timeout: Duration,
+    commits: Arc<AtomicU64>,
+    /// Commits made on the lane (part of `commits`).
+    own_commits: AtomicU64,
+    file: FileIdentity,
+    /// Who wrote last (a hash of the workflow's id) and when.
+    last: std::sync::Mutex<(u64, Instant)>,
+    hasher: RandomState,
+}
+
+impl Lane {
+    /// A lane for the database file at `path`; `None` in memory, where a second connection
+    /// would open a different database.
+    pub(super) fn new(
+        path: &Path,
+        durability: Durability,
+        busy_timeout: Duration,
+        commits: Arc<AtomicU64>,
+    ) -> Option<Lane> {
+        let file = FileIdentity::of(path)?;
+        Some(Lane {
+            turn: Arc::new(Mutex::new(None)),
+            path: path.into(),
+            durability,
+            busy_timeout,
+            commits,
+            own_commits: AtomicU64::new(0),
+            file,
+            last: std::sync::Mutex::new((0, Instant::now())),
+            hasher: RandomState::new(),
+        })
+    }
+
+    /// The turn the writer takes for each batch.
+    pub(super) fn turn(&self) -> Turn {
+        Arc::clone(&self.turn)
+    }
+
+    /// Commits made on the lane so far.
+    pub(super) fn commits(&self) -> u64 {
+        self.own_commits.load(Ordering::Relaxed)
+    }
+
+    /// Notes a write of `workflow_id` through the writer; whether the workflow looks alone: it
+    /// wrote last, or the store has been idle.
+    pub(super) fn note(&self, workflow_id: &str) -> bool {
+        let key = self.hasher.hash_one(workflow_id);
+        let now = Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let alone = last.0 == key || now.duration_since(last.1) >= IDLE;
+        *last = (key, now);
+        alone
+    }
+
+    /// Commits `step` here and now if its workflow looks alone and nobody else is writing
+    /// (`writer_idle`: no request queued): `None` when the lane declined (the caller sends the
+    /// step to the writer), else the commit's answer.
+    pub(super) fn try_record(
+        &self,
+        step: &StepRow,
+        writer_idle: bool,
+    ) -> Option<Result<(), StoreError>> {
+        if !self.note(&step.workflow_id) || !writer_idle {
+            return None;
+        }
+        let mut turn = self.turn.try_lock().ok()?;
+        let inserted = self.insert(&mut turn, step);
+        match inserted {
+            Ok(1) => {}
+            Ok(_) => return None,
+            Err(err) => {
+                if !is_constraint(&err) {
+                    // Whatever went wrong may have left the connection unfit: open afresh.
+                    tracing::debug!(error = %err, "the step lane declined a step");
+                    *turn = None;
+                }
+                return None;
+            }
+        }
+        drop(turn);
+        self.own_commits.fetch_add(1, Ordering::Relaxed);
+        let committed = Committed {
+            count: &self.commits,
+            file: Some(&self.file),
+        };
+        Some(committed.settle().map_err(|gone| gone()))
+    }
+
+    /// Runs the insert on the lane's connection, opening it first if need be; the row count.
+    fn insert(
+        &self,
+        turn: &mut MutexGuard<'_, Option<Connection>>,
+        step: &StepRow,
+    ) -> rusqlite::Result<usize> {
+        if turn.is_none() {
+            **turn = Some(self.open()?);
+        }
+        let Some(conn) = turn.as_ref() else {
+            return Ok(0);
+        };
+        let mut insert = conn.prepare_cached(INSERT_STEP)?;
+        insert.execute(named_params! {
+            "$1": step.workflow_id,
+            "$2": i64::from(step.function_id),
+            "$3": step.name,
+            "$4": step.output,
+            "$5": step.error,
+            "$6": i64::from(step.attempts),
+            "$7": step.started_at,
+            "$8": step.completed_at,
+            "$9": step.epoch,
+            "$10": step.kind,
+            "$11": step.args,
+        })
+    }
+
+    /// A connection with the writer's pragmas (the file is already in WAL mode).
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags)?;
+        conn.busy_timeout(self.busy_timeout)?;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+            self.durability.pragma()
+        ))?;
+        Ok(conn)
+    }
+}
+
+/// A constraint failure undoes only its statement and leaves the connection as it was.
+fn is_constraint(err: &rusqlite::Error) -> bool {
+    err.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+}
