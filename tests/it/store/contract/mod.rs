@@ -14,6 +14,7 @@ mod executors;
 mod limits;
 mod queues;
 mod retention;
+mod together;
 mod versions;
 mod waits;
 mod workflows;
@@ -24,6 +25,7 @@ pub use executors::*;
 pub use limits::*;
 pub use queues::*;
 pub use retention::*;
+pub use together::*;
 pub use versions::*;
 pub use waits::*;
 pub use workflows::*;
@@ -113,6 +115,7 @@ contract! {
         step_slots_bound_concurrency_and_free_with_their_epoch,
         step_slots_bound_the_rate_per_window,
         topic_types_are_kept_with_the_component,
+        writes_in_flight_together_each_get_their_own_answer,
     ],
     db: [
         corrupt_rows_are_reported_as_corrupt,

@@ -1,20 +1,21 @@
 //! The shared Postgres backend: several hosts on one database, dividing queued work between them.
 //!
 //! The statements are the ones both backends share (`shared.rs`); this file adds what only
-//! Postgres does: the queue claim with `FOR UPDATE SKIP LOCKED` under an advisory lock. There is
-//! no writer task here: Postgres takes many writers at once, so each call runs on a connection of
-//! a pool, as one statement (autocommit) or, where its statements only make sense together, as
-//! one transaction.
+//! Postgres does: the queue claim with `FOR UPDATE SKIP LOCKED` under an advisory lock. Postgres
+//! takes many writers at once, so most calls run on a connection of a pool, as one statement
+//! (autocommit) or, where its statements only make sense together, as one transaction.
 //!
-//! Group commit comes from Postgres itself: commits that arrive together while the WAL is being
-//! flushed share the next flush, so concurrent workflows' checkpoints do not cost one fsync each
-//! as long as they come from different connections — hence a pool of [`POOL_SIZE`] rather than
-//! one connection. `synchronous_commit` stays at its default (on): a recorded step survives a
-//! power cut, as with SQLite's `synced` level.
+//! The hot writes — step checkpoints and endings — go through the [`combiner`], which writes
+//! many workflows' at once as multi-row statements: Postgres spends its CPU per transaction far
+//! more than per row. `synchronous_commit` stays at its default (on): a recorded step survives
+//! a power cut, as with SQLite's `synced` level.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod bells;
+mod bulk;
+mod combiner;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
@@ -27,6 +28,8 @@ use super::schedules::{ScheduleRecord, Schedules};
 use super::shared::{Dialect, in_dispatch_order, workflow_columns};
 use super::waits_sql::Waits;
 use super::written::{StepRow, first_deadline};
+use bells::{Bells, tell_queue};
+use combiner::Combiner;
 use super::{
     AdminStore, Began, Change, DispatchStore, EventRecord, ExecutionStore, ExecutorRecord,
     Inserted, Lapsed, MailboxStore, MessageRecord, NewMessage, NewWorkflow, QueueClaim, QueueDepth,
@@ -51,6 +54,8 @@ pub struct PostgresStore {
     pub(crate) pool: PgPool,
     bells: Arc<Bells>,
     feed: Arc<Feed>,
+    /// Gathers steps and endings into multi-row statements.
+    combiner: Combiner,
 }
 
 impl PostgresStore {
@@ -69,9 +74,11 @@ impl PostgresStore {
             })?;
         MIGRATOR.run(&pool).await?;
         tracing::debug!(url = redact(url), "opened postgres store");
+        let bells = Arc::new(Bells::default());
         Ok(PostgresStore {
+            combiner: Combiner::start(pool.clone(), Arc::clone(&bells)),
             pool,
-            bells: Arc::default(),
+            bells,
             feed: Arc::default(),
         })
     }
@@ -242,6 +249,10 @@ impl ExecutionStore for PostgresStore {
     }
 
     async fn insert_workflow(&self, new: &NewWorkflow) -> Result<Inserted, StoreError> {
+        // Through the combiner unless it is idle (see `combiner`).
+        let Some(_alone) = self.combiner.alone() else {
+            return self.combiner.insert(new.clone()).await;
+        };
         let mut conn = self.pool.acquire().await?;
         let inserted = Postgres::insert_workflow(&mut conn, new).await?;
         if let (true, Some(queue)) = (inserted.created, &new.queue_name) {
@@ -269,9 +280,11 @@ impl ExecutionStore for PostgresStore {
     }
 
     async fn record_step(&self, step: &StepRecord) -> Result<(), StoreError> {
-        // One autocommit INSERT: concurrent calls from other connections share Postgres's WAL
-        // flush (see the module docs).
+        // Through the combiner, many workflows' steps become one statement (see `combiner`).
         let step = StepRow::new(step)?;
+        let Some(_alone) = self.combiner.alone() else {
+            return self.combiner.record_step(step).await;
+        };
         let mut conn = self.pool.acquire().await?;
         Postgres::record_step(&mut conn, &step).await
     }
@@ -291,6 +304,13 @@ impl ExecutionStore for PostgresStore {
         end: &WorkflowEnd,
         epoch: Option<u64>,
     ) -> Result<WorkflowRecord, StoreError> {
+        // Through the combiner (which tells the ended workflows' queues) unless it is idle.
+        let Some(_alone) = self.combiner.alone() else {
+            return self
+                .combiner
+                .finish(workflow_id.to_owned(), end.clone(), epoch)
+                .await;
+        };
         let mut conn = self.pool.acquire().await?;
         let ended = Postgres::finish_workflow(&mut conn, workflow_id, end, epoch).await?;
         if let Some(queue) = &ended.queue_name {
@@ -657,66 +677,6 @@ async fn listen(pool: PgPool, changes: Arc<Feed>) {
 }
 
 /// A change from its announcement's payload, `[kind, workflow_id, key]`.
-/// Tells every host's dispatchers of `queue` that it has work or a free slot, after the
-/// commit that made it so. Only a hint (their poll finds it too), so a failure is logged,
-/// never the write's error: the write committed.
-async fn tell_queue(bells: &Bells, conn: &mut PgConnection, queue: &str) {
-    if !bells.start(queue) {
-        return;
-    }
-    let change = Change::Queued {
-        queue: queue.to_string(),
-    };
-    loop {
-        if let Err(err) = Postgres::announce(conn, &change).await {
-            tracing::debug!(queue, "cannot notify the queue's dispatchers: {err}");
-        }
-        if !bells.again(queue) {
-            return;
-        }
-    }
-}
-
-/// Coalesces the notifications of enqueues and freed slots. Postgres serialises every
-/// committing `NOTIFY` on one lock held through its commit's flush, so one per enqueue capped a
-/// database at one enqueue per fsync (750 one-step workflows/s here). While a queue's
-/// `NOTIFY` is on its way, further requests only ask for one more after it: a dispatcher woken
-/// by that one claims everything committed before it, so no wake-up is lost.
-#[derive(Debug, Default)]
-struct Bells(std::sync::Mutex<HashMap<String, bool>>);
-
-impl Bells {
-    /// Whether the caller rings now: no one is ringing for `queue` (else one more is asked).
-    fn start(&self, queue: &str) -> bool {
-        let mut ringing = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match ringing.get_mut(queue) {
-            Some(again) => {
-                *again = true;
-                false
-            }
-            None => {
-                ringing.insert(queue.to_string(), false);
-                true
-            }
-        }
-    }
-
-    /// After a ring: whether to ring once more, because someone asked meanwhile.
-    fn again(&self, queue: &str) -> bool {
-        let mut ringing = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match ringing.get_mut(queue) {
-            Some(again) if *again => {
-                *again = false;
-                true
-            }
-            _ => {
-                ringing.remove(queue);
-                false
-            }
-        }
-    }
-}
-
 fn parse_change(payload: &str) -> Option<Change> {
     let (kind, workflow_id, key): (String, String, String) = serde_json::from_str(payload).ok()?;
     Some(match kind.as_str() {
@@ -761,20 +721,6 @@ impl Waits for Postgres {
 
 #[cfg(test)]
 mod tests {
-    use super::Bells;
-
-    #[test]
-    fn queue_notifications_coalesce_without_losing_the_last() {
-        let bells = Bells::default();
-        assert!(bells.start("q"), "the first rings");
-        assert!(!bells.start("q"), "a second while it rings waits");
-        assert!(!bells.start("q"), "so does a third");
-        assert!(bells.again("q"), "one more ring covers both");
-        assert!(!bells.again("q"), "then no one is left waiting");
-        assert!(bells.start("q"), "and the next rings at once");
-        assert!(bells.start("other"), "queues ring apart");
-    }
-
     use super::redact;
 
     #[test]

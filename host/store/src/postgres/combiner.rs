@@ -1,0 +1,309 @@
+//! The Postgres write combiner: the new workflows, step checkpoints and endings of many
+//! workflows written as one multi-row statement of each kind instead of one transaction per
+//! call.
+//!
+//! Postgres spends its CPU per transaction and per statement far more than per row, so a host
+//! with many workflows in flight gathers what they ask while earlier flushes are on their way,
+//! and writes each flush as at most three statements ([`bulk`](super::bulk)), each committed
+//! alone. Their texts do not depend on the batch's size, so they stay prepared. `RETURNING`
+//! says which rows were written: each of those callers hears of its commit; any other write
+//! runs again alone, where the statement every single write runs gives its own answer (fenced,
+//! duplicate, unknown, already ended, an existing id). A bulk statement that fails as a whole
+//! (a deduplication clash, a deadlock with an adoption, a dropped connection) sends every one
+//! of its writes that way too. Nothing is answered before its commit returned.
+//!
+//! A write that finds the combiner idle (nothing queued, no flush on its way) skips it and runs
+//! the single-row statement on a pooled connection itself: a workflow alone pays no hop.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use sqlx::Postgres;
+use sqlx::postgres::{PgConnection, PgPool};
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc, oneshot};
+
+use super::bells::{Bells, tell_queue};
+use super::bulk;
+use crate::shared::Dialect;
+use crate::written::StepRow;
+use crate::{Inserted, NewWorkflow, StoreError, WorkflowEnd, WorkflowRecord};
+
+/// Most writes one flush takes.
+const MAX_FLUSH: usize = 512;
+/// Flushes on their way at once: enough to keep Postgres busy while the next gathers, few
+/// enough to leave the pool's other connections to everything else.
+const FLUSHES_IN_FLIGHT: usize = 4;
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A new workflow and who waits for its commit.
+type InsertJob = (NewWorkflow, Reply<Inserted>);
+/// A step and who waits for its commit.
+type StepJob = (StepRow, Reply<()>);
+
+/// An ending and who waits for it.
+struct FinishJob {
+    workflow_id: String,
+    end: WorkflowEnd,
+    epoch: Option<u64>,
+    reply: Reply<WorkflowRecord>,
+}
+
+enum Job {
+    Insert(InsertJob),
+    Step(StepJob),
+    Finish(FinishJob),
+}
+
+/// The combiner's door: cloned with the store, it stops when the last clone is gone.
+#[derive(Debug, Clone)]
+pub(super) struct Combiner {
+    jobs: mpsc::Sender<Job>,
+    flights: Arc<Semaphore>,
+}
+
+impl Combiner {
+    /// Starts the combiner's task on the current runtime.
+    pub(super) fn start(pool: PgPool, bells: Arc<Bells>) -> Combiner {
+        let (jobs, queue) = mpsc::channel(4 * MAX_FLUSH);
+        let flights = Arc::new(Semaphore::new(FLUSHES_IN_FLIGHT));
+        tokio::spawn(gather(queue, Arc::clone(&flights), pool, bells));
+        Combiner { jobs, flights }
+    }
+
+    /// When nothing is queued or on its way, a write has nothing to share a statement with: it
+    /// may go straight to the pool and spare the hop to the combiner's task, holding the
+    /// returned turn meanwhile so that writes arriving beside it do gather.
+    pub(super) fn alone(&self) -> Option<SemaphorePermit<'_>> {
+        let idle = self.jobs.capacity() == self.jobs.max_capacity()
+            && self.flights.available_permits() == FLUSHES_IN_FLIGHT;
+        if idle {
+            self.flights.try_acquire().ok()
+        } else {
+            None
+        }
+    }
+
+    pub(super) async fn insert(&self, new: NewWorkflow) -> Result<Inserted, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Insert((new, reply))).await?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    pub(super) async fn record_step(&self, step: StepRow) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Step((step, reply))).await?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    pub(super) async fn finish(
+        &self,
+        workflow_id: String,
+        end: WorkflowEnd,
+        epoch: Option<u64>,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Finish(FinishJob {
+            workflow_id,
+            end,
+            epoch,
+            reply,
+        }))
+        .await?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    async fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.jobs.send(job).await.map_err(|_| StoreError::WriterGone)
+    }
+}
+
+/// Takes whatever is queued whenever a flush may start, and starts it.
+async fn gather(
+    mut queue: mpsc::Receiver<Job>,
+    flights: Arc<Semaphore>,
+    pool: PgPool,
+    bells: Arc<Bells>,
+) {
+    let mut batch = Vec::with_capacity(MAX_FLUSH);
+    loop {
+        let Ok(permit) = Arc::clone(&flights).acquire_owned().await else {
+            return;
+        };
+        if queue.recv_many(&mut batch, MAX_FLUSH).await == 0 {
+            return;
+        }
+        let jobs = std::mem::replace(&mut batch, Vec::with_capacity(MAX_FLUSH));
+        let (pool, bells) = (pool.clone(), Arc::clone(&bells));
+        tokio::spawn(async move {
+            flush(jobs, &pool, &bells).await;
+            drop(permit);
+        });
+    }
+}
+
+/// One flush's writes by kind.
+#[derive(Default)]
+struct Flush {
+    inserts: Vec<InsertJob>,
+    steps: Vec<StepJob>,
+    finishes: Vec<FinishJob>,
+}
+
+/// Writes one flush: new workflows, then steps, then endings. A workflow's step is only asked
+/// for after its row's commit returned, and its ending after its last step's, so no two
+/// writes of one workflow meet in one flush.
+async fn flush(jobs: Vec<Job>, pool: &PgPool, bells: &Bells) {
+    let mut flush = Flush::default();
+    for job in jobs {
+        match job {
+            Job::Insert(insert) => flush.inserts.push(insert),
+            Job::Step(step) => flush.steps.push(step),
+            Job::Finish(finish) => flush.finishes.push(finish),
+        }
+    }
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(err) => {
+            tracing::warn!(error = %err, "no connection for a flush of writes");
+            return each_on_its_own(flush, pool).await;
+        }
+    };
+    let mut queues = BTreeSet::new();
+    if !flush.inserts.is_empty() {
+        queues.extend(insert_all(&mut conn, flush.inserts).await);
+    }
+    if !flush.steps.is_empty() {
+        record_steps(&mut conn, flush.steps).await;
+    }
+    if !flush.finishes.is_empty() {
+        queues.extend(finish_all(&mut conn, flush.finishes).await);
+    }
+    // Dispatchers of these queues have new work or a free slot.
+    for queue in queues {
+        tell_queue(bells, &mut conn, &queue).await;
+    }
+}
+
+/// Without a connection for the flush, each write tries for one of its own and hears its own
+/// error.
+async fn each_on_its_own(flush: Flush, pool: &PgPool) {
+    for (new, reply) in flush.inserts {
+        let result = match pool.acquire().await {
+            Ok(mut conn) => Postgres::insert_workflow(&mut conn, &new).await,
+            Err(err) => Err(err.into()),
+        };
+        drop(reply.send(result));
+    }
+    for (step, reply) in flush.steps {
+        let result = match pool.acquire().await {
+            Ok(mut conn) => Postgres::record_step(&mut conn, &step).await,
+            Err(err) => Err(err.into()),
+        };
+        drop(reply.send(result));
+    }
+    for finish in flush.finishes {
+        let result = match pool.acquire().await {
+            Ok(mut conn) => {
+                Postgres::finish_workflow(&mut conn, &finish.workflow_id, &finish.end, finish.epoch)
+                    .await
+            }
+            Err(err) => Err(err.into()),
+        };
+        drop(finish.reply.send(result));
+    }
+}
+
+/// The new workflows in one statement when there are several, the rest alone; the queues
+/// that got work.
+async fn insert_all(conn: &mut PgConnection, inserts: Vec<InsertJob>) -> BTreeSet<String> {
+    let mut created = HashMap::new();
+    if inserts.len() > 1 {
+        match bulk::insert_workflows(conn, &inserts).await {
+            Ok(records) => created = records,
+            Err(err) => tracing::debug!(error = %err, "bulk insert failed; one by one"),
+        }
+    }
+    let mut queues = BTreeSet::new();
+    for (new, reply) in inserts {
+        let result = match created.remove(&new.id) {
+            Some(record) => Ok(Inserted {
+                created: true,
+                record,
+            }),
+            None => Postgres::insert_workflow(conn, &new).await,
+        };
+        if let (Ok(inserted), Some(queue)) = (&result, &new.queue_name)
+            && inserted.created
+        {
+            queues.insert(queue.clone());
+        }
+        drop(reply.send(result));
+    }
+    queues
+}
+
+/// The steps in one statement when there are several; each one the bulk statement did not
+/// write runs alone for its own answer.
+async fn record_steps(conn: &mut PgConnection, mut steps: Vec<StepJob>) {
+    let mut written = BTreeSet::new();
+    if steps.len() > 1 {
+        // One order for every flush's row locks, so two flushes never wait on each other.
+        steps.sort_by(|(a, _), (b, _)| {
+            (a.workflow_id.as_str(), a.function_id).cmp(&(b.workflow_id.as_str(), b.function_id))
+        });
+        match bulk::insert_steps(conn, &steps).await {
+            Ok(rows) => written = rows,
+            Err(err) => tracing::debug!(error = %err, "bulk step insert failed; one by one"),
+        }
+    }
+    for (step, reply) in steps {
+        let key = (step.workflow_id.clone(), i64::from(step.function_id));
+        let result = if written.contains(&key) {
+            Ok(())
+        } else {
+            Postgres::record_step(conn, &step).await
+        };
+        drop(reply.send(result));
+    }
+}
+
+/// The endings in one statement when there are several, the rest alone; the queues whose
+/// workflows ended (their dispatchers have a free slot).
+async fn finish_all(conn: &mut PgConnection, mut finishes: Vec<FinishJob>) -> BTreeSet<String> {
+    let mut ended = HashMap::new();
+    if finishes.len() > 1 {
+        finishes.sort_by(|a, b| a.workflow_id.cmp(&b.workflow_id));
+        let endings: Vec<_> = finishes
+            .iter()
+            .map(|f| bulk::Ending {
+                workflow_id: &f.workflow_id,
+                end: &f.end,
+                epoch: f.epoch,
+            })
+            .collect();
+        match bulk::update_endings(conn, &endings).await {
+            Ok(records) => ended = records,
+            Err(err) => tracing::debug!(error = %err, "bulk ending failed; one by one"),
+        }
+    }
+    let mut queues = BTreeSet::new();
+    for finish in finishes {
+        let result = match ended.get(&finish.workflow_id) {
+            Some(record) => Ok(record.clone()),
+            None => {
+                Postgres::finish_workflow(conn, &finish.workflow_id, &finish.end, finish.epoch)
+                    .await
+            }
+        };
+        if let Ok(WorkflowRecord {
+            queue_name: Some(queue),
+            ..
+        }) = &result
+        {
+            queues.insert(queue.clone());
+        }
+        drop(finish.reply.send(result));
+    }
+    queues
+}
