@@ -63,12 +63,12 @@ where
         let now = now_ms();
         let period = request.rate.map_or(0, |rate| rate.period_ms);
         // What no limit can count any more: given back or dead, and older than the window.
-        sqlx::query(concat!(
+        sqlx::query(
             "DELETE FROM step_slots WHERE instance = $1 AND step = $2 AND taken_at < $3 \
              AND (released_at IS NOT NULL OR NOT EXISTS (SELECT 1 FROM workflow_status w \
              WHERE w.workflow_id = step_slots.workflow_id AND w.epoch = step_slots.epoch \
-             AND w.status = 'PENDING'))"
-        ))
+             AND w.status = 'PENDING'))",
+        )
         .bind(request.instance.as_str())
         .bind(request.step.as_str())
         .bind(now - period)

@@ -57,9 +57,9 @@ use super::{
     ScheduleStore, StepRecord, StoreError, StreamInfo, StreamRead, TrapRecord, WorkflowEnd,
     WorkflowFilter, WorkflowRecord, WorkflowStatus,
 };
+use lane::Lane;
 use outcome::Reply;
 use request::{BoxFuture, Closure, Request};
-use lane::Lane;
 use writer::Writer;
 
 /// How long to wait for another process's write lock before reporting `StoreError::Locked`.

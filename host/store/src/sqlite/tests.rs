@@ -482,7 +482,11 @@ async fn a_workflow_alone_commits_its_steps_on_the_lane() {
         assert_eq!(steps.len(), i as usize + 1);
     }
     assert_eq!(store.lane_commits() - lane, 10, "the steps took the lane");
-    assert_eq!(store.commits() - commits, 10, "lane commits count as commits");
+    assert_eq!(
+        store.commits() - commits,
+        10,
+        "lane commits count as commits"
+    );
 }
 
 #[tokio::test]
@@ -492,13 +496,21 @@ async fn the_lane_refuses_what_the_writer_refuses() {
         .insert_workflow(&new_workflow("wf"))
         .await
         .expect("insert");
-    let epoch = store.get_workflow("wf").await.expect("read").expect("row").epoch;
+    let epoch = store
+        .get_workflow("wf")
+        .await
+        .expect("read")
+        .expect("row")
+        .epoch;
     store.record_step(&step("wf", 0)).await.expect("record");
     let lane = store.lane_commits();
 
     let duplicate = store.record_step(&step("wf", 0)).await;
     assert!(
-        matches!(duplicate, Err(StoreError::StepAlreadyRecorded { function_id: 0, .. })),
+        matches!(
+            duplicate,
+            Err(StoreError::StepAlreadyRecorded { function_id: 0, .. })
+        ),
         "{duplicate:?}"
     );
     let stale = StepRecord {
@@ -518,7 +530,11 @@ async fn the_lane_refuses_what_the_writer_refuses() {
     assert_eq!(store.lane_commits(), lane, "a refused step commits nothing");
     let steps = store.steps("wf").await.expect("steps");
     assert_eq!(steps.len(), 1);
-    assert_eq!(steps[0].output.as_deref(), Some("0"), "the first write stands");
+    assert_eq!(
+        steps[0].output.as_deref(),
+        Some("0"),
+        "the first write stands"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -547,5 +563,8 @@ async fn workflows_taking_turns_share_the_writers_commits() {
         task.await.expect("task").expect("record");
     }
     let commits = store.commits() - before;
-    assert!(commits < 100, "200 steps of 20 workflows took {commits} commits");
+    assert!(
+        commits < 100,
+        "200 steps of 20 workflows took {commits} commits"
+    );
 }
