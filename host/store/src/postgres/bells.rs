@@ -69,7 +69,6 @@ impl Bells {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::Bells;
@@ -85,5 +84,4 @@ mod tests {
         assert!(bells.start("q"), "and the next rings at once");
         assert!(bells.start("other"), "queues ring apart");
     }
-
 }

@@ -58,19 +58,36 @@ pub(super) async fn insert_workflows<R>(
     ))
     .bind(text(|n| &n.id))
     .bind(text(|n| &n.name))
-    .bind(initial.iter().map(|i| i.status.as_str()).collect::<Vec<_>>())
+    .bind(
+        initial
+            .iter()
+            .map(|i| i.status.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(text(|n| &n.input))
     .bind(text(|n| &n.executor_id))
     .bind(text(|n| &n.app_version))
     .bind(text(|n| &n.instance))
     .bind(text(|n| &n.config))
     .bind(initial.iter().map(|i| i.executions).collect::<Vec<_>>())
-    .bind(news().map(|n| i64::from(n.max_recovery_attempts)).collect::<Vec<_>>())
+    .bind(
+        news()
+            .map(|n| i64::from(n.max_recovery_attempts))
+            .collect::<Vec<_>>(),
+    )
     .bind(news().map(|n| n.queue_name.as_deref()).collect::<Vec<_>>())
     .bind(news().map(|n| n.priority).collect::<Vec<_>>())
-    .bind(news().map(|n| n.deduplication_id.as_deref()).collect::<Vec<_>>())
+    .bind(
+        news()
+            .map(|n| n.deduplication_id.as_deref())
+            .collect::<Vec<_>>(),
+    )
     .bind(initial.iter().map(|i| i.started_at).collect::<Vec<_>>())
-    .bind(news().map(|n| n.parent_workflow_id.as_deref()).collect::<Vec<_>>())
+    .bind(
+        news()
+            .map(|n| n.parent_workflow_id.as_deref())
+            .collect::<Vec<_>>(),
+    )
     .bind(
         news()
             .map(|n| n.timeout_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)))
@@ -79,9 +96,17 @@ pub(super) async fn insert_workflows<R>(
     .bind(initial.iter().map(|i| i.deadline_at).collect::<Vec<_>>())
     .bind(news().map(|n| n.not_before).collect::<Vec<_>>())
     .bind(news().map(|n| n.scheduled_at).collect::<Vec<_>>())
-    .bind(news().map(|n| n.partition_key.as_deref()).collect::<Vec<_>>())
+    .bind(
+        news()
+            .map(|n| n.partition_key.as_deref())
+            .collect::<Vec<_>>(),
+    )
     // Rows go in in arrival order, so the queue's insertion order (`seq`) stays FIFO.
-    .bind((0..inserts.len()).map(|i| i32::try_from(i).unwrap_or(i32::MAX)).collect::<Vec<_>>())
+    .bind(
+        (0..inserts.len())
+            .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
+            .collect::<Vec<_>>(),
+    )
     .bind(now)
     .fetch_all(conn)
     .await?;
@@ -146,7 +171,12 @@ pub(super) async fn update_endings(
     .bind(columns.iter().map(|c| c.0.as_str()).collect::<Vec<_>>())
     .bind(columns.iter().map(|c| c.1).collect::<Vec<_>>())
     .bind(columns.iter().map(|c| c.2).collect::<Vec<_>>())
-    .bind(finishes.iter().map(|f| f.epoch.map(epoch_value)).collect::<Vec<_>>())
+    .bind(
+        finishes
+            .iter()
+            .map(|f| f.epoch.map(epoch_value))
+            .collect::<Vec<_>>(),
+    )
     .bind(now_ms())
     .fetch_all(conn)
     .await?;

@@ -3,7 +3,7 @@
 //! call.
 //!
 //! Postgres spends its CPU per transaction and per statement far more than per row, so a host
-//! with many workflows in flight gathers what they ask while earlier flushes are on their way,
+//! with many workflows in flight gathers what they ask while the previous flush is on its way,
 //! and writes each flush as at most three statements ([`bulk`](super::bulk)), each committed
 //! alone. Their texts do not depend on the batch's size, so they stay prepared. `RETURNING`
 //! says which rows were written: each of those callers hears of its commit; any other write
@@ -30,9 +30,11 @@ use crate::{Inserted, NewWorkflow, StoreError, WorkflowEnd, WorkflowRecord};
 
 /// Most writes one flush takes.
 const MAX_FLUSH: usize = 512;
-/// Flushes on their way at once: enough to keep Postgres busy while the next gathers, few
-/// enough to leave the pool's other connections to everything else.
-const FLUSHES_IN_FLIGHT: usize = 4;
+/// Flushes on their way at once. One, as SQLite's writer: while it is on its way, the next
+/// gathers everything that arrives, and a bigger flush costs Postgres fewer transactions per
+/// write. Measured with one executor on 2 cores: 5,900 one-step workflows/s with one flight,
+/// 4,700 with two, 3,700 with four, 2,600 with eight.
+const FLUSHES_IN_FLIGHT: usize = 1;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -114,7 +116,10 @@ impl Combiner {
     }
 
     async fn send(&self, job: Job) -> Result<(), StoreError> {
-        self.jobs.send(job).await.map_err(|_| StoreError::WriterGone)
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| StoreError::WriterGone)
     }
 }
 

@@ -28,14 +28,14 @@ use super::schedules::{ScheduleRecord, Schedules};
 use super::shared::{Dialect, in_dispatch_order, workflow_columns};
 use super::waits_sql::Waits;
 use super::written::{StepRow, first_deadline};
-use bells::{Bells, tell_queue};
-use combiner::Combiner;
 use super::{
     AdminStore, Began, Change, DispatchStore, EventRecord, ExecutionStore, ExecutorRecord,
     Inserted, Lapsed, MailboxStore, MessageRecord, NewMessage, NewWorkflow, QueueClaim, QueueDepth,
     ScheduleStore, StepRecord, StoreError, StreamInfo, StreamRead, TrapRecord, WorkflowEnd,
     WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
 };
+use bells::{Bells, tell_queue};
+use combiner::Combiner;
 
 /// Connections in the pool: enough for concurrent workflows' checkpoints to reach Postgres
 /// together (and share a WAL flush) without taking many server backends per host.

@@ -31,13 +31,13 @@ async fn write_one(store: &dyn Store, i: u32) -> Result<(), String> {
             .record_step(&mine(function_id))
             .await
             .map_err(|e| format!("{id} step {function_id}: {e}"))?;
-        if i % 3 == 0 && function_id == 1 {
+        if i.is_multiple_of(3) && function_id == 1 {
             match store.record_step(&mine(0)).await {
                 Err(StoreError::StepAlreadyRecorded { function_id: 0, .. }) => {}
                 other => return Err(format!("{id}: a repeated step gave {other:?}")),
             }
         }
-        if i % 5 == 0 && function_id == 2 {
+        if i.is_multiple_of(5) && function_id == 2 {
             let stale = StepRecord {
                 epoch: Some(epoch + 1),
                 ..step(&id, 99)
@@ -57,18 +57,19 @@ async fn write_one(store: &dyn Store, i: u32) -> Result<(), String> {
         .finish_workflow(&id, &end, Some(epoch))
         .await
         .map_err(|e| format!("{id} end: {e}"))?;
-    if ended.status != WorkflowStatus::Success || ended.output.as_deref() != Some(&*i.to_string())
-    {
+    if ended.status != WorkflowStatus::Success || ended.output.as_deref() != Some(&*i.to_string()) {
         return Err(format!("{id}: the ending answered {ended:?}"));
     }
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         let late = WorkflowEnd::Error("late".to_owned());
         let kept = store
             .finish_workflow(&id, &late, Some(epoch))
             .await
             .map_err(|e| format!("{id} second end: {e}"))?;
         if kept.status != WorkflowStatus::Success {
-            return Err(format!("{id}: a second ending replaced the first: {kept:?}"));
+            return Err(format!(
+                "{id}: a second ending replaced the first: {kept:?}"
+            ));
         }
     }
     Ok(())
@@ -90,7 +91,9 @@ pub async fn writes_in_flight_together_each_get_their_own_answer(store: &dyn Sto
         let positions: Vec<_> = steps.iter().map(|s| s.function_id).collect();
         assert_eq!(positions, (0..STEPS).collect::<Vec<_>>(), "{id}");
         assert!(
-            steps.iter().all(|s| s.output.as_deref() == Some(&*s.function_id.to_string())),
+            steps
+                .iter()
+                .all(|s| s.output.as_deref() == Some(&*s.function_id.to_string())),
             "{id}: {steps:?}"
         );
         let record = store.get_workflow(&id).await.expect("read").expect("row");
