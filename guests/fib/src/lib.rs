@@ -94,6 +94,13 @@ fn nap(ms: u64) -> Result<u64, String> {
     Ok(now_ms().saturating_sub(due))
 }
 
+/// Starts one child `nap(ms)` and awaits it: a workflow parked on its child, for
+/// `reprise bench --parked`.
+#[workflow]
+fn await_nap(ms: u64) -> Result<u64, String> {
+    Ok(start_child::<u64, _>("nap", &ms)?.result()?)
+}
+
 /// Starts a child `fib(1)` under the id `id` and reports how the start went, as its output:
 /// `started <id>` or `not started: <message>`. A guest-chosen id the host refuses must be a
 /// `ChildError::NotStarted` the parent can handle, not a trap.

@@ -23,6 +23,10 @@ use crate::runtime::waiting::running::Running;
 use crate::runtime::waiting::signals::Signals;
 use reprise_store::{Inserted, NewWorkflow, Store, StoreError, WorkflowEnd, WorkflowRecord};
 
+/// How often a parked parent reads its own executor's child as a safety net: the child's end
+/// or cancel wakes it (see [`Shared::wait_for_child`]).
+const OWN_CHILD_POLL: Duration = Duration::from_secs(60);
+
 /// What `workflow`'s code is told about itself, run by `executor_id` on component version
 /// `app_version`: the same for a live execution and a dry replay.
 pub(crate) fn workflow_info(
@@ -311,8 +315,45 @@ impl Shared {
         timeout: Option<Duration>,
         max_poll: Duration,
     ) -> Result<Waited, StoreError> {
+        self.wait_polling(
+            id,
+            timeout,
+            completion::POLL_INTERVAL.min(max_poll),
+            max_poll,
+        )
+        .await
+    }
+
+    /// Waits for a parked parent's child to end. A child of this executor ends here, or is
+    /// cancelled, and either wakes its waiters, so it is read again only every
+    /// [`OWN_CHILD_POLL`] as a safety net: a host with many parents parked reads nothing
+    /// per parent while it idles. Another executor's child is polled as any wait.
+    pub(crate) async fn wait_for_child(
+        &self,
+        id: &str,
+        max_poll: Duration,
+    ) -> Result<Waited, StoreError> {
+        let own = matches!(self.store.get_workflow(id).await?,
+            Some(record) if record.executor_id == self.options.executor_id);
+        if own {
+            self.wait_polling(id, None, OWN_CHILD_POLL, OWN_CHILD_POLL)
+                .await
+        } else {
+            self.wait_ended(id, None, max_poll).await
+        }
+    }
+
+    /// [`wait_ended`](Self::wait_ended), reading the workflow again after `first`, then at
+    /// doubling intervals up to `max_poll`.
+    async fn wait_polling(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+        first: Duration,
+        max_poll: Duration,
+    ) -> Result<Waited, StoreError> {
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-        let mut every = completion::POLL_INTERVAL.min(max_poll);
+        let mut every = first;
         loop {
             // Register before reading, so a completion between the read and the wait is seen.
             let done = self.completions.register(id);

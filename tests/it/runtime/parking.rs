@@ -163,3 +163,52 @@ fn a_parked_workflows_logs_print_once() {
         assert_eq!(stderr.matches(&line).count(), 1, "{line}:\n{stderr}");
     }
 }
+
+/// A parent parked on its own child reads the child only once a minute while it idles, so it
+/// must be woken when the child ends: here, when another process cancels the child. It wakes
+/// within the cancel watcher's poll, not at its next look.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_parked_on_its_child_wakes_when_another_process_cancels_the_child() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(dir.path(), 8);
+    let http = reqwest::Client::new();
+    let parent = post(
+        &http,
+        &server,
+        json!({"workflow": "await_nap", "input": 600_000}),
+    )
+    .await;
+    // Both park: the child in its sleep, the parent on the child.
+    while server.parked().await < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let children: Value = http
+        .get(format!("{}/workflows?parent={parent}", server.url))
+        .bearer_auth("secret")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let child = children[0]["id"].as_str().expect("the child").to_owned();
+    let cancelled = std::process::Command::new(common::reprise_bin())
+        .args(["workflow", "cancel", &child, "--database"])
+        .arg(dir.path().join("serve.db"))
+        .env("REPRISE_CACHE_DIR", dir.path().join("cache"))
+        .output()
+        .expect("reprise workflow cancel");
+    assert!(
+        cancelled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cancelled.stderr)
+    );
+    let asked = std::time::Instant::now();
+    let view = result(&http, &server, &parent).await;
+    assert_eq!(view["status"], "ERROR", "{view}");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(20),
+        "the parent woke only after {:?}",
+        asked.elapsed()
+    );
+}

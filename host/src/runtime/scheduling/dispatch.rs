@@ -164,9 +164,16 @@ impl Dispatch {
         stop: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         let running = self.shared.running.clone();
-        let shared = self.shared.clone();
-        // Counted here, where it ran: the process that cancelled it may be a short CLI.
-        let stopped = move || shared.metrics.workflow_finished(WorkflowStatus::Cancelled);
-        running.spawn_watcher(self.shared.store.clone(), stop, stopped)
+        let (shared, watching) = (self.shared.clone(), self.shared.clone());
+        let cancelled = move |id: &str| {
+            if shared.running.cancel(id) {
+                // Counted here, where it ran: the process that cancelled it may be a short CLI.
+                shared.metrics.workflow_finished(WorkflowStatus::Cancelled);
+            }
+            // A parent parked on it wakes to see how it ended.
+            shared.completions.complete(id);
+        };
+        let watched = move || watching.completions.any();
+        running.spawn_watcher(self.shared.store.clone(), stop, cancelled, watched)
     }
 }

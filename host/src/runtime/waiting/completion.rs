@@ -38,6 +38,11 @@ impl Completions {
     pub(crate) fn complete(&self, id: &str) {
         self.waiters.wake(&id.to_string());
     }
+
+    /// Whether anyone waits for a workflow's end.
+    pub(crate) fn any(&self) -> bool {
+        self.waiters.keys() > 0
+    }
 }
 
 /// One waiter's place in [`Completions`], resolved by the workflow's completion.

@@ -108,7 +108,7 @@ impl Parking {
             Wake::Child(child) => {
                 // However it comes out (ended, unknown, unreadable), the resumed execution's
                 // own wait sees which and says so.
-                let _ = shared.wait_ended(child, None, MAX_CHILD_POLL).await;
+                let _ = shared.wait_for_child(child, MAX_CHILD_POLL).await;
             }
         }
     }

@@ -69,12 +69,15 @@ impl Running {
     /// cancels as they commit (Postgres), stops those at once and keeps the poll as the
     /// fallback. A workflow registered after its cancel was looked for never runs: a drive
     /// reads its status before it registers it.
-    /// `stopped` is called for each execution it stops.
+    /// `cancelled` is called for each workflow cancelled elsewhere (it stops the execution
+    /// and wakes who waits for its end); `watched` says whether anyone else here waits for a
+    /// workflow's end, which keeps the poll going when nothing runs.
     pub(crate) fn spawn_watcher(
         self: Arc<Self>,
         store: Arc<dyn Store>,
         stop: CancellationToken,
-        stopped: impl Fn() + Send + 'static,
+        cancelled: impl Fn(&str) + Send + 'static,
+        watched: impl Fn() -> bool + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut pushed = store.change_feed();
@@ -93,27 +96,21 @@ impl Running {
                         _ = stop.cancelled() => return,
                         _ = &mut poll => break,
                         change = change => match change {
-                            Some(Change::Cancelled { workflow_id }) => {
-                                if self.cancel(&workflow_id) {
-                                    stopped();
-                                }
-                            }
+                            Some(Change::Cancelled { workflow_id }) => cancelled(&workflow_id),
                             Some(_) => {}
                             // The feed ended: the poll alone from now on.
                             None => pushed = None,
                         },
                     }
                 }
-                if self.is_empty() {
+                if self.is_empty() && !watched() {
                     continue;
                 }
                 let looked = now_ms();
                 match store.cancelled_since(since).await {
                     Ok(ids) => {
                         for id in &ids {
-                            if self.cancel(id) {
-                                stopped();
-                            }
+                            cancelled(id);
                         }
                         since = looked - CLOCK_MARGIN_MS;
                     }
