@@ -55,10 +55,10 @@ pub(super) async fn measure(bytes: &[u8], waiting: usize) -> anyhow::Result<Mess
     let across = round_trips(&runtime, &component, &other, "relay-there").await?;
 
     let request = StartRequest::new("wait_one", LONG_MS.to_string());
-    let warm_up = park_many(&runtime, &component, &request, 512).await?;
+    let warm_up = park_many(&runtime, &component, &request, 512, 1).await?;
     cancel_all(&runtime, &warm_up).await?;
     let (before, sqlite_before) = (resident_bytes()?, sqlite_bytes());
-    let parked = park_many(&runtime, &component, &request, waiting).await?;
+    let parked = park_many(&runtime, &component, &request, waiting, 1).await?;
     let (after, sqlite_after) = (resident_bytes()?, sqlite_bytes());
     let grown = after
         .saturating_sub(before)

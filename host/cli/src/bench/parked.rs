@@ -11,7 +11,7 @@ use super::{process_runtime, registered};
 
 use reprise_host::node::{Node, NodeOptions};
 use reprise_host::runtime::{LoadedComponent, Runtime, RuntimeEvent, RuntimeOptions, StartRequest};
-use reprise_store::WorkflowStatus;
+use reprise_store::{WorkflowFilter, WorkflowStatus};
 
 /// Long enough that nothing wakes while the memory is measured.
 const LONG_NAP_MS: u64 = 600_000;
@@ -49,23 +49,49 @@ pub(super) struct ParkedFigures {
 pub(super) async fn measure(bytes: &[u8], count: usize) -> anyhow::Result<ParkedFigures> {
     let dir = tempfile::tempdir()?;
     let runtime = process_runtime(dir.path(), "parked.db", RuntimeOptions::default()).await?;
-    let component = registered(&runtime, bytes, &["nap"]).await?;
+    let component = registered(&runtime, bytes, &["nap", "wait_one", "await_nap"]).await?;
     // Started before anything parks, so its recovery finds nothing of this run to drive.
     let node = Node::start(runtime.clone(), NodeOptions::default()).await?;
 
     // A first round leaves what any round allocates and keeps (caches, the allocator's
     // arenas) out of the figure.
     let nap = StartRequest::new("nap", LONG_NAP_MS.to_string());
-    let warm_up = park_many(&runtime, &component, &nap, STARTS_AT_ONCE * 2).await?;
+    let warm_up = park_many(&runtime, &component, &nap, STARTS_AT_ONCE * 2, 1).await?;
     cancel_all(&runtime, &warm_up).await?;
     let (before, sqlite_before) = (resident_bytes()?, sqlite_bytes());
-    let parked = park_many(&runtime, &component, &nap, count).await?;
+    // Every way of waiting at once, a third each: sleeps, `recv`s, and parents awaiting a
+    // child that sleeps (two parked workflows per start).
+    let (recv, child) = (
+        StartRequest::new("wait_one", LONG_NAP_MS.to_string()),
+        StartRequest::new("await_nap", LONG_NAP_MS.to_string()),
+    );
+    let mut parked = park_many(&runtime, &component, &nap, count / 3, 1).await?;
+    parked.extend(park_many(&runtime, &component, &recv, count / 3, 1).await?);
+    let parents = count.saturating_sub(parked.len()) / 2;
+    parked.extend(park_many(&runtime, &component, &child, parents, 2).await?);
+    let count = runtime.instance_usage().parked;
     let (after, sqlite_after) = (resident_bytes()?, sqlite_bytes());
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = cpu_time()?;
     tokio::time::sleep(IDLE_WINDOW).await;
     let idle_cpu = (cpu_time()? - idle).as_secs_f64() / IDLE_WINDOW.as_secs_f64();
-    cancel_all(&runtime, &parked).await?;
+    // The parents' children too: a cancel does not reach a workflow's children.
+    let waiting = WorkflowFilter {
+        status: Some(WorkflowStatus::Pending),
+        ..WorkflowFilter::default()
+    };
+    let everyone: Vec<String> = runtime
+        .store()
+        .list_workflows(&waiting)
+        .await?
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    anyhow::ensure!(
+        everyone.len() >= parked.len(),
+        "parked workflows went missing"
+    );
+    cancel_all(&runtime, &everyone).await?;
     let grown = after.saturating_sub(before);
     let sqlite_grown = sqlite_after.saturating_sub(sqlite_before);
 
@@ -83,12 +109,14 @@ pub(super) async fn measure(bytes: &[u8], count: usize) -> anyhow::Result<Parked
 }
 
 /// Starts `count` workflows as `request` asks (each under an id of its own) that wait long,
-/// and returns their ids once every one is parked.
+/// and returns their ids once every one is parked, with the `parked_each` workflows each start
+/// parks (2 for a parent whose child waits too).
 pub(super) async fn park_many(
     runtime: &Runtime,
     component: &Arc<LoadedComponent>,
     request: &StartRequest,
     count: usize,
+    parked_each: usize,
 ) -> anyhow::Result<Vec<String>> {
     let already = runtime.instance_usage().parked;
     let mut ids = Vec::with_capacity(count);
@@ -113,9 +141,10 @@ pub(super) async fn park_many(
     while let Some(joined) = starts.join_next().await {
         ids.push(joined??);
     }
-    while runtime.instance_usage().parked < already + count {
+    let expected = already + count * parked_each;
+    while runtime.instance_usage().parked < expected {
         anyhow::ensure!(
-            runtime.in_flight() > 0 || runtime.instance_usage().parked >= already + count,
+            runtime.in_flight() > 0 || runtime.instance_usage().parked >= expected,
             "some bench workflows ended instead of parking"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -34,7 +34,7 @@ pub(super) async fn measure(bytes: &[u8], count: usize) -> anyhow::Result<Versio
     let runtime = process_runtime(dir.path(), "versions.db", RuntimeOptions::default()).await?;
     let component = registered(&runtime, bytes, &["ticks_then_wait"]).await?;
     let request = StartRequest::new("ticks_then_wait", STEPS.to_string());
-    let ids = park_many(&runtime, &component, &request, count).await?;
+    let ids = park_many(&runtime, &component, &request, count, 1).await?;
 
     let started = Instant::now();
     let report = runtime
