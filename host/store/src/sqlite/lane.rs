@@ -3,9 +3,12 @@
 //! Through the writer, a step crosses to the writer task, to sqlx's SQLite worker thread and
 //! back: two thread hand-offs that cost three times the commit itself. A workflow running alone
 //! does not need them, so its step goes straight into SQLite through a connection of its own.
-//! Only a workflow that looks alone takes the lane — it wrote last, or nobody wrote for a
-//! while — since a step committed on the spot can share no commit: workflows taking turns keep
-//! going through the writer, which commits theirs together.
+//! Only a workflow that looks alone takes the lane — it wrote last — since a step committed on
+//! the spot can share no commit: workflows taking turns keep going through the writer, which
+//! commits theirs together. And only at `process` durability, where a commit waits for no
+//! fsync: at `synced` a commit on the caller's thread would hold that thread (and every
+//! workflow it runs) for the fsync, which the writer shares among all who wait — measured, the
+//! queue lost a fifth of its throughput — so there every step goes through the writer.
 //! The writer holds the lane's turn for each batch, so only one of them writes at a time and
 //! neither ever waits in SQLite's busy handler for the other. A step that finds the writer busy,
 //! requests queued, or the turn taken goes through the writer and shares its commit: group
@@ -19,7 +22,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, named_params};
 use tokio::sync::{Mutex, MutexGuard};
@@ -40,9 +43,6 @@ const INSERT_STEP: &str = concat!(
      WHERE workflow_id = $1 AND ($9 IS NULL OR epoch = $9)"
 );
 
-/// How long without writes makes the store idle: any workflow may take the lane then.
-const IDLE: Duration = Duration::from_millis(2);
-
 /// The lane's connection, or `None` until it is (re)opened; whoever holds the mutex may write.
 pub(super) type Turn = Arc<Mutex<Option<Connection>>>;
 
@@ -56,20 +56,23 @@ pub(super) struct Lane {
     /// Commits made on the lane (part of `commits`).
     own_commits: AtomicU64,
     file: FileIdentity,
-    /// Who wrote last (a hash of the workflow's id) and when.
-    last: std::sync::Mutex<(u64, Instant)>,
+    /// Who wrote last: a hash of the workflow's id.
+    last: AtomicU64,
     hasher: RandomState,
 }
 
 impl Lane {
-    /// A lane for the database file at `path`; `None` in memory, where a second connection
-    /// would open a different database.
+    /// A lane for the database file at `path`; `None` at `synced` durability, and in memory,
+    /// where a second connection would open a different database.
     pub(super) fn new(
         path: &Path,
         durability: Durability,
         busy_timeout: Duration,
         commits: Arc<AtomicU64>,
     ) -> Option<Lane> {
+        if durability == Durability::Synced {
+            return None;
+        }
         let file = FileIdentity::of(path)?;
         Some(Lane {
             turn: Arc::new(Mutex::new(None)),
@@ -79,7 +82,7 @@ impl Lane {
             commits,
             own_commits: AtomicU64::new(0),
             file,
-            last: std::sync::Mutex::new((0, Instant::now())),
+            last: AtomicU64::new(0),
             hasher: RandomState::new(),
         })
     }
@@ -94,15 +97,10 @@ impl Lane {
         self.own_commits.load(Ordering::Relaxed)
     }
 
-    /// Notes a write of `workflow_id` through the writer; whether the workflow looks alone: it
-    /// wrote last, or the store has been idle.
+    /// Notes a write of `workflow_id`; whether the workflow looks alone: it wrote last.
     pub(super) fn note(&self, workflow_id: &str) -> bool {
         let key = self.hasher.hash_one(workflow_id);
-        let now = Instant::now();
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let alone = last.0 == key || now.duration_since(last.1) >= IDLE;
-        *last = (key, now);
-        alone
+        self.last.swap(key, Ordering::Relaxed) == key
     }
 
     /// Commits `step` here and now if its workflow looks alone and nobody else is writing
@@ -172,8 +170,10 @@ impl Lane {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&self.path, flags)?;
         conn.busy_timeout(self.busy_timeout)?;
+        // Checkpoints are left to the writer: one on the caller's thread would hold it for the
+        // copy and its fsyncs.
         conn.execute_batch(&format!(
-            "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+            "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
             self.durability.pragma()
         ))?;
         Ok(conn)

@@ -469,7 +469,7 @@ fn processes_opening_a_new_database_at_once_all_get_its_schema() {
 
 #[tokio::test]
 async fn a_workflow_alone_commits_its_steps_on_the_lane() {
-    let (_dir, store) = open_temp(Durability::Synced).await;
+    let (_dir, store) = open_temp(Durability::Process).await;
     store
         .insert_workflow(&new_workflow("wf"))
         .await
@@ -487,6 +487,20 @@ async fn a_workflow_alone_commits_its_steps_on_the_lane() {
         10,
         "lane commits count as commits"
     );
+}
+
+#[tokio::test]
+async fn at_synced_every_step_shares_the_writers_fsync() {
+    let (_dir, store) = open_temp(Durability::Synced).await;
+    store
+        .insert_workflow(&new_workflow("wf"))
+        .await
+        .expect("insert");
+    for i in 0..5 {
+        store.record_step(&step("wf", i)).await.expect("record");
+    }
+    assert_eq!(store.lane_commits(), 0, "no step took the lane");
+    assert_eq!(store.steps("wf").await.expect("steps").len(), 5);
 }
 
 #[tokio::test]
@@ -539,7 +553,7 @@ async fn the_lane_refuses_what_the_writer_refuses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflows_taking_turns_share_the_writers_commits() {
-    let (_dir, store) = open_temp(Durability::Synced).await;
+    let (_dir, store) = open_temp(Durability::Process).await;
     let store = Arc::new(store);
     for w in 0..20 {
         store
