@@ -1,8 +1,12 @@
-//! The database file's identity, checked after each commit: SQLite keeps writing to a file
-//! deleted or replaced under it (the open descriptor outlives the name), and those commits
-//! vanish when the process exits. Only a check of the name can tell.
+//! What a commit settles before anyone hears of it: the commit count, and the database file's
+//! identity. SQLite keeps writing to a file deleted or replaced under it (the open descriptor
+//! outlives the name), and those commits vanish when the process exits. Only a check of the
+//! name can tell.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::StoreError;
 
 /// The file the writer opened, as the file system names it.
 pub(super) struct FileIdentity {
@@ -33,6 +37,30 @@ impl FileIdentity {
             (Some(_), None) => true,
         };
         if same { Ok(()) } else { Err(&self.path) }
+    }
+}
+
+/// What a commit must settle before its requests hear of it.
+#[derive(Clone, Copy)]
+pub(super) struct Committed<'a> {
+    pub(super) count: &'a AtomicU64,
+    pub(super) file: Option<&'a FileIdentity>,
+}
+
+impl Committed<'_> {
+    /// Counts a commit and checks that it went to the file the database is named by: a commit
+    /// to a deleted file is no commit at all. Returns the vanished file's error maker.
+    pub(super) fn settle(self) -> Result<(), impl Fn() -> StoreError + use<>> {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        match self.file.map(FileIdentity::check) {
+            Some(Err(path)) => {
+                let path = path.to_path_buf();
+                let gone = move || StoreError::FileGone(path.clone());
+                tracing::error!(error = %gone());
+                Err(gone)
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -28,8 +28,7 @@ use rusqlite::{Connection, OpenFlags, named_params};
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::Durability;
-use super::file::FileIdentity;
-use super::writer::Committed;
+use super::file::{Committed, FileIdentity};
 use crate::StoreError;
 use crate::shared::step_columns;
 use crate::written::StepRow;

@@ -1,7 +1,7 @@
 //! The writer task: the only connection that writes, committing queued requests together.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::batch::plan;
 use super::failure::{echo, is_crash, poisons_transaction};
-use super::file::FileIdentity;
+use super::file::{Committed, FileIdentity};
 use super::lane::Turn;
 use super::outcome::Outcome;
 use super::request::Request;
@@ -116,30 +116,6 @@ fn reject_all(batch: &mut Vec<Request>, cause: StoreError) {
 /// alive.
 fn still_usable(conn: &SqliteConnection, errors: &[Option<&StoreError>]) -> bool {
     !errors.iter().flatten().any(|err| is_crash(err)) && !conn.is_in_transaction()
-}
-
-/// What a commit must settle before its requests hear of it.
-#[derive(Clone, Copy)]
-pub(super) struct Committed<'a> {
-    pub(super) count: &'a AtomicU64,
-    pub(super) file: Option<&'a FileIdentity>,
-}
-
-impl Committed<'_> {
-    /// Counts a commit and checks that it went to the file the database is named by: a commit
-    /// to a deleted file is no commit at all. Returns the vanished file's error maker.
-    pub(super) fn settle(self) -> Result<(), impl Fn() -> StoreError + use<>> {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        match self.file.map(FileIdentity::check) {
-            Some(Err(path)) => {
-                let path = path.to_path_buf();
-                let gone = move || StoreError::FileGone(path.clone());
-                tracing::error!(error = %gone());
-                Err(gone)
-            }
-            _ => Ok(()),
-        }
-    }
 }
 
 /// Runs `batch` in one transaction with one commit, then answers every request. Returns whether
