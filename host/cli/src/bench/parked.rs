@@ -71,6 +71,7 @@ pub(super) async fn measure(bytes: &[u8], count: usize) -> anyhow::Result<Parked
     parked.extend(park_many(&runtime, &component, &child, parents, 2).await?);
     let count = runtime.instance_usage().parked;
     let (after, sqlite_after) = (resident_bytes()?, sqlite_bytes());
+    eprintln!("{count} parked; measuring the idle host's CPU");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = cpu_time()?;
     tokio::time::sleep(IDLE_WINDOW).await;
