@@ -50,7 +50,6 @@ pub(super) struct Lane {
     turn: Turn,
     path: Box<Path>,
     durability: Durability,
-    busy_timeout: Duration,
     commits: Arc<AtomicU64>,
     /// Commits made on the lane (part of `commits`).
     own_commits: AtomicU64,
@@ -66,7 +65,6 @@ impl Lane {
     pub(super) fn new(
         path: &Path,
         durability: Durability,
-        busy_timeout: Duration,
         commits: Arc<AtomicU64>,
     ) -> Option<Lane> {
         if durability == Durability::Synced {
@@ -77,7 +75,6 @@ impl Lane {
             turn: Arc::new(Mutex::new(None)),
             path: path.into(),
             durability,
-            busy_timeout,
             commits,
             own_commits: AtomicU64::new(0),
             file,
@@ -119,7 +116,7 @@ impl Lane {
             Ok(1) => {}
             Ok(_) => return None,
             Err(err) => {
-                if !is_constraint(&err) {
+                if !leaves_connection_fit(&err) {
                     // Whatever went wrong may have left the connection unfit: open afresh.
                     tracing::debug!(error = %err, "the step lane declined a step");
                     *turn = None;
@@ -168,7 +165,9 @@ impl Lane {
     fn open(&self) -> rusqlite::Result<Connection> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&self.path, flags)?;
-        conn.busy_timeout(self.busy_timeout)?;
+        // No waiting for another process's write lock on the caller's thread: the writer
+        // waits for it on its own.
+        conn.busy_timeout(Duration::ZERO)?;
         // Checkpoints are left to the writer: one on the caller's thread would hold it for the
         // copy and its fsyncs.
         conn.execute_batch(&format!(
@@ -179,7 +178,15 @@ impl Lane {
     }
 }
 
-/// A constraint failure undoes only its statement and leaves the connection as it was.
-fn is_constraint(err: &rusqlite::Error) -> bool {
-    err.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+/// A constraint failure undoes only its statement, and a lock held by another process keeps
+/// it from starting: either leaves the connection as it was.
+fn leaves_connection_fit(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(
+            rusqlite::ErrorCode::ConstraintViolation
+                | rusqlite::ErrorCode::DatabaseBusy
+                | rusqlite::ErrorCode::DatabaseLocked
+        )
+    )
 }

@@ -143,12 +143,7 @@ impl SqliteStore {
             .map_err(open_error)?;
 
         let commits = Arc::new(AtomicU64::new(0));
-        let lane = Lane::new(
-            options.get_filename(),
-            durability,
-            BUSY_TIMEOUT,
-            Arc::clone(&commits),
-        );
+        let lane = Lane::new(options.get_filename(), durability, Arc::clone(&commits));
         let (writes, queue) = mpsc::channel(writer::QUEUE_DEPTH);
         let turn = lane.as_ref().map(Lane::turn);
         let writer = Writer::new(options, writer, Arc::clone(&commits), turn);

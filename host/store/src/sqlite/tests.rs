@@ -582,3 +582,38 @@ async fn workflows_taking_turns_share_the_writers_commits() {
         "200 steps of 20 workflows took {commits} commits"
     );
 }
+
+#[tokio::test]
+async fn a_write_lock_held_elsewhere_sends_the_step_to_the_writer_without_holding_the_thread() {
+    let (dir, store) = open_temp(Durability::Process).await;
+    let store = Arc::new(store);
+    store
+        .insert_workflow(&new_workflow("wf"))
+        .await
+        .expect("insert");
+    store.record_step(&step("wf", 0)).await.expect("record");
+    assert_eq!(store.lane_commits(), 1);
+    // Another process takes the write lock.
+    let other = rusqlite::Connection::open(dir.path().join("reprise.db")).expect("open");
+    other.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    let pending = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { store.record_step(&step("wf", 1)).await }
+    });
+    // On this one-thread runtime the step runs now: had the lane waited for the lock on the
+    // thread, this would return only after SQLite's busy timeout.
+    let asked = std::time::Instant::now();
+    tokio::task::yield_now().await;
+    assert!(asked.elapsed() < std::time::Duration::from_secs(1));
+    assert!(
+        !pending.is_finished(),
+        "recorded while another held the lock"
+    );
+    other.execute_batch("COMMIT").expect("unlock");
+    pending
+        .await
+        .expect("task")
+        .expect("recorded once the lock was free");
+    assert_eq!(store.lane_commits(), 1, "the writer committed it");
+    assert_eq!(store.steps("wf").await.expect("steps").len(), 2);
+}
