@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::Postgres;
 use sqlx::postgres::{PgConnection, PgPool};
@@ -62,6 +63,8 @@ enum Job {
 pub(super) struct Combiner {
     jobs: mpsc::Sender<Job>,
     flights: Arc<Semaphore>,
+    /// Flushes written, and writes that went alone.
+    trips: Arc<AtomicU64>,
 }
 
 impl Combiner {
@@ -69,8 +72,25 @@ impl Combiner {
     pub(super) fn start(pool: PgPool, bells: Arc<Bells>) -> Combiner {
         let (jobs, queue) = mpsc::channel(4 * MAX_FLUSH);
         let flights = Arc::new(Semaphore::new(FLUSHES_IN_FLIGHT));
-        tokio::spawn(gather(queue, Arc::clone(&flights), pool, bells));
-        Combiner { jobs, flights }
+        let trips = Arc::new(AtomicU64::new(0));
+        tokio::spawn(gather(
+            queue,
+            Arc::clone(&flights),
+            Arc::clone(&trips),
+            pool,
+            bells,
+        ));
+        Combiner {
+            jobs,
+            flights,
+            trips,
+        }
+    }
+
+    /// Flushes written so far, and writes that went alone: writes per trip shows how well
+    /// the combiner gathers.
+    pub(super) fn trips(&self) -> u64 {
+        self.trips.load(Ordering::Relaxed)
     }
 
     /// When nothing is queued or on its way, a write has nothing to share a statement with: it
@@ -79,11 +99,15 @@ impl Combiner {
     pub(super) fn alone(&self) -> Option<SemaphorePermit<'_>> {
         let idle = self.jobs.capacity() == self.jobs.max_capacity()
             && self.flights.available_permits() == FLUSHES_IN_FLIGHT;
-        if idle {
+        let alone = if idle {
             self.flights.try_acquire().ok()
         } else {
             None
+        };
+        if alone.is_some() {
+            self.trips.fetch_add(1, Ordering::Relaxed);
         }
+        alone
     }
 
     pub(super) async fn insert(&self, new: NewWorkflow) -> Result<Inserted, StoreError> {
@@ -127,6 +151,7 @@ impl Combiner {
 async fn gather(
     mut queue: mpsc::Receiver<Job>,
     flights: Arc<Semaphore>,
+    trips: Arc<AtomicU64>,
     pool: PgPool,
     bells: Arc<Bells>,
 ) {
@@ -139,6 +164,7 @@ async fn gather(
             return;
         }
         let jobs = std::mem::replace(&mut batch, Vec::with_capacity(MAX_FLUSH));
+        trips.fetch_add(1, Ordering::Relaxed);
         let (pool, bells) = (pool.clone(), Arc::clone(&bells));
         tokio::spawn(async move {
             flush(jobs, &pool, &bells).await;

@@ -83,6 +83,13 @@ impl PostgresStore {
         })
     }
 
+    /// Round trips the hot writes (new workflows, steps, endings) took so far: a flush of
+    /// many, or a write alone. Writes per trip shows how well they are gathered; useful for
+    /// tests and metrics.
+    pub fn write_trips(&self) -> u64 {
+        self.combiner.trips()
+    }
+
     /// Closes every connection of the pool, waiting for calls in flight.
     pub async fn close(&self) {
         self.pool.close().await;
