@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod contract;
+mod echo;
 mod error;
 mod executors;
 mod filter;

@@ -12,8 +12,8 @@
 //! (a deduplication clash, a deadlock with an adoption, a dropped connection) sends every one
 //! of its writes that way too. Nothing is answered before its commit returned.
 //!
-//! A write that finds the combiner idle (nothing queued, no flush on its way) skips it and runs
-//! the single-row statement on a pooled connection itself: a workflow alone pays no hop.
+//! A write that finds the combiner idle (nothing queued, no flush on its way) is flushed alone
+//! on the caller's task: its single-row statement, with no hop to the combiner's task.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -21,10 +21,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::Postgres;
 use sqlx::postgres::{PgConnection, PgPool};
-use tokio::sync::{Semaphore, SemaphorePermit, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::bells::{Bells, tell_queue};
 use super::bulk;
+use crate::echo::echo;
 use crate::shared::Dialect;
 use crate::written::StepRow;
 use crate::{Inserted, NewWorkflow, StoreError, WorkflowEnd, WorkflowRecord};
@@ -63,63 +64,51 @@ enum Job {
 pub(super) struct Combiner {
     jobs: mpsc::Sender<Job>,
     flights: Arc<Semaphore>,
-    /// Flushes written, and writes that went alone.
-    trips: Arc<AtomicU64>,
+    target: Arc<Target>,
+}
+
+/// Where flushes go, and how many went.
+#[derive(Debug)]
+struct Target {
+    pool: PgPool,
+    /// Coalesces the `NOTIFY`s of the queues that got work or a free slot.
+    bells: Bells,
+    /// Flushes written so far, a write alone counting as one.
+    trips: AtomicU64,
 }
 
 impl Combiner {
     /// Starts the combiner's task on the current runtime.
-    pub(super) fn start(pool: PgPool, bells: Arc<Bells>) -> Combiner {
+    pub(super) fn start(pool: PgPool) -> Combiner {
         let (jobs, queue) = mpsc::channel(4 * MAX_FLUSH);
         let flights = Arc::new(Semaphore::new(FLUSHES_IN_FLIGHT));
-        let trips = Arc::new(AtomicU64::new(0));
-        tokio::spawn(gather(
-            queue,
-            Arc::clone(&flights),
-            Arc::clone(&trips),
+        let target = Arc::new(Target {
             pool,
-            bells,
-        ));
+            bells: Bells::default(),
+            trips: AtomicU64::new(0),
+        });
+        tokio::spawn(gather(queue, Arc::clone(&flights), Arc::clone(&target)));
         Combiner {
             jobs,
             flights,
-            trips,
+            target,
         }
     }
 
-    /// Flushes written so far, and writes that went alone: writes per trip shows how well
+    /// Flushes written so far, a write alone counting as one: writes per trip shows how well
     /// the combiner gathers.
     pub(super) fn trips(&self) -> u64 {
-        self.trips.load(Ordering::Relaxed)
-    }
-
-    /// When nothing is queued or on its way, a write has nothing to share a statement with: it
-    /// may go straight to the pool and spare the hop to the combiner's task, holding the
-    /// returned turn meanwhile so that writes arriving beside it do gather.
-    pub(super) fn alone(&self) -> Option<SemaphorePermit<'_>> {
-        let idle = self.jobs.capacity() == self.jobs.max_capacity()
-            && self.flights.available_permits() == FLUSHES_IN_FLIGHT;
-        let alone = if idle {
-            self.flights.try_acquire().ok()
-        } else {
-            None
-        };
-        if alone.is_some() {
-            self.trips.fetch_add(1, Ordering::Relaxed);
-        }
-        alone
+        self.target.trips.load(Ordering::Relaxed)
     }
 
     pub(super) async fn insert(&self, new: NewWorkflow) -> Result<Inserted, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Insert((new, reply))).await?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
+        self.write(Job::Insert((new, reply)), answer).await
     }
 
     pub(super) async fn record_step(&self, step: StepRow) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Step((step, reply))).await?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
+        self.write(Job::Step((step, reply)), answer).await
     }
 
     pub(super) async fn finish(
@@ -129,46 +118,52 @@ impl Combiner {
         epoch: Option<u64>,
     ) -> Result<WorkflowRecord, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Finish(FinishJob {
+        let job = Job::Finish(FinishJob {
             workflow_id,
             end,
             epoch,
             reply,
-        }))
-        .await?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
+        });
+        self.write(job, answer).await
     }
 
-    async fn send(&self, job: Job) -> Result<(), StoreError> {
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| StoreError::WriterGone)
+    /// Writes `job` and waits for its `answer`. When nothing is queued or on its way, the job
+    /// has nothing to share a statement with: it is flushed alone here, sparing the hop to the
+    /// combiner's task, holding a flight meanwhile so that writes arriving beside it gather.
+    async fn write<T>(
+        &self,
+        job: Job,
+        answer: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let idle = self.jobs.capacity() == self.jobs.max_capacity()
+            && self.flights.available_permits() == FLUSHES_IN_FLIGHT;
+        match idle.then(|| self.flights.try_acquire().ok()).flatten() {
+            Some(_flight) => self.target.flush(vec![job]).await,
+            None => self
+                .jobs
+                .send(job)
+                .await
+                .map_err(|_| StoreError::WriterGone)?,
+        }
+        answer.await.map_err(|_| StoreError::WriterGone)?
     }
 }
 
 /// Takes whatever is queued whenever a flush may start, and starts it.
-async fn gather(
-    mut queue: mpsc::Receiver<Job>,
-    flights: Arc<Semaphore>,
-    trips: Arc<AtomicU64>,
-    pool: PgPool,
-    bells: Arc<Bells>,
-) {
+async fn gather(mut queue: mpsc::Receiver<Job>, flights: Arc<Semaphore>, target: Arc<Target>) {
     let mut batch = Vec::with_capacity(MAX_FLUSH);
     loop {
-        let Ok(permit) = Arc::clone(&flights).acquire_owned().await else {
+        let Ok(flight) = Arc::clone(&flights).acquire_owned().await else {
             return;
         };
         if queue.recv_many(&mut batch, MAX_FLUSH).await == 0 {
             return;
         }
         let jobs = std::mem::replace(&mut batch, Vec::with_capacity(MAX_FLUSH));
-        trips.fetch_add(1, Ordering::Relaxed);
-        let (pool, bells) = (pool.clone(), Arc::clone(&bells));
+        let target = Arc::clone(&target);
         tokio::spawn(async move {
-            flush(jobs, &pool, &bells).await;
-            drop(permit);
+            target.flush(jobs).await;
+            drop(flight);
         });
     }
 }
@@ -181,67 +176,56 @@ struct Flush {
     finishes: Vec<FinishJob>,
 }
 
-/// Writes one flush: new workflows, then steps, then endings. A workflow's step is only asked
-/// for after its row's commit returned, and its ending after its last step's, so no two
-/// writes of one workflow meet in one flush.
-async fn flush(jobs: Vec<Job>, pool: &PgPool, bells: &Bells) {
-    let mut flush = Flush::default();
-    for job in jobs {
-        match job {
-            Job::Insert(insert) => flush.inserts.push(insert),
-            Job::Step(step) => flush.steps.push(step),
-            Job::Finish(finish) => flush.finishes.push(finish),
+impl Target {
+    /// Writes one flush and answers every job: new workflows, then steps, then endings. A
+    /// workflow's step is only asked for after its row's commit returned, and its ending after
+    /// its last step's, so no two writes of one workflow meet in one flush.
+    async fn flush(&self, jobs: Vec<Job>) {
+        self.trips.fetch_add(1, Ordering::Relaxed);
+        let mut flush = Flush::default();
+        for job in jobs {
+            match job {
+                Job::Insert(insert) => flush.inserts.push(insert),
+                Job::Step(step) => flush.steps.push(step),
+                Job::Finish(finish) => flush.finishes.push(finish),
+            }
         }
-    }
-    let mut conn = match pool.acquire().await {
-        Ok(conn) => conn,
-        Err(err) => {
-            tracing::warn!(error = %err, "no connection for a flush of writes");
-            return each_on_its_own(flush, pool).await;
+        let mut conn = match self.pool.acquire().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                let cause = StoreError::from(err);
+                tracing::warn!(error = %cause, "no connection for a flush of writes");
+                return answer_all(flush, &cause);
+            }
+        };
+        let mut queues = BTreeSet::new();
+        if !flush.inserts.is_empty() {
+            queues.extend(insert_all(&mut conn, flush.inserts).await);
         }
-    };
-    let mut queues = BTreeSet::new();
-    if !flush.inserts.is_empty() {
-        queues.extend(insert_all(&mut conn, flush.inserts).await);
-    }
-    if !flush.steps.is_empty() {
-        record_steps(&mut conn, flush.steps).await;
-    }
-    if !flush.finishes.is_empty() {
-        queues.extend(finish_all(&mut conn, flush.finishes).await);
-    }
-    // Dispatchers of these queues have new work or a free slot.
-    for queue in queues {
-        tell_queue(bells, &mut conn, &queue).await;
+        if !flush.steps.is_empty() {
+            record_steps(&mut conn, flush.steps).await;
+        }
+        if !flush.finishes.is_empty() {
+            queues.extend(finish_all(&mut conn, flush.finishes).await);
+        }
+        // Dispatchers of these queues have new work or a free slot.
+        for queue in queues {
+            tell_queue(&self.bells, &mut conn, &queue).await;
+        }
     }
 }
 
-/// Without a connection for the flush, each write tries for one of its own and hears its own
-/// error.
-async fn each_on_its_own(flush: Flush, pool: &PgPool) {
-    for (new, reply) in flush.inserts {
-        let result = match pool.acquire().await {
-            Ok(mut conn) => Postgres::insert_workflow(&mut conn, &new).await,
-            Err(err) => Err(err.into()),
-        };
-        drop(reply.send(result));
+/// Without a connection for the flush, every write of it hears why.
+fn answer_all(flush: Flush, cause: &StoreError) {
+    let copy = echo(cause);
+    for (_, reply) in flush.inserts {
+        drop(reply.send(Err(copy())));
     }
-    for (step, reply) in flush.steps {
-        let result = match pool.acquire().await {
-            Ok(mut conn) => Postgres::record_step(&mut conn, &step).await,
-            Err(err) => Err(err.into()),
-        };
-        drop(reply.send(result));
+    for (_, reply) in flush.steps {
+        drop(reply.send(Err(copy())));
     }
     for finish in flush.finishes {
-        let result = match pool.acquire().await {
-            Ok(mut conn) => {
-                Postgres::finish_workflow(&mut conn, &finish.workflow_id, &finish.end, finish.epoch)
-                    .await
-            }
-            Err(err) => Err(err.into()),
-        };
-        drop(finish.reply.send(result));
+        drop(finish.reply.send(Err(copy())));
     }
 }
 

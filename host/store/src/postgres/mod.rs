@@ -5,9 +5,9 @@
 //! takes many writers at once, so most calls run on a connection of a pool, as one statement
 //! (autocommit) or, where its statements only make sense together, as one transaction.
 //!
-//! The hot writes — step checkpoints and endings — go through the [`combiner`], which writes
-//! many workflows' at once as multi-row statements: Postgres spends its CPU per transaction far
-//! more than per row. `synchronous_commit` stays at its default (on): a recorded step survives
+//! The hot writes — new workflows, step checkpoints and endings — go through the [`combiner`],
+//! which writes many workflows' at once as multi-row statements: Postgres spends its CPU per
+//! transaction far more than per row. `synchronous_commit` stays at its default (on): a recorded step survives
 //! a power cut, as with SQLite's `synced` level.
 
 use std::sync::Arc;
@@ -34,7 +34,6 @@ use super::{
     ScheduleStore, StepRecord, StoreError, StreamInfo, StreamRead, TrapRecord, WorkflowEnd,
     WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
 };
-use bells::{Bells, tell_queue};
 use combiner::Combiner;
 
 /// Connections in the pool: enough for concurrent workflows' checkpoints to reach Postgres
@@ -52,9 +51,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/post
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pub(crate) pool: PgPool,
-    bells: Arc<Bells>,
     feed: Arc<Feed>,
-    /// Gathers steps and endings into multi-row statements.
+    /// Gathers new workflows, steps and endings into multi-row statements.
     combiner: Combiner,
 }
 
@@ -74,11 +72,9 @@ impl PostgresStore {
             })?;
         MIGRATOR.run(&pool).await?;
         tracing::debug!(url = redact(url), "opened postgres store");
-        let bells = Arc::new(Bells::default());
         Ok(PostgresStore {
-            combiner: Combiner::start(pool.clone(), Arc::clone(&bells)),
+            combiner: Combiner::start(pool.clone()),
             pool,
-            bells,
             feed: Arc::default(),
         })
     }
@@ -256,16 +252,8 @@ impl ExecutionStore for PostgresStore {
     }
 
     async fn insert_workflow(&self, new: &NewWorkflow) -> Result<Inserted, StoreError> {
-        // Through the combiner unless it is idle (see `combiner`).
-        let Some(_alone) = self.combiner.alone() else {
-            return self.combiner.insert(new.clone()).await;
-        };
-        let mut conn = self.pool.acquire().await?;
-        let inserted = Postgres::insert_workflow(&mut conn, new).await?;
-        if let (true, Some(queue)) = (inserted.created, &new.queue_name) {
-            tell_queue(&self.bells, &mut conn, queue).await;
-        }
-        Ok(inserted)
+        // Many workflows' writes become one statement (see `combiner`).
+        self.combiner.insert(new.clone()).await
     }
 
     async fn get_workflow(&self, id: &str) -> Result<Option<WorkflowRecord>, StoreError> {
@@ -287,13 +275,7 @@ impl ExecutionStore for PostgresStore {
     }
 
     async fn record_step(&self, step: &StepRecord) -> Result<(), StoreError> {
-        // Through the combiner, many workflows' steps become one statement (see `combiner`).
-        let step = StepRow::new(step)?;
-        let Some(_alone) = self.combiner.alone() else {
-            return self.combiner.record_step(step).await;
-        };
-        let mut conn = self.pool.acquire().await?;
-        Postgres::record_step(&mut conn, &step).await
+        self.combiner.record_step(StepRow::new(step)?).await
     }
 
     async fn record_trap(
@@ -311,19 +293,10 @@ impl ExecutionStore for PostgresStore {
         end: &WorkflowEnd,
         epoch: Option<u64>,
     ) -> Result<WorkflowRecord, StoreError> {
-        // Through the combiner (which tells the ended workflows' queues) unless it is idle.
-        let Some(_alone) = self.combiner.alone() else {
-            return self
-                .combiner
-                .finish(workflow_id.to_owned(), end.clone(), epoch)
-                .await;
-        };
-        let mut conn = self.pool.acquire().await?;
-        let ended = Postgres::finish_workflow(&mut conn, workflow_id, end, epoch).await?;
-        if let Some(queue) = &ended.queue_name {
-            tell_queue(&self.bells, &mut conn, queue).await;
-        }
-        Ok(ended)
+        // The combiner also tells the ended workflows' queues.
+        self.combiner
+            .finish(workflow_id.to_owned(), end.clone(), epoch)
+            .await
     }
 
     async fn workflow_statuses(&self, ids: &[String]) -> Result<Vec<WorkflowRecord>, StoreError> {

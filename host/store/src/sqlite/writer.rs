@@ -8,12 +8,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use tokio::sync::mpsc;
 
 use super::batch::plan;
-use super::failure::{echo, is_crash, poisons_transaction};
+use super::failure::{is_crash, poisons_transaction};
 use super::file::{Committed, FileIdentity};
 use super::lane::Turn;
 use super::outcome::Outcome;
 use super::request::Request;
 use crate::StoreError;
+use crate::echo::echo;
 
 /// Most requests committed together: bounds the time one transaction holds the write lock and
 /// the memory of one batch, while still letting hundreds of workflows share an fsync.
