@@ -1,6 +1,7 @@
 //! Rows to records, written once for every backend: a backend only says how to read a column
 //! of its row type. A value of the wrong type or out of range is a corrupt row, named as such.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
@@ -48,6 +49,15 @@ pub(super) fn to_u64(value: i64, table: &'static str, column: &str) -> Result<u6
         table,
         message: format!("column {column}: {value} is not a count"),
     })
+}
+
+/// The records a bulk write returned, by id. A row that does not read back is left out, so
+/// its write runs again alone, which reports the row as corrupt.
+pub(super) fn records_by_id<R: Columns>(rows: &[R]) -> HashMap<String, WorkflowRecord> {
+    rows.iter()
+        .filter_map(|row| workflow_from_row(row).ok())
+        .map(|record| (record.id.clone(), record))
+        .collect()
 }
 
 /// A `workflow_status` row selected with the backend's full column list.

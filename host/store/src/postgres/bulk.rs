@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
-use crate::rows::workflow_from_row;
+use crate::rows::records_by_id;
 use crate::shared::{ending_columns, insert_columns, step_columns, workflow_columns};
 use crate::written::{StepRow, epoch_value, initial_state};
 use crate::{NewWorkflow, StoreError, WorkflowEnd, WorkflowRecord, now_ms};
@@ -17,15 +17,6 @@ pub(super) struct Ending<'a> {
     pub(super) workflow_id: &'a str,
     pub(super) end: &'a WorkflowEnd,
     pub(super) epoch: Option<u64>,
-}
-
-/// The records a statement returned, by id; a row that does not read back is left out, so its
-/// write runs alone and reports the row as corrupt there.
-fn by_id(rows: &[sqlx::postgres::PgRow]) -> HashMap<String, WorkflowRecord> {
-    rows.iter()
-        .filter_map(|row| workflow_from_row(row).ok())
-        .map(|record| (record.id.clone(), record))
-        .collect()
 }
 
 /// New workflows; those it created, by id. An existing id is skipped (its write, alone, reads
@@ -110,7 +101,7 @@ pub(super) async fn insert_workflows<R>(
     .bind(now)
     .fetch_all(conn)
     .await?;
-    Ok(by_id(&rows))
+    Ok(records_by_id(&rows))
 }
 
 /// Step checkpoints, each only while its workflow has the execution's epoch (the row
@@ -180,5 +171,5 @@ pub(super) async fn update_endings(
     .bind(now_ms())
     .fetch_all(conn)
     .await?;
-    Ok(by_id(&rows))
+    Ok(records_by_id(&rows))
 }

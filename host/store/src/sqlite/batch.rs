@@ -10,7 +10,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use super::failure::batch_wide;
 use super::outcome::{Outcome, Reply};
 use super::request::Request;
-use crate::rows::workflow_from_row;
+use crate::rows::records_by_id;
 use crate::shared::{Dialect, ending_columns, insert_columns, step_columns, workflow_columns};
 use crate::written::{StepRow, epoch_value, initial_state};
 use crate::{Inserted, NewWorkflow, StoreError, WorkflowEnd, WorkflowRecord, now_ms};
@@ -103,15 +103,6 @@ impl Phase {
     }
 }
 
-/// The records a bulk statement returned, by id. A row that does not read back is left out, so
-/// its request takes the one-by-one path, which reports the row as corrupt.
-fn by_id(rows: &[sqlx::sqlite::SqliteRow]) -> HashMap<String, WorkflowRecord> {
-    rows.iter()
-        .filter_map(|row| workflow_from_row(row).ok())
-        .map(|record| (record.id.clone(), record))
-        .collect()
-}
-
 /// Creates many workflows with one statement per [`INSERTS_PER_STATEMENT`]. Rows the statement
 /// did not create (an existing id) or could not (a deduplication clash fails the whole
 /// statement) go through [`Dialect::insert_workflow`], which gives each its own answer.
@@ -165,7 +156,7 @@ async fn insert_together(
                 workflow_columns!()
             ));
             match insert.build().fetch_all(&mut *conn).await {
-                Ok(rows) => created = by_id(&rows),
+                Ok(rows) => created = records_by_id(&rows),
                 Err(err) => {
                     if let Some(copy) = batch_wide(err) {
                         outcomes.extend(
@@ -338,7 +329,7 @@ async fn finish_together(conn: &mut SqliteConnection, mut finishes: Vec<Finish>)
                 workflow_columns!()
             ));
             match update.build().fetch_all(&mut *conn).await {
-                Ok(rows) => changed = by_id(&rows),
+                Ok(rows) => changed = records_by_id(&rows),
                 Err(err) => {
                     if let Some(copy) = batch_wide(err) {
                         outcomes.extend(
