@@ -5,25 +5,11 @@
 use std::sync::Arc;
 
 use reprise_host::store::roles::*;
-use reprise_host::store::{NewWorkflow, PostgresStore, StepRecord, WorkflowEnd};
+use reprise_host::store::{PostgresStore, WorkflowEnd};
+
+use super::contract::{new_workflow, step};
 
 const WORKFLOWS: usize = 64;
-
-fn step(workflow_id: &str) -> StepRecord {
-    StepRecord {
-        workflow_id: workflow_id.to_owned(),
-        function_id: 0,
-        name: "tick".to_owned(),
-        output: Some("1".to_owned()),
-        error: None,
-        attempts: 1,
-        started_at: 1_000,
-        completed_at: 2_000,
-        epoch: None,
-        committed_epoch: None,
-        args: None,
-    }
-}
 
 /// Runs `write` for every workflow at once; the round trips they took.
 async fn at_once<F, Fut>(store: &Arc<PostgresStore>, write: F) -> u64
@@ -46,12 +32,12 @@ async fn postgres_gathers_the_writes_of_many_workflows_into_few_round_trips() {
     let url = crate::common::postgres::database("combining").await;
     let store = Arc::new(PostgresStore::open(&url).await.expect("open"));
     let inserts = at_once(&store, |store, id| async move {
-        let new = NewWorkflow::new(&id, "greet", "null", "exec-a", "sha256:abc");
+        let new = new_workflow(&id);
         assert!(store.insert_workflow(&new).await.expect("insert").created);
     })
     .await;
     let steps = at_once(&store, |store, id| async move {
-        store.record_step(&step(&id)).await.expect("step");
+        store.record_step(&step(&id, 0)).await.expect("step");
     })
     .await;
     let ends = at_once(&store, |store, id| async move {

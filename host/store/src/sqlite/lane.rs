@@ -49,7 +49,6 @@ pub(super) type Turn = Arc<Mutex<Option<Connection>>>;
 pub(super) struct Lane {
     turn: Turn,
     path: Box<Path>,
-    durability: Durability,
     commits: Arc<AtomicU64>,
     /// Commits made on the lane (part of `commits`).
     own_commits: AtomicU64,
@@ -74,7 +73,6 @@ impl Lane {
         Some(Lane {
             turn: Arc::new(Mutex::new(None)),
             path: path.into(),
-            durability,
             commits,
             own_commits: AtomicU64::new(0),
             file,
@@ -168,11 +166,11 @@ impl Lane {
         // No waiting for another process's write lock on the caller's thread: the writer
         // waits for it on its own.
         conn.busy_timeout(Duration::ZERO)?;
-        // Checkpoints are left to the writer: one on the caller's thread would hold it for the
-        // copy and its fsyncs.
+        // The writer's pragmas at `process`, the only level with a lane. Checkpoints are left
+        // to the writer: one on the caller's thread would hold it for the copy and its fsyncs.
         conn.execute_batch(&format!(
             "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
-            self.durability.pragma()
+            Durability::Process.pragma()
         ))?;
         Ok(conn)
     }
