@@ -23,6 +23,16 @@ pub trait ExecutionStore: Send + Sync + 'static {
     async fn get_component(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Creates the workflow unless its id exists (idempotency).
     async fn insert_workflow(&self, new: &NewWorkflow) -> Result<Inserted, StoreError>;
+    /// Creates the workflow as it was at `at` (ms): the row [`NewWorkflow::record_at`] says,
+    /// already ended with `end` when given, in one commit. An existing id is returned untouched.
+    /// For a start whose code ran before its row was written: its first durable call writes
+    /// the row, or, when it made none, its ending does.
+    async fn insert_workflow_at(
+        &self,
+        new: &NewWorkflow,
+        at: i64,
+        end: Option<&WorkflowEnd>,
+    ) -> Result<Inserted, StoreError>;
     /// A workflow's row, if it exists.
     async fn get_workflow(&self, id: &str) -> Result<Option<WorkflowRecord>, StoreError>;
     /// A workflow's recorded steps in call order.

@@ -86,6 +86,49 @@ impl NewWorkflow {
     }
 }
 
+impl NewWorkflow {
+    /// The row [`ExecutionStore::insert_workflow_at`] writes for this workflow at `at` (ms)
+    /// with no ending: what a start can run on before its row is written.
+    ///
+    /// [`ExecutionStore::insert_workflow_at`]: crate::ExecutionStore::insert_workflow_at
+    pub fn record_at(&self, at: i64) -> WorkflowRecord {
+        let initial = crate::written::initial_state(self, at);
+        WorkflowRecord {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            status: initial.status,
+            input: self.input.clone(),
+            output: None,
+            error: None,
+            trap_class: None,
+            trap_message: None,
+            executor_id: self.executor_id.clone(),
+            app_version: self.app_version.clone(),
+            instance: self.instance.clone(),
+            config: self.config.clone(),
+            executions: u32::try_from(initial.executions).unwrap_or(0),
+            traps: 0,
+            max_recovery_attempts: self.max_recovery_attempts,
+            created_at: at,
+            updated_at: at,
+            queue_name: self.queue_name.clone(),
+            priority: self.priority,
+            deduplication_id: self.deduplication_id.clone(),
+            started_at: initial.started_at,
+            parent_workflow_id: self.parent_workflow_id.clone(),
+            trap_streak: 0,
+            memory_limit: None,
+            timeout_ms: self.timeout_ms,
+            deadline_at: initial.deadline_at,
+            not_before: self.not_before,
+            scheduled_at: self.scheduled_at,
+            epoch: 0,
+            partition_key: self.partition_key.clone(),
+            run: 0,
+        }
+    }
+}
+
 /// A workflow's row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowRecord {

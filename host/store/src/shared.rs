@@ -18,7 +18,7 @@ use sqlx::{Database, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
 
 use super::filter::push_filter_clauses;
 use super::rows::{Columns, step_from_row, to_u32, to_u64, workflow_from_row};
-use super::written::{StepRow, epoch_value, first_deadline, initial_state};
+use super::written::{StepRow, ending_columns, epoch_value, first_deadline, initial_state};
 use super::{
     Began, Inserted, NewWorkflow, QueueDepth, StepRecord, StoreError, TrapRecord, WorkflowEnd,
     WorkflowFilter, WorkflowRecord, WorkflowStatus, now_ms,
@@ -61,20 +61,6 @@ pub(super) use insert_columns;
 const DEDUP_INDEX: &str = "workflow_status_queue_dedup";
 /// The primary key of `operation_outputs` on Postgres: one outcome per step position.
 const STEP_KEY: &str = "operation_outputs_pkey";
-
-/// The status, output and error columns of an ending.
-pub(super) fn ending_columns(end: &WorkflowEnd) -> (WorkflowStatus, Option<&str>, Option<&str>) {
-    match end {
-        WorkflowEnd::Success(output) => (WorkflowStatus::Success, Some(output.as_str()), None),
-        WorkflowEnd::Error(error) => (WorkflowStatus::Error, None, Some(error.as_str())),
-        WorkflowEnd::MaxRecoveryAttemptsExceeded(error) => (
-            WorkflowStatus::MaxRecoveryAttemptsExceeded,
-            None,
-            Some(error.as_str()),
-        ),
-        WorkflowEnd::Paused(error) => (WorkflowStatus::Paused, None, Some(error.as_str())),
-    }
-}
 
 /// Whether `err` is a unique violation of `constraint`. SQLite does not name the constraint, so
 /// there any unique violation counts: callers only ask where one constraint can be violated.
@@ -220,25 +206,32 @@ where
         row.map(|row| row.bytes("components", "bytes")).transpose()
     }
 
-    /// Creates the workflow unless its id exists, in one statement in the common case.
+    /// Creates the workflow at `now` unless its id exists, in one statement in the common
+    /// case; already ended with `end` when given (a start whose code ran before its row).
     async fn insert_workflow(
         conn: &mut Self::Connection,
         new: &NewWorkflow,
+        now: i64,
+        end: Option<&WorkflowEnd>,
     ) -> Result<Inserted, StoreError> {
-        let now = now_ms();
         let initial = initial_state(new, now);
+        let (status, output, error) = match end {
+            Some(end) => ending_columns(end),
+            None => (initial.status, None, None),
+        };
         // RETURNING yields the row only when it was inserted. The conflict target is the id
         // alone: a clash on the deduplication index is an error.
         let inserted = sqlx::query(concat!(
             "INSERT INTO workflow_status (",
             insert_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15, \
-             $16, $17, $18, $19, $20, $21) ON CONFLICT (workflow_id) DO NOTHING RETURNING ",
+            ", output, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, \
+             $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) \
+             ON CONFLICT (workflow_id) DO NOTHING RETURNING ",
             workflow_columns!()
         ))
         .bind(new.id.as_str())
         .bind(new.name.as_str())
-        .bind(initial.status.as_str())
+        .bind(status.as_str())
         .bind(new.input.as_str())
         .bind(new.executor_id.as_str())
         .bind(new.app_version.as_str())
@@ -260,6 +253,8 @@ where
         .bind(new.not_before)
         .bind(new.scheduled_at)
         .bind(new.partition_key.as_deref())
+        .bind(output)
+        .bind(error)
         .fetch_all(&mut *conn)
         .await
         .map(first)

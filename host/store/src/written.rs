@@ -1,7 +1,8 @@
 //! What a write binds, prepared before it reaches the database: a new workflow's first state
-//! and deadline, a step with its failure encoded, an ownership epoch as SQL holds it.
+//! and deadline, a step with its failure encoded, an ending's columns, an ownership epoch as SQL
+//! holds it.
 
-use super::{NewWorkflow, StepRecord, StoreError, WorkflowStatus};
+use super::{NewWorkflow, StepRecord, StoreError, WorkflowEnd, WorkflowStatus};
 
 /// How a new workflow's row begins.
 pub(super) struct Initial {
@@ -104,4 +105,18 @@ impl StepRow {
 /// An epoch as bound to SQL; no workflow reaches 2^63 ownership changes.
 pub(super) fn epoch_value(epoch: u64) -> i64 {
     i64::try_from(epoch).unwrap_or(i64::MAX)
+}
+
+/// The status, output and error columns of an ending.
+pub(super) fn ending_columns(end: &WorkflowEnd) -> (WorkflowStatus, Option<&str>, Option<&str>) {
+    match end {
+        WorkflowEnd::Success(output) => (WorkflowStatus::Success, Some(output.as_str()), None),
+        WorkflowEnd::Error(error) => (WorkflowStatus::Error, None, Some(error.as_str())),
+        WorkflowEnd::MaxRecoveryAttemptsExceeded(error) => (
+            WorkflowStatus::MaxRecoveryAttemptsExceeded,
+            None,
+            Some(error.as_str()),
+        ),
+        WorkflowEnd::Paused(error) => (WorkflowStatus::Paused, None, Some(error.as_str())),
+    }
 }

@@ -8,8 +8,8 @@ use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
 use crate::rows::records_by_id;
-use crate::shared::{ending_columns, insert_columns, step_columns, workflow_columns};
-use crate::written::{StepRow, epoch_value, initial_state};
+use crate::shared::{insert_columns, step_columns, workflow_columns};
+use crate::written::{StepRow, ending_columns, epoch_value, initial_state};
 use crate::{NewWorkflow, StoreError, WorkflowEnd, WorkflowRecord, now_ms};
 
 /// An ending to write: the workflow, how it ended, the epoch its execution holds.

@@ -28,7 +28,7 @@ use super::bulk;
 use crate::echo::echo;
 use crate::shared::Dialect;
 use crate::written::StepRow;
-use crate::{Inserted, NewWorkflow, StoreError, WorkflowEnd, WorkflowRecord};
+use crate::{Inserted, NewWorkflow, StoreError, WorkflowEnd, WorkflowRecord, now_ms};
 
 /// Most writes one flush takes.
 const MAX_FLUSH: usize = 512;
@@ -246,7 +246,7 @@ async fn insert_all(conn: &mut PgConnection, inserts: Vec<InsertJob>) -> BTreeSe
                 created: true,
                 record,
             }),
-            None => Postgres::insert_workflow(conn, &new).await,
+            None => Postgres::insert_workflow(conn, &new, now_ms(), None).await,
         };
         if let (Ok(inserted), Some(queue)) = (&result, &new.queue_name)
             && inserted.created

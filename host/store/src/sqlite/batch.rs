@@ -11,8 +11,8 @@ use super::failure::batch_wide;
 use super::outcome::{Outcome, Reply};
 use super::request::Request;
 use crate::rows::records_by_id;
-use crate::shared::{Dialect, ending_columns, insert_columns, step_columns, workflow_columns};
-use crate::written::{StepRow, epoch_value, initial_state};
+use crate::shared::{Dialect, insert_columns, step_columns, workflow_columns};
+use crate::written::{StepRow, ending_columns, epoch_value, initial_state};
 use crate::{Inserted, NewWorkflow, StoreError, WorkflowEnd, WorkflowRecord, now_ms};
 
 /// Most new workflows one INSERT carries (22 bound values each).
@@ -176,7 +176,7 @@ async fn insert_together(
                     created: true,
                     record,
                 }),
-                None => Sqlite::insert_workflow(conn, &new).await,
+                None => Sqlite::insert_workflow(conn, &new, now_ms(), None).await,
             };
             outcomes.push(Outcome::Inserted(reply, Box::new(result)));
         }

@@ -349,6 +349,20 @@ impl ExecutionStore for SqliteStore {
             .await
     }
 
+    async fn insert_workflow_at(
+        &self,
+        new: &NewWorkflow,
+        at: i64,
+        end: Option<&WorkflowEnd>,
+    ) -> Result<Inserted, StoreError> {
+        self.note(&new.id);
+        let (new, end) = (new.clone(), end.cloned());
+        self.run(Alone::Autocommit, move |conn| {
+            Box::pin(async move { Sqlite::insert_workflow(conn, &new, at, end.as_ref()).await })
+        })
+        .await
+    }
+
     async fn get_workflow(&self, id: &str) -> Result<Option<WorkflowRecord>, StoreError> {
         Sqlite::get_workflow(&self.reads, id).await
     }

@@ -11,7 +11,7 @@ use sqlx::sqlite::SqliteConnection;
 use super::outcome::{Outcome, Reply};
 use crate::shared::Dialect;
 use crate::written::StepRow;
-use crate::{Inserted, NewWorkflow, StoreError, WorkflowEnd, WorkflowRecord};
+use crate::{Inserted, NewWorkflow, StoreError, WorkflowEnd, WorkflowRecord, now_ms};
 
 /// A future that borrows the writer's connection.
 pub(crate) type BoxFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
@@ -111,7 +111,8 @@ impl Request {
     pub(super) async fn apply(self, conn: &mut SqliteConnection) -> Outcome {
         match self {
             Request::InsertWorkflow { new, reply } => {
-                Outcome::Inserted(reply, Box::new(Sqlite::insert_workflow(conn, &new).await))
+                let inserted = Sqlite::insert_workflow(conn, &new, now_ms(), None).await;
+                Outcome::Inserted(reply, Box::new(inserted))
             }
             Request::RecordStep { step, reply } => {
                 Outcome::Unit(reply, Sqlite::record_step(conn, &step).await)

@@ -11,6 +11,7 @@
 mod admin;
 mod db;
 mod executors;
+mod late_start;
 mod limits;
 mod queues;
 mod retention;
@@ -22,6 +23,7 @@ mod workflows;
 pub use admin::*;
 pub use db::*;
 pub use executors::*;
+pub use late_start::*;
 pub use limits::*;
 pub use queues::*;
 pub use retention::*;
@@ -116,6 +118,8 @@ contract! {
         step_slots_bound_the_rate_per_window,
         topic_types_are_kept_with_the_component,
         writes_in_flight_together_each_get_their_own_answer,
+        a_start_written_late_is_the_row_it_ran_on,
+        a_start_that_ended_before_its_row_is_written_ended,
     ],
     db: [
         corrupt_rows_are_reported_as_corrupt,
