@@ -34,7 +34,8 @@ use crate::metrics::Metrics;
 use drive::Begin;
 pub use drive::DriveGuard;
 pub use drive::recovery::{AtEnd, MemoryGrowth, TrapPolicies, TrapPolicy};
-use drive::start::{self, Existing, Join};
+use drive::start::{self, Existing, Join, runs_before_written};
+use drive::unwritten::Unwritten;
 pub use error::RuntimeError;
 use events::EventSink;
 pub use events::RuntimeEvent;
@@ -43,7 +44,7 @@ pub use execution::instance::{InstanceState, LoadedComponent, WorkflowEngine};
 pub use ids::{InvalidId, MAX_WORKFLOW_ID_LEN, new_workflow_id, validate_workflow_id};
 pub use mailbox::{MAX_STREAM_READ, Mailbox};
 pub use options::{DEFAULT_INSTANCE, InstanceOptions, RuntimeOptions, StartRequest, UpgradePolicy};
-use reprise_store::{Inserted, Store, WorkflowRecord, WorkflowStatus};
+use reprise_store::{Inserted, Store, WorkflowRecord, WorkflowStatus, now_ms};
 pub use scheduling::dispatch::Dispatch;
 pub use scheduling::slots::InstanceUsage;
 use scheduling::slots::Slots;
@@ -223,6 +224,14 @@ impl Runtime {
         component: &LoadedComponent,
         request: StartRequest,
     ) -> Result<WorkflowRecord, RuntimeError> {
+        if runs_before_written(&request) {
+            let (new, _) = self.shared.admit(component, request, true)?;
+            let unwritten = Unwritten::new(new, now_ms());
+            let id = unwritten.id().to_string();
+            return drive::drive(&self.shared, Begin::Unwritten(unwritten))
+                .await
+                .map_err(|cause| RuntimeError::unfinished(&id, cause));
+        }
         let inserted = self.shared.submit(component, request, true).await?;
         let id = inserted.record.id.clone();
         let delayed = inserted.record.status == WorkflowStatus::Enqueued

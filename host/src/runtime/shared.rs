@@ -174,14 +174,20 @@ impl Shared {
         epoch: u64,
     ) -> Result<WorkflowRecord, RuntimeError> {
         let record = self.store.finish_workflow(id, end, Some(epoch)).await?;
-        tracing::debug!(workflow_id = id, status = %record.status, "workflow finished");
+        self.finished(&record);
+        Ok(record)
+    }
+
+    /// Tells this process that `record`'s ending is committed: its waiters, metrics and events.
+    pub(crate) fn finished(&self, record: &WorkflowRecord) {
+        let id = &record.id;
+        tracing::debug!(workflow_id = %id, status = %record.status, "workflow finished");
         self.metrics.workflow_finished(record.status);
         self.completions.complete(id);
         self.events.emit(|| RuntimeEvent::WorkflowFinished {
-            workflow_id: id.to_string(),
+            workflow_id: id.clone(),
             status: record.status,
         });
-        Ok(record)
     }
 
     /// Validates and records a start: the id (if chosen) follows the rule, the component
@@ -194,6 +200,36 @@ impl Shared {
         request: StartRequest,
         begin: bool,
     ) -> Result<Inserted, RuntimeError> {
+        let (new, wake) = self.admit(component, request, begin)?;
+        let inserted = self.store.insert_workflow(&new).await?;
+        let existing = &inserted.record;
+        if !inserted.created && (existing.name != new.name || existing.instance != new.instance) {
+            return Err(RuntimeError::IdTaken {
+                id: new.id,
+                name: existing.name.clone(),
+                instance: existing.instance.clone(),
+            });
+        }
+        if inserted.created {
+            self.metrics.workflow_started();
+            if let Some(wake) = wake {
+                wake.notify_one();
+            }
+            if new.not_before.is_some() {
+                self.due.notify_one();
+            }
+        }
+        Ok(inserted)
+    }
+
+    /// The checks of [`Shared::submit`], and the row they admit with the signal of its queue:
+    /// nothing is written.
+    pub(crate) fn admit(
+        &self,
+        component: &LoadedComponent,
+        request: StartRequest,
+        begin: bool,
+    ) -> Result<(NewWorkflow, Option<Arc<Notify>>), RuntimeError> {
         if let Some(id) = &request.id {
             validate_workflow_id(id)?;
         }
@@ -253,25 +289,7 @@ impl Shared {
             not_before: request.not_before,
             scheduled_at: request.scheduled_at,
         };
-        let inserted = self.store.insert_workflow(&new).await?;
-        let existing = &inserted.record;
-        if !inserted.created && (existing.name != new.name || existing.instance != new.instance) {
-            return Err(RuntimeError::IdTaken {
-                id: new.id,
-                name: existing.name.clone(),
-                instance: existing.instance.clone(),
-            });
-        }
-        if inserted.created {
-            self.metrics.workflow_started();
-            if let Some(wake) = wake {
-                wake.notify_one();
-            }
-            if new.not_before.is_some() {
-                self.due.notify_one();
-            }
-        }
-        Ok(inserted)
+        Ok((new, wake))
     }
 
     /// The wake-up signal of a configured queue.

@@ -21,5 +21,6 @@ mod step_entropy;
 mod step_timeouts;
 mod trap_policy;
 pub(crate) mod traps;
+mod unwritten;
 pub(crate) mod versions;
 mod workflow_ids;

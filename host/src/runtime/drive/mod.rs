@@ -9,6 +9,7 @@ pub(crate) mod recovery;
 mod retry;
 pub(crate) mod services;
 pub(crate) mod start;
+pub(crate) mod unwritten;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::runtime::drive::recovery::Verdict;
 use crate::runtime::drive::services::RuntimeServices;
+use crate::runtime::drive::unwritten::Unwritten;
 use crate::runtime::error::RuntimeError;
 use crate::runtime::events::RuntimeEvent;
 use crate::runtime::execution::context::WorkflowContext;
@@ -41,6 +43,8 @@ pub enum Begin {
     /// The workflow parked in a wait that has ended: the same execution goes on by replay
     /// under its epoch (no new execution is counted; a wait is not a recovery).
     Unpark { id: String, epoch: u64 },
+    /// A new workflow whose row is not written yet: see [`unwritten`].
+    Unwritten(Arc<Unwritten>),
 }
 
 impl Begin {
@@ -49,6 +53,7 @@ impl Begin {
         match self {
             Begin::Id(id) | Begin::Unpark { id, .. } => id,
             Begin::Created(record) => &record.id,
+            Begin::Unwritten(unwritten) => unwritten.id(),
         }
     }
 }
@@ -116,6 +121,8 @@ struct Drive<'a> {
     /// This drive ran or ended the workflow, so an end it finds is its to report (one that
     /// finds a workflow already ended reports nothing).
     acted: bool,
+    /// A new workflow whose row this drive writes before it touches it (see [`unwritten`]).
+    unwritten: Option<Arc<Unwritten>>,
 }
 
 /// How one execution ended, with what the drive needs to act on it.
@@ -151,6 +158,7 @@ pub(crate) async fn drive_until_parked(
 impl<'a> Drive<'a> {
     /// Reads (or takes) the workflow and says what its first pass does.
     async fn begin(shared: &'a Arc<Shared>, begin: Begin) -> Result<(Self, Next), RuntimeError> {
+        let mut unwritten = None;
         let (workflow, held, next, acted) = match begin {
             Begin::Id(id) => (shared.workflow(&id).await?, None, Next::Recover, false),
             Begin::Created(record) => {
@@ -160,12 +168,18 @@ impl<'a> Drive<'a> {
             Begin::Unpark { id, epoch } => {
                 (shared.workflow(&id).await?, Some(epoch), Next::Resume, true)
             }
+            Begin::Unwritten(new) => {
+                let record = new.record();
+                unwritten = Some(new);
+                (record.clone(), Some(record.epoch), Next::Fresh, true)
+            }
         };
         let drive = Drive {
             shared,
             workflow,
             held,
             acted,
+            unwritten,
         };
         Ok((drive, next))
     }
@@ -212,6 +226,7 @@ impl<'a> Drive<'a> {
             .into());
         }
         if let Some(reason) = deadline::passed(&self.workflow, now_ms()) {
+            self.written().await?;
             self.workflow = deadline::expire(shared, &id, &reason).await?;
             return Ok(false);
         }
@@ -280,6 +295,15 @@ impl<'a> Drive<'a> {
         }
     }
 
+    /// Writes the row of a workflow that runs before it is written, unless it is: before the
+    /// drive reads or changes it.
+    async fn written(&self) -> Result<(), RuntimeError> {
+        if let Some(unwritten) = &self.unwritten {
+            unwritten.write(self.shared).await?;
+        }
+        Ok(())
+    }
+
     /// Runs the workflow code once on a fresh instance, replaying its history.
     async fn run(&mut self, next: Next) -> Result<Ran, RuntimeError> {
         let shared = self.shared;
@@ -322,7 +346,7 @@ impl<'a> Drive<'a> {
         );
         let context = execution_context(
             shared,
-            &component,
+            (&component, self.unwritten.clone()),
             workflow,
             steps,
             (cancel.clone(), lapses),
@@ -355,7 +379,19 @@ impl<'a> Drive<'a> {
         let shared = self.shared;
         let id = self.workflow.id.clone();
         let execution = ran.execution;
-        match ran.ended? {
+        let ended = ran.ended?;
+        if let ExecutionEnd::Finished(end) = &ended
+            && let Some(unwritten) = &self.unwritten
+            && let Some(record) = unwritten.write_ended(shared, end).await?
+        {
+            // It made no durable call: its row is written ended, in one commit.
+            shared.finished(&record);
+            self.workflow = record;
+            return Ok(None);
+        }
+        // Whatever else it did, it did to a written workflow.
+        self.written().await?;
+        match ended {
             ExecutionEnd::Parked(wake) => {
                 tracing::debug!(workflow_id = %id, execution, %wake, "workflow parked");
                 return Ok(Some(Parking {
@@ -437,7 +473,7 @@ fn ending(ended: &Result<ExecutionEnd, RuntimeError>) -> Ending<'_> {
 /// it sees it.
 fn execution_context(
     shared: &Arc<Shared>,
-    component: &Arc<LoadedComponent>,
+    (component, unwritten): (&Arc<LoadedComponent>, Option<Arc<Unwritten>>),
     workflow: &WorkflowRecord,
     steps: Vec<StepRecord>,
     (cancel, lapses): (CancellationToken, u64),
@@ -458,6 +494,7 @@ fn execution_context(
         grants: grants.clone(),
         run: workflow.run,
         lapses_seen: lapses.into(),
+        unwritten,
     };
     let history = History::new(&workflow.id, steps);
     let host = Arc::new(host);

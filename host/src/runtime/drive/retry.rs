@@ -25,6 +25,11 @@ pub(crate) async fn until_parked(
     bound: Option<Duration>,
 ) -> Result<Driven, RuntimeError> {
     let id = begin.id().to_string();
+    // A new workflow not written yet runs again from its start; once written, from its row.
+    let unwritten = match &begin {
+        Begin::Unwritten(unwritten) => Some(unwritten.clone()),
+        _ => None,
+    };
     let started = Instant::now();
     let mut pause = FIRST;
     let mut begin = begin;
@@ -35,7 +40,12 @@ pub(crate) async fn until_parked(
                 tracing::warn!(workflow_id = %id, retry_in_ms, "the database failed for a moment; the workflow is driven again from its last commit: {err}");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(LONGEST);
-                begin = Begin::Id(id.clone());
+                begin = match &unwritten {
+                    Some(unwritten) if !unwritten.is_written() => {
+                        Begin::Unwritten(unwritten.clone())
+                    }
+                    _ => Begin::Id(id.clone()),
+                };
             }
             other => return other,
         }

@@ -12,6 +12,7 @@ use crate::grants::Grants;
 use crate::limits::InstanceLimits;
 use crate::metrics::Metrics;
 use crate::runtime::drive::start::{Existing, start};
+use crate::runtime::drive::unwritten::Unwritten;
 use crate::runtime::error::RuntimeError;
 use crate::runtime::events::EventSink;
 use crate::runtime::execution::instance::LoadedComponent;
@@ -43,9 +44,21 @@ pub(crate) struct RuntimeServices {
     pub(crate) run: u32,
     /// The lease's lapses this execution has checked its epoch after.
     pub(crate) lapses_seen: AtomicU64,
+    /// A new workflow whose row is written before its first durable call (see
+    /// [`crate::runtime::drive::unwritten`]).
+    pub(crate) unwritten: Option<Arc<Unwritten>>,
 }
 
 impl RuntimeServices {
+    /// Returns once the workflow's row is written: every call that reaches out of the guest,
+    /// or reads or writes the workflow, waits for it.
+    async fn written(&self) -> Result<(), StoreError> {
+        match &self.unwritten {
+            Some(unwritten) => unwritten.write(&self.shared).await,
+            None => Ok(()),
+        }
+    }
+
     /// Step `step`'s limits for an execution under `epoch`; none when it has none.
     fn limited(&self, step: &str, epoch: u64) -> Option<Limited<'_>> {
         let info = &self.info;
@@ -57,6 +70,7 @@ impl RuntimeServices {
 #[async_trait]
 impl Services for RuntimeServices {
     async fn take_step_slot(&self, step: &str, epoch: u64) -> Result<Taken, StoreError> {
+        self.written().await?;
         match self.limited(step, epoch) {
             Some(limited) => limited.take().await,
             None => Ok(Taken::Unlimited),
@@ -70,6 +84,7 @@ impl Services for RuntimeServices {
     }
 
     async fn may_act(&self, epoch: u64) -> Result<(), StoreError> {
+        self.written().await?;
         let lease = &self.shared.lease;
         let id = &self.info.id;
         if !lease.fresh() {
@@ -99,6 +114,7 @@ impl Services for RuntimeServices {
     }
 
     async fn checkpoint(&self, step: &StepRecord) -> Result<(), StoreError> {
+        self.written().await?;
         let started = Instant::now();
         self.shared.store.record_step(step).await?;
         self.shared.metrics.checkpoint(started.elapsed());
@@ -109,6 +125,7 @@ impl Services for RuntimeServices {
         &self,
         mut request: StartRequest,
     ) -> Result<Result<String, String>, StoreError> {
+        self.written().await?;
         // A child has the earlier of its own deadline and its parent's.
         request.deadline_at = match (request.deadline_at, self.deadline_at) {
             (Some(own), Some(parent)) => Some(own.min(parent)),
@@ -136,6 +153,7 @@ impl Services for RuntimeServices {
     }
 
     async fn out_of_reach(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.written().await?;
         let caller = self.caller();
         Ok(match self.shared.store.get_workflow(id).await? {
             Some(target) if caller.reaches(&target) => None,
@@ -144,6 +162,7 @@ impl Services for RuntimeServices {
     }
 
     async fn wait_for(&self, id: &str, timeout: Duration) -> Result<Waited, StoreError> {
+        self.written().await?;
         self.shared
             .wait_ended(id, Some(timeout), POLL_INTERVAL)
             .await
@@ -179,6 +198,7 @@ impl Services for RuntimeServices {
         message: &NewMessage,
         record: &StepRecord,
     ) -> Result<Result<(), String>, StoreError> {
+        self.written().await?;
         let (to, topic) = (&message.destination_id, &message.topic);
         if let Err(refused) = self
             .shared
@@ -205,6 +225,7 @@ impl Services for RuntimeServices {
         at: &StepRecord,
         timed_out: bool,
     ) -> Result<Option<String>, StoreError> {
+        self.written().await?;
         let store = &self.shared.store;
         store
             .receive_message(&self.info.id, topic, at, timed_out)
@@ -212,6 +233,7 @@ impl Services for RuntimeServices {
     }
 
     async fn get_event(&self, workflow_id: &str, key: &str) -> Result<Option<String>, StoreError> {
+        self.written().await?;
         let store = &self.shared.store;
         let Some(event) = store.get_event(workflow_id, key).await? else {
             return Ok(None);
@@ -231,6 +253,7 @@ impl Services for RuntimeServices {
         value: &str,
         record: &StepRecord,
     ) -> Result<(), StoreError> {
+        self.written().await?;
         let id = &self.info.id;
         self.shared
             .store
@@ -249,6 +272,7 @@ impl Services for RuntimeServices {
         value: Option<&str>,
         record: Option<&StepRecord>,
     ) -> Result<(), StoreError> {
+        self.written().await?;
         let id = &self.info.id;
         self.shared
             .store
@@ -262,6 +286,7 @@ impl Services for RuntimeServices {
     }
 
     async fn bytes_held(&self) -> Result<u64, StoreError> {
+        self.written().await?;
         self.shared.store.bytes_held(&self.info.id).await
     }
 

@@ -27,6 +27,17 @@ pub(crate) async fn start(
     Ok(inserted)
 }
 
+/// Whether a run of `request` may run its code before its row is written (see
+/// [`crate::runtime::drive::unwritten`]): only a new workflow with a generated id that starts
+/// now, here, with no queue, delay or parent: nobody else can know of it until it ends.
+pub(crate) fn runs_before_written(request: &StartRequest) -> bool {
+    request.id.is_none()
+        && request.queue.is_none()
+        && request.not_before.is_none()
+        && request.parent.is_none()
+        && request.deduplication_id.is_none()
+}
+
 /// What a start does with a workflow that already exists under the requested id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Existing {
@@ -113,6 +124,7 @@ mod tests {
                 Begin::Created(_) => "created",
                 Begin::Id(_) => "by id",
                 Begin::Unpark { .. } => "unparked",
+                Begin::Unwritten(_) => "unwritten",
             },
         )
     }
@@ -122,6 +134,31 @@ mod tests {
         let new = inserted(true, None, WorkflowStatus::Pending);
         assert_eq!(decide(&new, Existing::Leave, false), Some("created"));
         assert_eq!(decide(&new, Existing::Join, false), Some("created"));
+    }
+
+    #[test]
+    fn only_a_new_generated_start_here_runs_before_its_row() {
+        let plain = StartRequest::new("flow", "null");
+        assert!(runs_before_written(&plain));
+        let named = StartRequest {
+            id: Some("mine".into()),
+            ..plain.clone()
+        };
+        let queued = StartRequest {
+            queue: Some("q".into()),
+            ..plain.clone()
+        };
+        let delayed = StartRequest {
+            not_before: Some(1),
+            ..plain.clone()
+        };
+        let child = StartRequest {
+            parent: Some("p".into()),
+            ..plain.clone()
+        };
+        for request in [named, queued, delayed, child] {
+            assert!(!runs_before_written(&request), "{request:?}");
+        }
     }
 
     #[test]
