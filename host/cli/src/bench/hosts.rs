@@ -31,7 +31,7 @@ const LEASE: Duration = Duration::from_secs(1);
 #[derive(Debug, Serialize)]
 pub struct Figures {
     /// One executor running workflows one at a time on Postgres: an empty workflow from start
-    /// to end, and what each step adds (a 10-step workflow against the empty one).
+    /// to end, and what each step adds (a 10-step workflow against a 1-step one).
     empty_workflow_latency_us: f64,
     per_step_overhead_us: f64,
     /// One single-row INSERT committed alone: the floor both are compared with.
@@ -113,11 +113,10 @@ pub async fn measure(bytes: &[u8], url: &str, total: usize) -> anyhow::Result<Fi
     };
     sequential("empty", "null", 10).await?;
     let empty = sequential("empty", "null", SEQUENTIAL).await?;
+    let one = sequential("count", "1", SEQUENTIAL).await?;
     let ten = sequential("count", "10", SEQUENTIAL).await?;
-    let (empty_us, ten_us) = (
-        super::micros(empty) / f64::from(SEQUENTIAL),
-        super::micros(ten) / f64::from(SEQUENTIAL),
-    );
+    let empty_us = super::micros(empty) / f64::from(SEQUENTIAL);
+    let per_step_us = super::per_step_us(ten, one, SEQUENTIAL);
     clear(&*store).await?;
     let raw_commit = super::pg_floor::raw_commit_us(url, SEQUENTIAL).await?;
     let stats = super::pg_floor::pool(url).await?;
@@ -236,7 +235,7 @@ pub async fn measure(bytes: &[u8], url: &str, total: usize) -> anyhow::Result<Fi
     clear(&*store).await?;
     Ok(Figures {
         empty_workflow_latency_us: empty_us,
-        per_step_overhead_us: (ten_us - empty_us) / 10.0,
+        per_step_overhead_us: per_step_us,
         raw_commit_us: raw_commit,
         one_step_workflows: total,
         postgres_per_workflow: per_workflow

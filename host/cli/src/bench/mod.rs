@@ -93,6 +93,7 @@ struct Figures {
     empty_workflows_per_sec_sequential: f64,
     empty_workflows_per_sec_concurrent: f64,
     ten_step_workflow_latency_us: f64,
+    /// What each step adds: a 10-step workflow against a 1-step one (see [`per_step_us`]).
     per_step_overhead_us: f64,
     /// One single-row INSERT + COMMIT through SQLite's C API, same pragmas and disk: the
     /// floor the per-step figure is compared with.
@@ -215,6 +216,7 @@ async fn measure(
     // Warm up caches and the database file.
     run_sequential(&runtime, &component, "empty", "null", 10).await?;
     let empty = run_sequential(&runtime, &component, "empty", "null", iterations).await?;
+    let one = run_sequential(&runtime, &component, "count", "1", iterations).await?;
     let ten = run_sequential(&runtime, &component, "count", "10", iterations).await?;
 
     let concurrent_count = (iterations as usize * 5).max(args.concurrency);
@@ -237,7 +239,7 @@ async fn measure(
         empty_workflows_per_sec_sequential: 1e6 / empty_us,
         empty_workflows_per_sec_concurrent: concurrent_count as f64 / concurrent.as_secs_f64(),
         ten_step_workflow_latency_us: ten_us,
-        per_step_overhead_us: (ten_us - empty_us) / 10.0,
+        per_step_overhead_us: per_step_us(ten, one, iterations),
         raw_commit_us: raw_commit,
         replay_100_steps_ms: replay.as_secs_f64() * 1e3,
         commits_per_concurrent_workflow: commits as f64 / concurrent_count as f64,
@@ -279,6 +281,13 @@ pub(super) async fn registered(
 
 pub(super) fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
+}
+
+/// What each step adds, from `n` runs each of a 10-step and a 1-step workflow. Not against an
+/// empty one: a workflow that makes no durable call is written once, ended, while one with
+/// steps writes its row at its first step, a commit that is no step's.
+pub(super) fn per_step_us(ten: Duration, one: Duration, n: u32) -> f64 {
+    (micros(ten) - micros(one)) / f64::from(n.max(1)) / 9.0
 }
 
 /// Mean microseconds to create a store and instantiate the component.
