@@ -48,7 +48,8 @@ fn raced(failure: &FirstOpen) -> bool {
         FirstOpen::Connect(e) => busy(e),
         // What the other process created makes ours fail, whatever the message.
         FirstOpen::Migrate(MigrateError::ExecuteMigration(..)) => true,
-        FirstOpen::Migrate(MigrateError::Execute(e)) => busy(e),
+        // The other process recorded the same migration first: its row is there.
+        FirstOpen::Migrate(MigrateError::Execute(e)) => busy(e) || recorded_already(e),
         FirstOpen::Migrate(_) => false,
     }
 }
@@ -60,4 +61,11 @@ fn busy(e: &sqlx::Error) -> bool {
         .and_then(|db| db.code())
         .and_then(|code| code.parse::<i32>().ok());
     matches!(code.map(|c| c & 0xff), Some(5 | 6))
+}
+
+/// A unique violation: the only one a migration's bookkeeping can meet is on the version that
+/// another process recorded a moment before.
+fn recorded_already(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|db| db.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
