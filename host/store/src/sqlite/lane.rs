@@ -44,6 +44,8 @@ const INSERT_STEP: &str = concat!(
 
 /// The lane's connection, or `None` until it is (re)opened; whoever holds the mutex may write.
 pub(super) type Turn = Arc<Mutex<Option<Connection>>>;
+/// A turn taken: the writer holds it until its batch is committed or rolled back.
+pub(super) type Taken<'a> = tokio::sync::MutexGuard<'a, Option<Connection>>;
 
 /// What opens the lane's connection and settles its commits.
 pub(super) struct Lane {

@@ -1,12 +1,12 @@
 //! The embedded SQLite backend: one file, no server, checkpoints that survive a crash.
 //!
 //! SQLite allows one writer at a time and a commit costs an fsync, so every write goes through a
-//! single background task that owns the only writing connection ([`writer`]). It takes whatever
-//! requests are queued (up to [`MAX_BATCH`](writer::MAX_BATCH)), runs them in one transaction and
-//! commits once: concurrent workflows' checkpoints share one fsync (group commit) instead of
-//! queueing on the file lock. A request that arrives alone runs in autocommit mode, which saves
-//! the BEGIN and COMMIT round trips on the sequential path. Reads go through a small pool of
-//! read-only connections, which WAL lets run beside the writer.
+//! single writer, on a thread of its own, that owns the only writing connection ([`writer`]). It
+//! takes whatever requests are queued (up to [`MAX_BATCH`](writer::MAX_BATCH)), runs them in one
+//! transaction and commits once: concurrent workflows' checkpoints share one fsync (group
+//! commit) instead of queueing on the file lock. A request that arrives alone runs in
+//! autocommit mode, which saves the BEGIN and COMMIT round trips on the sequential path. Reads
+//! go through a small pool of read-only connections, which WAL lets run beside the writer.
 //!
 //! The statements themselves are the shared ones ([`Dialect`]); [`statements`] holds the few
 //! only SQLite needs (the one-statement queue claim, a fork kept whole by a savepoint), and
@@ -42,7 +42,6 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, QueryBuilder, Sqlite};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use super::executors::Executors;
 use super::partitions::Partitions;
@@ -77,10 +76,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqli
 pub struct SqliteStore {
     pub(crate) reads: SqlitePool,
     writes: mpsc::Sender<Request>,
-    writer: JoinHandle<()>,
+    writer: oneshot::Receiver<()>,
     commits: Arc<AtomicU64>,
     /// Where a workflow running alone commits its steps (`None` in memory).
     lane: Option<Lane>,
+    /// See [`SqliteStore::hold_writer`].
+    #[cfg(test)]
+    hold: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -96,7 +98,7 @@ impl SqliteStore {
     /// date, so a fresh path is all a user needs to start.
     ///
     /// Accepts `sqlite://path`, `sqlite:path` or a plain file path. Must be called inside a Tokio
-    /// runtime: it spawns the writer task there.
+    /// runtime (the connections are opened there); the writer runs on a thread of its own.
     pub async fn open(url_or_path: &str, durability: Durability) -> Result<Self, StoreError> {
         Self::open_with(url_or_path, location(url_or_path)?, durability).await
     }
@@ -122,6 +124,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(durability.synchronous())
             .foreign_keys(true)
+            // Statement journals (a multi-row write inside a batch's transaction keeps one, to
+            // undo just itself) in memory, not in a temporary file written for every batch.
+            .pragma("temp_store", "memory")
             .busy_timeout(BUSY_TIMEOUT);
         check_parent_directory(options.get_filename()).map_err(open_error)?;
 
@@ -147,7 +152,12 @@ impl SqliteStore {
         let (writes, queue) = mpsc::channel(writer::QUEUE_DEPTH);
         let turn = lane.as_ref().map(Lane::turn);
         let writer = Writer::new(options, writer, Arc::clone(&commits), turn);
-        let writer = tokio::spawn(writer.run(queue));
+        #[cfg(test)]
+        let hold = Arc::clone(&writer.hold);
+        let writer = writer.spawn(queue).map_err(|err| {
+            tracing::error!(error = %err, "cannot start the sqlite writer thread");
+            StoreError::WriterGone
+        })?;
         tracing::debug!(url = url_or_path, %durability, "opened sqlite store");
         Ok(SqliteStore {
             reads,
@@ -155,6 +165,8 @@ impl SqliteStore {
             writer,
             commits,
             lane,
+            #[cfg(test)]
+            hold,
         })
     }
 
@@ -167,6 +179,13 @@ impl SqliteStore {
     /// Of [`commits`](Self::commits), those a workflow running alone made on its own thread.
     pub fn lane_commits(&self) -> u64 {
         self.lane.as_ref().map_or(0, Lane::commits)
+    }
+
+    /// Keeps the writer from taking more than one request until the guard is dropped: what a
+    /// test queues meanwhile meets in one batch.
+    #[cfg(test)]
+    async fn hold_writer(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        Arc::clone(&self.hold).lock_owned().await
     }
 
     /// The store with every step going through the writer, for tests of its batches.
@@ -193,8 +212,8 @@ impl SqliteStore {
             ..
         } = self;
         drop(writes);
-        if let Err(err) = writer.await {
-            tracing::error!(error = %err, "sqlite writer task failed");
+        if writer.await.is_err() {
+            tracing::error!("sqlite writer thread failed");
         }
         reads.close().await;
     }

@@ -56,6 +56,13 @@ fn queued(id: &str, queue: &str, priority: i32) -> NewWorkflow {
     }
 }
 
+/// Lets the writer go once the requests polled before it are queued: `tokio::join!` polls
+/// them in order, and this one, last, yields once before it drops `hold`.
+async fn release(hold: tokio::sync::OwnedMutexGuard<()>) {
+    tokio::task::yield_now().await;
+    drop(hold);
+}
+
 async fn open_temp(durability: Durability) -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("reprise.db");
@@ -127,11 +134,12 @@ async fn mixed_requests_in_one_batch_each_get_their_own_answer() {
         .await
         .expect("insert");
     let before = store.commits();
-    // Polled in order by one task, the requests are all queued before the writer wakes.
+    // Polled in order by one task, the requests are all queued before the writer goes on.
     let end = WorkflowEnd::Success("1".to_owned());
     let (new, old) = (new_workflow("new"), new_workflow("old"));
     let (new_step, stray_step) = (step("new", 0), step("ghost", 0));
-    let (fresh, again, began, stepped, ghost_step, trapped, ghost_trap, finished) = tokio::join!(
+    let hold = store.hold_writer().await;
+    let (fresh, again, began, stepped, ghost_step, trapped, ghost_trap, finished, ()) = tokio::join!(
         store.insert_workflow(&new),
         store.insert_workflow(&old),
         store.begin_execution("new", "exec-b", 0),
@@ -156,6 +164,7 @@ async fn mixed_requests_in_one_batch_each_get_their_own_answer() {
             }
         ),
         store.finish_workflow("new", &end, None),
+        release(hold),
     );
     assert_eq!(
         store.commits() - before,
@@ -214,10 +223,12 @@ async fn a_rejected_insert_does_not_sink_the_batch_it_shares() {
         .expect("insert");
     let before = store.commits();
     let (dup, other_step, fresh) = (with_key("d", "q"), step("wf", 0), with_key("e", "q2"));
-    let (dup, stepped, fresh) = tokio::join!(
+    let hold = store.hold_writer().await;
+    let (dup, stepped, fresh, ()) = tokio::join!(
         store.insert_workflow(&dup),
         store.record_step(&other_step),
         store.insert_workflow(&fresh),
+        release(hold),
     );
     assert_eq!(
         store.commits() - before,
@@ -249,10 +260,12 @@ async fn forks_in_a_shared_batch_get_their_own_answers() {
 
     let fresh_step = step("fresh", 0);
     let before = store.commits();
-    let (forked, taken, stepped) = tokio::join!(
+    let hold = store.hold_writer().await;
+    let (forked, taken, stepped, ()) = tokio::join!(
         store.fork_workflow("orig", "batched", 5),
         store.fork_workflow("orig", "fork", 5),
         store.record_step(&fresh_step),
+        release(hold),
     );
     assert_eq!(
         store.commits() - before,
@@ -291,10 +304,12 @@ async fn a_batch_that_fails_as_a_whole_is_rolled_back_and_the_writer_recovers() 
         .expect("insert");
     let huge = vec![7u8; 1 << 20];
     let (first, second) = (step("wf", 0), step("wf", 1));
-    let (a, full, b) = tokio::join!(
+    let hold = store.hold_writer().await;
+    let (a, full, b, ()) = tokio::join!(
         store.record_step(&first),
         store.put_component("sha256:huge", &huge, None),
         store.record_step(&second),
+        release(hold),
     );
     assert!(matches!(full, Err(StoreError::Storage(_))), "{full:?}");
     assert!(a.is_err() && b.is_err(), "{a:?} {b:?}");

@@ -1,16 +1,17 @@
-//! The writer task: the only connection that writes, committing queued requests together.
+//! The writer: the only connection that writes, committing queued requests together, on a
+//! thread of its own.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::batch::plan;
 use super::failure::{is_crash, poisons_transaction};
 use super::file::{Committed, FileIdentity};
-use super::lane::Turn;
+use super::lane::{Taken, Turn};
 use super::outcome::Outcome;
 use super::request::Request;
 use crate::StoreError;
@@ -33,6 +34,10 @@ pub(super) struct Writer {
     file: Option<FileIdentity>,
     /// The step lane's turn, held through each batch (`None` without a lane).
     lane: Option<Turn>,
+    /// Held by a test while it queues requests that must meet in one batch: the writer waits
+    /// for it after taking a batch's first request.
+    #[cfg(test)]
+    pub(super) hold: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Writer {
@@ -49,13 +54,46 @@ impl Writer {
             commits,
             file,
             lane,
+            #[cfg(test)]
+            hold: Arc::default(),
         }
     }
 
-    pub(super) async fn run(mut self, mut queue: mpsc::Receiver<Request>) {
+    /// Runs the writer on a thread of its own until every sender is gone; the receiver hears
+    /// when it stopped. Its round trips to SQLite's worker thread never wait behind the
+    /// runtime's other tasks (guests, most of all), which on a busy host they did for each
+    /// statement of every batch.
+    pub(super) fn spawn(
+        self,
+        queue: mpsc::Receiver<Request>,
+    ) -> std::io::Result<oneshot::Receiver<()>> {
+        // No I/O driver: the writer waits only on channels, so a wake-up is a futex, not an
+        // eventfd write and an epoll round.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
+        let (stopped, done) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                runtime.block_on(self.run(queue));
+                let _ = stopped.send(());
+            })?;
+        Ok(done)
+    }
+
+    async fn run(mut self, mut queue: mpsc::Receiver<Request>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         // `recv_many` waits for the first request, then takes whatever else is already queued.
         while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            #[cfg(test)]
+            drop(self.hold.lock().await);
+            // What came while the batch was taken joins it.
+            while batch.len() < MAX_BATCH
+                && let Ok(request) = queue.try_recv()
+            {
+                batch.push(request);
+            }
             if self.conn.is_none() {
                 match SqliteConnection::connect_with(&self.options).await {
                     Ok(conn) => self.conn = Some(conn),
@@ -76,14 +114,14 @@ impl Writer {
             // One writer at a time: a step on the lane finishes its commit first.
             // `try_lock` first: it never spends the task's cooperative budget, so an idle lane
             // does not make the writer yield with a batch in hand.
-            let _turn = match &self.lane {
+            let turn = match &self.lane {
                 Some(turn) => Some(match turn.try_lock() {
                     Ok(turn) => turn,
                     Err(_) => turn.lock().await,
                 }),
                 None => None,
             };
-            if !write_batch(conn, &mut batch, committed).await {
+            if !write_batch(conn, &mut batch, committed, turn).await {
                 // A transaction SQLite rolled back on its own leaves sqlx believing it is
                 // still open, and a crashed worker stays crashed: start afresh rather than fail
                 // every later write.
@@ -119,19 +157,21 @@ fn still_usable(conn: &SqliteConnection, errors: &[Option<&StoreError>]) -> bool
     !errors.iter().flatten().any(|err| is_crash(err)) && !conn.is_in_transaction()
 }
 
-/// Runs `batch` in one transaction with one commit, then answers every request. Returns whether
-/// the connection is still usable.
+/// Runs `batch` in one transaction with one commit, then gives back the lane's `turn` and
+/// answers every request: a workflow that hears its answer may take the lane at once. Returns
+/// whether the connection is still usable.
 async fn write_batch(
     conn: &mut SqliteConnection,
     batch: &mut Vec<Request>,
     committed: Committed<'_>,
+    turn: Option<Taken<'_>>,
 ) -> bool {
     let size = batch.len();
     if size == 1
         && !batch[0].needs_transaction()
         && let Some(request) = batch.pop()
     {
-        return write_alone(conn, request, committed).await;
+        return write_alone(conn, request, committed, turn).await;
     }
     // IMMEDIATE takes the write lock up front (waiting up to the busy timeout), so a statement
     // in the middle of the batch never meets a lock it cannot wait for.
@@ -142,6 +182,7 @@ async fn write_batch(
             let cause = StoreError::from(err);
             // A failed BEGIN leaves no transaction behind; only a dead worker needs a reconnect.
             let usable = !is_crash(&cause);
+            drop(turn);
             reject_all(batch, cause);
             return usable;
         }
@@ -171,6 +212,7 @@ async fn write_batch(
         if let Err(err) = tx.rollback().await {
             tracing::debug!(error = %err, "rollback after a failed batch");
         }
+        drop(turn);
         let usable = still_usable(
             conn,
             &outcomes.iter().map(Outcome::error).collect::<Vec<_>>(),
@@ -182,7 +224,9 @@ async fn write_batch(
         }
         return usable;
     }
-    match tx.commit().await.map_err(StoreError::from) {
+    let commit = tx.commit().await.map_err(StoreError::from);
+    drop(turn);
+    match commit {
         Ok(()) => {
             let settled = committed.settle();
             tracing::debug!(size, "committed write batch");
@@ -227,8 +271,10 @@ async fn write_alone(
     conn: &mut SqliteConnection,
     request: Request,
     committed: Committed<'_>,
+    turn: Option<Taken<'_>>,
 ) -> bool {
     let mut outcome = request.apply(conn).await;
+    drop(turn);
     let usable = still_usable(conn, &[outcome.error()]);
     if outcome.error().is_none()
         && let Err(gone) = committed.settle()
