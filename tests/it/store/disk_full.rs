@@ -101,7 +101,9 @@ async fn serve_answers_201_only_for_workflows_on_disk() {
     );
 }
 
-/// Runs `reprise run fib.wasm fib 5 --id <id>`, under a file-size limit of `limit` bytes.
+/// Runs `reprise run fib.wasm fib 5 --id <id>`, under a file-size limit of `limit` bytes. An
+/// 8 KiB config value, kept in the workflow's row, makes its start write more than the 7 WAL
+/// frames the smallest limit leaves room for, however few indexes the row touches.
 fn run_limited(db: &Path, cache: &Path, id: &str, limit: Option<u64>) -> std::process::Output {
     let mut command = match limit {
         Some(bytes) => {
@@ -117,7 +119,9 @@ fn run_limited(db: &Path, cache: &Path, id: &str, limit: Option<u64>) -> std::pr
     command
         .arg("run")
         .arg(guest(FIB))
-        .args(["fib", "5", "--id", id, "--database"])
+        .args(["fib", "5", "--id", id, "--config"])
+        .arg(format!("padding={}", "x".repeat(8192)))
+        .arg("--database")
         .arg(db)
         .env("REPRISE_CACHE_DIR", cache)
         .output()
