@@ -6,4 +6,5 @@ mod contract;
 mod corrupt_rows;
 mod disk_full;
 mod locked;
+mod reconnect;
 mod retention;

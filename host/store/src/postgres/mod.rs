@@ -41,6 +41,10 @@ use combiner::Combiner;
 pub const POOL_SIZE: u32 = 16;
 /// How long a call waits for a free connection before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection idle longer than this is pinged before use: the server or the network may
+/// have dropped it meanwhile. One in use a moment ago is not: a ping is a round trip, as long
+/// as the statement it would precede.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Embedded migrations; the path is relative to host/store/Cargo.toml.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -64,6 +68,15 @@ impl PostgresStore {
             .max_connections(POOL_SIZE)
             .min_connections(0)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_AFTER_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect(url)
             .await
             .map_err(|source| StoreError::Open {
