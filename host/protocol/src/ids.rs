@@ -82,13 +82,21 @@ pub fn allowed_in_id(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@')
 }
 
-/// A fresh random id, UUID-shaped (version 4 layout); it passes [`validate_workflow_id`].
+/// A fresh id, UUID-shaped in version 7's layout: the Unix time in milliseconds (48 bits), then
+/// 74 random bits; it passes [`validate_workflow_id`]. Ids made later sort after earlier ones,
+/// so the databases' primary-key indexes (of workflows, and of steps, which lead with it) take
+/// new rows at their right edge: a batch of new workflows dirties a few pages, not one random
+/// page each, and each commit writes that much less.
 pub fn new_workflow_id() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        & 0xffff_ffff_ffff;
     let (a, b) = (fresh_random(), fresh_random());
     format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
+        "{:08x}-{:04x}-7{:03x}-{:04x}-{:012x}",
+        ms >> 16,
+        ms & 0xffff,
         a & 0x0fff,
         (b >> 48) & 0x3fff | 0x8000,
         b & 0xffff_ffff_ffff
@@ -190,6 +198,22 @@ mod tests {
         assert!(message.contains("'/' at byte 150"), "{message}");
         assert!(message.contains("aaaa\"…"), "clipped: {message}");
         assert!(message.len() < 300, "not echoed whole: {message}");
+    }
+
+    #[test]
+    fn fresh_ids_sort_by_the_millisecond_they_were_made() {
+        let first = new_workflow_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let later = new_workflow_id();
+        assert!(first < later, "{first} then {later}");
+        let ms = u64::from_str_radix(&first[..8], 16).unwrap() << 16
+            | u64::from_str_radix(&first[9..13], 16).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        assert!(now - ms < 60_000, "{first} names {ms}, now is {now}");
+        assert_eq!(&first[14..15], "7", "{first}");
     }
 
     #[test]
