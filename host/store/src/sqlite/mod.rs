@@ -18,6 +18,7 @@ mod failure;
 mod file;
 mod first_open;
 mod lane;
+mod location;
 mod outcome;
 mod request;
 mod statements;
@@ -28,8 +29,6 @@ pub(crate) use request::Alone;
 pub(crate) use statements::in_savepoint;
 
 use std::fmt;
-use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -57,6 +56,7 @@ use super::{
     WorkflowFilter, WorkflowRecord, WorkflowStatus,
 };
 use lane::Lane;
+use location::{check_parent_directory, location};
 use outcome::Reply;
 use request::{BoxFuture, Closure, Request};
 use writer::Writer;
@@ -257,21 +257,6 @@ where
     conn.transaction(work).await
 }
 
-/// Refuses a path whose directory is missing up front: SQLite would only say "unable to open
-/// database file", which does not tell the user what is wrong.
-fn check_parent_directory(file: &Path) -> Result<(), sqlx::Error> {
-    let Some(parent) = file.parent() else {
-        return Ok(());
-    };
-    if parent.as_os_str().is_empty() || parent.is_dir() {
-        return Ok(());
-    }
-    Err(sqlx::Error::InvalidArgument(format!(
-        "directory {} does not exist",
-        parent.display()
-    )))
-}
-
 impl Dialect for Sqlite {
     const INSERTION_ORDER: &'static str = "rowid";
     const LOCK_ROW: &'static str = "";
@@ -321,17 +306,6 @@ impl Columns for SqliteRow {
     fn bytes(&self, table: &'static str, column: &str) -> Result<Vec<u8>, StoreError> {
         get(self, table, column)
     }
-}
-
-/// The connection options of `sqlite://path`, `sqlite:path` or a plain file path.
-fn location(url_or_path: &str) -> Result<SqliteConnectOptions, StoreError> {
-    if !url_or_path.starts_with("sqlite:") {
-        return Ok(SqliteConnectOptions::new().filename(url_or_path));
-    }
-    SqliteConnectOptions::from_str(url_or_path).map_err(|source| StoreError::Open {
-        url: url_or_path.to_owned(),
-        source: source.into(),
-    })
 }
 
 /// Writes become requests to the writer task; reads run on the read pool.
