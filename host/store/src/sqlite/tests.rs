@@ -98,20 +98,25 @@ async fn concurrent_steps_share_commits() {
 #[tokio::test]
 async fn a_failing_request_does_not_sink_its_batch() {
     let (_dir, store) = open_temp(Durability::Process).await;
-    let store = Arc::new(store);
+    // Without the lane, which would commit the steps that find the writer's queue empty.
+    let store = Arc::new(store.without_lane());
     store
         .insert_workflow(&new_workflow("wf"))
         .await
         .expect("insert");
     store.record_step(&step("wf", 0)).await.expect("record");
     let before = store.commits();
-    // Spawned together on this single-threaded runtime, they queue up and share a batch.
+    // Spawned together on this single-threaded runtime, they all queue their steps before
+    // this task runs again, and the held writer takes them as one batch.
+    let hold = store.hold_writer().await;
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let store = Arc::clone(&store);
             tokio::spawn(async move { store.record_step(&step("wf", i % 10)).await })
         })
         .collect();
+    tokio::task::yield_now().await;
+    drop(hold);
     let mut duplicates = 0;
     for task in tasks {
         match task.await.expect("task") {
