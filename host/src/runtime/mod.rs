@@ -227,10 +227,15 @@ impl Runtime {
         if runs_before_written(&request) {
             let (new, _) = self.shared.admit(component, request, true)?;
             let unwritten = Unwritten::new(new, now_ms());
-            let id = unwritten.id().to_string();
-            return drive::drive(&self.shared, Begin::Unwritten(unwritten))
-                .await
-                .map_err(|cause| RuntimeError::unfinished(&id, cause));
+            let driven = drive::drive(&self.shared, Begin::Unwritten(unwritten.clone())).await;
+            // A workflow whose row was never written is not stored: its error is the start's.
+            return driven.map_err(|cause| {
+                if unwritten.is_written() {
+                    RuntimeError::unfinished(unwritten.id(), cause)
+                } else {
+                    cause
+                }
+            });
         }
         let inserted = self.shared.submit(component, request, true).await?;
         let id = inserted.record.id.clone();

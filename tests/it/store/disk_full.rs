@@ -105,6 +105,16 @@ async fn serve_answers_201_only_for_workflows_on_disk() {
 /// 8 KiB config value, kept in the workflow's row, makes its start write more than the 7 WAL
 /// frames the smallest limit leaves room for, however few indexes the row touches.
 fn run_limited(db: &Path, cache: &Path, id: &str, limit: Option<u64>) -> std::process::Output {
+    run_limited_as(db, cache, Some(id), limit)
+}
+
+/// [`run_limited`], with a generated id when `id` is `None`.
+fn run_limited_as(
+    db: &Path,
+    cache: &Path,
+    id: Option<&str>,
+    limit: Option<u64>,
+) -> std::process::Output {
     let mut command = match limit {
         Some(bytes) => {
             let mut prlimit = Command::new("prlimit");
@@ -119,13 +129,41 @@ fn run_limited(db: &Path, cache: &Path, id: &str, limit: Option<u64>) -> std::pr
     command
         .arg("run")
         .arg(guest(FIB))
-        .args(["fib", "5", "--id", id, "--config"])
+        .args(["fib", "5"])
+        .args(id.map(|id| ["--id", id]).into_iter().flatten())
+        .arg("--config")
         .arg(format!("padding={}", "x".repeat(8192)))
         .arg("--database")
         .arg(db)
         .env("REPRISE_CACHE_DIR", cache)
         .output()
         .expect("spawn reprise run")
+}
+
+/// A run with a generated id writes its row at its first durable call: refused there, nothing
+/// is stored, and the error says the start failed, not that a stored workflow stays PENDING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_refused_before_its_row_is_written_stores_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cache = dir.path().join("cache");
+    let db = dir.path().join("run.db");
+    let first = run_limited(&db, &cache, "seed", None);
+    assert!(first.status.success(), "{first:?}");
+    open(&db).await.close().await;
+
+    let out = run_limited_as(&db, &cache, None, Some(32 * 1024));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot write the database"), "{stderr}");
+    assert!(!stderr.contains("is stored"), "{stderr}");
+    let store = open(&db).await;
+    let listed = store
+        .list_workflows(&Default::default())
+        .await
+        .expect("list");
+    store.close().await;
+    let ids: Vec<_> = listed.iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(ids, ["seed"], "only the seed's workflow is stored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
