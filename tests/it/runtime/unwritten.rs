@@ -8,7 +8,7 @@ use crate::common::Harness;
 use reprise_host::grants::Grants;
 use reprise_host::runtime::InstanceOptions;
 use reprise_host::store::Store;
-use reprise_host::{Durability, RuntimeOptions, SqliteStore, WorkflowStatus};
+use reprise_host::{Durability, RuntimeOptions, SqliteStore, WorkflowRecord, WorkflowStatus};
 
 const FIB: &str = "fib";
 
@@ -27,22 +27,26 @@ async fn on_sqlite(options: RuntimeOptions) -> (Harness, Arc<SqliteStore>) {
     (harness, sqlite)
 }
 
-#[tokio::test]
-async fn an_empty_workflow_run_commits_once() {
+/// Runs `workflow` of the fib guest to its end on a fresh SQLite file at `synced`: its final
+/// row and the commits the run made (the component's registration not counted).
+async fn run_counting(workflow: &str, input: &str) -> (Harness, WorkflowRecord, u64) {
     let (harness, sqlite) = on_sqlite(RuntimeOptions::default()).await;
     let component = harness.component(FIB).await;
     let before = sqlite.commits();
     let record = harness
         .runtime
-        .run(&component, "empty", "null", None)
+        .run(&component, workflow, input, None)
         .await
         .expect("run");
     assert_eq!(record.status, WorkflowStatus::Success, "{:?}", record.error);
-    assert_eq!(
-        sqlite.commits() - before,
-        1,
-        "an empty workflow is written once, ended"
-    );
+    let commits = sqlite.commits() - before;
+    (harness, record, commits)
+}
+
+#[tokio::test]
+async fn an_empty_workflow_run_commits_once() {
+    let (harness, record, commits) = run_counting("empty", "null").await;
+    assert_eq!(commits, 1, "an empty workflow is written once, ended");
     let stored = harness.store.get_workflow(&record.id).await.unwrap();
     assert_eq!(stored.as_ref(), Some(&record));
     assert_eq!(
@@ -54,17 +58,9 @@ async fn an_empty_workflow_run_commits_once() {
 
 #[tokio::test]
 async fn a_workflow_with_steps_is_written_before_its_first_step_and_ends_as_before() {
-    let (harness, sqlite) = on_sqlite(RuntimeOptions::default()).await;
-    let component = harness.component(FIB).await;
-    let before = sqlite.commits();
-    let record = harness
-        .runtime
-        .run(&component, "count", "3", None)
-        .await
-        .expect("run");
-    assert_eq!(record.status, WorkflowStatus::Success, "{:?}", record.error);
+    let (harness, record, commits) = run_counting("count", "3").await;
     // The row, three steps, the ending: nothing more, nothing less.
-    assert_eq!(sqlite.commits() - before, 5);
+    assert_eq!(commits, 5);
     let steps = harness.steps(&record.id).await;
     assert_eq!(steps.len(), 3);
     assert!(
