@@ -305,12 +305,7 @@ impl Runtime {
     /// call (a step, sleep or child await). A terminal workflow is left as it is.
     pub async fn cancel(&self, workflow_id: &str) -> Result<WorkflowRecord, RuntimeError> {
         let record = self.shared.store.cancel_workflow(workflow_id).await?;
-        if self.shared.running.cancel(workflow_id) {
-            self.shared
-                .metrics
-                .workflow_finished(WorkflowStatus::Cancelled);
-        }
-        self.shared.completions.complete(workflow_id);
+        self.shared.cancelled(workflow_id);
         Ok(record)
     }
 

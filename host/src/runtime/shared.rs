@@ -21,7 +21,9 @@ use crate::runtime::scheduling::slots::Slots;
 use crate::runtime::waiting::completion::{self, Completions, Waited};
 use crate::runtime::waiting::running::Running;
 use crate::runtime::waiting::signals::Signals;
-use reprise_store::{Inserted, NewWorkflow, Store, StoreError, WorkflowEnd, WorkflowRecord};
+use reprise_store::{
+    Inserted, NewWorkflow, Store, StoreError, WorkflowEnd, WorkflowRecord, WorkflowStatus,
+};
 
 /// How often a parked parent reads its own executor's child as a safety net: the child's end
 /// or cancel wakes it (see [`Shared::wait_for_child`]).
@@ -176,6 +178,16 @@ impl Shared {
         let record = self.store.finish_workflow(id, end, Some(epoch)).await?;
         self.finished(&record);
         Ok(record)
+    }
+
+    /// Tells this process that a cancel of workflow `id` is committed, made here or by another
+    /// process: its execution here stops (counted where it ran: the process that cancelled it
+    /// may be a short CLI), and whoever waits for its end (a parked parent) wakes to see it.
+    pub(crate) fn cancelled(&self, id: &str) {
+        if self.running.cancel(id) {
+            self.metrics.workflow_finished(WorkflowStatus::Cancelled);
+        }
+        self.completions.complete(id);
     }
 
     /// Tells this process that `record`'s ending is committed: its waiters, metrics and events.

@@ -14,7 +14,7 @@ use crate::runtime::drive::{self, Begin, DriveGuard};
 use crate::runtime::error::RuntimeError;
 use crate::runtime::scheduling::delayed::start_due;
 use crate::runtime::shared::Shared;
-use reprise_store::{Store, WorkflowRecord, WorkflowStatus};
+use reprise_store::{Store, WorkflowRecord};
 
 /// Drives workflows for a node's dispatchers, adoption and recovery; cheap to clone.
 #[derive(Clone)]
@@ -165,14 +165,7 @@ impl Dispatch {
     ) -> tokio::task::JoinHandle<()> {
         let running = self.shared.running.clone();
         let (shared, watching) = (self.shared.clone(), self.shared.clone());
-        let cancelled = move |id: &str| {
-            if shared.running.cancel(id) {
-                // Counted here, where it ran: the process that cancelled it may be a short CLI.
-                shared.metrics.workflow_finished(WorkflowStatus::Cancelled);
-            }
-            // A parent parked on it wakes to see how it ended.
-            shared.completions.complete(id);
-        };
+        let cancelled = move |id: &str| shared.cancelled(id);
         let watched = move || watching.completions.any();
         running.spawn_watcher(self.shared.store.clone(), stop, cancelled, watched)
     }

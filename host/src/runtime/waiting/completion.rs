@@ -41,7 +41,7 @@ impl Completions {
 
     /// Whether anyone waits for a workflow's end.
     pub(crate) fn any(&self) -> bool {
-        self.waiters.keys() > 0
+        !self.waiters.is_idle()
     }
 }
 

@@ -95,16 +95,8 @@ impl Parking {
             workflow_id: self.id.clone(),
             topic: topic.to_owned(),
         };
-        // Registered before the read, so a message sent in between still wakes it.
-        let sent = shared.signals.register(&change, &shared.store);
-        let waiting = shared.store.has_message(&self.id, topic).await;
-        if !matches!(waiting, Ok(false)) {
-            return;
-        }
-        tokio::select! {
-            _ = sent => {}
-            _ = sleep_until_ms(deadline) => {}
-        }
+        let there = async { !matches!(shared.store.has_message(&self.id, topic).await, Ok(false)) };
+        change_or_deadline(shared, change, there, deadline).await;
     }
 }
 
@@ -114,13 +106,24 @@ async fn event(shared: &Shared, workflow_id: &str, key: &str, deadline: u64) {
         workflow_id: workflow_id.to_owned(),
         key: key.to_owned(),
     };
-    let set = shared.signals.register(&change, &shared.store);
-    let event = shared.store.get_event(workflow_id, key).await;
-    if !matches!(event, Ok(None)) {
+    let there = async { !matches!(shared.store.get_event(workflow_id, key).await, Ok(None)) };
+    change_or_deadline(shared, change, there, deadline).await;
+}
+
+/// Waits for `change` until `deadline`, unless `there` says it is there already (or could not
+/// tell). `there` is read after the wait is registered, so a write in between still wakes it.
+async fn change_or_deadline(
+    shared: &Shared,
+    change: Change,
+    there: impl std::future::Future<Output = bool>,
+    deadline: u64,
+) {
+    let changed = shared.signals.register(&change, &shared.store);
+    if there.await {
         return;
     }
     tokio::select! {
-        _ = set => {}
+        _ = changed => {}
         _ = sleep_until_ms(deadline) => {}
     }
 }

@@ -67,6 +67,7 @@ impl<K: Hash + Eq + Clone> Waiters<K> {
     }
 
     /// How many keys have waiters (or had, until the next sweep).
+    #[cfg(test)]
     pub(crate) fn keys(&self) -> usize {
         self.waiters().len()
     }
