@@ -45,6 +45,21 @@ macro_rules! step_columns {
 }
 pub(super) use step_columns;
 
+/// One step's insert, only while its workflow has the execution's epoch (`$9`): what
+/// [`Dialect::record_step`] runs, before its row lock and `RETURNING`, and SQLite's step lane
+/// runs as it is.
+macro_rules! insert_step {
+    () => {
+        concat!(
+            "INSERT INTO operation_outputs (",
+            $crate::shared::step_columns!(),
+            ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, epoch, $10, $11 FROM workflow_status \
+             WHERE workflow_id = $1 AND ($9 IS NULL OR epoch = $9)"
+        )
+    };
+}
+pub(super) use insert_step;
+
 /// The columns a new workflow's row is written with, in the order [`Dialect::insert_workflow`]
 /// and SQLite's batched insert bind them.
 macro_rules! insert_columns {
@@ -406,12 +421,7 @@ where
         // An execution's step goes in only while its workflow has the execution's epoch. The
         // row is share-locked (Postgres), so an adoption waits for this commit and then reads
         // the step, or commits first and this write finds the new epoch.
-        let mut insert = QueryBuilder::<Self>::new(concat!(
-            "INSERT INTO operation_outputs (",
-            step_columns!(),
-            ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, epoch, $10, $11 FROM workflow_status \
-             WHERE workflow_id = $1 AND ($9 IS NULL OR epoch = $9)"
-        ));
+        let mut insert = QueryBuilder::<Self>::new(insert_step!());
         insert.push(Self::SHARE_ROW).push(" RETURNING function_id");
         let result = insert
             .build()

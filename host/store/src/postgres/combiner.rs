@@ -304,8 +304,8 @@ async fn finish_all(conn: &mut PgConnection, mut finishes: Vec<FinishJob>) -> BT
     }
     let mut queues = BTreeSet::new();
     for finish in finishes {
-        let result = match ended.get(&finish.workflow_id) {
-            Some(record) => Ok(record.clone()),
+        let result = match ended.remove(&finish.workflow_id) {
+            Some(record) => Ok(record),
             None => {
                 Postgres::finish_workflow(conn, &finish.workflow_id, &finish.end, finish.epoch)
                     .await

@@ -25,22 +25,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, named_params};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::Mutex;
 
 use super::Durability;
 use super::file::{Committed, FileIdentity};
 use crate::StoreError;
-use crate::shared::step_columns;
+use crate::shared::insert_step;
 use crate::written::StepRow;
 
 /// The insert the writer's path runs for one step (`Dialect::record_step`), without
 /// `RETURNING`: a row count of 0 says what an empty `RETURNING` says there.
-const INSERT_STEP: &str = concat!(
-    "INSERT INTO operation_outputs (",
-    step_columns!(),
-    ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, epoch, $10, $11 FROM workflow_status \
-     WHERE workflow_id = $1 AND ($9 IS NULL OR epoch = $9)"
-);
+const INSERT_STEP: &str = insert_step!();
 
 /// The lane's connection, or `None` until it is (re)opened; whoever holds the mutex may write.
 pub(super) type Turn = Arc<Mutex<Option<Connection>>>;
@@ -134,11 +129,7 @@ impl Lane {
     }
 
     /// Runs the insert on the lane's connection, opening it first if need be; the row count.
-    fn insert(
-        &self,
-        turn: &mut MutexGuard<'_, Option<Connection>>,
-        step: &StepRow,
-    ) -> rusqlite::Result<usize> {
+    fn insert(&self, turn: &mut Taken<'_>, step: &StepRow) -> rusqlite::Result<usize> {
         if turn.is_none() {
             **turn = Some(self.open()?);
         }
